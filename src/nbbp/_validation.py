@@ -1,0 +1,120 @@
+"""Input checks shared by the public API. Each error names the argument, what was expected and
+what was received; nothing here mutates its inputs."""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_choice(value, choices, name):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}; got {value!r}")
+    return value
+
+
+def check_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+    return dt
+
+
+def check_positive_number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number; got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def per_layer(value, n_layers, name):
+    """Expand a single value to one per layer, or check a list has one per layer."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_layers:
+            raise ValueError(f"{name} must be one value or a list of {n_layers} (one per layer); "
+                             f"got a list of {len(value)}")
+        return list(value)
+    return [value] * n_layers
+
+
+def _numeric_array(data, name):
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be a numeric array; could not convert it: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array (bool, int or float); got dtype {arr.dtype}")
+    return arr
+
+
+def _check_finite(arr, name, original_dtype):
+    if not np.isfinite(arr).all():
+        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
+        raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
+
+
+def as_inputs(X, n_features, dtype, name="X"):
+    """X as a C-contiguous (n_samples, n_features) array of ``dtype`` with finite values."""
+    arr = _numeric_array(X, name)
+    if arr.ndim != 2:
+        hint = " (use X.reshape(1, -1) for one sample)" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D, (n_samples, {n_features}); got shape {arr.shape}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features per sample; this network takes "
+                         f"{n_features} (sizes[0])")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr.dtype)
+    return out
+
+
+def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
+    """y as a C-contiguous (n_samples, n_out) array of ``dtype``.
+
+    cross_entropy takes integer labels in [0, n_out) (shape (n_samples,)), turned into one-hot
+    rows, or probability rows (n_samples, n_out). log_loss takes 0/1 targets; squared_error any
+    finite values. A 1-D y is accepted for a single output.
+    """
+    arr = _numeric_array(y, name)
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D; got shape {arr.shape}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
+    _check_finite(arr, name, arr.dtype)
+
+    if loss == "cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} as class labels must be whole numbers; got {arr[arr != np.round(arr)][0]!r}")
+        bad = (arr < 0) | (arr >= n_out)
+        if bad.any():
+            raise ValueError(f"{name} has class label {arr[bad][0]!r} out of range: cross_entropy "
+                             f"with {n_out} outputs takes labels 0..{n_out - 1}")
+        Y = np.zeros((n_samples, n_out), dtype=dtype)
+        Y[np.arange(n_samples), arr.astype(np.intp)] = 1
+        return Y
+
+    if arr.ndim == 1:
+        if n_out != 1:
+            expected = "integer labels (n_samples,) or " if loss == "cross_entropy" else ""
+            raise ValueError(f"{name} must be {expected}(n_samples, {n_out}); got shape {arr.shape}")
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_out:
+        raise ValueError(f"{name} must have {n_out} columns, one per output neuron; got shape {arr.shape}")
+    if loss == "log_loss" and not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(f"{name} for log_loss must hold only 0 and 1; got {arr[(arr != 0) & (arr != 1)][0]!r}")
+    if loss == "cross_entropy":
+        if (arr < 0).any() or not np.allclose(arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0, atol=1e-6):
+            raise ValueError(f"{name} rows for cross_entropy must be one-hot or probabilities "
+                             "(non-negative, summing to 1)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr.dtype)
+    return out

@@ -1,0 +1,87 @@
+"""Losses J(o, y) for one sample and dJ/do_i; E is the mean of J over the batch.
+
+The matched pairs (sigmoid with log_loss, softmax with cross_entropy) are evaluated from the
+logits z, so an output of exactly 0 or 1 still gives a finite loss. Other pairs clip o to
+[eps, 1 - eps] with eps the dtype's machine epsilon.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._jit import helper, kernel
+from .activations import SIGMOID, SOFTMAX
+
+SQUARED_ERROR, LOG_LOSS, CROSS_ENTROPY = range(3)
+
+LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "cross_entropy": CROSS_ENTROPY}
+
+# Output activations each loss accepts: log_loss and cross_entropy need outputs in (0, 1).
+VALID_OUTPUTS = {
+    "squared_error": ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"),
+    "log_loss": ("sigmoid", "softmax"),
+    "cross_entropy": ("softmax", "sigmoid"),
+}
+
+
+@helper
+def _clip(o, eps):
+    return min(max(o, eps), 1 - eps)
+
+
+@helper
+def sample_loss(z, o, y, out_code, loss_code, eps):
+    """J for one sample: rows z, o, y of length n_out."""
+    n = o.shape[0]
+    J = 0.0
+    if loss_code == SQUARED_ERROR:
+        for i in range(n):
+            J += 0.5 * (o[i] - y[i]) ** 2
+    elif loss_code == LOG_LOSS:
+        if out_code == SIGMOID:
+            # -y log s(z) - (1 - y) log(1 - s(z)) = max(z, 0) - z y + log(1 + exp(-|z|))
+            for i in range(n):
+                J += max(z[i], 0.0) - z[i] * y[i] + np.log1p(np.exp(-abs(z[i])))
+        else:
+            for i in range(n):
+                o_c = _clip(o[i], eps)
+                J -= y[i] * np.log(o_c) + (1 - y[i]) * np.log(1 - o_c)
+    else:
+        if out_code == SOFTMAX:
+            # -sum_i y_i log softmax(z)_i = sum_i y_i (logsumexp(z) - z_i)
+            z_max = z[0]
+            for i in range(1, n):
+                z_max = max(z_max, z[i])
+            total = 0.0
+            for i in range(n):
+                total += np.exp(z[i] - z_max)
+            lse = z_max + np.log(total)
+            for i in range(n):
+                J += y[i] * (lse - z[i])
+        else:
+            for i in range(n):
+                J -= y[i] * np.log(_clip(o[i], eps))
+    return J
+
+
+@helper
+def loss_derivative(o, y, loss_code, eps, g):
+    """g_i = dJ/do_i for one sample, written into g."""
+    n = o.shape[0]
+    for i in range(n):
+        if loss_code == SQUARED_ERROR:
+            g[i] = o[i] - y[i]
+        elif loss_code == LOG_LOSS:
+            o_c = _clip(o[i], eps)
+            g[i] = (o_c - y[i]) / (o_c * (1 - o_c))
+        else:
+            g[i] = -y[i] / _clip(o[i], eps)
+
+
+@kernel
+def sample_losses(Z, O, Y, out_code, loss_code, eps, J):
+    """J_k = J(o_k, y_k) for every sample k; E = mean_k J_k.
+
+    Z, O, Y: (n_samples, n_out); J: (n_samples,), written in place. Parallel over samples k.
+    """
+    for k in prange(O.shape[0]):
+        J[k] = sample_loss(Z[k], O[k], Y[k], out_code, loss_code, eps)

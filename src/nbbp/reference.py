@@ -1,0 +1,162 @@
+"""Backpropagation in plain, vectorised NumPy: the oracle that nbbp's kernels are tested against.
+
+Written for reading, and sharing no code with the compiled kernels (an oracle that reuses the
+code it checks checks nothing). Shapes follow the kernels: a batch is (n_samples, n) with one
+sample per row, and ``W[i, j]`` (shape (n_out, n_in)) connects neuron j of layer l-1 to neuron i
+of layer l.
+
+Conventions shared with the kernels by specification, not by code:
+
+- sigmoid is evaluated through exp(-|z|), softmax subtracts the row maximum;
+- leaky_relu has slope 0.01, and relu'(0) = leaky_relu'(0) - 0.01 = 0;
+- sigmoid with log_loss and softmax with cross_entropy are evaluated from the logits z;
+  every other pair clips o to [eps, 1 - eps], eps the dtype's machine epsilon.
+"""
+
+import numpy as np
+
+LEAKY_RELU_SLOPE = 0.01
+MATCHED_PAIRS = {("identity", "squared_error"), ("sigmoid", "log_loss"), ("softmax", "cross_entropy")}
+
+
+def sigmoid(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def activation(name, z):
+    """a = f(z) for a batch z of shape (n_samples, n)."""
+    if name == "identity":
+        return z.copy()
+    if name == "sigmoid":
+        return sigmoid(z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.where(z > 0, z, 0).astype(z.dtype)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, LEAKY_RELU_SLOPE * z).astype(z.dtype)
+    if name == "softmax":
+        return softmax(z)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_derivative(name, z, a):
+    """f'(z) element-wise, given z and a = f(z). Softmax has a Jacobian instead: see output_delta."""
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "sigmoid":
+        return a * (1 - a)
+    if name == "tanh":
+        return 1 - a**2
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1, LEAKY_RELU_SLOPE).astype(z.dtype)
+    raise ValueError(f"no element-wise derivative for activation {name!r}")
+
+
+def forward(weights, biases, X, activations):
+    """z(l) = a(l-1) W(l)^T + b(l), a(l) = f_l(z(l)) for every layer.
+
+    Returns (zs, activations_out): zs[l] is z of layer l+1, and activations_out[0] is X itself,
+    activations_out[l + 1] the output of layer l+1.
+    """
+    zs, a_list = [], [X]
+    for W, b, name in zip(weights, biases, activations):
+        z = a_list[-1] @ W.T
+        if b is not None:
+            z = z + b
+        zs.append(z)
+        a_list.append(activation(name, z))
+    return zs, a_list
+
+
+def _clipped(o):
+    eps = np.finfo(o.dtype).eps
+    return np.clip(o, eps, 1 - eps)
+
+
+def sample_losses(z, o, y, output, loss):
+    """J for every sample, shape (n_samples,)."""
+    if loss == "squared_error":
+        return 0.5 * np.sum((o - y) ** 2, axis=1)
+    if loss == "log_loss":
+        if output == "sigmoid":
+            return np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), axis=1)
+        oc = _clipped(o)
+        return -np.sum(y * np.log(oc) + (1 - y) * np.log(1 - oc), axis=1)
+    if loss == "cross_entropy":
+        if output == "softmax":
+            z_max = z.max(axis=1, keepdims=True)
+            log_sum_exp = z_max + np.log(np.sum(np.exp(z - z_max), axis=1, keepdims=True))
+            return np.sum(y * (log_sum_exp - z), axis=1)
+        return -np.sum(y * np.log(_clipped(o)), axis=1)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def loss(z, o, y, output, loss_name):
+    """E = mean over samples of J."""
+    return float(np.mean(sample_losses(z, o, y, output, loss_name)))
+
+
+def loss_derivative(o, y, loss):
+    """dJ/do element-wise."""
+    if loss == "squared_error":
+        return o - y
+    if loss == "log_loss":
+        oc = _clipped(o)
+        return (oc - y) / (oc * (1 - oc))
+    if loss == "cross_entropy":
+        return -y / _clipped(o)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def output_delta(z, o, y, output, loss):
+    """delta = dJ/dz at the output layer."""
+    if (output, loss) in MATCHED_PAIRS:
+        return o - y
+    g = loss_derivative(o, y, loss)
+    if output == "softmax":
+        # Jacobian of softmax: do_m/dz_i = o_m (1[m = i] - o_i)
+        return o * (g - np.sum(g * o, axis=1, keepdims=True))
+    return activation_derivative(output, z, o) * g
+
+
+def hidden_delta(delta_next, W_next, z, a, name):
+    """The delta rule: delta(l) = f'(z(l)) * (delta(l+1) W(l+1))."""
+    return activation_derivative(name, z, a) * (delta_next @ W_next)
+
+
+def gradients(delta, a_prev, mask=None):
+    """dE/dW = delta^T a_prev / n (0 where mask is 0) and dE/db = mean of delta."""
+    n = delta.shape[0]
+    dW = delta.T @ a_prev / n
+    if mask is not None:
+        dW = np.where(mask == 0, 0, dW).astype(dW.dtype)
+    return dW, delta.mean(axis=0)
+
+
+def backprop(weights, biases, masks, X, Y, activations, loss):
+    """Gradients of E for every layer: (list of dW, list of db, None where there is no bias)."""
+    zs, a_list = forward(weights, biases, X, activations)
+    L = len(weights)
+    delta = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
+    dWs, dbs = [None] * L, [None] * L
+    for l in reversed(range(L)):
+        mask = None if masks is None else masks[l]
+        dWs[l], db = gradients(delta, a_list[l], mask)
+        dbs[l] = db if biases[l] is not None else None
+        if l > 0:
+            delta = hidden_delta(delta, weights[l], zs[l - 1], a_list[l], activations[l - 1])
+    return dWs, dbs
+
+
+def sgd_update(param, grad, learning_rate):
+    """w <- w - alpha g. Returns the new array."""
+    return param - learning_rate * grad
