@@ -1,0 +1,57 @@
+"""Shared tolerances, seeds and problem builders for the nbbp tests."""
+
+import numpy as np
+import pytest
+
+import nbbp
+
+# Kernels against the NumPy reference (issue: rtol 1e-12 in float64, 1e-5 in float32). The atol
+# covers entries that are a cancellation to ~0, where a relative bound means nothing.
+TOLERANCES = {
+    np.float64: dict(rtol=1e-12, atol=1e-14),
+    np.float32: dict(rtol=1e-5, atol=1e-6),
+}
+DTYPES = [np.float64, np.float32]
+
+HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+OUTPUTS = HIDDEN + ["softmax"]
+# Every valid (output, loss) pair: log_loss and cross_entropy need outputs in (0, 1).
+OUTPUT_LOSS_PAIRS = (
+    [(o, "squared_error") for o in OUTPUTS]
+    + [("sigmoid", "log_loss"), ("softmax", "log_loss")]
+    + [("softmax", "cross_entropy"), ("sigmoid", "cross_entropy")]
+)
+# (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
+# a batch of one sample.
+LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (4, 33, 65)]
+
+
+def tol(dtype):
+    return TOLERANCES[np.dtype(dtype).type]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261122)
+
+
+def random_targets(rng, n, n_out, loss, dtype):
+    """Targets valid for ``loss``: probability rows for cross_entropy, 0/1 for log_loss."""
+    if loss == "cross_entropy":
+        p = rng.uniform(0.1, 1.0, size=(n, n_out))
+        return (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+    if loss == "log_loss":
+        return rng.integers(0, 2, size=(n, n_out)).astype(dtype)
+    return rng.normal(size=(n, n_out)).astype(dtype)
+
+
+def worked_example_network():
+    """R. Yehoshua's 2-3-2-1 example: sigmoid everywhere, log_loss, masks and bias switches."""
+    net = nbbp.Network([2, 3, 2, 1], activation="sigmoid", output="sigmoid", loss="log_loss",
+                       masks=[[[1, 1], [1, 1], [0, 1]], [[1, 1, 0], [1, 1, 1]], None],
+                       bias=[True, False, False], dtype=np.float64)
+    net.weights[0][...] = [[0.5, 0.0], [-0.2, 0.0], [0.0, 0.0]]
+    net.biases[0][...] = [0.3, 0.7, -0.1]
+    net.weights[1][...] = [[-0.5, 0.4, 0.0], [0.3, 0.6, 0.4]]
+    net.weights[2][...] = [[0.5, 0.7]]
+    return net
