@@ -30,6 +30,12 @@ def tol(dtype):
     return TOLERANCES[np.dtype(dtype).type]
 
 
+@pytest.fixture(params=["serial", "parallel"])
+def variant(request):
+    """Which compiled variant of a kernel a test calls: both must equal the reference."""
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)

@@ -74,7 +74,7 @@ def activate_row(z, code, a):
             a[i] = activate(z[i], code)
 
 
-@kernel
+@kernel(work=lambda Z, code, A: Z.size)
 def activation_forward(Z, code, A):
     """a_ki = f(z_ki) for every sample k (softmax: over the row k).
 
@@ -84,7 +84,7 @@ def activation_forward(Z, code, A):
         activate_row(Z[k], code, A[k])
 
 
-@kernel
+@kernel(work=lambda Z, A, code, D: Z.size)
 def activation_derivative(Z, A, code, D):
     """d_ki = f'(z_ki), from z and a = f(z), for every code but SOFTMAX.
 

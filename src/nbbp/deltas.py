@@ -16,7 +16,7 @@ def _is_matched(out_code, loss_code):
     )
 
 
-@kernel
+@kernel(work=lambda Z, *_: Z.size)
 def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
     """delta_ki = dJ/dz_ki: o_ki - y_ki for a matched pair, else f'(z_ki) dJ/do_ki, or for
     softmax sum_m dJ/do_km do_km/dz_ki = o_ki (g_ki - sum_m g_km o_km).
@@ -42,7 +42,7 @@ def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
                     delta[k, i] *= derivative(Z[k, i], O[k, i], out_code)
 
 
-@kernel
+@kernel(work=lambda delta_next, W_next, *_: delta_next.shape[0] * W_next.size)
 def hidden_delta(delta_next, W_next, Z, A, code, delta):
     """delta_kj = f'(z_kj) sum_i w_ij delta_next_ki (the delta rule).
 

@@ -6,7 +6,7 @@ from ._jit import kernel
 from .activations import activate_row
 
 
-@kernel
+@kernel(work=lambda A_prev, W, *_: A_prev.shape[0] * W.size)
 def forward_layer(A_prev, W, b, has_bias, code, Z, A):
     """z_ki = sum_j w_ij a_kj + b_i, then a_k = f(z_k), for every sample k.
 

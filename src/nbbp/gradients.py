@@ -5,7 +5,7 @@ from numba import prange
 from ._jit import kernel
 
 
-@kernel
+@kernel(work=lambda delta, A_prev, *_: delta.shape[1] * A_prev.size)
 def weight_gradients(delta, A_prev, mask, has_mask, dW, db, has_bias):
     """dW_ij = (1/n) sum_k delta_ki a_kj, 0 where mask_ij == 0; db_i = (1/n) sum_k delta_ki.
 

@@ -77,7 +77,7 @@ def loss_derivative(o, y, loss_code, eps, g):
             g[i] = -y[i] / _clip(o[i], eps)
 
 
-@kernel
+@kernel(work=lambda Z, *_: Z.size)
 def sample_losses(Z, O, Y, out_code, loss_code, eps, J):
     """J_k = J(o_k, y_k) for every sample k; E = mean_k J_k.
 

@@ -5,7 +5,7 @@ from numba import prange
 from ._jit import kernel
 
 
-@kernel
+@kernel(work=lambda param, *_: param.shape[0])
 def sgd_update(param, grad, learning_rate):
     """w_p <- w_p - alpha g_p for every parameter p of a flat (raveled) array.
 

@@ -1,0 +1,58 @@
+"""Output and hidden deltas equal the reference, for every output/loss pair and activation."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, HIDDEN, LAYER_SHAPES, OUTPUT_LOSS_PAIRS, random_targets, tol
+from numpy.testing import assert_allclose
+
+from nbbp import reference
+from nbbp.activations import ACTIVATIONS
+from nbbp.deltas import hidden_delta, output_delta
+from nbbp.losses import LOSSES
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output, loss", OUTPUT_LOSS_PAIRS)
+@pytest.mark.parametrize("n_samples, _, n_out", LAYER_SHAPES)
+def test_output_delta_equals_reference(rng, variant, n_samples, _, n_out, output, loss, dtype):
+    Z = rng.normal(size=(n_samples, n_out)).astype(dtype)
+    O = reference.activation(output, Z)
+    Y = random_targets(rng, n_samples, n_out, loss, dtype)
+    delta = np.empty_like(Z)
+    eps = dtype(np.finfo(dtype).eps)
+    getattr(output_delta, variant)(Z, O, Y, ACTIVATIONS[output], LOSSES[loss], eps, delta)
+    assert_allclose(delta, reference.output_delta(Z, O, Y, output, loss), **tol(dtype))
+
+
+@pytest.mark.parametrize("output, loss", [("softmax", "cross_entropy"), ("sigmoid", "log_loss"),
+                                          ("identity", "squared_error")])
+def test_matched_pairs_give_o_minus_y(rng, output, loss):
+    Z = 50 * rng.normal(size=(7, 4))  # saturated outputs: o - y must still be exact
+    O = reference.activation(output, Z)
+    Y = random_targets(rng, 7, 4, loss, np.float64)
+    delta = np.empty_like(Z)
+    output_delta(Z, O, Y, ACTIVATIONS[output], LOSSES[loss], np.finfo(np.float64).eps, delta)
+    assert_allclose(delta, O - Y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", HIDDEN)
+@pytest.mark.parametrize("n_samples, n_hidden, n_next", LAYER_SHAPES)
+def test_hidden_delta_equals_reference(rng, variant, n_samples, n_hidden, n_next, name, dtype):
+    delta_next = rng.normal(size=(n_samples, n_next)).astype(dtype)
+    W_next = rng.normal(size=(n_next, n_hidden)).astype(dtype)
+    Z = rng.normal(size=(n_samples, n_hidden)).astype(dtype)
+    A = reference.activation(name, Z)
+    delta = np.empty_like(Z)
+    getattr(hidden_delta, variant)(delta_next, W_next, Z, A, ACTIVATIONS[name], delta)
+    assert_allclose(delta, reference.hidden_delta(delta_next, W_next, Z, A, name), **tol(dtype))
+
+
+def test_hidden_delta_by_hand():
+    # delta_j = f'(z_j) sum_i w_ij delta_i with identity f: [1*0.5 + 3*(-1), 2*0.5 + 4*(-1)]
+    delta_next = np.array([[0.5, -1.0]])
+    W_next = np.array([[1.0, 2.0], [3.0, 4.0]])
+    Z = np.zeros((1, 2))
+    delta = np.empty((1, 2))
+    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta)
+    assert_allclose(delta, [[-2.5, -3.0]], rtol=0, atol=0)

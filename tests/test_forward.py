@@ -1,0 +1,38 @@
+"""The forward kernel equals the reference: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, LAYER_SHAPES, OUTPUTS, tol
+from numpy.testing import assert_allclose
+
+from nbbp import reference
+from nbbp.activations import ACTIVATIONS
+from nbbp.forward import forward_layer
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("has_bias", [True, False])
+@pytest.mark.parametrize("name", OUTPUTS)
+@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES)
+def test_forward_layer_equals_reference(rng, variant, n_samples, n_in, n_out, name, has_bias, dtype):
+    A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
+    W = rng.normal(size=(n_out, n_in)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype) if has_bias else np.zeros(0, dtype)
+    Z = np.empty((n_samples, n_out), dtype)
+    A = np.empty_like(Z)
+    getattr(forward_layer, variant)(A_prev, W, b, has_bias, ACTIVATIONS[name], Z, A)
+    zs, a_list = reference.forward([W], [b if has_bias else None], A_prev, [name])
+    assert_allclose(Z, zs[0], **tol(dtype))
+    assert_allclose(A, a_list[1], **tol(dtype))
+
+
+def test_forward_layer_by_hand():
+    # z = [1*1 + 2*(-1) + 0.5, 3*1 + 4*(-1) - 1] = [-0.5, -2]; tanh applied after.
+    A_prev = np.array([[1.0, -1.0]])
+    W = np.array([[1.0, 2.0], [3.0, 4.0]])
+    b = np.array([0.5, -1.0])
+    Z = np.empty((1, 2))
+    A = np.empty((1, 2))
+    forward_layer(A_prev, W, b, True, ACTIVATIONS["tanh"], Z, A)
+    assert_allclose(Z, [[-0.5, -2.0]], rtol=0, atol=0)
+    assert_allclose(A, np.tanh([[-0.5, -2.0]]), rtol=1e-15)

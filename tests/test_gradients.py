@@ -1,0 +1,41 @@
+"""Gradient kernel equals the reference: dE/dw_ij = mean_k delta_ki a_kj, dE/db_i = mean_k delta_ki."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, LAYER_SHAPES, tol
+from numpy.testing import assert_allclose, assert_array_equal
+
+from nbbp import reference
+from nbbp.gradients import weight_gradients
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("has_bias", [True, False])
+@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES)
+def test_weight_gradients_equal_reference(rng, variant, n_samples, n_in, n_out, has_bias, masked, dtype):
+    delta = rng.normal(size=(n_samples, n_out)).astype(dtype)
+    A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
+    mask = rng.integers(0, 2, size=(n_out, n_in)).astype(dtype) if masked else np.zeros((0, 0), dtype)
+    dW = np.full((n_out, n_in), np.nan, dtype)
+    db = np.full(n_out, np.nan, dtype)
+    getattr(weight_gradients, variant)(delta, A_prev, mask, masked, dW, db, has_bias)
+    dW_ref, db_ref = reference.gradients(delta, A_prev, mask if masked else None)
+    assert_allclose(dW, dW_ref, **tol(dtype))
+    if masked:
+        assert_array_equal(dW[mask == 0], 0)
+    if has_bias:
+        assert_allclose(db, db_ref, **tol(dtype))
+    else:
+        assert np.isnan(db).all()  # untouched when the layer has no bias
+
+
+def test_weight_gradients_by_hand():
+    # Two samples: dW = (d1 a1^T + d2 a2^T) / 2 = ([[1*2, 1*3]] + [[-3*1, -3*0]]) / 2
+    delta = np.array([[1.0], [-3.0]])
+    A_prev = np.array([[2.0, 3.0], [1.0, 0.0]])
+    dW = np.empty((1, 2))
+    db = np.empty(1)
+    weight_gradients(delta, A_prev, np.zeros((0, 0)), False, dW, db, True)
+    assert_array_equal(dW, [[-0.5, 1.5]])
+    assert_array_equal(db, [-1.0])
