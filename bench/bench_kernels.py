@@ -57,6 +57,7 @@ class LayerKernels:
 
     def time_gradients(self, shape, lib, dtype, threads):
         if lib == "nbbp":
-            weight_gradients(self.delta, self.A_prev, self.no_mask, False, self.dW, self.db, True)
+            weight_gradients(self.delta, self.A_prev, self.W, self.W.dtype.type(0), self.no_mask, False,
+                             self.dW, self.db, True)
         else:
             reference.gradients(self.delta, self.A_prev)

@@ -15,11 +15,12 @@ def check_choice(value, choices, name):
 
 
 def check_dtype(dtype):
+    # np.dtype(None) is float64, and a dtype compares equal to None: test identity first.
     try:
-        dt = np.dtype(dtype)
-    except TypeError:
+        dt = None if dtype is None else np.dtype(dtype)
+    except (TypeError, ValueError):
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or not any(dt == valid for valid in FLOAT_DTYPES):
         raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
     return dt
 
@@ -30,6 +31,15 @@ def check_positive_number(value, name):
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
     return float(value)
+
+
+def as_scalar(value, dtype, name):
+    """``value`` in ``dtype``, refusing one that overflows it (1e39 is inf in float32)."""
+    with np.errstate(over="ignore"):
+        out = dtype.type(value)
+    if not np.isfinite(out):
+        raise ValueError(f"{name}={value!r} is too large for a {dtype} network")
+    return out
 
 
 def per_layer(value, n_layers, name):
@@ -92,10 +102,10 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
 
     if loss == "cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} as class labels must be whole numbers; got {arr[arr != np.round(arr)][0]!r}")
+            raise ValueError(f"{name} as class labels must be whole numbers; got {arr[arr != np.round(arr)][0].item()!r}")
         bad = (arr < 0) | (arr >= n_out)
         if bad.any():
-            raise ValueError(f"{name} has class label {arr[bad][0]!r} out of range: cross_entropy "
+            raise ValueError(f"{name} has class label {arr[bad][0].item()!r} out of range: cross_entropy "
                              f"with {n_out} outputs takes labels 0..{n_out - 1}")
         Y = np.zeros((n_samples, n_out), dtype=dtype)
         Y[np.arange(n_samples), arr.astype(np.intp)] = 1
@@ -109,7 +119,7 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     if arr.shape[1] != n_out:
         raise ValueError(f"{name} must have {n_out} columns, one per output neuron; got shape {arr.shape}")
     if loss == "log_loss" and not np.all((arr == 0) | (arr == 1)):
-        raise ValueError(f"{name} for log_loss must hold only 0 and 1; got {arr[(arr != 0) & (arr != 1)][0]!r}")
+        raise ValueError(f"{name} for log_loss must hold only 0 and 1; got {arr[(arr != 0) & (arr != 1)][0].item()!r}")
     if loss == "cross_entropy":
         if (arr < 0).any() or not np.allclose(arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0, atol=1e-6):
             raise ValueError(f"{name} rows for cross_entropy must be one-hot or probabilities "

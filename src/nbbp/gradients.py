@@ -1,4 +1,5 @@
-"""Gradients of E: dE/dw_ij = mean_k delta_ki a_kj and dE/db_i = mean_k delta_ki."""
+"""Gradients of E: dE/dw_ij = mean_k delta_ki a_kj (+ lambda w_ij with l2) and
+dE/db_i = mean_k delta_ki."""
 
 from numba import prange
 
@@ -6,12 +7,13 @@ from ._jit import kernel
 
 
 @kernel(work=lambda delta, A_prev, *_: delta.shape[1] * A_prev.size)
-def weight_gradients(delta, A_prev, mask, has_mask, dW, db, has_bias):
-    """dW_ij = (1/n) sum_k delta_ki a_kj, 0 where mask_ij == 0; db_i = (1/n) sum_k delta_ki.
+def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias):
+    """dW_ij = (1/n) sum_k delta_ki a_kj + l2 w_ij, 0 where mask_ij == 0; db_i = (1/n) sum_k delta_ki.
 
-    delta: (n, n_out); A_prev: (n, n_in); mask: (n_out, n_in) (read only if ``has_mask``).
+    delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over neurons i,
     so each gradient has one owner and the k-sum order does not depend on the thread count.
+    Biases are not penalised.
     """
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
@@ -28,6 +30,6 @@ def weight_gradients(delta, A_prev, mask, has_mask, dW, db, has_bias):
             if has_mask and mask[i, j] == 0:
                 dW[i, j] = 0
             else:
-                dW[i, j] /= n_samples
+                dW[i, j] = dW[i, j] / n_samples + l2 * W[i, j]
         if has_bias:
             db[i] = db_i / n_samples

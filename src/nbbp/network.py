@@ -1,6 +1,8 @@
 """The public ``Network``: validates input once, owns the parameters, and calls the kernels."""
 
+import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -9,9 +11,11 @@ from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .deltas import hidden_delta, output_delta
 from .forward import forward_layer
 from .gradients import weight_gradients
+from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
-from .updates import sgd_update
+from .optimizers import get_optimizer, sgd_update
+from .training import CODE, N_OUT, train_epoch
 
 
 class Network:
@@ -34,7 +38,7 @@ class Network:
         "xavier", "xavier_normal", "he" or "he_normal". None picks He when every hidden
         activation is relu-like, Xavier otherwise.
     seed : int or None, default 0
-        Seed of the network's ``np.random.default_rng``.
+        Seed of the network's ``np.random.default_rng`` (initial weights, shuffling, splits).
     dtype : float32 or float64, default float64
         Precision of parameters, buffers and outputs.
     masks : None or list of (array or None)
@@ -90,20 +94,34 @@ class Network:
         self.dtype = dtype
         self.rng = rng
         self.masks = tuple(masks)
-        self._weights = []
-        self._biases = []
+        codes = [ACTIVATIONS[a] for a in self.activation + (output,)]
+
+        # One flat parameter vector: W(l) row-major, then b(l) where the layer has a bias.
+        layout = np.zeros((n_layers, 6), dtype=np.int64)
+        offset = 0
         for l in range(n_layers):
-            W = initial_weights(rng, sizes[l + 1], sizes[l], init, dtype)
+            n_in, n_out = sizes[l], sizes[l + 1]
+            w_off = offset
+            offset += n_in * n_out
+            b_off = offset if bias[l] else -1
+            offset += n_out if bias[l] else 0
+            layout[l] = (n_in, n_out, w_off, b_off, codes[l], masks[l] is not None)
+        self._layout = layout
+        self._theta = np.zeros(offset, dtype=dtype)
+        self._mask_theta = np.ones(offset, dtype=dtype)
+        self._weights, self._biases = self._views(self._theta)
+        for l, (W, M) in enumerate(zip(self._weights, self._views(self._mask_theta)[0])):
+            W[...] = initial_weights(rng, sizes[l + 1], sizes[l], init, dtype)
             if masks[l] is not None:
+                M[...] = masks[l]
                 W[masks[l] == 0] = 0
-            self._weights.append(W)
-            self._biases.append(np.zeros(sizes[l + 1], dtype=dtype) if bias[l] else None)
-        self._codes = tuple(ACTIVATIONS[a] for a in self.activation + (output,))
+        self._masked = np.flatnonzero(self._mask_theta == 0)
         self._loss_code = LOSSES[loss]
         self._eps = dtype.type(np.finfo(dtype).eps)
-        self._no_bias = np.zeros(0, dtype=dtype)
         self._no_mask = np.zeros((0, 0), dtype=dtype)
-        self._masked = [None if m is None else np.flatnonzero(m == 0) for m in masks]
+        self._optimizer = None
+        self._opt_state = np.zeros((0, offset), dtype=dtype)
+        self._opt_steps = 0
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -118,6 +136,16 @@ class Network:
     def n_layers(self):
         """Number of weight layers (len(sizes) - 1)."""
         return len(self.sizes) - 1
+
+    @property
+    def n_parameters(self):
+        """Number of trainable parameters, masked weights included."""
+        return self._theta.size
+
+    @property
+    def optimizer(self):
+        """The optimizer whose state the network holds (after fit or partial_fit), or None."""
+        return self._optimizer
 
     def __repr__(self):
         return (f"Network(sizes={list(self.sizes)}, activation={list(self.activation)}, "
@@ -158,11 +186,11 @@ class Network:
             Shapes as ``weights`` and ``biases``; db is None where a layer has no bias.
         """
         X, Y = self._inputs_and_targets(X, y)
-        dWs, dbs, _ = self._backprop(X, Y)
-        return dWs, [db if b is not None else None for db, b in zip(dbs, self._biases)]
+        grad, _ = self._backprop(X, Y)
+        return self._views(grad)
 
     def step(self, X, y, learning_rate):
-        """One gradient-descent update on this batch: w <- w - alpha dE/dw.
+        """One plain gradient-descent update on this batch: w <- w - alpha dE/dw.
 
         Returns
         -------
@@ -170,16 +198,123 @@ class Network:
             E on this batch before the update.
         """
         learning_rate = check.check_positive_number(learning_rate, "learning_rate")
+        alpha = check.as_scalar(learning_rate, self.dtype, "learning_rate")
         X, Y = self._inputs_and_targets(X, y)
-        dWs, dbs, E = self._backprop(X, Y)
-        alpha = self.dtype.type(learning_rate)
-        for W, dW, b, db in zip(self._weights, dWs, self._biases, dbs):
-            sgd_update(W.reshape(-1), dW.reshape(-1), alpha)
-            if b is not None:
-                sgd_update(b, db, alpha)
+        grad, E = self._backprop(X, Y)
+        sgd_update(self._theta, grad, alpha)
         return E
 
+    def fit(self, X, y, epochs=10, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
+            shuffle=True, validation_data=None, validation_fraction=None, early_stopping=False,
+            patience=None, verbose=False, callback=None):
+        """Train by mini-batch gradient descent; each epoch runs in one compiled call.
+
+        Parameters
+        ----------
+        X, y : array_like
+            Training data, as for ``loss``.
+        epochs : int, default 10
+        batch_size : int or None, default 32
+            None is batch gradient descent, 1 stochastic, k mini-batch. The last partial batch is
+            used. A batch_size larger than the data set is clipped, with a warning.
+        learning_rate : float, default 0.01
+        optimizer : str or Optimizer, default "sgd"
+            "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", or an ``nbbp.SGD``,
+            ``nbbp.AdaGrad``, ``nbbp.RMSProp`` or ``nbbp.Adam``. Its state starts fresh.
+        l2 : float, default 0.0
+            Adds l2/2 sum ||W||^2 to E (biases are not penalised).
+        shuffle : bool, default True
+            Shuffle the samples every epoch with the network's seeded generator.
+        validation_data : (X_val, y_val) or None
+        validation_fraction : float in (0, 1) or None
+            Hold out this fraction of (X, y), chosen by the network's generator, for validation.
+        early_stopping : bool, default False
+            Stop when the validation loss has not improved for ``patience`` epochs and restore
+            the best weights. Uses validation_fraction=0.1 when no validation is given.
+        patience : int or None
+            Epochs without improvement before stopping (default 10). Giving it turns early
+            stopping on, and needs validation data.
+        verbose : bool, default False
+            Print one line per epoch.
+        callback : callable or None
+            ``callback(epoch, history)`` after every epoch; returning False stops training.
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        DivergenceError
+            The loss or a parameter became NaN or inf; the network keeps the weights of the last
+            finite epoch.
+        """
+        epochs = self._check_count(epochs, "epochs")
+        opt = get_optimizer(optimizer)
+        plan = self._plan(X, y, batch_size, learning_rate, l2, validation_data,
+                          validation_fraction, early_stopping, patience, callback)
+        self._optimizer = opt
+        self._opt_state = np.zeros((opt.n_state, self._theta.size), dtype=self.dtype)
+        self._opt_steps = 0
+        return self._train(plan, epochs, shuffle, verbose)
+
+    def partial_fit(self, X, y, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
+                    shuffle=True):
+        """One epoch of training that keeps the optimizer state (velocity, Adam's m, v and t)
+        from the previous ``partial_fit`` or ``fit``. A different optimizer starts fresh state.
+
+        Returns
+        -------
+        History
+            The one epoch.
+        """
+        opt = get_optimizer(optimizer)
+        plan = self._plan(X, y, batch_size, learning_rate, l2, None, None, False, None, None)
+        if opt != self._optimizer:
+            self._optimizer = opt
+            self._opt_state = np.zeros((opt.n_state, self._theta.size), dtype=self.dtype)
+            self._opt_steps = 0
+        return self._train(plan, 1, shuffle, False)
+
+    def predict(self, X):
+        """Class labels for cross_entropy (argmax), 0/1 for log_loss (o >= 0.5), values for
+        squared_error. A single-output network gives shape (n_samples,)."""
+        O = self.forward(X)
+        if self.loss_name == "cross_entropy":
+            return np.argmax(O, axis=1)
+        if self.loss_name == "log_loss":
+            O = (O >= 0.5).astype(np.int64)
+        return O[:, 0] if O.shape[1] == 1 else O
+
+    def predict_proba(self, X):
+        """Output probabilities, (n_samples, sizes[-1]), for cross_entropy and log_loss."""
+        if self.loss_name == "squared_error":
+            raise ValueError("predict_proba needs a classification loss ('cross_entropy' or "
+                             "'log_loss'); this network uses 'squared_error'")
+        return self.forward(X)
+
+    def score(self, X, y):
+        """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
+        (averaged over outputs)."""
+        X, Y = self._inputs_and_targets(X, y)
+        _, a_list = self._forward(X)
+        return self._score(a_list[-1], Y)
+
+    def save(self, path):
+        """Write the network to one ``.npz`` file (no pickle), atomically: see ``nbbp.load``."""
+        from .persistence import save
+
+        save(self, path)
+
     # ----------------------------------------------------------------------------- internals
+    def _views(self, flat):
+        """Per-layer (weights, biases) views into a flat vector laid out like theta."""
+        weights, biases = [], []
+        for n_in, n_out, w_off, b_off, _, _ in self._layout:
+            weights.append(flat[w_off:w_off + n_in * n_out].reshape(n_out, n_in))
+            biases.append(flat[b_off:b_off + n_out] if b_off >= 0 else None)
+        return weights, biases
+
     def _forward(self, X):
         n = X.shape[0]
         zs, a_list = [], [X]
@@ -187,41 +322,183 @@ class Network:
             Z = np.empty((n, self.sizes[l + 1]), dtype=self.dtype)
             A = np.empty_like(Z)
             b = self._biases[l]
-            forward_layer(a_list[-1], self._weights[l], self._no_bias if b is None else b,
-                          b is not None, self._codes[l], Z, A)
+            forward_layer(a_list[-1], self._weights[l], self._theta[:0] if b is None else b,
+                          b is not None, self._layout[l, CODE], Z, A)
             zs.append(Z)
             a_list.append(A)
         return zs, a_list
 
     def _loss(self, Z, O, Y):
         J = np.empty(Z.shape[0], dtype=np.float64)
-        sample_losses(Z, O, Y, self._codes[-1], self._loss_code, self._eps, J)
+        sample_losses(Z, O, Y, self._layout[-1, CODE], self._loss_code, self._eps, J)
         return float(J.mean())
 
+    def _score(self, O, Y):
+        if self.loss_name == "cross_entropy":
+            return float(np.mean(np.argmax(O, axis=1) == np.argmax(Y, axis=1)))
+        if self.loss_name == "log_loss":
+            return float(np.mean(np.all((O >= 0.5) == (Y == 1), axis=1)))
+        residual = np.sum((Y - O) ** 2, axis=0, dtype=np.float64)
+        total = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
+        return float(np.mean(r2))
+
     def _backprop(self, X, Y):
+        """(flat gradient laid out like theta, E) for one batch."""
         zs, a_list = self._forward(X)
         E = self._loss(zs[-1], a_list[-1], Y)
+        grad = np.zeros_like(self._theta)
+        dWs, dbs = self._views(grad)
+        masks = self._views(self._mask_theta)[0]
         delta = np.empty_like(zs[-1])
-        output_delta(zs[-1], a_list[-1], Y, self._codes[-1], self._loss_code, self._eps, delta)
-        dWs, dbs = [None] * self.n_layers, [None] * self.n_layers
+        output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps, delta)
         for l in reversed(range(self.n_layers)):
-            mask = self.masks[l]
-            dWs[l] = np.empty_like(self._weights[l])
-            dbs[l] = np.empty(self.sizes[l + 1], dtype=self.dtype)
-            weight_gradients(delta, a_list[l], self._no_mask if mask is None else mask,
-                             mask is not None, dWs[l], dbs[l], self._biases[l] is not None)
+            has_mask = self.masks[l] is not None
+            weight_gradients(delta, a_list[l], self._weights[l], self.dtype.type(0),
+                             masks[l] if has_mask else self._no_mask, has_mask, dWs[l],
+                             self._theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None)
             if l > 0:
                 delta_prev = np.empty_like(zs[l - 1])
-                hidden_delta(delta, self._weights[l], zs[l - 1], a_list[l], self._codes[l - 1],
-                             delta_prev)
+                hidden_delta(delta, self._weights[l], zs[l - 1], a_list[l],
+                             self._layout[l - 1, CODE], delta_prev)
                 delta = delta_prev
-        return dWs, dbs, E
+        return grad, E
+
+    def _plan(self, X, y, batch_size, learning_rate, l2, validation_data, validation_fraction,
+              early_stopping, patience, callback):
+        """Validate every training argument before anything changes; return what _train needs."""
+        learning_rate = check.check_positive_number(learning_rate, "learning_rate")
+        if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
+        check.as_scalar(learning_rate, self.dtype, "learning_rate")
+        check.as_scalar(l2, self.dtype, "l2")
+        if batch_size is not None:
+            batch_size = self._check_count(batch_size, "batch_size")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable as callback(epoch, history); got {callback!r}")
+        if patience is not None:
+            patience = self._check_count(patience, "patience")
+            if validation_data is None and validation_fraction is None:
+                raise ValueError("patience needs validation data: give validation_data or "
+                                 "validation_fraction")
+            early_stopping = True
+        if not isinstance(early_stopping, (bool, np.bool_)):
+            raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
+        if validation_data is not None and validation_fraction is not None:
+            raise ValueError("give validation_data or validation_fraction, not both")
+        if early_stopping and validation_data is None and validation_fraction is None:
+            validation_fraction = 0.1
+        if validation_fraction is not None:
+            if (isinstance(validation_fraction, bool) or not isinstance(validation_fraction, numbers.Real)
+                    or not 0 < validation_fraction < 1):
+                raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
+
+        X, Y = self._inputs_and_targets(X, y)
+        X_val = Y_val = split_rng = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            X_val = check.as_inputs(validation_data[0], self.sizes[0], self.dtype, "validation X")
+            Y_val = check.as_targets(validation_data[1], X_val.shape[0], self.sizes[-1],
+                                     self.loss_name, self.dtype, "validation y")
+        elif validation_fraction is not None:
+            n_val = int(round(validation_fraction * X.shape[0]))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(f"validation_fraction={validation_fraction} of {X.shape[0]} samples "
+                                 "leaves no validation or no training samples")
+            # Draw from a copy of the generator: a call that fails later must not advance it.
+            split_rng = np.random.Generator(type(self.rng.bit_generator)())
+            split_rng.bit_generator.state = self.rng.bit_generator.state
+            perm = split_rng.permutation(X.shape[0])
+            val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            X, Y, X_val, Y_val = X[train], Y[train], X[val], Y[val]
+
+        n = X.shape[0]
+        if batch_size is None:
+            batch_size = n
+        elif batch_size > n:
+            warnings.warn(f"batch_size={batch_size} is larger than the {n} training samples; "
+                          f"using {n}", UserWarning, stacklevel=3)
+            batch_size = n
+        return dict(X=X, Y=Y, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
+                    learning_rate=learning_rate, l2=float(l2), early_stopping=bool(early_stopping),
+                    patience=10 if patience is None else patience, callback=callback,
+                    split_rng=split_rng)
+
+    def _train(self, plan, epochs, shuffle, verbose):
+        if plan["split_rng"] is not None:
+            self.rng.bit_generator.state = plan["split_rng"].bit_generator.state
+        X, Y, batch_size = plan["X"], plan["Y"], plan["batch_size"]
+        n, L, dt = X.shape[0], self.n_layers, self.dtype.type
+        widths = self._layout[:, N_OUT]
+        # Buffers for one batch of every layer, allocated once per call.
+        x_buf = np.empty(batch_size * self.sizes[0], dtype=self.dtype)
+        y_buf = np.empty(batch_size * self.sizes[-1], dtype=self.dtype)
+        z_buf = np.empty(batch_size * int(widths.sum()), dtype=self.dtype)
+        a_buf, d_buf = np.empty_like(z_buf), np.empty_like(z_buf)
+        J = np.empty(batch_size, dtype=np.float64)
+        grad = np.zeros_like(self._theta)
+        h0, h1, h2 = (dt(h) for h in self._optimizer.hyperparameters())
+        n_batches = math.ceil(n / batch_size)
+        history = History()
+        best = None
+        stale = 0
+        for epoch in range(epochs):
+            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps)
+            grad_norm_sum = np.zeros(L)
+            delta_abs_sum = np.zeros(L)
+            total, steps = train_epoch(
+                X, Y, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
+                self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
+                dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf, z_buf,
+                a_buf, d_buf, J, grad_norm_sum, delta_abs_sum)
+            E = total / n
+            if not (np.isfinite(E) and np.isfinite(self._theta).all()):
+                self._theta[...], self._opt_state[...], self._opt_steps = saved
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
+                    "learning_rate); the network keeps the weights of the last finite epoch",
+                    history)
+            self._opt_steps += steps
+            history.loss.append(E)
+            history.grad_norm.append(grad_norm_sum / n_batches)
+            history.delta_mean.append(delta_abs_sum / (n * widths))
+            line = f"epoch {epoch + 1}/{epochs}  loss {E:.6g}"
+            if plan["X_val"] is not None:
+                zs, a_list = self._forward(plan["X_val"])
+                val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
+                history.val_loss.append(val_loss)
+                history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
+                line += f"  val_loss {val_loss:.6g}  val_score {history.val_score[-1]:.4f}"
+                if plan["early_stopping"]:
+                    # NaN is never an improvement, not even as the first validation loss.
+                    if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
+                        best = (val_loss, epoch, self._theta.copy(), self._opt_state.copy(),
+                                self._opt_steps)
+                        stale = 0
+                    else:
+                        stale += 1
+            if verbose:
+                print(line, flush=True)
+            if plan["early_stopping"] and stale >= plan["patience"]:
+                history.stopped_early = True
+                break
+            if plan["callback"] is not None and plan["callback"](epoch, history) is False:
+                history.stopped_early = epoch + 1 < epochs
+                break
+        if plan["early_stopping"] and best is not None:
+            _, history.best_epoch, theta, state, steps = best
+            self._theta[...], self._opt_state[...], self._opt_steps = theta, state, steps
+        return history
 
     def _check_parameters(self):
-        for l, idx in enumerate(self._masked):
-            if idx is not None and np.any(self._weights[l].reshape(-1)[idx] != 0):
-                raise ValueError(f"weights[{l}] has nonzero entries where masks[{l}] is 0; masked "
-                                 "weights must stay 0")
+        if self._masked.size and np.any(self._theta[self._masked] != 0):
+            layer = next(l for l, W in enumerate(self._views(self._mask_theta)[0])
+                         if np.any(self._weights[l][W == 0] != 0))
+            raise ValueError(f"weights[{layer}] has nonzero entries where masks[{layer}] is 0; "
+                             "masked weights must stay 0")
 
     def _inputs(self, X):
         self._check_parameters()
@@ -231,6 +508,12 @@ class Network:
         X = self._inputs(X)
         Y = check.as_targets(y, X.shape[0], self.sizes[-1], self.loss_name, self.dtype)
         return X, Y
+
+    @staticmethod
+    def _check_count(value, name):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        return int(value)
 
     @staticmethod
     def _check_sizes(sizes):

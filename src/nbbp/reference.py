@@ -133,30 +133,135 @@ def hidden_delta(delta_next, W_next, z, a, name):
     return activation_derivative(name, z, a) * (delta_next @ W_next)
 
 
-def gradients(delta, a_prev, mask=None):
-    """dE/dW = delta^T a_prev / n (0 where mask is 0) and dE/db = mean of delta."""
+def gradients(delta, a_prev, mask=None, W=None, l2=0.0):
+    """dE/dW = delta^T a_prev / n + l2 W (0 where mask is 0) and dE/db = mean of delta."""
     n = delta.shape[0]
     dW = delta.T @ a_prev / n
+    if l2:
+        dW = dW + l2 * W
     if mask is not None:
         dW = np.where(mask == 0, 0, dW).astype(dW.dtype)
     return dW, delta.mean(axis=0)
 
 
-def backprop(weights, biases, masks, X, Y, activations, loss):
-    """Gradients of E for every layer: (list of dW, list of db, None where there is no bias)."""
+def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0):
+    """Gradients of E (+ l2/2 sum ||W||^2) for every layer: (list of dW, list of db, None where
+    there is no bias)."""
     zs, a_list = forward(weights, biases, X, activations)
     L = len(weights)
     delta = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
     dWs, dbs = [None] * L, [None] * L
     for l in reversed(range(L)):
         mask = None if masks is None else masks[l]
-        dWs[l], db = gradients(delta, a_list[l], mask)
+        dWs[l], db = gradients(delta, a_list[l], mask, weights[l], l2)
         dbs[l] = db if biases[l] is not None else None
         if l > 0:
             delta = hidden_delta(delta, weights[l], zs[l - 1], a_list[l], activations[l - 1])
     return dWs, dbs
 
 
+# ------------------------------------------------------------------------------ optimizers
+# Each returns the new parameter array and the new state, as in torch.optim.
+
 def sgd_update(param, grad, learning_rate):
-    """w <- w - alpha g. Returns the new array."""
+    """w <- w - alpha g."""
     return param - learning_rate * grad
+
+
+def momentum_update(param, grad, velocity, learning_rate, momentum, nesterov=False):
+    """v <- mu v + g; w <- w - alpha v, or w - alpha (g + mu v) with nesterov."""
+    velocity = momentum * velocity + grad
+    step = grad + momentum * velocity if nesterov else velocity
+    return param - learning_rate * step, velocity
+
+
+def adagrad_update(param, grad, sum_sq, learning_rate, eps):
+    """s <- s + g^2; w <- w - alpha g / (sqrt(s) + eps)."""
+    sum_sq = sum_sq + grad**2
+    return param - learning_rate * grad / (np.sqrt(sum_sq) + eps), sum_sq
+
+
+def rmsprop_update(param, grad, mean_sq, learning_rate, rho, eps):
+    """s <- rho s + (1 - rho) g^2; w <- w - alpha g / (sqrt(s) + eps)."""
+    mean_sq = rho * mean_sq + (1 - rho) * grad**2
+    return param - learning_rate * grad / (np.sqrt(mean_sq) + eps), mean_sq
+
+
+def adam_update(param, grad, m, v, learning_rate, beta1, beta2, eps, t):
+    """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
+    w <- w - alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad**2
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    return param - learning_rate * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+class _ReferenceOptimizer:
+    """Per-array optimizer state, kept in a dict keyed by the parameter's position."""
+
+    def __init__(self, name, learning_rate, momentum=0.9, rho=0.99, beta1=0.9, beta2=0.999,
+                 eps=None):
+        self.name, self.lr = name, learning_rate
+        self.momentum, self.rho, self.beta1, self.beta2 = momentum, rho, beta1, beta2
+        default_eps = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8}.get(name, 0.0)
+        self.eps = default_eps if eps is None else eps
+        self.state = {}
+        self.t = 0
+
+    def update(self, key, param, grad):
+        if self.name == "sgd":
+            return sgd_update(param, grad, self.lr)
+        if self.name in ("momentum", "nesterov"):
+            v = self.state.get(key, np.zeros_like(param))
+            param, self.state[key] = momentum_update(param, grad, v, self.lr, self.momentum,
+                                                     nesterov=self.name == "nesterov")
+            return param
+        if self.name == "adagrad":
+            s = self.state.get(key, np.zeros_like(param))
+            param, self.state[key] = adagrad_update(param, grad, s, self.lr, self.eps)
+            return param
+        if self.name == "rmsprop":
+            s = self.state.get(key, np.zeros_like(param))
+            param, self.state[key] = rmsprop_update(param, grad, s, self.lr, self.rho, self.eps)
+            return param
+        if self.name == "adam":
+            m, v = self.state.get(key, (np.zeros_like(param), np.zeros_like(param)))
+            param, m, v = adam_update(param, grad, m, v, self.lr, self.beta1, self.beta2, self.eps,
+                                      self.t)
+            self.state[key] = (m, v)
+            return param
+        raise ValueError(f"unknown optimizer {self.name!r}")
+
+
+def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch_size,
+          learning_rate, optimizer="sgd", l2=0.0, orders=None, **hyperparameters):
+    """Mini-batch gradient descent, one batch at a time in Python.
+
+    ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
+    used. ``hyperparameters`` are momentum, rho, beta1, beta2, eps. Returns (weights, biases,
+    epoch losses), where an epoch's loss is the batch losses' mean weighted by batch size, each
+    including l2/2 sum ||W||^2 at the weights that batch saw.
+    """
+    weights = [W.copy() for W in weights]
+    biases = [None if b is None else b.copy() for b in biases]
+    opt = _ReferenceOptimizer(optimizer, learning_rate, **hyperparameters)
+    n = X.shape[0]
+    epoch_losses = []
+    for e in range(epochs):
+        order = np.arange(n) if orders is None else orders[e]
+        total = 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            Xb, Yb = X[rows], Y[rows]
+            zs, a_list = forward(weights, biases, Xb, activations)
+            penalty = 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in weights)
+            total += len(rows) * (loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name) + penalty)
+            dWs, dbs = backprop(weights, biases, masks, Xb, Yb, activations, loss_name, l2)
+            opt.t += 1
+            for l in range(len(weights)):
+                weights[l] = opt.update(("W", l), weights[l], dWs[l])
+                if biases[l] is not None:
+                    biases[l] = opt.update(("b", l), biases[l], dbs[l])
+        epoch_losses.append(total / n)
+    return weights, biases, epoch_losses
