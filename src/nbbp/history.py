@@ -1,0 +1,62 @@
+"""The record of a training run."""
+
+import numpy as np
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or parameter. The network keeps the weights of the
+    last finite epoch; ``history`` holds the epochs recorded before it."""
+
+    def __init__(self, message, history=None):
+        super().__init__(message)
+        self.history = history
+
+
+class History:
+    """Per-epoch record of ``Network.fit``.
+
+    Attributes
+    ----------
+    loss : list of float
+        Training E per epoch: the batch losses' mean weighted by batch size, each with
+        l2/2 sum ||W||^2 at the weights that batch saw.
+    val_loss, val_score : list of float
+        Validation E and score (accuracy, or R^2 for squared_error) per epoch, when validating.
+    grad_norm : list of ndarray
+        Per epoch, for each layer l, the mean over batches of ||dE/dW(l)|| (Frobenius norm).
+    delta_mean : list of ndarray
+        Per epoch, for each layer l, the mean of |delta_i(l)| over samples and neurons. With
+        sigmoid hidden layers (sigmoid' <= 0.25) it shrinks layer by layer towards the input.
+    best_epoch : int or None
+        With early stopping, the epoch (from 0) whose weights the network kept.
+    stopped_early : bool
+        Whether early stopping or a callback ended training before ``epochs``.
+    """
+
+    def __init__(self):
+        self.loss = []
+        self.val_loss = []
+        self.val_score = []
+        self.grad_norm = []
+        self.delta_mean = []
+        self.best_epoch = None
+        self.stopped_early = False
+
+    @property
+    def epochs(self):
+        """Number of epochs recorded."""
+        return len(self.loss)
+
+    def as_arrays(self):
+        """The record as arrays: grad_norm and delta_mean are (epochs, n_layers)."""
+        return {
+            "loss": np.array(self.loss),
+            "val_loss": np.array(self.val_loss),
+            "val_score": np.array(self.val_score),
+            "grad_norm": np.array(self.grad_norm),
+            "delta_mean": np.array(self.delta_mean),
+        }
+
+    def __repr__(self):
+        last = f", last loss {self.loss[-1]:.6g}" if self.loss else ""
+        return f"History({self.epochs} epochs{last})"

@@ -1,0 +1,193 @@
+"""Optimizers: hyperparameter objects, and one per-parameter update kernel for each, following
+the formulas of ``torch.optim`` (g is dE/dw, alpha the learning rate, t the step count from 1).
+
+Every kernel runs over a flat parameter vector in place, parallel over parameters p. A masked
+weight has g = 0 always, so its state stays 0 and the weight stays exactly 0 under each rule.
+"""
+
+import numbers
+
+import numpy as np
+from numba import prange
+
+from ._jit import kernel
+
+SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
+
+
+def _flat_size(param, *_):
+    return param.shape[0]
+
+
+@kernel(work=_flat_size)
+def sgd_update(param, grad, alpha):
+    """w_p <- w_p - alpha g_p."""
+    for p in prange(param.shape[0]):
+        param[p] -= alpha * grad[p]
+
+
+@kernel(work=_flat_size)
+def momentum_update(param, grad, velocity, alpha, mu, nesterov):
+    """v_p <- mu v_p + g_p; w_p <- w_p - alpha v_p, or with nesterov w_p - alpha (g_p + mu v_p)."""
+    for p in prange(param.shape[0]):
+        v = mu * velocity[p] + grad[p]
+        velocity[p] = v
+        if nesterov:
+            param[p] -= alpha * (grad[p] + mu * v)
+        else:
+            param[p] -= alpha * v
+
+
+@kernel(work=_flat_size)
+def adagrad_update(param, grad, sum_sq, alpha, eps):
+    """s_p <- s_p + g_p^2; w_p <- w_p - alpha g_p / (sqrt(s_p) + eps)."""
+    for p in prange(param.shape[0]):
+        g = grad[p]
+        s = sum_sq[p] + g * g
+        sum_sq[p] = s
+        param[p] -= alpha * g / (np.sqrt(s) + eps)
+
+
+@kernel(work=_flat_size)
+def rmsprop_update(param, grad, mean_sq, alpha, rho, eps):
+    """s_p <- rho s_p + (1 - rho) g_p^2; w_p <- w_p - alpha g_p / (sqrt(s_p) + eps)."""
+    for p in prange(param.shape[0]):
+        g = grad[p]
+        s = rho * mean_sq[p] + (1 - rho) * g * g
+        mean_sq[p] = s
+        param[p] -= alpha * g / (np.sqrt(s) + eps)
+
+
+@kernel(work=_flat_size)
+def adam_update(param, grad, m, v, alpha, beta1, beta2, eps, t):
+    """m_p <- b1 m_p + (1 - b1) g_p; v_p <- b2 v_p + (1 - b2) g_p^2;
+    w_p <- w_p - alpha (m_p / (1 - b1^t)) / (sqrt(v_p / (1 - b2^t)) + eps)."""
+    bias1 = 1 - beta1**t
+    bias2 = 1 - beta2**t
+    for p in prange(param.shape[0]):
+        g = grad[p]
+        m_p = beta1 * m[p] + (1 - beta1) * g
+        v_p = beta2 * v[p] + (1 - beta2) * g * g
+        m[p] = m_p
+        v[p] = v_p
+        param[p] -= alpha * (m_p / bias1) / (np.sqrt(v_p / bias2) + eps)
+
+
+# ------------------------------------------------------------------- hyperparameter objects
+def _check_real(value, name, low, high, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}; got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base of the optimizer specs: hyperparameters only. The state (velocity, moments, step
+    count) lives in the Network, shaped like its flat parameter vector."""
+
+    code = None
+    n_state = 0  # arrays of state, each shaped like the parameters
+
+    def hyperparameters(self):
+        """(h0, h1, h2) for the update kernels, in the order the kernel takes them."""
+        raise NotImplementedError
+
+    def __eq__(self, other):
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """SGD with optional (Nesterov) momentum: v <- mu v + g; w <- w - alpha v
+    (nesterov: w <- w - alpha (g + mu v))."""
+
+    def __init__(self, momentum=0.0, nesterov=False):
+        self.momentum = _check_real(momentum, "momentum", 0.0, 1.0, high_open=True)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise ValueError(f"nesterov must be True or False; got {nesterov!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+
+    @property
+    def code(self):
+        if self.momentum == 0:
+            return SGD_CODE
+        return NESTEROV_CODE if self.nesterov else MOMENTUM_CODE
+
+    @property
+    def n_state(self):
+        return 0 if self.momentum == 0 else 1
+
+    def hyperparameters(self):
+        return (self.momentum, 0.0, 0.0)
+
+
+class AdaGrad(Optimizer):
+    """s <- s + g^2; w <- w - alpha g / (sqrt(s) + eps)."""
+
+    code = ADAGRAD_CODE
+    n_state = 1
+
+    def __init__(self, eps=1e-10):
+        self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
+
+    def hyperparameters(self):
+        return (self.eps, 0.0, 0.0)
+
+
+class RMSProp(Optimizer):
+    """s <- rho s + (1 - rho) g^2; w <- w - alpha g / (sqrt(s) + eps)."""
+
+    code = RMSPROP_CODE
+    n_state = 1
+
+    def __init__(self, rho=0.99, eps=1e-8):
+        self.rho = _check_real(rho, "rho", 0.0, 1.0, high_open=True)
+        self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
+
+    def hyperparameters(self):
+        return (self.rho, self.eps, 0.0)
+
+
+class Adam(Optimizer):
+    """m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
+    w <- w - alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+
+    code = ADAM_CODE
+    n_state = 2
+
+    def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.beta1 = _check_real(beta1, "beta1", 0.0, 1.0, high_open=True)
+        self.beta2 = _check_real(beta2, "beta2", 0.0, 1.0, high_open=True)
+        self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
+
+    def hyperparameters(self):
+        return (self.beta1, self.beta2, self.eps)
+
+
+OPTIMIZERS = {
+    "sgd": lambda: SGD(),
+    "momentum": lambda: SGD(momentum=0.9),
+    "nesterov": lambda: SGD(momentum=0.9, nesterov=True),
+    "adagrad": lambda: AdaGrad(),
+    "rmsprop": lambda: RMSProp(),
+    "adam": lambda: Adam(),
+}
+
+
+def get_optimizer(optimizer):
+    """An Optimizer from a name in OPTIMIZERS or an Optimizer instance."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
+        return OPTIMIZERS[optimizer]()
+    raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} or an nbbp optimizer object "
+                     f"(SGD, AdaGrad, RMSProp, Adam); got {optimizer!r}")

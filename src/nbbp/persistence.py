@@ -1,0 +1,135 @@
+"""Saving and loading a Network: one ``.npz`` file, no pickle, written atomically."""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import optimizers
+from .training import HAS_MASK
+
+FORMAT = "nbbp.Network"
+VERSION = 1
+
+
+def save(net, path):
+    """Write ``net`` to ``path`` (an ``.npz`` archive, read back by ``nbbp.load``).
+
+    The file holds the architecture, dtype, parameters, masks, optimizer state and the state of
+    the network's random generator. It is written to a temporary file in the same folder and
+    renamed over ``path``, so a crash mid-write leaves any previous file intact.
+    """
+    path = os.fspath(path)
+    arrays = {
+        "format": np.array(FORMAT),
+        "version": np.array(VERSION),
+        "sizes": np.array(net.sizes, dtype=np.int64),
+        "activation": np.array(net.activation, dtype=np.str_).reshape(-1),
+        "output": np.array(net.output),
+        "loss": np.array(net.loss_name),
+        "init": np.array(net.init),
+        "dtype": np.array(net.dtype.name),
+        "bias": np.array([b is not None for b in net.biases], dtype=bool),
+        "has_mask": np.array([m is not None for m in net.masks], dtype=bool),
+        "theta": net._theta,
+        "mask_theta": net._mask_theta,
+        "rng_state": np.array(json.dumps(net.rng.bit_generator.state)),
+        "optimizer": np.array("" if net.optimizer is None else type(net.optimizer).__name__),
+        "optimizer_args": np.array(json.dumps({} if net.optimizer is None else vars(net.optimizer))),
+        "optimizer_state": net._opt_state,
+        "optimizer_steps": np.array(net._opt_steps, dtype=np.int64),
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".nbbp-", suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _field(data, key, path):
+    if key not in data.files:
+        raise ValueError(f"{path} is not an nbbp model file: it has no {key!r} entry")
+    return data[key]
+
+
+def load(path):
+    """Read a Network written by ``Network.save``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is truncated, corrupted, of another format or of an unknown version.
+    """
+    from .network import Network
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no nbbp model file at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fmt = str(_field(data, "format", path))
+            if fmt != FORMAT:
+                raise ValueError(f"{path} is not an nbbp model file (format {fmt!r})")
+            version = int(_field(data, "version", path))
+            if version != VERSION:
+                raise ValueError(f"{path} has nbbp file version {version}; this nbbp reads "
+                                 f"version {VERSION}")
+            fields = {k: _field(data, k, path) for k in (
+                "sizes", "activation", "output", "loss", "init", "dtype", "bias", "has_mask",
+                "theta", "mask_theta", "rng_state", "optimizer", "optimizer_args",
+                "optimizer_state", "optimizer_steps")}
+    except ValueError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable nbbp model file (truncated or corrupted): "
+                         f"{exc}") from None
+
+    try:
+        sizes = [int(s) for s in fields["sizes"]]
+        n_layers = len(sizes) - 1
+        has_mask = [bool(m) for m in fields["has_mask"]]
+        bias = [bool(b) for b in fields["bias"]]
+        net = Network(sizes, activation=[str(a) for a in fields["activation"]],
+                      output=str(fields["output"]), loss=str(fields["loss"]),
+                      init=str(fields["init"]), seed=None, dtype=str(fields["dtype"]),
+                      bias=bias if len(bias) == n_layers else None)
+        theta, mask_theta = fields["theta"], fields["mask_theta"]
+        if theta.shape != net._theta.shape or mask_theta.shape != net._theta.shape \
+                or theta.dtype != net.dtype or len(has_mask) != n_layers:
+            raise ValueError("its parameters do not match its architecture")
+        if not np.isfinite(theta).all():
+            raise ValueError("its parameters hold NaN or inf")
+        if not np.all((mask_theta == 0) | (mask_theta == 1)):
+            raise ValueError("its masks hold values other than 0 and 1")
+        masks = net._views(mask_theta)[0]
+        net.masks = tuple(np.ascontiguousarray(M) if m else None for M, m in zip(masks, has_mask))
+        net._theta[...] = theta
+        net._mask_theta[...] = mask_theta
+        net._masked = np.flatnonzero(net._mask_theta == 0)
+        net._layout[:, HAS_MASK] = has_mask
+        net._check_parameters()
+        net.rng.bit_generator.state = json.loads(str(fields["rng_state"]))
+        name = str(fields["optimizer"])
+        if name:
+            if name not in ("SGD", "AdaGrad", "RMSProp", "Adam"):
+                raise ValueError(f"unknown optimizer {name!r}")
+            net._optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
+            state = fields["optimizer_state"]
+            if state.shape != (net._optimizer.n_state, net._theta.size) or state.dtype != net.dtype:
+                raise ValueError("its optimizer state does not match its parameters")
+            net._opt_state = np.ascontiguousarray(state)
+            net._opt_steps = int(fields["optimizer_steps"])
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a valid nbbp model file: {exc}") from None
+    return net

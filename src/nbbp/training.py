@@ -1,0 +1,186 @@
+"""One epoch of mini-batch training in one compiled call.
+
+The driver runs serially and calls the layer kernels, each in its serial or parallel variant by
+the amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
+
+Parameters live in one flat vector ``theta``: for each layer l, W(l) row-major, then b(l) if
+the layer has a bias. ``layout[l]`` holds (n_in, n_out, w_offset, b_offset or -1, activation
+code, has_mask). Gradients, masks and optimizer state share that layout, so each optimizer
+updates every parameter in one loop.
+"""
+
+import numpy as np
+
+from ._jit import PARALLEL_MIN_WORK, jit
+from .deltas import hidden_delta, output_delta
+from .forward import forward_layer
+from .gradients import weight_gradients
+from .losses import sample_losses
+from .optimizers import (
+    ADAGRAD_CODE, ADAM_CODE, MOMENTUM_CODE, NESTEROV_CODE, RMSPROP_CODE, SGD_CODE,
+    adagrad_update, adam_update, momentum_update, rmsprop_update, sgd_update,
+)
+
+N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK = range(6)
+
+# Numba resolves module globals, not attributes of Python objects: name each variant.
+_forward_s, _forward_p = forward_layer.serial, forward_layer.parallel
+_output_delta_s, _output_delta_p = output_delta.serial, output_delta.parallel
+_hidden_delta_s, _hidden_delta_p = hidden_delta.serial, hidden_delta.parallel
+_gradients_s, _gradients_p = weight_gradients.serial, weight_gradients.parallel
+_losses_s, _losses_p = sample_losses.serial, sample_losses.parallel
+_sgd_s, _sgd_p = sgd_update.serial, sgd_update.parallel
+_momentum_s, _momentum_p = momentum_update.serial, momentum_update.parallel
+_adagrad_s, _adagrad_p = adagrad_update.serial, adagrad_update.parallel
+_rmsprop_s, _rmsprop_p = rmsprop_update.serial, rmsprop_update.parallel
+_adam_s, _adam_p = adam_update.serial, adam_update.parallel
+
+serial_driver = jit()
+
+
+@serial_driver
+def _layer(theta, layout, l):
+    n_in, n_out, w_off, b_off = layout[l, N_IN], layout[l, N_OUT], layout[l, W_OFF], layout[l, B_OFF]
+    W = theta[w_off:w_off + n_out * n_in].reshape((n_out, n_in))
+    b = theta[b_off:b_off + n_out] if b_off >= 0 else theta[0:0]
+    return W, b
+
+
+@serial_driver
+def _rows(buffer, offset, n_rows, width):
+    return buffer[offset:offset + n_rows * width].reshape((n_rows, width))
+
+
+@serial_driver
+def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
+    """One optimizer update of every parameter; h0..h2 are the optimizer's hyperparameters."""
+    parallel = theta.shape[0] >= PARALLEL_MIN_WORK
+    if opt_code == SGD_CODE:
+        if parallel:
+            _sgd_p(theta, grad, alpha)
+        else:
+            _sgd_s(theta, grad, alpha)
+    elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:
+        nesterov = opt_code == NESTEROV_CODE
+        if parallel:
+            _momentum_p(theta, grad, state[0], alpha, h0, nesterov)
+        else:
+            _momentum_s(theta, grad, state[0], alpha, h0, nesterov)
+    elif opt_code == ADAGRAD_CODE:
+        if parallel:
+            _adagrad_p(theta, grad, state[0], alpha, h0)
+        else:
+            _adagrad_s(theta, grad, state[0], alpha, h0)
+    elif opt_code == RMSPROP_CODE:
+        if parallel:
+            _rmsprop_p(theta, grad, state[0], alpha, h0, h1)
+        else:
+            _rmsprop_s(theta, grad, state[0], alpha, h0, h1)
+    elif opt_code == ADAM_CODE:
+        if parallel:
+            _adam_p(theta, grad, state[0], state[1], alpha, h0, h1, h2, t)
+        else:
+            _adam_s(theta, grad, state[0], state[1], alpha, h0, h1, h2, t)
+
+
+@serial_driver
+def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, eps, l2,
+                opt_code, state, alpha, h0, h1, h2, t0, x_buf, y_buf, z_buf, a_buf, d_buf, J,
+                grad_norm_sum, delta_abs_sum):
+    """Train one epoch over the samples in ``order``, batch by batch, updating theta in place.
+
+    For each batch: gather rows, forward (z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)), output
+    delta, delta rule, gradients (+ l2 w_ij), optimizer step. Buffers hold one batch of every
+    layer. Returns (sum over samples of J + l2/2 sum ||W||^2, number of optimizer steps taken);
+    adds each batch's ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
+    """
+    n_samples, n_features = X.shape
+    n_outputs = Y.shape[1]
+    n_layers = layout.shape[0]
+    total = 0.0
+    t = t0
+    for start in range(0, n_samples, batch_size):
+        nb = min(batch_size, n_samples - start)
+        Xb = _rows(x_buf, 0, nb, n_features)
+        Yb = _rows(y_buf, 0, nb, n_outputs)
+        for r in range(nb):
+            Xb[r, :] = X[order[start + r], :]
+            Yb[r, :] = Y[order[start + r], :]
+
+        # forward pass, layer by layer; layer l's rows start at nb * (sum of earlier widths)
+        A_prev = Xb
+        offset = 0
+        for l in range(n_layers):
+            W, b = _layer(theta, layout, l)
+            n_out = layout[l, N_OUT]
+            Z = _rows(z_buf, offset, nb, n_out)
+            A = _rows(a_buf, offset, nb, n_out)
+            if nb * W.size >= PARALLEL_MIN_WORK:
+                _forward_p(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A)
+            else:
+                _forward_s(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A)
+            A_prev = A
+            offset += nb * n_out
+
+        # loss of this batch, at the weights it saw
+        out_code = layout[n_layers - 1, CODE]
+        offset -= nb * n_outputs
+        Z_out = _rows(z_buf, offset, nb, n_outputs)
+        A_out = _rows(a_buf, offset, nb, n_outputs)
+        Jb = J[:nb]
+        if Z_out.size >= PARALLEL_MIN_WORK:
+            _losses_p(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
+        else:
+            _losses_s(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
+        for r in range(nb):
+            total += Jb[r]
+        if l2 > 0:
+            sum_sq = 0.0
+            for l in range(n_layers):
+                W, _ = _layer(theta, layout, l)
+                for w in W.ravel():
+                    sum_sq += w * w
+            total += nb * 0.5 * l2 * sum_sq
+
+        # backward pass: output delta, then per layer gradients and the delta rule
+        delta = _rows(d_buf, offset, nb, n_outputs)
+        if delta.size >= PARALLEL_MIN_WORK:
+            _output_delta_p(Z_out, A_out, Yb, out_code, loss_code, eps, delta)
+        else:
+            _output_delta_s(Z_out, A_out, Yb, out_code, loss_code, eps, delta)
+        for l in range(n_layers - 1, -1, -1):
+            W, b = _layer(theta, layout, l)
+            dW, db = _layer(grad, layout, l)
+            M, _ = _layer(mask, layout, l)
+            n_in = layout[l, N_IN]
+            if l > 0:
+                prev_offset = offset - nb * n_in
+                A_prev = _rows(a_buf, prev_offset, nb, n_in)
+            else:
+                prev_offset = 0
+                A_prev = Xb
+            if nb * W.size >= PARALLEL_MIN_WORK:
+                _gradients_p(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
+                             layout[l, B_OFF] >= 0)
+            else:
+                _gradients_s(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
+                             layout[l, B_OFF] >= 0)
+            norm_sq = 0.0
+            for g in dW.ravel():
+                norm_sq += g * g
+            grad_norm_sum[l] += np.sqrt(norm_sq)
+            for d in delta.ravel():
+                delta_abs_sum[l] += abs(d)
+            if l > 0:
+                Z_prev = _rows(z_buf, prev_offset, nb, n_in)
+                delta_prev = _rows(d_buf, prev_offset, nb, n_in)
+                if nb * W.size >= PARALLEL_MIN_WORK:
+                    _hidden_delta_p(delta, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev)
+                else:
+                    _hidden_delta_s(delta, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev)
+                delta = delta_prev
+                offset = prev_offset
+
+        t += 1
+        _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t)
+    return total, t - t0

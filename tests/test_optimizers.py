@@ -1,0 +1,116 @@
+"""Optimizer update kernels equal their reference twins (torch.optim formulas), keep masked
+weights at 0, and reject bad hyperparameters."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES, tol
+from numpy.testing import assert_allclose, assert_array_equal
+
+import nbbp
+from nbbp import reference
+from nbbp.optimizers import (
+    adagrad_update, adam_update, get_optimizer, momentum_update, rmsprop_update, sgd_update,
+)
+
+SIZES = [1, 7, 1000, 70_000]  # 70,000 is past the parallel cut-off
+N_STEPS = 4
+
+
+def run_kernel(name, param, grads, lr, dtype, variant):
+    """Apply N_STEPS updates with the nbbp kernel; returns the final parameters."""
+    param = param.copy()
+    s1, s2 = np.zeros_like(param), np.zeros_like(param)
+    f = lambda k: getattr(k, variant)  # noqa: E731
+    for t, g in enumerate(grads, start=1):
+        if name == "sgd":
+            f(sgd_update)(param, g, dtype(lr))
+        elif name in ("momentum", "nesterov"):
+            f(momentum_update)(param, g, s1, dtype(lr), dtype(0.9), name == "nesterov")
+        elif name == "adagrad":
+            f(adagrad_update)(param, g, s1, dtype(lr), dtype(1e-10))
+        elif name == "rmsprop":
+            f(rmsprop_update)(param, g, s1, dtype(lr), dtype(0.99), dtype(1e-8))
+        else:
+            f(adam_update)(param, g, s1, s2, dtype(lr), dtype(0.9), dtype(0.999), dtype(1e-8), t)
+    return param
+
+
+def run_reference(name, param, grads, lr):
+    s1, s2 = np.zeros_like(param), np.zeros_like(param)
+    for t, g in enumerate(grads, start=1):
+        if name == "sgd":
+            param = reference.sgd_update(param, g, lr)
+        elif name in ("momentum", "nesterov"):
+            param, s1 = reference.momentum_update(param, g, s1, lr, 0.9, name == "nesterov")
+        elif name == "adagrad":
+            param, s1 = reference.adagrad_update(param, g, s1, lr, 1e-10)
+        elif name == "rmsprop":
+            param, s1 = reference.rmsprop_update(param, g, s1, lr, 0.99, 1e-8)
+        else:
+            param, s1, s2 = reference.adam_update(param, g, s1, s2, lr, 0.9, 0.999, 1e-8, t)
+    return param
+
+
+OPTIMIZER_NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_update_kernels_equal_reference(rng, variant, name, size, dtype):
+    param = rng.normal(size=size).astype(dtype)
+    grads = [rng.normal(size=size).astype(dtype) for _ in range(N_STEPS)]
+    got = run_kernel(name, param, grads, 0.01, dtype, variant)
+    assert_allclose(got, run_reference(name, param, grads, dtype(0.01)), **tol(dtype))
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_zero_weight_with_zero_gradient_stays_exactly_zero(rng, name):
+    # A masked weight: w = 0 and g = 0 at every step, so every state stays 0 and so does w.
+    param = np.array([0.0, 1.0])
+    grads = [np.array([0.0, rng.normal()]) for _ in range(N_STEPS)]
+    got = run_kernel(name, param, grads, 0.1, np.float64, "serial")
+    assert got[0] == 0.0
+
+
+def test_adam_first_step_by_hand():
+    # t = 1: m_hat = g and v_hat = g^2, so w <- w - alpha g / (|g| + eps) ~ w - alpha sign(g).
+    param = np.array([1.0, 1.0])
+    run = run_kernel("adam", param, [np.array([0.5, -2.0])], 0.1, np.float64, "serial")
+    assert_allclose(run, [0.9, 1.1], rtol=1e-7)
+
+
+def test_momentum_two_steps_by_hand():
+    # v1 = g1 = 1, w1 = 0 - 0.1 * 1 = -0.1; v2 = 0.9 * 1 + 2 = 2.9, w2 = -0.1 - 0.29 = -0.39
+    got = run_kernel("momentum", np.array([0.0]), [np.array([1.0]), np.array([2.0])], 0.1,
+                     np.float64, "serial")
+    assert_allclose(got, [-0.39], rtol=1e-15)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("sgd", nbbp.SGD()), ("momentum", nbbp.SGD(momentum=0.9)),
+    ("nesterov", nbbp.SGD(momentum=0.9, nesterov=True)), ("adagrad", nbbp.AdaGrad()),
+    ("rmsprop", nbbp.RMSProp()), ("adam", nbbp.Adam()),
+])
+def test_names_map_to_the_documented_hyperparameters(name, expected):
+    assert get_optimizer(name) == expected
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nbbp.SGD(momentum=-0.1), "momentum"),
+    (lambda: nbbp.SGD(momentum=1.0), "momentum"),
+    (lambda: nbbp.SGD(momentum=float("nan")), "momentum"),
+    (lambda: nbbp.SGD(nesterov=True), "nesterov"),
+    (lambda: nbbp.SGD(momentum=0.5, nesterov="yes"), "nesterov"),
+    (lambda: nbbp.AdaGrad(eps=0.0), "eps"),
+    (lambda: nbbp.RMSProp(rho=1.0), "rho"),
+    (lambda: nbbp.RMSProp(eps=-1e-8), "eps"),
+    (lambda: nbbp.Adam(beta1=1.0), "beta1"),
+    (lambda: nbbp.Adam(beta2=-0.5), "beta2"),
+    (lambda: nbbp.Adam(eps="small"), "eps"),
+    (lambda: get_optimizer("adamw"), "sgd.*momentum.*nesterov.*adagrad.*rmsprop.*adam"),
+    (lambda: get_optimizer(None), "optimizer must be one of"),
+])
+def test_bad_hyperparameters_are_rejected(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

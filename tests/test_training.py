@@ -1,0 +1,380 @@
+"""fit and partial_fit: the whole-epoch kernel equals the reference training loop, the three
+gradient-descent modes, History, early stopping, divergence, reproducibility, prediction."""
+
+import numba
+import numpy as np
+import pytest
+from conftest import worked_example_network
+from numpy.testing import assert_allclose, assert_array_equal
+
+import nbbp
+from nbbp import reference
+
+OPTIMIZERS = {
+    "sgd": {},
+    "momentum": {"momentum": 0.9},
+    "nesterov": {"momentum": 0.9},
+    "adagrad": {"eps": 1e-10},
+    "rmsprop": {"rho": 0.99, "eps": 1e-8},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+}
+
+
+def snapshot(net):
+    """Everything a failed call must leave untouched."""
+    return (net._theta.copy(), net._opt_state.copy(), net._opt_steps, net.optimizer,
+            net.rng.bit_generator.state)
+
+
+def assert_unchanged(net, before):
+    theta, state, steps, opt, rng_state = before
+    assert_array_equal(net._theta, theta)
+    assert_array_equal(net._opt_state, state)
+    assert net._opt_steps == steps
+    assert net.optimizer == opt
+    assert net.rng.bit_generator.state == rng_state
+
+
+def classification(rng, n=50, n_in=5, n_classes=3):
+    return rng.normal(size=(n, n_in)), rng.integers(0, n_classes, size=n)
+
+
+def reference_run(net, X, y, **kwargs):
+    """reference.train from the network's current parameters."""
+    Y = np.eye(net.sizes[-1])[y] if net.loss_name == "cross_entropy" and y.ndim == 1 else y
+    Y = Y.reshape(len(X), -1)
+    activations = list(net.activation) + [net.output]
+    return reference.train(list(net.weights), list(net.biases), list(net.masks), X, Y,
+                           activations, net.loss_name, **kwargs)
+
+
+# ---------------------------------------------------------------- equivalence with the reference
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_three_epochs_of_each_optimizer_with_l2_equal_reference(rng, name):
+    X, y = classification(rng)
+    mask = rng.integers(0, 2, size=(7, 5))
+    net = nbbp.Network([5, 7, 4, 3], activation=["tanh", "relu"], seed=1, masks=[mask, None, None],
+                       bias=[True, False, True])
+    W_ref, b_ref, losses = reference_run(net, X, y, epochs=3, batch_size=16, learning_rate=0.05,
+                                         optimizer=name, l2=0.01, **OPTIMIZERS[name])
+    history = net.fit(X, y, epochs=3, batch_size=16, learning_rate=0.05, optimizer=name, l2=0.01,
+                      shuffle=False)
+    for l in range(net.n_layers):
+        assert_allclose(net.weights[l], W_ref[l], rtol=1e-10, atol=1e-10)
+        if b_ref[l] is not None:
+            assert_allclose(net.biases[l], b_ref[l], rtol=1e-10, atol=1e-10)
+    assert_array_equal(net.weights[0][mask == 0], 0)  # masked weights stay exactly 0
+    assert_allclose(history.loss, losses, rtol=1e-10)
+    assert net._opt_steps == 3 * 4  # 50 samples in batches of 16: the last partial batch is used
+
+
+@pytest.mark.parametrize("batch_size, steps_per_epoch", [(None, 1), (1, 10), (4, 3)])
+def test_batch_stochastic_and_minibatch_equal_reference_step_for_step(rng, batch_size, steps_per_epoch):
+    X = rng.normal(size=(10, 3))
+    y = rng.normal(size=(10, 2))
+    net = nbbp.Network([3, 6, 2], activation="sigmoid", output="identity", loss="squared_error")
+    manual = nbbp.Network([3, 6, 2], activation="sigmoid", output="identity", loss="squared_error")
+    seen = []
+    net.fit(X, y, epochs=2, batch_size=batch_size, learning_rate=0.1, shuffle=False,
+            callback=lambda epoch, h: seen.append(net._theta.copy()))
+    size = 10 if batch_size is None else batch_size
+    for epoch in range(2):
+        # the same steps, one Network.step per batch
+        for start in range(0, 10, size):
+            manual.step(X[start:start + size], y[start:start + size], 0.1)
+        assert_allclose(seen[epoch], manual._theta, rtol=1e-12, atol=1e-15)
+        W_ref, b_ref, _ = reference_run(
+            nbbp.Network([3, 6, 2], activation="sigmoid", output="identity", loss="squared_error"),
+            X, y, epochs=epoch + 1, batch_size=size, learning_rate=0.1)
+        assert_allclose(net.weights[0] if epoch == 1 else seen[0][:18].reshape(6, 3), W_ref[0],
+                        rtol=1e-12, atol=1e-15)
+    assert net._opt_steps == 2 * steps_per_epoch
+
+
+def test_shuffled_epochs_follow_the_networks_generator(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 8, 3], seed=7)
+    orders_rng = np.random.Generator(np.random.PCG64())
+    orders_rng.bit_generator.state = net.rng.bit_generator.state
+    orders = [orders_rng.permutation(len(X)) for _ in range(2)]
+    W_ref, _, _ = reference_run(net, X, y, epochs=2, batch_size=8, learning_rate=0.1, orders=orders)
+    net.fit(X, y, epochs=2, batch_size=8, learning_rate=0.1, shuffle=True)
+    assert_allclose(net.weights[1], W_ref[1], rtol=1e-10, atol=1e-12)
+
+
+def test_large_batch_is_clipped_with_a_warning(rng):
+    X, y = classification(rng, n=12)
+    net = nbbp.Network([5, 4, 3])
+    with pytest.warns(UserWarning, match="batch_size=100 is larger than the 12 training samples"):
+        net.fit(X, y, epochs=1, batch_size=100)
+    assert net._opt_steps == 1
+
+
+# ---------------------------------------------------------------------------- reproducibility
+def train_twice(threads, dtype):
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(300, 64)), rng.integers(0, 10, size=300)
+    results = []
+    saved = numba.get_num_threads()
+    try:
+        numba.set_num_threads(threads)
+        for _ in range(2):
+            net = nbbp.Network([64, 300, 101, 10], seed=3, dtype=dtype)
+            h = net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.05, optimizer="adam",
+                        validation_fraction=0.2)
+            results.append((net._theta.copy(), h.as_arrays()))
+    finally:
+        numba.set_num_threads(saved)
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads(dtype):
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 threads")
+    runs = train_twice(1, dtype) + train_twice(2, dtype)
+    theta0, hist0 = runs[0]
+    for theta, hist in runs[1:]:
+        assert_array_equal(theta, theta0)
+        for key in hist0:
+            assert_array_equal(hist[key], hist0[key])
+
+
+def test_different_seeds_give_different_runs(rng):
+    X, y = classification(rng)
+    a, b = nbbp.Network([5, 8, 3], seed=1), nbbp.Network([5, 8, 3], seed=2)
+    a.fit(X, y, epochs=1)
+    b.fit(X, y, epochs=1)
+    assert not np.array_equal(a._theta, b._theta)
+
+
+# ------------------------------------------------------------------------------- partial_fit
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_partial_fit_twice_equals_fit_for_two_epochs(rng, optimizer):
+    X, y = classification(rng)
+    a, b = nbbp.Network([5, 8, 3]), nbbp.Network([5, 8, 3])
+    a.fit(X, y, epochs=2, batch_size=8, learning_rate=0.05, optimizer=optimizer, shuffle=False)
+    for _ in range(2):
+        b.partial_fit(X, y, batch_size=8, learning_rate=0.05, optimizer=optimizer, shuffle=False)
+    assert_array_equal(a._theta, b._theta)
+    assert_array_equal(a._opt_state, b._opt_state)
+    assert a._opt_steps == b._opt_steps == 2 * 7
+
+
+def test_partial_fit_with_another_optimizer_starts_fresh_state(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 8, 3])
+    net.partial_fit(X, y, optimizer="adam")
+    net.partial_fit(X, y, optimizer="momentum")
+    assert net.optimizer == nbbp.SGD(momentum=0.9)
+    assert net._opt_steps == 2  # one epoch of 50 samples in batches of 32, counted afresh
+
+
+# ----------------------------------------------------------------------------------- History
+def test_history_records_every_epoch(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 8, 6, 3])
+    h = net.fit(X, y, epochs=4, validation_data=classification(rng, n=20))
+    arrays = h.as_arrays()
+    assert h.epochs == 4 and len(h.val_loss) == 4 and len(h.val_score) == 4
+    assert arrays["grad_norm"].shape == arrays["delta_mean"].shape == (4, 3)
+    assert np.all(arrays["grad_norm"] > 0) and np.all(arrays["delta_mean"] > 0)
+    assert all(0 <= s <= 1 for s in h.val_score)
+
+
+def test_history_grad_norm_is_the_mean_batch_gradient_norm(rng):
+    X, y = classification(rng, n=16)
+    net = nbbp.Network([5, 4, 3])
+    probe = nbbp.Network([5, 4, 3])
+    dWs, _ = probe.gradients(X[:8], y[:8])
+    first = [np.linalg.norm(dW) for dW in dWs]
+    probe.step(X[:8], y[:8], 0.1)
+    dWs, _ = probe.gradients(X[8:], y[8:])
+    second = [np.linalg.norm(dW) for dW in dWs]
+    h = net.fit(X, y, epochs=1, batch_size=8, learning_rate=0.1, shuffle=False)
+    assert_allclose(h.grad_norm[0], (np.array(first) + np.array(second)) / 2, rtol=1e-10)
+
+
+def test_history_shows_vanishing_gradients_in_a_deep_sigmoid_network(rng):
+    X, y = classification(rng, n=64, n_in=8)
+    net = nbbp.Network([8] + [16] * 6 + [3], activation="sigmoid")
+    h = net.fit(X, y, epochs=1, batch_size=16, shuffle=False)
+    delta = h.delta_mean[0]
+    # sigmoid' <= 0.25: each layer back towards the input shrinks the deltas
+    assert np.all(np.diff(delta[:-1]) > 0)
+    assert delta[0] < delta[-2] / 50
+
+
+def test_callback_can_stop_training(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3])
+    calls = []
+    h = net.fit(X, y, epochs=10, callback=lambda epoch, hist: calls.append(epoch) or epoch < 2)
+    assert calls == [0, 1, 2] and h.epochs == 3 and h.stopped_early
+
+
+def test_verbose_prints_one_line_per_epoch(rng, capsys):
+    X, y = classification(rng)
+    nbbp.Network([5, 4, 3]).fit(X, y, epochs=3, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("epoch 3/3  loss ")
+
+
+def test_quiet_by_default(rng, capsys):
+    X, y = classification(rng)
+    nbbp.Network([5, 4, 3]).fit(X, y, epochs=2)
+    assert capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------------------- early stopping
+def test_early_stopping_restores_the_best_weights(rng):
+    # Random labels: the network memorises the training set and the validation loss rises.
+    X, y = classification(rng, n=40, n_in=10)
+    validation = classification(rng, n=40, n_in=10)
+    net = nbbp.Network([10, 64, 3], seed=0)
+    per_epoch = []
+    h = net.fit(X, y, epochs=200, batch_size=8, learning_rate=0.1, optimizer="momentum",
+                validation_data=validation, patience=5,
+                callback=lambda e, hist: per_epoch.append(net._theta.copy()))
+    best = int(np.argmin(h.val_loss))
+    assert h.stopped_early and h.best_epoch == best
+    assert h.epochs == best + 1 + 5
+    assert_array_equal(net._theta, per_epoch[best])
+    assert net.loss(*validation) == pytest.approx(h.val_loss[best], rel=1e-12)
+
+
+def test_nan_validation_loss_is_never_an_improvement(rng):
+    # Inputs of 1e308 through first-layer weights near 1 overflow every hidden z to inf; the
+    # output logits become inf - inf = NaN, so the validation loss is NaN every epoch.
+    X, y = classification(rng)
+    X_val = np.full((5, 5), 1e308)
+    net = nbbp.Network([5, 4, 3], activation="identity")
+    net.weights[0][...] = 1.0
+    h = net.fit(X, y, epochs=20, validation_data=(X_val, y[:5]), patience=3)
+    assert np.isnan(h.val_loss).all()
+    assert h.best_epoch is None and h.stopped_early and h.epochs == 3
+
+
+def test_early_stopping_without_validation_holds_out_a_tenth(rng):
+    X, y = classification(rng, n=100)
+    h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=2, early_stopping=True)
+    assert len(h.val_loss) == 2
+
+
+# --------------------------------------------------------------------------------- divergence
+def test_divergence_raises_and_keeps_the_last_finite_epoch(rng):
+    X = rng.normal(size=(64, 4)) * 10
+    y = rng.normal(size=(64, 1)) * 100
+    net = nbbp.Network([4, 32, 32, 1], activation="relu", output="identity", loss="squared_error")
+    per_epoch = [net._theta.copy()]
+    with pytest.raises(nbbp.DivergenceError, match="diverged in epoch") as info:
+        net.fit(X, y, epochs=50, batch_size=8, learning_rate=0.5,
+                callback=lambda e, hist: per_epoch.append(net._theta.copy()))
+    assert np.isfinite(net._theta).all()
+    assert_array_equal(net._theta, per_epoch[-1])
+    assert info.value.history.epochs == len(per_epoch) - 1
+
+
+# ---------------------------------------------------------------------------- bad arguments
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"optimizer": "adamw"}, ValueError, r"\['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'\]"),
+    ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
+    ({"batch_size": -4}, ValueError, "batch_size"),
+    ({"batch_size": 2.5}, ValueError, "batch_size"),
+    ({"learning_rate": 0}, ValueError, "learning_rate must be a finite number > 0"),
+    ({"learning_rate": -0.1}, ValueError, "learning_rate"),
+    ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+    ({"l2": -0.1}, ValueError, "l2 must be a finite number >= 0"),
+    ({"epochs": 0}, ValueError, "epochs must be an integer >= 1"),
+    ({"patience": 3}, ValueError, "patience needs validation data"),
+    ({"patience": 0, "validation_fraction": 0.2}, ValueError, "patience must be an integer >= 1"),
+    ({"validation_fraction": 1.5}, ValueError, r"validation_fraction must be in \(0, 1\)"),
+    ({"validation_fraction": 0.2, "validation_data": ([[0] * 5], [0])}, ValueError, "not both"),
+    ({"validation_data": ([[0.0] * 4], [0])}, ValueError, "validation X has 4 features"),
+    ({"validation_data": ([[0.0] * 5], [7])}, ValueError, "validation y has class label 7"),
+    ({"validation_data": ([[np.nan] * 5], [0])}, ValueError, "validation X contains NaN"),
+    ({"validation_data": "nope"}, ValueError, "validation_data must be a pair"),
+    ({"callback": 3}, TypeError, "callback must be callable"),
+    ({"early_stopping": "yes"}, TypeError, "early_stopping must be True or False"),
+])
+def test_bad_fit_arguments_raise_and_change_nothing(rng, kwargs, error, match):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3])
+    net.fit(X, y, epochs=1, optimizer="adam")  # some optimizer state to keep
+    before = snapshot(net)
+    with pytest.raises(error, match=match):
+        net.fit(X, y, **{"epochs": 2, **kwargs})
+    assert_unchanged(net, before)
+
+
+def test_bad_partial_fit_arguments_change_nothing(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3])
+    net.partial_fit(X, y, optimizer="adam")
+    before = snapshot(net)
+    with pytest.raises(ValueError, match="learning_rate"):
+        net.partial_fit(X, y, optimizer="adam", learning_rate=-1)
+    with pytest.raises(ValueError, match="X has 50 samples but y has 3"):
+        net.partial_fit(X, y[:3], optimizer="adam")
+    assert_unchanged(net, before)
+
+
+# ------------------------------------------------------------------------- predict and score
+def test_predict_and_score_for_cross_entropy(rng):
+    X, y = classification(rng, n=200)
+    net = nbbp.Network([5, 16, 3])
+    net.fit(X, y, epochs=30, learning_rate=0.1, optimizer="momentum")
+    proba = net.predict_proba(X)
+    assert_allclose(proba.sum(axis=1), 1, rtol=1e-12)
+    assert_array_equal(net.predict(X), np.argmax(proba, axis=1))
+    assert net.score(X, y) == np.mean(net.predict(X) == y)
+    assert net.score(X, np.eye(3)[y]) == net.score(X, y)
+
+
+def test_predict_and_score_for_log_loss(rng):
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(float)
+    net = nbbp.Network([3, 4, 1], activation="tanh", output="sigmoid", loss="log_loss")
+    net.fit(X, y, epochs=50, learning_rate=0.5)
+    predicted = net.predict(X)
+    assert predicted.shape == (40,)
+    assert_array_equal(predicted, (net.predict_proba(X)[:, 0] >= 0.5).astype(int))
+    assert net.score(X, y) == np.mean(predicted == y) > 0.9
+
+
+def test_predict_and_score_for_squared_error(rng):
+    X = rng.uniform(-1, 1, size=(100, 1))
+    y = np.sin(3 * X[:, 0])
+    net = nbbp.Network([1, 32, 1], activation="tanh", output="identity", loss="squared_error")
+    net.fit(X, y, epochs=300, batch_size=16, learning_rate=0.05, optimizer="adam")
+    predicted = net.predict(X)
+    r2 = 1 - np.sum((y - predicted) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert net.score(X, y) == pytest.approx(r2, rel=1e-12)
+    assert r2 > 0.95
+    with pytest.raises(ValueError, match="predict_proba needs a classification loss"):
+        net.predict_proba(X)
+
+
+# -------------------------------------------------------------------------- float32 end to end
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_float32_training_stays_float32_and_close_to_float64(rng, optimizer):
+    X, y = classification(rng, n=64)
+    runs = {}
+    for dtype in (np.float32, np.float64):
+        net = nbbp.Network([5, 8, 3], dtype=dtype)
+        h = net.fit(X, y, epochs=5, batch_size=16, learning_rate=0.01, optimizer=optimizer,
+                    shuffle=False)
+        assert all(a.dtype == dtype for a in net.weights + net.biases)
+        assert net.forward(X).dtype == dtype
+        runs[dtype] = h.loss
+    assert_allclose(runs[np.float32], runs[np.float64], rtol=1e-4)
+
+
+def test_worked_example_trains_with_masks_and_no_bias():
+    net = worked_example_network()
+    before_masked = [W[net.masks[l] == 0].copy() for l, W in enumerate(net.weights[:2])]
+    net.fit(np.array([[1.0, 0.0]]), np.array([1.0]), epochs=20, batch_size=1, learning_rate=0.5,
+            optimizer="adam", l2=0.1)
+    for l in range(2):
+        assert_array_equal(net.weights[l][net.masks[l] == 0], before_masked[l])
+    assert net.biases[1] is None and net.biases[2] is None
