@@ -17,18 +17,17 @@ def demo(args):
     net = Network([2, 64, 64, 3], activation="relu", output="softmax", loss="cross_entropy",
                   seed=args.seed, dtype=np.float32)
     print(f"nbbp demo: {net!r} on {n_train} spiral points, {args.epochs} epochs of mini-batch SGD "
-          f"(batch {args.batch_size}, learning rate {args.learning_rate})")
+          f"with momentum 0.9 (batch {args.batch_size}, learning rate {args.learning_rate})")
     start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        for lo in range(0, n_train, args.batch_size):
-            net.step(X_train[lo:lo + args.batch_size], y_train[lo:lo + args.batch_size],
-                     args.learning_rate)
-        if epoch % max(1, args.epochs // 10) == 0 or epoch == args.epochs:
-            print(f"  epoch {epoch:4d}/{args.epochs}  loss {net.loss(X_train, y_train):.4f}")
+    report = max(1, args.epochs // 10)
+    history = net.fit(X_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                      learning_rate=args.learning_rate, optimizer="momentum",
+                      callback=lambda epoch, h: (epoch + 1) % report or print(
+                          f"  epoch {epoch + 1:4d}/{args.epochs}  loss {h.loss[-1]:.4f}", flush=True))
     elapsed = time.perf_counter() - start
     accuracy = np.mean(np.argmax(net.forward(X_test), axis=1) == y_test)
-    print(f"test accuracy {accuracy:.1%}; trained in {elapsed:.2f} s "
-          f"({args.epochs * n_train / elapsed:,.0f} samples/s, compile time included on a first run)")
+    print(f"test accuracy {accuracy:.1%}; {history.epochs} epochs in {elapsed:.2f} s "
+          f"({history.epochs * n_train / elapsed:,.0f} samples/s, compile time included on a first run)")
     return 0
 
 
@@ -38,7 +37,7 @@ def main(argv=None):
     p = commands.add_parser("demo", help="train a classifier on built-in 2-D spirals")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=0.1)
+    p.add_argument("--learning-rate", type=float, default=0.05)
     p.add_argument("--samples", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
