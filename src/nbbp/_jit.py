@@ -8,10 +8,11 @@ from numba import njit
 # NaN or inf in the data propagates to the result instead of being assumed away.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 
-# Below this many multiply-adds a call runs on one thread. Waking the thread pool costs tens of
-# microseconds, and under load far more: a 4-5-3-3 loss call on 6 samples took 31 ms with two
-# busy OpenMP threads on a loaded 2-core machine, and 47 us on one thread.
-PARALLEL_MIN_WORK = 1 << 16
+# Below this many multiply-adds a call runs on one thread. One thread does 2^20 of them in about
+# 50 us; waking the thread pool costs tens of microseconds, and under load far more: a 4-5-3-3
+# loss call on 6 samples took 31 ms with two busy OpenMP threads on a loaded 2-core machine, and
+# 47 us on one thread. A 32x128x64 forward call (2^18) took 443 us on 2 threads under load.
+PARALLEL_MIN_WORK = 1 << 20
 
 
 def jit(parallel=False, inline=False):

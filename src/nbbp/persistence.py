@@ -44,6 +44,9 @@ def save(net, path):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".nbbp-", suffix=".npz.tmp", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved model gets the usual mode
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -76,24 +79,40 @@ def load(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no nbbp model file at {path!r}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            fmt = str(_field(data, "format", path))
-            if fmt != FORMAT:
-                raise ValueError(f"{path} is not an nbbp model file (format {fmt!r})")
-            version = int(_field(data, "version", path))
-            if version != VERSION:
-                raise ValueError(f"{path} has nbbp file version {version}; this nbbp reads "
-                                 f"version {VERSION}")
-            fields = {k: _field(data, k, path) for k in (
-                "sizes", "activation", "output", "loss", "init", "dtype", "bias", "has_mask",
-                "theta", "mask_theta", "rng_state", "optimizer", "optimizer_args",
-                "optimizer_state", "optimizer_steps")}
-    except ValueError:
-        raise
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable nbbp model file (truncated or corrupted): "
-                         f"{exc}") from None
+    # Open the file here so it is closed whatever np.load makes of it; every failure to read
+    # the archive (zipfile raises NotImplementedError or RuntimeError for some corrupt headers,
+    # and NumPy a ValueError that suggests unpickling) becomes one ValueError naming the file.
+    with open(path, "rb") as f:
+        try:
+            data = np.load(f, allow_pickle=False)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError,
+                RuntimeError) as exc:
+            raise ValueError(f"{path} is not a readable nbbp model file (not an .npz archive, "
+                             f"or truncated or corrupted): {exc}") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is not an nbbp model file: it holds a single array, not "
+                             "an .npz archive")
+        with data:
+            try:
+                fmt = str(_field(data, "format", path))
+                if fmt != FORMAT:
+                    raise ValueError(f"{path} is not an nbbp model file (format {fmt!r})")
+                version = int(_field(data, "version", path))
+                if version != VERSION:
+                    raise ValueError(f"{path} has nbbp file version {version}; this nbbp reads "
+                                     f"version {VERSION}")
+                fields = {k: _field(data, k, path) for k in (
+                    "sizes", "activation", "output", "loss", "init", "dtype", "bias", "has_mask",
+                    "theta", "mask_theta", "rng_state", "optimizer", "optimizer_args",
+                    "optimizer_state", "optimizer_steps")}
+            except ValueError as exc:
+                if str(exc).startswith(path):
+                    raise
+                raise ValueError(f"{path} is not a readable nbbp model file: {exc}") from None
+            except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
+                    RuntimeError) as exc:
+                raise ValueError(f"{path} is not a readable nbbp model file (truncated or "
+                                 f"corrupted): {exc}") from None
 
     try:
         sizes = [int(s) for s in fields["sizes"]]
