@@ -45,19 +45,20 @@ class LayerKernels:
 
     def time_forward(self, shape, lib, dtype, threads):
         if lib == "nbbp":
-            forward_layer(self.A_prev, self.W, self.b, True, self.relu, self.Z, self.A)
+            forward_layer(self.A_prev, self.W, self.b, True, self.relu, self.Z, self.A, True)
         else:
             reference.forward([self.W], [self.b], self.A_prev, ["relu"])
 
     def time_hidden_delta(self, shape, lib, dtype, threads):
         if lib == "nbbp":
-            hidden_delta(self.delta, self.W, self.Z_prev, self.A_prev, self.relu, self.delta_prev)
+            hidden_delta(self.delta, self.W, self.Z_prev, self.A_prev, self.relu, self.delta_prev,
+                         True)
         else:
             reference.hidden_delta(self.delta, self.W, self.Z_prev, self.A_prev, "relu")
 
     def time_gradients(self, shape, lib, dtype, threads):
         if lib == "nbbp":
             weight_gradients(self.delta, self.A_prev, self.W, self.W.dtype.type(0), self.no_mask, False,
-                             self.dW, self.db, True)
+                             self.dW, self.db, True, True)
         else:
             reference.gradients(self.delta, self.A_prev)

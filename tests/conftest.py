@@ -41,9 +41,10 @@ def assert_equivalent(got, expected, dtype):
     assert_allclose(got, expected, **t)
 
 
-@pytest.fixture(params=["serial", "parallel"])
-def variant(request):
-    """Which compiled variant of a kernel a test calls: both must equal the reference."""
+@pytest.fixture(params=[False, True], ids=["serial", "parallel"])
+def parallel(request):
+    """A kernel's ``parallel`` argument: its loop on one thread or over the thread pool. Both
+    must equal the reference."""
     return request.param
 
 

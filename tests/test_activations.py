@@ -12,10 +12,10 @@ from nbbp.activations import ACTIVATIONS, activation_derivative, activation_forw
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", OUTPUTS)
 @pytest.mark.parametrize("n_samples, _, n", LAYER_SHAPES)
-def test_activation_forward_equals_reference(rng, variant, name, n_samples, _, n, dtype):
+def test_activation_forward_equals_reference(rng, parallel, name, n_samples, _, n, dtype):
     Z = (3 * rng.normal(size=(n_samples, n))).astype(dtype)
     A = np.empty_like(Z)
-    getattr(activation_forward, variant)(Z, ACTIVATIONS[name], A)
+    activation_forward(Z, ACTIVATIONS[name], A, parallel)
     assert A.dtype == dtype
     assert_equivalent(A, reference.activation(name, Z), dtype)
 
@@ -23,11 +23,11 @@ def test_activation_forward_equals_reference(rng, variant, name, n_samples, _, n
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", HIDDEN)
 @pytest.mark.parametrize("n_samples, _, n", LAYER_SHAPES)
-def test_activation_derivative_equals_reference(rng, variant, name, n_samples, _, n, dtype):
+def test_activation_derivative_equals_reference(rng, parallel, name, n_samples, _, n, dtype):
     Z = (3 * rng.normal(size=(n_samples, n))).astype(dtype)
     A = reference.activation(name, Z)
     D = np.empty_like(Z)
-    getattr(activation_derivative, variant)(Z, A, ACTIVATIONS[name], D)
+    activation_derivative(Z, A, ACTIVATIONS[name], D, parallel)
     assert_equivalent(D, reference.activation_derivative(name, Z, A), dtype)
 
 
@@ -35,7 +35,7 @@ def test_activation_derivative_equals_reference(rng, variant, name, n_samples, _
 def test_sigmoid_saturates_to_exact_0_and_1(dtype):
     Z = np.array([[1000.0, -1000.0, 0.0]], dtype=dtype)
     A = np.empty_like(Z)
-    activation_forward(Z, ACTIVATIONS["sigmoid"], A)  # pytest turns any overflow warning into an error
+    activation_forward(Z, ACTIVATIONS["sigmoid"], A, False)  # pytest turns any overflow warning into an error
     assert_array_equal(A, np.array([[1.0, 0.0, 0.5]], dtype=dtype))
 
 
@@ -44,7 +44,7 @@ def test_softmax_of_huge_and_equal_logits(dtype):
     Z = np.array([[1000.0, -1000.0, 1000.0], [7.0, 7.0, 7.0], [-1000.0, -1000.0, -1000.0]],
                  dtype=dtype)
     A = np.empty_like(Z)
-    activation_forward(Z, ACTIVATIONS["softmax"], A)
+    activation_forward(Z, ACTIVATIONS["softmax"], A, True)
     assert np.isfinite(A).all()
     assert_allclose(A, [[0.5, 0.0, 0.5], [1 / 3] * 3, [1 / 3] * 3], rtol=1e-6)
     assert_allclose(A.sum(axis=1), 1.0, rtol=1e-6)
@@ -54,11 +54,11 @@ def test_relu_and_leaky_relu_values_by_hand():
     Z = np.array([[-2.0, 0.0, 3.0]])
     A = np.empty_like(Z)
     D = np.empty_like(Z)
-    activation_forward(Z, ACTIVATIONS["relu"], A)
+    activation_forward(Z, ACTIVATIONS["relu"], A, False)
     assert_array_equal(A, [[0.0, 0.0, 3.0]])
-    activation_forward(Z, ACTIVATIONS["leaky_relu"], A)
+    activation_forward(Z, ACTIVATIONS["leaky_relu"], A, False)
     assert_array_equal(A, [[-0.02, 0.0, 3.0]])
-    activation_derivative(Z, A, ACTIVATIONS["leaky_relu"], D)
+    activation_derivative(Z, A, ACTIVATIONS["leaky_relu"], D, False)
     assert_array_equal(D, [[0.01, 0.01, 1.0]])
 
 
@@ -66,5 +66,5 @@ def test_nan_propagates_through_activations():
     Z = np.array([[np.nan, 1.0]])
     for name in OUTPUTS:
         A = np.zeros_like(Z)
-        activation_forward(Z, ACTIVATIONS[name], A)
+        activation_forward(Z, ACTIVATIONS[name], A, False)
         assert np.isnan(A[0, 0]), name

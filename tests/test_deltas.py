@@ -14,13 +14,13 @@ from nbbp.losses import LOSSES
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output, loss", OUTPUT_LOSS_PAIRS)
 @pytest.mark.parametrize("n_samples, _, n_out", LAYER_SHAPES)
-def test_output_delta_equals_reference(rng, variant, n_samples, _, n_out, output, loss, dtype):
+def test_output_delta_equals_reference(rng, n_samples, _, n_out, output, loss, dtype):
     Z = rng.normal(size=(n_samples, n_out)).astype(dtype)
     O = reference.activation(output, Z)
     Y = random_targets(rng, n_samples, n_out, loss, dtype)
     delta = np.empty_like(Z)
     eps = dtype(np.finfo(dtype).eps)
-    getattr(output_delta, variant)(Z, O, Y, ACTIVATIONS[output], LOSSES[loss], eps, delta)
+    output_delta(Z, O, Y, ACTIVATIONS[output], LOSSES[loss], eps, delta)
     assert_equivalent(delta, reference.output_delta(Z, O, Y, output, loss), dtype)
 
 
@@ -38,13 +38,13 @@ def test_matched_pairs_give_o_minus_y(rng, output, loss):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", HIDDEN)
 @pytest.mark.parametrize("n_samples, n_hidden, n_next", LAYER_SHAPES)
-def test_hidden_delta_equals_reference(rng, variant, n_samples, n_hidden, n_next, name, dtype):
+def test_hidden_delta_equals_reference(rng, parallel, n_samples, n_hidden, n_next, name, dtype):
     delta_next = rng.normal(size=(n_samples, n_next)).astype(dtype)
     W_next = rng.normal(size=(n_next, n_hidden)).astype(dtype)
     Z = rng.normal(size=(n_samples, n_hidden)).astype(dtype)
     A = reference.activation(name, Z)
     delta = np.empty_like(Z)
-    getattr(hidden_delta, variant)(delta_next, W_next, Z, A, ACTIVATIONS[name], delta)
+    hidden_delta(delta_next, W_next, Z, A, ACTIVATIONS[name], delta, parallel)
     assert_equivalent(delta, reference.hidden_delta(delta_next, W_next, Z, A, name), dtype)
 
 
@@ -54,5 +54,5 @@ def test_hidden_delta_by_hand():
     W_next = np.array([[1.0, 2.0], [3.0, 4.0]])
     Z = np.zeros((1, 2))
     delta = np.empty((1, 2))
-    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta)
+    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta, False)
     assert_allclose(delta, [[-2.5, -3.0]], rtol=0, atol=0)

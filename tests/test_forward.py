@@ -14,13 +14,13 @@ from nbbp.forward import forward_layer
 @pytest.mark.parametrize("has_bias", [True, False])
 @pytest.mark.parametrize("name", OUTPUTS)
 @pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES)
-def test_forward_layer_equals_reference(rng, variant, n_samples, n_in, n_out, name, has_bias, dtype):
+def test_forward_layer_equals_reference(rng, parallel, n_samples, n_in, n_out, name, has_bias, dtype):
     A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     b = rng.normal(size=n_out).astype(dtype) if has_bias else np.zeros(0, dtype)
     Z = np.empty((n_samples, n_out), dtype)
     A = np.empty_like(Z)
-    getattr(forward_layer, variant)(A_prev, W, b, has_bias, ACTIVATIONS[name], Z, A)
+    forward_layer(A_prev, W, b, has_bias, ACTIVATIONS[name], Z, A, parallel)
     zs, a_list = reference.forward([W], [b if has_bias else None], A_prev, [name])
     assert_equivalent(Z, zs[0], dtype)
     assert_equivalent(A, a_list[1], dtype)
@@ -33,6 +33,6 @@ def test_forward_layer_by_hand():
     b = np.array([0.5, -1.0])
     Z = np.empty((1, 2))
     A = np.empty((1, 2))
-    forward_layer(A_prev, W, b, True, ACTIVATIONS["tanh"], Z, A)
+    forward_layer(A_prev, W, b, True, ACTIVATIONS["tanh"], Z, A, False)
     assert_allclose(Z, [[-0.5, -2.0]], rtol=0, atol=0)
     assert_allclose(A, np.tanh([[-0.5, -2.0]]), rtol=1e-15)

@@ -14,7 +14,7 @@ from nbbp.gradients import weight_gradients
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("has_bias", [True, False])
 @pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES)
-def test_weight_gradients_equal_reference(rng, variant, n_samples, n_in, n_out, has_bias, masked,
+def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out, has_bias, masked,
                                           l2, dtype):
     delta = rng.normal(size=(n_samples, n_out)).astype(dtype)
     A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
@@ -24,7 +24,7 @@ def test_weight_gradients_equal_reference(rng, variant, n_samples, n_in, n_out, 
         W[mask == 0] = 0
     dW = np.full((n_out, n_in), np.nan, dtype)
     db = np.full(n_out, np.nan, dtype)
-    getattr(weight_gradients, variant)(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias)
+    weight_gradients(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias, parallel)
     dW_ref, db_ref = reference.gradients(delta, A_prev, mask if masked else None, W, l2)
     assert_equivalent(dW, dW_ref, dtype)
     if masked:
@@ -42,10 +42,10 @@ def test_weight_gradients_by_hand():
     dW = np.empty((1, 2))
     db = np.empty(1)
     W = np.array([[10.0, -2.0]])
-    weight_gradients(delta, A_prev, W, 0.0, np.zeros((0, 0)), False, dW, db, True)
+    weight_gradients(delta, A_prev, W, 0.0, np.zeros((0, 0)), False, dW, db, True, False)
     assert_array_equal(dW, [[-0.5, 1.5]])
     assert_array_equal(db, [-1.0])
     # with l2 = 0.1 the penalty's gradient lambda w adds [1.0, -0.2]; the bias is not penalised
-    weight_gradients(delta, A_prev, W, 0.1, np.zeros((0, 0)), False, dW, db, True)
+    weight_gradients(delta, A_prev, W, 0.1, np.zeros((0, 0)), False, dW, db, True, False)
     assert_allclose(dW, [[0.5, 1.3]], rtol=1e-15)
     assert_array_equal(db, [-1.0])

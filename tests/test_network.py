@@ -226,7 +226,7 @@ def thread_problem_data(rng, loss, dtype):
 @pytest.mark.parametrize("cutoff", ["default cut-off", "every kernel parallel"])
 def test_one_and_two_threads_give_bitwise_identical_results(rng, set_threads, monkeypatch,
                                                             cutoff, problem, dtype):
-    # Below PARALLEL_MIN_WORK multiply-adds a kernel runs its serial variant, so at these sizes
+    # Below PARALLEL_MIN_WORK multiply-adds a kernel runs on one thread, so at these sizes
     # only the larger layers reach the thread pool; a cut-off of 0 sends every kernel there.
     if cutoff == "every kernel parallel":
         monkeypatch.setattr(_jit, "PARALLEL_MIN_WORK", 0)

@@ -12,26 +12,26 @@ from nbbp.optimizers import (
     adagrad_update, adam_update, get_optimizer, momentum_update, rmsprop_update, sgd_update,
 )
 
-SIZES = [1, 7, 1000, 70_000]  # 70,000 is past the parallel cut-off
+SIZES = [1, 7, 1000, 70_000]
 N_STEPS = 4
 
 
-def run_kernel(name, param, grads, lr, dtype, variant):
+def run_kernel(name, param, grads, lr, dtype, parallel):
     """Apply N_STEPS updates with the nbbp kernel; returns the final parameters."""
     param = param.copy()
     s1, s2 = np.zeros_like(param), np.zeros_like(param)
-    f = lambda k: getattr(k, variant)  # noqa: E731
     for t, g in enumerate(grads, start=1):
         if name == "sgd":
-            f(sgd_update)(param, g, dtype(lr))
+            sgd_update(param, g, dtype(lr), parallel)
         elif name in ("momentum", "nesterov"):
-            f(momentum_update)(param, g, s1, dtype(lr), dtype(0.9), name == "nesterov")
+            momentum_update(param, g, s1, dtype(lr), dtype(0.9), name == "nesterov", parallel)
         elif name == "adagrad":
-            f(adagrad_update)(param, g, s1, dtype(lr), dtype(1e-10))
+            adagrad_update(param, g, s1, dtype(lr), dtype(1e-10), parallel)
         elif name == "rmsprop":
-            f(rmsprop_update)(param, g, s1, dtype(lr), dtype(0.99), dtype(1e-8))
+            rmsprop_update(param, g, s1, dtype(lr), dtype(0.99), dtype(1e-8), parallel)
         else:
-            f(adam_update)(param, g, s1, s2, dtype(lr), dtype(0.9), dtype(0.999), dtype(1e-8), t)
+            adam_update(param, g, s1, s2, dtype(lr), dtype(0.9), dtype(0.999), dtype(1e-8), t,
+                        parallel)
     return param
 
 
@@ -57,10 +57,10 @@ OPTIMIZER_NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", OPTIMIZER_NAMES)
-def test_update_kernels_equal_reference(rng, variant, name, size, dtype):
+def test_update_kernels_equal_reference(rng, parallel, name, size, dtype):
     param = rng.normal(size=size).astype(dtype)
     grads = [rng.normal(size=size).astype(dtype) for _ in range(N_STEPS)]
-    got = run_kernel(name, param, grads, 0.01, dtype, variant)
+    got = run_kernel(name, param, grads, 0.01, dtype, parallel)
     assert_equivalent(got, run_reference(name, param, grads, dtype(0.01)), dtype)
 
 
@@ -69,21 +69,21 @@ def test_zero_weight_with_zero_gradient_stays_exactly_zero(rng, name):
     # A masked weight: w = 0 and g = 0 at every step, so every state stays 0 and so does w.
     param = np.array([0.0, 1.0])
     grads = [np.array([0.0, rng.normal()]) for _ in range(N_STEPS)]
-    got = run_kernel(name, param, grads, 0.1, np.float64, "serial")
+    got = run_kernel(name, param, grads, 0.1, np.float64, False)
     assert got[0] == 0.0
 
 
 def test_adam_first_step_by_hand():
     # t = 1: m_hat = g and v_hat = g^2, so w <- w - alpha g / (|g| + eps) ~ w - alpha sign(g).
     param = np.array([1.0, 1.0])
-    run = run_kernel("adam", param, [np.array([0.5, -2.0])], 0.1, np.float64, "serial")
+    run = run_kernel("adam", param, [np.array([0.5, -2.0])], 0.1, np.float64, False)
     assert_allclose(run, [0.9, 1.1], rtol=1e-7)
 
 
 def test_momentum_two_steps_by_hand():
     # v1 = g1 = 1, w1 = 0 - 0.1 * 1 = -0.1; v2 = 0.9 * 1 + 2 = 2.9, w2 = -0.1 - 0.29 = -0.39
     got = run_kernel("momentum", np.array([0.0]), [np.array([1.0]), np.array([2.0])], 0.1,
-                     np.float64, "serial")
+                     np.float64, False)
     assert_allclose(got, [-0.39], rtol=1e-15)
 
 

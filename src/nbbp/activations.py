@@ -74,22 +74,35 @@ def activate_row(z, code, a):
             a[i] = activate(z[i], code)
 
 
-@kernel(work=lambda Z, code, A: Z.size)
-def activation_forward(Z, code, A):
+@helper
+def _derivative_row(k, Z, A, code, D):
+    for i in range(Z.shape[1]):
+        D[k, i] = derivative(Z[k, i], A[k, i], code)
+
+
+@kernel
+def activation_forward(Z, code, A, parallel):
     """a_ki = f(z_ki) for every sample k (softmax: over the row k).
 
     Z, A: (n_samples, n) of one dtype; writes A in place. Parallel over samples k.
     """
-    for k in prange(Z.shape[0]):
-        activate_row(Z[k], code, A[k])
+    if parallel:
+        for k in prange(Z.shape[0]):
+            activate_row(Z[k], code, A[k])
+    else:
+        for k in range(Z.shape[0]):
+            activate_row(Z[k], code, A[k])
 
 
-@kernel(work=lambda Z, A, code, D: Z.size)
-def activation_derivative(Z, A, code, D):
+@kernel
+def activation_derivative(Z, A, code, D, parallel):
     """d_ki = f'(z_ki), from z and a = f(z), for every code but SOFTMAX.
 
     Z, A, D: (n_samples, n); writes D in place. Parallel over samples k.
     """
-    for k in prange(Z.shape[0]):
-        for i in range(Z.shape[1]):
-            D[k, i] = derivative(Z[k, i], A[k, i], code)
+    if parallel:
+        for k in prange(Z.shape[0]):
+            _derivative_row(k, Z, A, code, D)
+    else:
+        for k in range(Z.shape[0]):
+            _derivative_row(k, Z, A, code, D)

@@ -21,60 +21,78 @@ def _dot(A_prev, k, W, i):
     return z
 
 
-@kernel(work=lambda A_prev, W, *_: A_prev.shape[0] * W.size)
-def forward_layer(A_prev, W, b, has_bias, code, Z, A):
-    """z_ki = sum_j w_ij a_kj + b_i, then a_k = f(z_k), for every sample k.
-
-    A_prev: (n_samples, n_in); W: (n_out, n_in); b: (n_out,) (ignored unless ``has_bias``).
-    Writes Z and A, (n_samples, n_out), in place. Parallel over tiles of samples x neurons,
-    then over samples for f.
-    """
+@helper
+def _forward_tile(tile, A_prev, W, Z):
+    """z_ki = sum_j w_ij a_kj over one tile of samples x neurons."""
     n_samples, n_out = Z.shape
     n_in = W.shape[1]
     n_neuron_tiles = (n_out + NEURON_TILE - 1) // NEURON_TILE
-    n_tiles = (n_samples + SAMPLE_TILE - 1) // SAMPLE_TILE * n_neuron_tiles
-    for tile in prange(n_tiles):
-        k_start = tile // n_neuron_tiles * SAMPLE_TILE
-        i_start = tile % n_neuron_tiles * NEURON_TILE
-        k_end = min(k_start + SAMPLE_TILE, n_samples)
-        i_end = min(i_start + NEURON_TILE, n_out)
-        k_blocks_end = k_start + (k_end - k_start) // 4 * 4
-        i_blocks_end = i_start + (i_end - i_start) // 3 * 3
-        for i0 in range(i_start, i_blocks_end, 3):
-            for k0 in range(k_start, k_blocks_end, 4):
-                # 4 samples x 3 neurons per pass over j: 12 sums held in registers, each a_kj and
-                # w_ij loaded once for 3 or 4 multiply-adds. Single-thread float32 against one
-                # dot product at a time: 71 vs 27 GFLOP/s at 256x1024x1024, 89 vs 39 at
-                # 32x784x128. 4x4 spills the 16 AVX2 registers (49 and 56).
-                z00 = z01 = z02 = z10 = z11 = z12 = Z.dtype.type(0)
-                z20 = z21 = z22 = z30 = z31 = z32 = Z.dtype.type(0)
-                for j in range(n_in):
-                    a0, a1, a2, a3 = A_prev[k0, j], A_prev[k0 + 1, j], A_prev[k0 + 2, j], A_prev[k0 + 3, j]
-                    w0, w1, w2 = W[i0, j], W[i0 + 1, j], W[i0 + 2, j]
-                    z00 += w0 * a0
-                    z01 += w1 * a0
-                    z02 += w2 * a0
-                    z10 += w0 * a1
-                    z11 += w1 * a1
-                    z12 += w2 * a1
-                    z20 += w0 * a2
-                    z21 += w1 * a2
-                    z22 += w2 * a2
-                    z30 += w0 * a3
-                    z31 += w1 * a3
-                    z32 += w2 * a3
-                Z[k0, i0], Z[k0, i0 + 1], Z[k0, i0 + 2] = z00, z01, z02
-                Z[k0 + 1, i0], Z[k0 + 1, i0 + 1], Z[k0 + 1, i0 + 2] = z10, z11, z12
-                Z[k0 + 2, i0], Z[k0 + 2, i0 + 1], Z[k0 + 2, i0 + 2] = z20, z21, z22
-                Z[k0 + 3, i0], Z[k0 + 3, i0 + 1], Z[k0 + 3, i0 + 2] = z30, z31, z32
-            for k in range(k_blocks_end, k_end):
-                for i in range(i0, i0 + 3):
-                    Z[k, i] = _dot(A_prev, k, W, i)
-        for i in range(i_blocks_end, i_end):
-            for k in range(k_start, k_end):
+    k_start = tile // n_neuron_tiles * SAMPLE_TILE
+    i_start = tile % n_neuron_tiles * NEURON_TILE
+    k_end = min(k_start + SAMPLE_TILE, n_samples)
+    i_end = min(i_start + NEURON_TILE, n_out)
+    k_blocks_end = k_start + (k_end - k_start) // 4 * 4
+    i_blocks_end = i_start + (i_end - i_start) // 3 * 3
+    for i0 in range(i_start, i_blocks_end, 3):
+        for k0 in range(k_start, k_blocks_end, 4):
+            # 4 samples x 3 neurons per pass over j: 12 sums held in registers, each a_kj and
+            # w_ij loaded once for 3 or 4 multiply-adds. Single-thread float32 against one dot
+            # product at a time: 71 vs 27 GFLOP/s at 256x1024x1024, 89 vs 39 at 32x784x128.
+            # 4x4 spills the 16 AVX2 registers (49 and 56).
+            z00 = z01 = z02 = z10 = z11 = z12 = Z.dtype.type(0)
+            z20 = z21 = z22 = z30 = z31 = z32 = Z.dtype.type(0)
+            for j in range(n_in):
+                a0, a1, a2, a3 = A_prev[k0, j], A_prev[k0 + 1, j], A_prev[k0 + 2, j], A_prev[k0 + 3, j]
+                w0, w1, w2 = W[i0, j], W[i0 + 1, j], W[i0 + 2, j]
+                z00 += w0 * a0
+                z01 += w1 * a0
+                z02 += w2 * a0
+                z10 += w0 * a1
+                z11 += w1 * a1
+                z12 += w2 * a1
+                z20 += w0 * a2
+                z21 += w1 * a2
+                z22 += w2 * a2
+                z30 += w0 * a3
+                z31 += w1 * a3
+                z32 += w2 * a3
+            Z[k0, i0], Z[k0, i0 + 1], Z[k0, i0 + 2] = z00, z01, z02
+            Z[k0 + 1, i0], Z[k0 + 1, i0 + 1], Z[k0 + 1, i0 + 2] = z10, z11, z12
+            Z[k0 + 2, i0], Z[k0 + 2, i0 + 1], Z[k0 + 2, i0 + 2] = z20, z21, z22
+            Z[k0 + 3, i0], Z[k0 + 3, i0 + 1], Z[k0 + 3, i0 + 2] = z30, z31, z32
+        for k in range(k_blocks_end, k_end):
+            for i in range(i0, i0 + 3):
                 Z[k, i] = _dot(A_prev, k, W, i)
-    for k in prange(n_samples):
-        if has_bias:
-            for i in range(n_out):
-                Z[k, i] += b[i]
-        activate_row(Z[k], code, A[k])
+    for i in range(i_blocks_end, i_end):
+        for k in range(k_start, k_end):
+            Z[k, i] = _dot(A_prev, k, W, i)
+
+
+@helper
+def _bias_and_activate(k, b, has_bias, code, Z, A):
+    if has_bias:
+        for i in range(Z.shape[1]):
+            Z[k, i] += b[i]
+    activate_row(Z[k], code, A[k])
+
+
+@kernel
+def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
+    """z_ki = sum_j w_ij a_kj + b_i, then a_k = f(z_k), for every sample k.
+
+    A_prev: (n_samples, n_in); W: (n_out, n_in); b: (n_out,) (ignored unless ``has_bias``).
+    Writes Z and A, (n_samples, n_out), in place. Parallel (if ``parallel``) over tiles of
+    samples x neurons, then over samples for f.
+    """
+    n_samples, n_out = Z.shape
+    n_tiles = ((n_samples + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_out + NEURON_TILE - 1) // NEURON_TILE)
+    if parallel:
+        for tile in prange(n_tiles):
+            _forward_tile(tile, A_prev, W, Z)
+        for k in prange(n_samples):
+            _bias_and_activate(k, b, has_bias, code, Z, A)
+    else:
+        for tile in range(n_tiles):
+            _forward_tile(tile, A_prev, W, Z)
+        for k in range(n_samples):
+            _bias_and_activate(k, b, has_bias, code, Z, A)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from . import _validation as check
+from ._jit import use_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .deltas import hidden_delta, output_delta
 from .forward import forward_layer
@@ -201,7 +202,7 @@ class Network:
         alpha = check.as_scalar(learning_rate, self.dtype, "learning_rate")
         X, Y = self._inputs_and_targets(X, y)
         grad, E = self._backprop(X, Y)
-        sgd_update(self._theta, grad, alpha)
+        sgd_update(self._theta, grad, alpha, use_threads(self._theta.size))
         return E
 
     def fit(self, X, y, epochs=10, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
@@ -322,8 +323,9 @@ class Network:
             Z = np.empty((n, self.sizes[l + 1]), dtype=self.dtype)
             A = np.empty_like(Z)
             b = self._biases[l]
-            forward_layer(a_list[-1], self._weights[l], self._theta[:0] if b is None else b,
-                          b is not None, self._layout[l, CODE], Z, A)
+            W = self._weights[l]
+            forward_layer(a_list[-1], W, self._theta[:0] if b is None else b, b is not None,
+                          self._layout[l, CODE], Z, A, use_threads(n * W.size))
             zs.append(Z)
             a_list.append(A)
         return zs, a_list
@@ -352,16 +354,19 @@ class Network:
         dWs, dbs = self._views(grad)
         masks = self._views(self._mask_theta)[0]
         delta = np.empty_like(zs[-1])
-        output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps, delta)
+        output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps,
+                     delta)
         for l in reversed(range(self.n_layers)):
             has_mask = self.masks[l] is not None
+            parallel = use_threads(X.shape[0] * self._weights[l].size)
             weight_gradients(delta, a_list[l], self._weights[l], self.dtype.type(0),
                              masks[l] if has_mask else self._no_mask, has_mask, dWs[l],
-                             self._theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None)
+                             self._theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None,
+                             parallel)
             if l > 0:
                 delta_prev = np.empty_like(zs[l - 1])
                 hidden_delta(delta, self._weights[l], zs[l - 1], a_list[l],
-                             self._layout[l - 1, CODE], delta_prev)
+                             self._layout[l - 1, CODE], delta_prev, parallel)
                 delta = delta_prev
         return grad, E
 

@@ -10,67 +10,103 @@ import numbers
 import numpy as np
 from numba import prange
 
-from ._jit import kernel
+from ._jit import helper, kernel
 
 SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
 
 
-def _flat_size(param, *_):
-    return param.shape[0]
+@helper
+def _momentum(p, param, grad, velocity, alpha, mu, nesterov):
+    v = mu * velocity[p] + grad[p]
+    velocity[p] = v
+    if nesterov:
+        param[p] -= alpha * (grad[p] + mu * v)
+    else:
+        param[p] -= alpha * v
 
 
-@kernel(work=_flat_size)
-def sgd_update(param, grad, alpha):
+@helper
+def _adagrad(p, param, grad, sum_sq, alpha, eps):
+    g = grad[p]
+    s = sum_sq[p] + g * g
+    sum_sq[p] = s
+    param[p] -= alpha * g / (np.sqrt(s) + eps)
+
+
+@helper
+def _rmsprop(p, param, grad, mean_sq, alpha, rho, eps):
+    g = grad[p]
+    s = rho * mean_sq[p] + (1 - rho) * g * g
+    mean_sq[p] = s
+    param[p] -= alpha * g / (np.sqrt(s) + eps)
+
+
+@helper
+def _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2):
+    g = grad[p]
+    m_p = beta1 * m[p] + (1 - beta1) * g
+    v_p = beta2 * v[p] + (1 - beta2) * g * g
+    m[p] = m_p
+    v[p] = v_p
+    param[p] -= alpha * (m_p / bias1) / (np.sqrt(v_p / bias2) + eps)
+
+
+@kernel
+def sgd_update(param, grad, alpha, parallel):
     """w_p <- w_p - alpha g_p."""
-    for p in prange(param.shape[0]):
-        param[p] -= alpha * grad[p]
+    if parallel:
+        for p in prange(param.shape[0]):
+            param[p] -= alpha * grad[p]
+    else:
+        for p in range(param.shape[0]):
+            param[p] -= alpha * grad[p]
 
 
-@kernel(work=_flat_size)
-def momentum_update(param, grad, velocity, alpha, mu, nesterov):
+@kernel
+def momentum_update(param, grad, velocity, alpha, mu, nesterov, parallel):
     """v_p <- mu v_p + g_p; w_p <- w_p - alpha v_p, or with nesterov w_p - alpha (g_p + mu v_p)."""
-    for p in prange(param.shape[0]):
-        v = mu * velocity[p] + grad[p]
-        velocity[p] = v
-        if nesterov:
-            param[p] -= alpha * (grad[p] + mu * v)
-        else:
-            param[p] -= alpha * v
+    if parallel:
+        for p in prange(param.shape[0]):
+            _momentum(p, param, grad, velocity, alpha, mu, nesterov)
+    else:
+        for p in range(param.shape[0]):
+            _momentum(p, param, grad, velocity, alpha, mu, nesterov)
 
 
-@kernel(work=_flat_size)
-def adagrad_update(param, grad, sum_sq, alpha, eps):
+@kernel
+def adagrad_update(param, grad, sum_sq, alpha, eps, parallel):
     """s_p <- s_p + g_p^2; w_p <- w_p - alpha g_p / (sqrt(s_p) + eps)."""
-    for p in prange(param.shape[0]):
-        g = grad[p]
-        s = sum_sq[p] + g * g
-        sum_sq[p] = s
-        param[p] -= alpha * g / (np.sqrt(s) + eps)
+    if parallel:
+        for p in prange(param.shape[0]):
+            _adagrad(p, param, grad, sum_sq, alpha, eps)
+    else:
+        for p in range(param.shape[0]):
+            _adagrad(p, param, grad, sum_sq, alpha, eps)
 
 
-@kernel(work=_flat_size)
-def rmsprop_update(param, grad, mean_sq, alpha, rho, eps):
+@kernel
+def rmsprop_update(param, grad, mean_sq, alpha, rho, eps, parallel):
     """s_p <- rho s_p + (1 - rho) g_p^2; w_p <- w_p - alpha g_p / (sqrt(s_p) + eps)."""
-    for p in prange(param.shape[0]):
-        g = grad[p]
-        s = rho * mean_sq[p] + (1 - rho) * g * g
-        mean_sq[p] = s
-        param[p] -= alpha * g / (np.sqrt(s) + eps)
+    if parallel:
+        for p in prange(param.shape[0]):
+            _rmsprop(p, param, grad, mean_sq, alpha, rho, eps)
+    else:
+        for p in range(param.shape[0]):
+            _rmsprop(p, param, grad, mean_sq, alpha, rho, eps)
 
 
-@kernel(work=_flat_size)
-def adam_update(param, grad, m, v, alpha, beta1, beta2, eps, t):
+@kernel
+def adam_update(param, grad, m, v, alpha, beta1, beta2, eps, t, parallel):
     """m_p <- b1 m_p + (1 - b1) g_p; v_p <- b2 v_p + (1 - b2) g_p^2;
     w_p <- w_p - alpha (m_p / (1 - b1^t)) / (sqrt(v_p / (1 - b2^t)) + eps)."""
     bias1 = 1 - beta1**t
     bias2 = 1 - beta2**t
-    for p in prange(param.shape[0]):
-        g = grad[p]
-        m_p = beta1 * m[p] + (1 - beta1) * g
-        v_p = beta2 * v[p] + (1 - beta2) * g * g
-        m[p] = m_p
-        v[p] = v_p
-        param[p] -= alpha * (m_p / bias1) / (np.sqrt(v_p / bias2) + eps)
+    if parallel:
+        for p in prange(param.shape[0]):
+            _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2)
+    else:
+        for p in range(param.shape[0]):
+            _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2)
 
 
 # ------------------------------------------------------------------- hyperparameter objects

@@ -1,7 +1,7 @@
 """One epoch of mini-batch training in one compiled call.
 
-The driver runs serially and calls the layer kernels, each in its serial or parallel variant by
-the amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
+The driver runs serially and calls the layer kernels, each on the thread pool or not by the
+amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
 
 Parameters live in one flat vector ``theta``: for each layer l, W(l) row-major, then b(l) if
 the layer has a bias. ``layout[l]`` holds (n_in, n_out, w_offset, b_offset or -1, activation
@@ -22,18 +22,6 @@ from .optimizers import (
 )
 
 N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK = range(6)
-
-# Numba resolves module globals, not attributes of Python objects: name each variant.
-_forward_s, _forward_p = forward_layer.serial, forward_layer.parallel
-_output_delta_s, _output_delta_p = output_delta.serial, output_delta.parallel
-_hidden_delta_s, _hidden_delta_p = hidden_delta.serial, hidden_delta.parallel
-_gradients_s, _gradients_p = weight_gradients.serial, weight_gradients.parallel
-_losses_s, _losses_p = sample_losses.serial, sample_losses.parallel
-_sgd_s, _sgd_p = sgd_update.serial, sgd_update.parallel
-_momentum_s, _momentum_p = momentum_update.serial, momentum_update.parallel
-_adagrad_s, _adagrad_p = adagrad_update.serial, adagrad_update.parallel
-_rmsprop_s, _rmsprop_p = rmsprop_update.serial, rmsprop_update.parallel
-_adam_s, _adam_p = adam_update.serial, adam_update.parallel
 
 serial_driver = jit()
 
@@ -56,31 +44,15 @@ def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
     """One optimizer update of every parameter; h0..h2 are the optimizer's hyperparameters."""
     parallel = theta.shape[0] >= PARALLEL_MIN_WORK
     if opt_code == SGD_CODE:
-        if parallel:
-            _sgd_p(theta, grad, alpha)
-        else:
-            _sgd_s(theta, grad, alpha)
+        sgd_update(theta, grad, alpha, parallel)
     elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:
-        nesterov = opt_code == NESTEROV_CODE
-        if parallel:
-            _momentum_p(theta, grad, state[0], alpha, h0, nesterov)
-        else:
-            _momentum_s(theta, grad, state[0], alpha, h0, nesterov)
+        momentum_update(theta, grad, state[0], alpha, h0, opt_code == NESTEROV_CODE, parallel)
     elif opt_code == ADAGRAD_CODE:
-        if parallel:
-            _adagrad_p(theta, grad, state[0], alpha, h0)
-        else:
-            _adagrad_s(theta, grad, state[0], alpha, h0)
+        adagrad_update(theta, grad, state[0], alpha, h0, parallel)
     elif opt_code == RMSPROP_CODE:
-        if parallel:
-            _rmsprop_p(theta, grad, state[0], alpha, h0, h1)
-        else:
-            _rmsprop_s(theta, grad, state[0], alpha, h0, h1)
+        rmsprop_update(theta, grad, state[0], alpha, h0, h1, parallel)
     elif opt_code == ADAM_CODE:
-        if parallel:
-            _adam_p(theta, grad, state[0], state[1], alpha, h0, h1, h2, t)
-        else:
-            _adam_s(theta, grad, state[0], state[1], alpha, h0, h1, h2, t)
+        adam_update(theta, grad, state[0], state[1], alpha, h0, h1, h2, t, parallel)
 
 
 @serial_driver
@@ -115,10 +87,8 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
             n_out = layout[l, N_OUT]
             Z = _rows(z_buf, offset, nb, n_out)
             A = _rows(a_buf, offset, nb, n_out)
-            if nb * W.size >= PARALLEL_MIN_WORK:
-                _forward_p(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A)
-            else:
-                _forward_s(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A)
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A,
+                          nb * W.size >= PARALLEL_MIN_WORK)
             A_prev = A
             offset += nb * n_out
 
@@ -128,10 +98,7 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
         Z_out = _rows(z_buf, offset, nb, n_outputs)
         A_out = _rows(a_buf, offset, nb, n_outputs)
         Jb = J[:nb]
-        if Z_out.size >= PARALLEL_MIN_WORK:
-            _losses_p(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
-        else:
-            _losses_s(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
+        sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         for r in range(nb):
             total += Jb[r]
         if l2 > 0:
@@ -144,10 +111,7 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
 
         # backward pass: output delta, then per layer gradients and the delta rule
         delta = _rows(d_buf, offset, nb, n_outputs)
-        if delta.size >= PARALLEL_MIN_WORK:
-            _output_delta_p(Z_out, A_out, Yb, out_code, loss_code, eps, delta)
-        else:
-            _output_delta_s(Z_out, A_out, Yb, out_code, loss_code, eps, delta)
+        output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta)
         for l in range(n_layers - 1, -1, -1):
             W, b = _layer(theta, layout, l)
             dW, db = _layer(grad, layout, l)
@@ -159,12 +123,9 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
             else:
                 prev_offset = 0
                 A_prev = Xb
-            if nb * W.size >= PARALLEL_MIN_WORK:
-                _gradients_p(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
-                             layout[l, B_OFF] >= 0)
-            else:
-                _gradients_s(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
-                             layout[l, B_OFF] >= 0)
+            parallel = nb * W.size >= PARALLEL_MIN_WORK
+            weight_gradients(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
+                             layout[l, B_OFF] >= 0, parallel)
             norm_sq = 0.0
             for g in dW.ravel():
                 norm_sq += g * g
@@ -174,10 +135,7 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
             if l > 0:
                 Z_prev = _rows(z_buf, prev_offset, nb, n_in)
                 delta_prev = _rows(d_buf, prev_offset, nb, n_in)
-                if nb * W.size >= PARALLEL_MIN_WORK:
-                    _hidden_delta_p(delta, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev)
-                else:
-                    _hidden_delta_s(delta, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev)
+                hidden_delta(delta, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev, parallel)
                 delta = delta_prev
                 offset = prev_offset
 
