@@ -148,6 +148,12 @@ def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0):
     """Gradients of E (+ l2/2 sum ||W||^2) for every layer: (list of dW, list of db, None where
     there is no bias)."""
     zs, a_list = forward(weights, biases, X, activations)
+    return backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2)
+
+
+def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0):
+    """The backward half of ``backprop``, from the (zs, a_list) that ``forward`` returned for the
+    same weights, biases and batch: (list of dW, list of db, None where there is no bias)."""
     L = len(weights)
     delta = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
     dWs, dbs = [None] * L, [None] * L
@@ -255,9 +261,12 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
             rows = order[start:start + batch_size]
             Xb, Yb = X[rows], Y[rows]
             zs, a_list = forward(weights, biases, Xb, activations)
-            penalty = 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in weights)
-            total += len(rows) * (loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name) + penalty)
-            dWs, dbs = backprop(weights, biases, masks, Xb, Yb, activations, loss_name, l2)
+            batch_loss = loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name)
+            if l2:
+                batch_loss += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2))
+                                             for W in weights)
+            total += len(rows) * batch_loss
+            dWs, dbs = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2)
             opt.t += 1
             for l in range(len(weights)):
                 weights[l] = opt.update(("W", l), weights[l], dWs[l])
