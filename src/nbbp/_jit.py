@@ -1,6 +1,15 @@
 """The one place that sets Numba's options, so no kernel's flags can drift from another's."""
 
+import contextlib
+import os
+import tempfile
+
 from numba import njit
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; first compiles are not serialised there
+    fcntl = None
 
 # Reassociation and contraction let LLVM vectorise the j-sums; nnan and ninf stay off so that a
 # NaN or inf in the data propagates to the result instead of being assumed away.
@@ -38,3 +47,25 @@ helper = jit(inline=True)
 def use_threads(work):
     """Whether a kernel call of ``work`` multiply-adds should run on the thread pool."""
     return work >= PARALLEL_MIN_WORK
+
+
+@contextlib.contextmanager
+def compile_lock():
+    """Hold an exclusive lock shared by every nbbp process of this user while compiling.
+
+    Numba's on-disk cache is not safe when two processes compile the same parallel function at
+    once: both pick the same cache file number, one overwrites the other's code, and a later
+    load calls into the wrong machine code and crashes (numba issues 4807 and 10128; seen here
+    when two test runs compiled nbbp side by side). With the lock, the second process waits
+    and then loads what the first one saved.
+    """
+    if fcntl is None:
+        yield
+        return
+    path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -40,6 +40,33 @@ def _rows(buffer, offset, n_rows, width):
 
 
 @serial_driver
+def _sum_of_squares(a):
+    """sum_p a_p^2 over a flat array, accumulated in a local (vectorised) float64."""
+    total = 0.0
+    for p in range(a.shape[0]):
+        total += a[p] * a[p]
+    return total
+
+
+@serial_driver
+def _sum_of_abs(a):
+    total = 0.0
+    for p in range(a.shape[0]):
+        total += abs(a[p])
+    return total
+
+
+@serial_driver
+def _gather(source, order, start, rows):
+    """rows[r, :] = source[order[start + r], :]: one mini-batch, in the epoch's order."""
+    width = source.shape[1]
+    for r in range(rows.shape[0]):
+        k = order[start + r]
+        for j in range(width):
+            rows[r, j] = source[k, j]
+
+
+@serial_driver
 def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
     """One optimizer update of every parameter; h0..h2 are the optimizer's hyperparameters."""
     parallel = theta.shape[0] >= PARALLEL_MIN_WORK
@@ -75,9 +102,8 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
         nb = min(batch_size, n_samples - start)
         Xb = _rows(x_buf, 0, nb, n_features)
         Yb = _rows(y_buf, 0, nb, n_outputs)
-        for r in range(nb):
-            Xb[r, :] = X[order[start + r], :]
-            Yb[r, :] = Y[order[start + r], :]
+        _gather(X, order, start, Xb)
+        _gather(Y, order, start, Yb)
 
         # forward pass, layer by layer; layer l's rows start at nb * (sum of earlier widths)
         A_prev = Xb
@@ -105,8 +131,7 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
             sum_sq = 0.0
             for l in range(n_layers):
                 W, _ = _layer(theta, layout, l)
-                for w in W.ravel():
-                    sum_sq += w * w
+                sum_sq += _sum_of_squares(W.ravel())
             total += nb * 0.5 * l2 * sum_sq
 
         # backward pass: output delta, then per layer gradients and the delta rule
@@ -126,12 +151,8 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
             parallel = nb * W.size >= PARALLEL_MIN_WORK
             weight_gradients(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
                              layout[l, B_OFF] >= 0, parallel)
-            norm_sq = 0.0
-            for g in dW.ravel():
-                norm_sq += g * g
-            grad_norm_sum[l] += np.sqrt(norm_sq)
-            for d in delta.ravel():
-                delta_abs_sum[l] += abs(d)
+            grad_norm_sum[l] += np.sqrt(_sum_of_squares(dW.ravel()))
+            delta_abs_sum[l] += _sum_of_abs(delta.ravel())
             if l > 0:
                 Z_prev = _rows(z_buf, prev_offset, nb, n_in)
                 delta_prev = _rows(d_buf, prev_offset, nb, n_in)
