@@ -1,0 +1,27 @@
+"""Importing nbbp compiles nothing: every kernel compiles (or loads from the cache) on first use."""
+
+import subprocess
+import sys
+
+CHECK = """
+import sys
+import numba.core.dispatcher
+import nbbp
+kernels = {
+    f"{name}.{attr}": obj
+    for name, module in list(sys.modules.items()) if name.startswith("nbbp")
+    for attr, obj in vars(module).items() if isinstance(obj, numba.core.dispatcher.Dispatcher)
+}
+assert len(kernels) >= 10, sorted(kernels)
+compiled = [name for name, kernel in kernels.items() if kernel.overloads]
+print(len(kernels), compiled)
+"""
+
+
+def test_import_compiles_nothing():
+    result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    n_kernels, compiled = result.stdout.split(" ", 1)
+    assert int(n_kernels) >= 10
+    assert compiled.strip() == "[]"
