@@ -28,3 +28,18 @@ def test_concurrent_first_compiles_then_a_cached_load(tmp_path):
     assert later.returncode == 0, err
     # Same seed and data: the three processes trained the same network.
     assert outputs[0][0] == outputs[1][0] == out
+
+
+def test_every_kernel_compiles_under_the_lock():
+    import numba.core.dispatcher
+
+    import nbbp  # noqa: F401  (loads every module)
+
+    kernels = {f"{name}.{attr}": obj
+               for name, module in list(sys.modules.items()) if name.startswith("nbbp")
+               for attr, obj in vars(module).items()
+               if isinstance(obj, numba.core.dispatcher.Dispatcher)}
+    assert len(kernels) >= 10
+    unlocked = [name for name, k in kernels.items()
+                if "_with_compile_lock" not in getattr(k.compile, "__qualname__", "")]
+    assert unlocked == []

@@ -1,10 +1,11 @@
 """The one place that sets Numba's options, so no kernel's flags can drift from another's."""
 
-import contextlib
 import os
 import tempfile
+import threading
 
 from numba import njit
+from numba.core.compiler_lock import global_compiler_lock
 
 try:
     import fcntl
@@ -33,7 +34,8 @@ def jit(parallel=False, inline=False):
         options["parallel"] = True
     if inline:
         options["inline"] = "always"
-    return njit(**options)
+    decorate = njit(**options)
+    return lambda py_func: _with_compile_lock(decorate(py_func))
 
 
 # A kernel takes a last argument ``parallel``: True runs its outer loop as prange over threads,
@@ -49,23 +51,58 @@ def use_threads(work):
     return work >= PARALLEL_MIN_WORK
 
 
-@contextlib.contextmanager
-def compile_lock():
-    """Hold an exclusive lock shared by every nbbp process of this user while compiling.
+class _CompileLock:
+    """An exclusive lock, shared by every nbbp process of this user, held while Numba loads a
+    kernel from its on-disk cache or compiles and saves one.
 
-    Numba's on-disk cache is not safe when two processes compile the same parallel function at
-    once: both pick the same cache file number, one overwrites the other's code, and a later
-    load calls into the wrong machine code and crashes (numba issues 4807 and 10128; seen here
-    when two test runs compiled nbbp side by side). With the lock, the second process waits
-    and then loads what the first one saved.
+    Numba's cache is not safe when two processes compile the same parallel function at once:
+    both pick the same cache file number, one overwrites the other's code, and a later load
+    calls into the wrong machine code and crashes (numba issues 4807 and 10128; it crashed here
+    when two test runs compiled nbbp side by side). Re-entrant within a process, since compiling
+    the epoch driver compiles the kernels it calls.
     """
-    if fcntl is None:
-        yield
-        return
-    path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+
+    def __init__(self):
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._file = None
+
+    def __enter__(self):
+        # Numba's own compiler lock first, as a compile that Numba starts (of a function that
+        # calls an nbbp kernel) already holds it: one order, no deadlock between threads.
+        global_compiler_lock.acquire()
+        self._rlock.acquire()
+        if self._depth == 0 and fcntl is not None:
+            path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
+            self._file = open(path, "a")
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0 and self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        self._rlock.release()
+        global_compiler_lock.release()
+
+
+compile_lock = _CompileLock()
+
+
+def _with_compile_lock(dispatcher):
+    """Route the dispatcher's compile (cache load, or compile and save) through compile_lock.
+    Numba calls ``dispatcher.compile`` only for a signature it has not loaded yet, so calls
+    that find their machine code pay nothing."""
+    unlocked = getattr(dispatcher, "compile", None)
+    if unlocked is None:  # NUMBA_DISABLE_JIT: a plain Python function, nothing to compile
+        return dispatcher
+
+    def compile(sig):
+        with compile_lock:
+            return unlocked(sig)
+
+    dispatcher.compile = compile
+    return dispatcher

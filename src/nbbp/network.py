@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import _validation as check
-from ._jit import compile_lock, use_threads
+from ._jit import use_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .deltas import hidden_delta, output_delta
 from .forward import forward_layer
@@ -17,28 +17,6 @@ from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
 from .optimizers import get_optimizer, sgd_update
 from .training import CODE, N_OUT, train_epoch
-
-
-_COMPILED = set()  # dtypes whose kernels this process has loaded or compiled
-
-
-def _ensure_compiled(dtype):
-    """Load or compile every kernel for ``dtype`` once per process, under ``compile_lock``, by
-    running a throwaway network through each compiled path."""
-    if dtype in _COMPILED:
-        return
-    _COMPILED.add(dtype)  # before the warm-up, whose own calls come back through here
-    try:
-        with compile_lock():
-            net = Network([2, 2, 2], dtype=dtype)
-            X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
-            net.forward(X)
-            net.gradients(X, y)
-            net.step(X, y, 0.1)
-            net.fit(X, y, epochs=1, batch_size=2, shuffle=False)
-    except BaseException:
-        _COMPILED.discard(dtype)
-        raise
 
 
 class Network:
@@ -529,9 +507,7 @@ class Network:
 
     def _inputs(self, X):
         self._check_parameters()
-        X = check.as_inputs(X, self.sizes[0], self.dtype)
-        _ensure_compiled(self.dtype)
-        return X
+        return check.as_inputs(X, self.sizes[0], self.dtype)
 
     def _inputs_and_targets(self, X, y):
         X = self._inputs(X)
