@@ -1,7 +1,9 @@
 """The public ``Network``: validates input once, owns the parameters, and calls the kernels."""
 
+import functools
 import math
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -17,6 +19,23 @@ from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
 from .optimizers import get_optimizer, sgd_update
 from .training import CODE, N_OUT, train_epoch
+
+
+def _one_trainer(method):
+    """Refuse a second training call (fit, partial_fit, step) on a network that one is already
+    updating from another thread: the updates would interleave on the same parameters."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if not self._training.acquire(blocking=False):
+            raise RuntimeError(f"{method.__name__}: this network is already being trained in "
+                               "another thread; train one network from one thread at a time")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._training.release()
+
+    return guarded
 
 
 class Network:
@@ -123,6 +142,7 @@ class Network:
         self._optimizer = None
         self._opt_state = np.zeros((0, offset), dtype=dtype)
         self._opt_steps = 0
+        self._training = threading.Lock()
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -190,6 +210,7 @@ class Network:
         grad, _ = self._backprop(X, Y)
         return self._views(grad)
 
+    @_one_trainer
     def step(self, X, y, learning_rate):
         """One plain gradient-descent update on this batch: w <- w - alpha dE/dw.
 
@@ -205,6 +226,7 @@ class Network:
         sgd_update(self._theta, grad, alpha, use_threads(self._theta.size))
         return E
 
+    @_one_trainer
     def fit(self, X, y, epochs=10, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
             shuffle=True, validation_data=None, validation_fraction=None, early_stopping=False,
             patience=None, verbose=False, callback=None):
@@ -259,6 +281,7 @@ class Network:
         self._opt_steps = 0
         return self._train(plan, epochs, shuffle, verbose)
 
+    @_one_trainer
     def partial_fit(self, X, y, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
                     shuffle=True):
         """One epoch of training that keeps the optimizer state (velocity, Adam's m, v and t)
