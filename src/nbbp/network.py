@@ -1,8 +1,10 @@
 """The public ``Network``: validates input once, owns the parameters, and calls the kernels."""
 
+import contextlib
 import functools
 import math
 import numbers
+import signal
 import threading
 import warnings
 
@@ -19,6 +21,21 @@ from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
 from .optimizers import get_optimizer, sgd_update
 from .training import CODE, N_OUT, train_epoch
+
+
+@contextlib.contextmanager
+def _interrupt_between_epochs():
+    """Hold back Ctrl-C (SIGINT) while an epoch runs and is recorded, so that KeyboardInterrupt
+    arrives between epochs: parameters, optimizer state (Adam's t included) and History then
+    agree. The compiled epoch could not be stopped midway anyway. Main thread, POSIX only."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _one_trainer(method):
@@ -74,6 +91,9 @@ class Network:
         shape ``(sizes[l+1], sizes[l])``. Assign into them (``net.weights[0][...] = W``) to set.
     biases : tuple of (ndarray or None)
         ``biases[l]`` has shape ``(sizes[l+1],)``, or is None where layer l+1 has no bias.
+    history : History or None
+        The record of the last ``fit`` or ``partial_fit``, filled epoch by epoch, so that it is
+        there after a KeyboardInterrupt too.
     """
 
     def __init__(self, sizes, activation="relu", output="softmax", loss="cross_entropy",
@@ -143,6 +163,7 @@ class Network:
         self._opt_state = np.zeros((0, offset), dtype=dtype)
         self._opt_steps = 0
         self._training = threading.Lock()
+        self.history = None
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -469,30 +490,31 @@ class Network:
         grad = np.zeros_like(self._theta)
         h0, h1, h2 = (dt(h) for h in self._optimizer.hyperparameters())
         n_batches = math.ceil(n / batch_size)
-        history = History()
+        history = self.history = History()
         best = None
         stale = 0
         for epoch in range(epochs):
-            order = self.rng.permutation(n) if shuffle else np.arange(n)
-            saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps)
-            grad_norm_sum = np.zeros(L)
-            delta_abs_sum = np.zeros(L)
-            total, steps = train_epoch(
-                X, Y, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
-                self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
-                dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf, z_buf,
-                a_buf, d_buf, J, grad_norm_sum, delta_abs_sum)
-            E = total / n
-            if not (np.isfinite(E) and np.isfinite(self._theta).all()):
-                self._theta[...], self._opt_state[...], self._opt_steps = saved
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
-                    "learning_rate); the network keeps the weights of the last finite epoch",
-                    history)
-            self._opt_steps += steps
-            history.loss.append(E)
-            history.grad_norm.append(grad_norm_sum / n_batches)
-            history.delta_mean.append(delta_abs_sum / (n * widths))
+            with _interrupt_between_epochs():
+                order = self.rng.permutation(n) if shuffle else np.arange(n)
+                saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps)
+                grad_norm_sum = np.zeros(L)
+                delta_abs_sum = np.zeros(L)
+                total, steps = train_epoch(
+                    X, Y, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
+                    self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code,
+                    self._opt_state, dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps,
+                    x_buf, y_buf, z_buf, a_buf, d_buf, J, grad_norm_sum, delta_abs_sum)
+                E = total / n
+                if not (np.isfinite(E) and np.isfinite(self._theta).all()):
+                    self._theta[...], self._opt_state[...], self._opt_steps = saved
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
+                        "learning_rate); the network keeps the weights of the last finite epoch",
+                        history)
+                self._opt_steps += steps
+                history.loss.append(E)
+                history.grad_norm.append(grad_norm_sum / n_batches)
+                history.delta_mean.append(delta_abs_sum / (n * widths))
             line = f"epoch {epoch + 1}/{epochs}  loss {E:.6g}"
             if plan["X_val"] is not None:
                 zs, a_list = self._forward(plan["X_val"])
@@ -517,8 +539,9 @@ class Network:
                 history.stopped_early = epoch + 1 < epochs
                 break
         if plan["early_stopping"] and best is not None:
-            _, history.best_epoch, theta, state, steps = best
-            self._theta[...], self._opt_state[...], self._opt_steps = theta, state, steps
+            with _interrupt_between_epochs():
+                _, history.best_epoch, theta, state, steps = best
+                self._theta[...], self._opt_state[...], self._opt_steps = theta, state, steps
         return history
 
     def _check_parameters(self):

@@ -1,0 +1,80 @@
+"""Ctrl-C during fit leaves the network at the end of its last completed epoch, with optimizer
+state and History that agree with its parameters."""
+
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import nbbp
+
+
+def data():
+    rng = np.random.default_rng(4)
+    return rng.normal(size=(100, 6)), rng.integers(0, 3, size=100)
+
+
+def replay(epochs):
+    """A fresh network trained for ``epochs`` epochs, as the interrupted one was."""
+    X, y = data()
+    net = nbbp.Network([6, 10, 3], seed=2)
+    net.fit(X, y, epochs=epochs, batch_size=16, optimizer="adam", learning_rate=0.01)
+    return net
+
+
+def test_keyboard_interrupt_from_a_callback_keeps_a_consistent_network():
+    X, y = data()
+    net = nbbp.Network([6, 10, 3], seed=2)
+
+    def interrupt(epoch, history):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=50, batch_size=16, optimizer="adam", learning_rate=0.01,
+                callback=interrupt)
+    assert net.history.epochs == 3
+    expected = replay(3)
+    assert_array_equal(net._theta, expected._theta)
+    assert_array_equal(net._opt_state, expected._opt_state)
+    assert net._opt_steps == expected._opt_steps == 3 * 7
+    assert net.history.loss == expected.history.loss
+
+
+CHILD = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from test_interrupt import data, replay
+import nbbp
+X, y = data()
+net = nbbp.Network([6, 10, 3], seed=2)
+try:
+    net.fit(X, y, epochs=10**6, batch_size=16, optimizer="adam", learning_rate=0.01,
+            callback=lambda epoch, h: epoch == 0 and print("training", flush=True))
+except KeyboardInterrupt:
+    epochs = net.history.epochs
+    expected = replay(epochs)
+    consistent = (np.array_equal(net._theta, expected._theta)
+                  and np.array_equal(net._opt_state, expected._opt_state)
+                  and net._opt_steps == expected._opt_steps == 7 * epochs
+                  and net.history.loss == expected.history.loss)
+    print("interrupted after", epochs, "epochs; consistent:", consistent, flush=True)
+"""
+
+
+def test_sigint_in_a_subprocess_stops_fit_between_epochs(tmp_path):
+    tests = str(__import__("pathlib").Path(__file__).parent)
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=tests)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "training"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=300)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert out.strip().endswith("consistent: True"), out
