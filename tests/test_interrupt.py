@@ -54,7 +54,7 @@ X, y = data()
 net = nbbp.Network([6, 10, 3], seed=2)
 try:
     net.fit(X, y, epochs=10**6, batch_size=16, optimizer="adam", learning_rate=0.01,
-            callback=lambda epoch, h: epoch == 0 and print("training", flush=True))
+            callback=lambda epoch, h: print("training", flush=True) if epoch == 0 else None)
 except KeyboardInterrupt:
     epochs = net.history.epochs
     expected = replay(epochs)
@@ -68,13 +68,13 @@ except KeyboardInterrupt:
 
 def test_sigint_in_a_subprocess_stops_fit_between_epochs(tmp_path):
     tests = str(__import__("pathlib").Path(__file__).parent)
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=tests)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "training"
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=300)
-    finally:
-        child.kill()
+    with subprocess.Popen([sys.executable, "-c", CHILD.format(tests=tests)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout.readline().strip() == "training"
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=300)
+        finally:
+            child.kill()
     assert child.returncode == 0, err
     assert out.strip().endswith("consistent: True"), out

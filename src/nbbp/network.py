@@ -27,15 +27,27 @@ from .training import CODE, N_OUT, train_epoch
 def _interrupt_between_epochs():
     """Hold back Ctrl-C (SIGINT) while an epoch runs and is recorded, so that KeyboardInterrupt
     arrives between epochs: parameters, optimizer state (Adam's t included) and History then
-    agree. The compiled epoch could not be stopped midway anyway. Main thread, POSIX only."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    agree. The compiled epoch could not be stopped midway anyway.
+
+    The Python-level handler is swapped for one that only notes the signal, and the previous
+    handler runs afterwards. (Masking SIGINT in the main thread is not enough: the kernel then
+    delivers it to a worker thread, whose C handler still trips the main thread's next bytecode;
+    seen here as a network whose step count disagreed with its weights.) Main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, received[0])  # default_int_handler raises KeyboardInterrupt
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
 
 def _one_trainer(method):
