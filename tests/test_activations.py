@@ -68,3 +68,12 @@ def test_nan_propagates_through_activations():
         A = np.zeros_like(Z)
         activation_forward(Z, ACTIVATIONS[name], A, False)
         assert np.isnan(A[0, 0]), name
+
+
+def test_relu_of_infinities_and_nan_in_kernel_and_reference():
+    Z = np.array([[-np.inf, np.inf, np.nan, -0.0, -3.0]])
+    A = np.empty_like(Z)
+    activation_forward(Z, ACTIVATIONS["relu"], A, False)
+    expected = np.array([[0.0, np.inf, np.nan, 0.0, 0.0]])
+    assert_array_equal(A, expected)
+    assert_array_equal(reference.activation("relu", Z), expected)

@@ -43,3 +43,31 @@ def test_every_kernel_compiles_under_the_lock():
     unlocked = [name for name, k in kernels.items()
                 if "_with_compile_lock" not in getattr(k.compile, "__qualname__", "")]
     assert unlocked == []
+
+
+def test_a_failed_lock_acquisition_holds_nothing(monkeypatch):
+    import threading
+
+    from numba import njit
+
+    from nbbp import _jit
+
+    def fail(*args):
+        raise OSError("simulated flock failure")
+
+    with monkeypatch.context() as m:
+        m.setattr(_jit.fcntl, "flock", fail)
+        try:
+            _jit.compile_lock.__enter__()
+        except OSError:
+            pass
+        else:
+            raise AssertionError("the simulated failure did not happen")
+    assert _jit.compile_lock._depth == 0 and _jit.compile_lock._file is None
+    compiled = []
+    worker = threading.Thread(target=lambda: compiled.append(njit(lambda x: x + 1)(1)))
+    worker.start()
+    worker.join(60)
+    assert compiled == [2]  # Numba's own compiler lock was released too
+    with _jit.compile_lock:
+        pass

@@ -668,3 +668,38 @@ def test_he_and_xavier_use_their_ranges():
     xavier = nbbp.Network([100, 100, 2], activation="sigmoid", seed=1).weights[0]
     assert np.sqrt(6 / 200) < np.abs(he).max() <= np.sqrt(6 / 100)
     assert np.abs(xavier).max() <= np.sqrt(6 / 200)
+
+
+# ------------------------------------------------------------------ copies and constructor edges
+def test_copies_and_pickles_are_independent_networks():
+    import copy
+    import pickle
+
+    net = nbbp.Network([4, 6, 3], seed=3, masks=[np.eye(6, 4), None])
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    for other in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert_array_equal(other.forward(X), net.forward(X))
+        other.weights[1][...] = 0
+        assert not np.array_equal(other.forward(X), net.forward(X))
+        assert other._training is not net._training
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"sizes": [2, 1], "activation": "nonsense", "output": "sigmoid", "loss": "log_loss"},
+     ValueError, "activation must be one of"),
+    ({"sizes": [2, 1], "output": "sigmoid", "loss": "cross_entropy"}, ValueError,
+     "cross_entropy' needs at least 2 output neurons"),
+    ({"sizes": [2, 3], "seed": np.random.default_rng(0)}, TypeError, "seed must be None or"),
+    ({"sizes": [2, 3], "seed": -1}, TypeError, "seed must be None or"),
+])
+def test_more_constructor_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        nbbp.Network(**kwargs)
+
+
+def test_masks_are_copied_from_the_caller():
+    mask = np.ones((3, 2))
+    mask[0, 0] = 0
+    net = nbbp.Network([2, 3], masks=[mask])
+    mask[...] = 0
+    assert net.masks[0][0, 0] == 0 and net.masks[0][1, 1] == 1

@@ -427,6 +427,15 @@ BAD_FILES = [
      "optimizer state does not match its parameters"),
     ("unknown activation", lambda p: rewritten(p, activation=np.array(["swish", "tanh"])),
      "activation must be one of"),
+    ("version not a scalar", lambda p: rewritten(p, version=np.array([1, 1])),
+     "not a readable nbbp model file"),
+    ("negative optimizer steps", lambda p: rewritten(p, optimizer_steps=np.array(-3)),
+     "optimizer step count is negative"),
+    ("optimizer state holding NaN",
+     lambda p: rewritten(p, optimizer_state=np.full_like(arrays_of(p)["optimizer_state"], np.nan)),
+     "optimizer state holds NaN or inf"),
+    ("masked bias", lambda p: rewritten(p, mask_theta=np.where(np.arange(arrays_of(p)["mask_theta"].size) == arrays_of(p)["mask_theta"].size - 1, 0.0, arrays_of(p)["mask_theta"])),
+     "masks disagree with which layers"),
 ]
 
 

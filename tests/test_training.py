@@ -378,3 +378,81 @@ def test_worked_example_trains_with_masks_and_no_bias():
     for l in range(2):
         assert_array_equal(net.weights[l][net.masks[l] == 0], before_masked[l])
     assert net.biases[1] is None and net.biases[2] is None
+
+
+# ------------------------------------------------------------- optimizer lifecycle on failure
+def test_a_training_call_that_fails_in_its_first_epoch_keeps_the_previous_optimizer(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 8, 3])
+    net.fit(X, y, epochs=1, optimizer="adam")
+    before = snapshot(net)
+    history = net.history
+    with pytest.raises(nbbp.DivergenceError):
+        net.partial_fit(X, y, optimizer="sgd", learning_rate=1e200)
+    assert_unchanged(net, before)
+    assert net.history is history
+    with pytest.raises(nbbp.DivergenceError):
+        net.fit(X, y, epochs=3, optimizer="adam", learning_rate=1e200)
+    assert_unchanged(net, before)
+
+
+def test_optimizer_objects_are_checked_when_used(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 8, 3])
+    adam = nbbp.Adam()
+    adam.beta1 = 5.0  # changed after construction
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0.0, 1.0\)"):
+        net.fit(X, y, epochs=1, optimizer=adam)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        net.fit(X, y, epochs=1, optimizer=nbbp.Optimizer())
+
+    class Mine(nbbp.Adam):
+        code = 99
+
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        net.fit(X, y, epochs=1, optimizer=Mine())
+    mine = nbbp.Adam(beta1=0.8)
+    net.fit(X, y, epochs=1, optimizer=mine)
+    assert net.optimizer == mine and net.optimizer is not mine
+
+
+def test_an_eps_that_underflows_in_float32_is_refused(rng):
+    X, y = classification(rng)
+    with pytest.raises(ValueError, match="eps=1e-50 underflows to 0 in float32"):
+        nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1, optimizer=nbbp.Adam(eps=1e-50))
+    with pytest.raises(ValueError, match="beta2=0.99999999 rounds to 1 in float32"):
+        nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1,
+                                                       optimizer=nbbp.Adam(beta2=0.99999999))
+    nbbp.Network([5, 8, 3], dtype=np.float64).fit(X, y, epochs=1, optimizer=nbbp.Adam(eps=1e-50))
+
+
+@pytest.mark.parametrize("kwargs, match", [({"shuffle": "no"}, "shuffle must be True or False"),
+                                           ({"verbose": 1}, "verbose must be True or False")])
+def test_flags_must_be_booleans(rng, kwargs, match):
+    X, y = classification(rng)
+    with pytest.raises(TypeError, match=match):
+        nbbp.Network([5, 8, 3]).fit(X, y, epochs=1, **kwargs)
+
+
+def test_early_stopping_that_fires_on_the_last_epoch_is_not_an_early_stop(rng):
+    X, y = classification(rng, n=40, n_in=10)
+    validation = classification(rng, n=40, n_in=10)
+    calls = []
+    net = nbbp.Network([10, 64, 3])
+    h = net.fit(X, y, epochs=2, batch_size=8, learning_rate=0.5, optimizer="momentum",
+                validation_data=validation, patience=1,
+                callback=lambda epoch, hist: calls.append(epoch))
+    assert calls == list(range(h.epochs))  # the callback sees every epoch that ran
+    assert h.stopped_early == (h.epochs < 2)
+
+
+def test_patience_with_early_stopping_holds_out_validation_data(rng):
+    X, y = classification(rng, n=100)
+    h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=2, early_stopping=True, patience=5)
+    assert len(h.val_loss) == 2
+
+
+def test_a_callback_may_step_its_own_network(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3])
+    net.fit(X, y, epochs=2, callback=lambda epoch, h: net.step(X[:4], y[:4], 0.01) and None)

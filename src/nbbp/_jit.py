@@ -71,22 +71,43 @@ class _CompileLock:
         # Numba's own compiler lock first, as a compile that Numba starts (of a function that
         # calls an nbbp kernel) already holds it: one order, no deadlock between threads.
         global_compiler_lock.acquire()
-        self._rlock.acquire()
-        if self._depth == 0 and fcntl is not None:
-            path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
-            self._file = open(path, "a")
-            fcntl.flock(self._file, fcntl.LOCK_EX)
-        self._depth += 1
+        try:
+            self._rlock.acquire()
+            try:
+                if self._depth == 0 and fcntl is not None:
+                    self._file = self._locked_file()
+                self._depth += 1
+            except BaseException:  # a failed open or flock (Ctrl-C while waiting) holds nothing
+                self._rlock.release()
+                raise
+        except BaseException:
+            global_compiler_lock.release()
+            raise
         return self
 
+    @staticmethod
+    def _locked_file():
+        path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
+        f = open(path, "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
     def __exit__(self, *exc):
-        self._depth -= 1
-        if self._depth == 0 and self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-        self._rlock.release()
-        global_compiler_lock.release()
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._file is not None:
+                try:
+                    fcntl.flock(self._file, fcntl.LOCK_UN)
+                finally:
+                    self._file.close()
+                    self._file = None
+        finally:
+            self._rlock.release()
+            global_compiler_lock.release()
 
 
 compile_lock = _CompileLock()

@@ -24,8 +24,9 @@ LEAKY_SLOPE = 0.01
 
 
 @helper
-def activate(z, code):
-    """a = f(z) for one element, for every code but SOFTMAX (which needs the whole row)."""
+def activate(z, code, zero):
+    """a = f(z) for one element, for every code but SOFTMAX (which needs the whole row); ``zero``
+    is 0 in z's dtype."""
     if code == SIGMOID:
         # exp(-|z|) never overflows: sigmoid(+-1000) is exactly 1 and 0 with no warning.
         if z >= 0:
@@ -35,7 +36,7 @@ def activate(z, code):
     if code == TANH:
         return np.tanh(z)
     if code == RELU:
-        return z if z > 0 else z * 0
+        return z if z > 0 or z != z else zero  # max(z, 0): NaN stays NaN, -inf gives 0
     if code == LEAKY_RELU:
         return z if z > 0 else z * LEAKY_SLOPE
     return z
@@ -70,8 +71,9 @@ def activate_row(z, code, a):
         for i in range(n):
             a[i] /= total
     else:
+        zero = z.dtype.type(0)
         for i in range(n):
-            a[i] = activate(z[i], code)
+            a[i] = activate(z[i], code, zero)
 
 
 @helper

@@ -19,7 +19,7 @@ from .gradients import weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
-from .optimizers import get_optimizer, sgd_update
+from .optimizers import check_for_dtype, get_optimizer, sgd_update
 from .training import CODE, N_OUT, train_epoch
 
 
@@ -34,7 +34,8 @@ def _interrupt_between_epochs():
     delivers it to a worker thread, whose C handler still trips the main thread's next bytecode;
     seen here as a network whose step count disagreed with its weights.) Main thread only.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is None):  # a handler set from C: leave it be
         yield
         return
     received = []
@@ -56,6 +57,7 @@ def _one_trainer(method):
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
+        # Re-entrant: a callback may call step on its own network; another thread may not.
         if not self._training.acquire(blocking=False):
             raise RuntimeError(f"{method.__name__}: this network is already being trained in "
                                "another thread; train one network from one thread at a time")
@@ -112,6 +114,8 @@ class Network:
                  init=None, seed=0, dtype=np.float64, masks=None, bias=True):
         sizes = self._check_sizes(sizes)
         n_layers = len(sizes) - 1
+        if isinstance(activation, str) or not isinstance(activation, (list, tuple)):
+            check.check_choice(activation, HIDDEN_ACTIVATIONS + ("softmax",), "activation")
         hidden = check.per_layer(activation, n_layers - 1, "activation")
         for name in hidden:
             if name == "softmax":
@@ -126,6 +130,9 @@ class Network:
         if output == "softmax" and sizes[-1] < 2:
             raise ValueError("output 'softmax' needs at least 2 output neurons; got sizes[-1] = "
                              f"{sizes[-1]} (use 'sigmoid' with 'log_loss' for one)")
+        if loss == "cross_entropy" and sizes[-1] < 2:
+            raise ValueError("loss 'cross_entropy' needs at least 2 output neurons, one per class; "
+                             f"got sizes[-1] = {sizes[-1]} (use 'sigmoid' with 'log_loss' for one)")
         init = default_init(hidden) if init is None else check.check_choice(init, INITIALIZERS, "init")
         dtype = check.check_dtype(dtype)
         bias = check.per_layer(bias, n_layers, "bias")
@@ -133,10 +140,10 @@ class Network:
             if not isinstance(b, (bool, np.bool_)):
                 raise TypeError(f"bias must be a bool or a list of bools; got {b!r}")
         masks = self._check_masks(masks, sizes, dtype)
-        try:
-            rng = np.random.default_rng(seed)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"seed must be None or a non-negative int; got {seed!r} ({exc})") from None
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or seed < 0):
+            raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")
+        rng = np.random.default_rng(seed)
 
         self.sizes = tuple(sizes)
         self.activation = tuple(hidden)
@@ -174,8 +181,20 @@ class Network:
         self._optimizer = None
         self._opt_state = np.zeros((0, offset), dtype=dtype)
         self._opt_steps = 0
-        self._training = threading.Lock()
+        self._training = threading.RLock()
         self.history = None
+
+    def __getstate__(self):
+        # copy.deepcopy and pickle: everything but the training lock, which no copy shares.
+        state = dict(self.__dict__)
+        del state["_training"]
+        state["_weights"] = state["_biases"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._training = threading.RLock()
+        self._weights, self._biases = self._views(self._theta)
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -307,12 +326,11 @@ class Network:
         """
         epochs = self._check_count(epochs, "epochs")
         opt = get_optimizer(optimizer)
+        check_for_dtype(opt, self.dtype)
         plan = self._plan(X, y, batch_size, learning_rate, l2, validation_data,
-                          validation_fraction, early_stopping, patience, callback)
-        self._optimizer = opt
-        self._opt_state = np.zeros((opt.n_state, self._theta.size), dtype=self.dtype)
-        self._opt_steps = 0
-        return self._train(plan, epochs, shuffle, verbose)
+                          validation_fraction, early_stopping, patience, callback, shuffle,
+                          verbose)
+        return self._run(plan, epochs, opt, fresh_state=True)
 
     @_one_trainer
     def partial_fit(self, X, y, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
@@ -326,12 +344,10 @@ class Network:
             The one epoch.
         """
         opt = get_optimizer(optimizer)
-        plan = self._plan(X, y, batch_size, learning_rate, l2, None, None, False, None, None)
-        if opt != self._optimizer:
-            self._optimizer = opt
-            self._opt_state = np.zeros((opt.n_state, self._theta.size), dtype=self.dtype)
-            self._opt_steps = 0
-        return self._train(plan, 1, shuffle, False)
+        check_for_dtype(opt, self.dtype)
+        plan = self._plan(X, y, batch_size, learning_rate, l2, None, None, False, None, None,
+                          shuffle, False)
+        return self._run(plan, 1, opt, fresh_state=opt != self._optimizer)
 
     def predict(self, X):
         """Class labels for cross_entropy (argmax), 0/1 for log_loss (o >= 0.5), values for
@@ -427,7 +443,7 @@ class Network:
         return grad, E
 
     def _plan(self, X, y, batch_size, learning_rate, l2, validation_data, validation_fraction,
-              early_stopping, patience, callback):
+              early_stopping, patience, callback, shuffle, verbose):
         """Validate every training argument before anything changes; return what _train needs."""
         learning_rate = check.check_positive_number(learning_rate, "learning_rate")
         if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not np.isfinite(l2) or l2 < 0:
@@ -436,16 +452,20 @@ class Network:
         check.as_scalar(l2, self.dtype, "l2")
         if batch_size is not None:
             batch_size = self._check_count(batch_size, "batch_size")
+        for name, flag in (("shuffle", shuffle), ("verbose", verbose)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False; got {flag!r}")
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable as callback(epoch, history); got {callback!r}")
-        if patience is not None:
-            patience = self._check_count(patience, "patience")
-            if validation_data is None and validation_fraction is None:
-                raise ValueError("patience needs validation data: give validation_data or "
-                                 "validation_fraction")
-            early_stopping = True
         if not isinstance(early_stopping, (bool, np.bool_)):
             raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
+        if patience is not None:
+            patience = self._check_count(patience, "patience")
+            if not early_stopping and validation_data is None and validation_fraction is None:
+                raise ValueError("patience needs validation data: give validation_data or "
+                                 "validation_fraction, or early_stopping=True (which holds out "
+                                 "10% of the data)")
+            early_stopping = True
         if validation_data is not None and validation_fraction is not None:
             raise ValueError("give validation_data or validation_fraction, not both")
         if early_stopping and validation_data is None and validation_fraction is None:
@@ -485,9 +505,27 @@ class Network:
         return dict(X=X, Y=Y, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
                     learning_rate=learning_rate, l2=float(l2), early_stopping=bool(early_stopping),
                     patience=10 if patience is None else patience, callback=callback,
-                    split_rng=split_rng)
+                    split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose))
 
-    def _train(self, plan, epochs, shuffle, verbose):
+    def _run(self, plan, epochs, opt, fresh_state):
+        """_train with ``opt``; a call that fails before completing an epoch leaves the
+        optimizer, its state, the random generator and ``history`` as they were."""
+        saved = (self._optimizer, self._opt_state, self._opt_steps, self.rng.bit_generator.state,
+                 self.history)
+        if fresh_state:
+            self._optimizer = opt
+            self._opt_state = np.zeros((opt.n_state, self._theta.size), dtype=self.dtype)
+            self._opt_steps = 0
+        try:
+            return self._train(plan, epochs)
+        except BaseException:
+            if self.history is saved[4] or self.history.epochs == 0:
+                self._optimizer, self._opt_state, self._opt_steps, rng_state, self.history = saved
+                self.rng.bit_generator.state = rng_state
+            raise
+
+    def _train(self, plan, epochs):
+        shuffle, verbose = plan["shuffle"], plan["verbose"]
         if plan["split_rng"] is not None:
             self.rng.bit_generator.state = plan["split_rng"].bit_generator.state
         X, Y, batch_size = plan["X"], plan["Y"], plan["batch_size"]
@@ -544,10 +582,8 @@ class Network:
                         stale += 1
             if verbose:
                 print(line, flush=True)
-            if plan["early_stopping"] and stale >= plan["patience"]:
-                history.stopped_early = True
-                break
-            if plan["callback"] is not None and plan["callback"](epoch, history) is False:
+            stop = plan["callback"] is not None and plan["callback"](epoch, history) is False
+            if stop or (plan["early_stopping"] and stale >= plan["patience"]):
                 history.stopped_early = epoch + 1 < epochs
                 break
         if plan["early_stopping"] and best is not None:
@@ -610,5 +646,5 @@ class Network:
                                  f"got {arr.shape}")
             if arr.dtype.kind not in "biuf" or not np.all((arr == 0) | (arr == 1)):
                 raise ValueError(f"masks[{l}] must hold only 0 and 1")
-            out.append(np.ascontiguousarray(arr, dtype=dtype))
+            out.append(np.array(arr, dtype=dtype, order="C"))  # a copy: the caller's array stays theirs
         return out

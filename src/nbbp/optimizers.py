@@ -135,6 +135,9 @@ class Optimizer:
     def __eq__(self, other):
         return type(self) is type(other) and vars(self) == vars(other)
 
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
@@ -220,10 +223,26 @@ OPTIMIZERS = {
 
 
 def get_optimizer(optimizer):
-    """An Optimizer from a name in OPTIMIZERS or an Optimizer instance."""
-    if isinstance(optimizer, Optimizer):
-        return optimizer
+    """A validated Optimizer from a name in OPTIMIZERS or an SGD, AdaGrad, RMSProp or Adam
+    object. An object is rebuilt from its attributes, so hyperparameters changed after it was
+    made are checked again, and the network never shares it with the caller."""
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
         return OPTIMIZERS[optimizer]()
+    if type(optimizer) in (SGD, AdaGrad, RMSProp, Adam):
+        return type(optimizer)(**vars(optimizer))
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} or an nbbp optimizer object "
                      f"(SGD, AdaGrad, RMSProp, Adam); got {optimizer!r}")
+
+
+def check_for_dtype(optimizer, dtype):
+    """Refuse hyperparameters that the network's dtype cannot hold: an eps that underflows to 0
+    (then 0/0 = NaN for every parameter whose gradient is 0: masked weights, dead units), or a
+    decay rate that rounds to 1."""
+    for name, value in vars(optimizer).items():
+        if isinstance(value, bool):
+            continue
+        cast = float(dtype.type(value))
+        if value > 0 and cast == 0:
+            raise ValueError(f"{name}={value!r} underflows to 0 in {dtype}; use a larger {name}")
+        if value < 1 and cast == 1:
+            raise ValueError(f"{name}={value!r} rounds to 1 in {dtype}; use a smaller {name}")

@@ -105,8 +105,8 @@ def load(path):
                     "sizes", "activation", "output", "loss", "init", "dtype", "bias", "has_mask",
                     "theta", "mask_theta", "rng_state", "optimizer", "optimizer_args",
                     "optimizer_state", "optimizer_steps")}
-            except ValueError as exc:
-                if str(exc).startswith(path):
+            except (ValueError, TypeError) as exc:
+                if isinstance(exc, ValueError) and str(exc).startswith(path):
                     raise
                 raise ValueError(f"{path} is not a readable nbbp model file: {exc}") from None
             except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
@@ -131,6 +131,14 @@ def load(path):
             raise ValueError("its parameters hold NaN or inf")
         if not np.all((mask_theta == 0) | (mask_theta == 1)):
             raise ValueError("its masks hold values other than 0 and 1")
+        # Only the weights of a masked layer may be masked: biases and dense layers are all 1.
+        expected_ones = np.ones_like(mask_theta, dtype=bool)
+        for (_, _, w_off, _, _, _), masked, (n_out, n_in) in zip(
+                net._layout, has_mask, zip(sizes[1:], sizes[:-1])):
+            if masked:
+                expected_ones[w_off:w_off + n_out * n_in] = False
+        if np.any(mask_theta[expected_ones] != 1):
+            raise ValueError("its masks disagree with which layers it says are masked")
         masks = net._views(mask_theta)[0]
         net.masks = tuple(np.ascontiguousarray(M) if m else None for M, m in zip(masks, has_mask))
         net._theta[...] = theta
@@ -147,8 +155,13 @@ def load(path):
             state = fields["optimizer_state"]
             if state.shape != (net._optimizer.n_state, net._theta.size) or state.dtype != net.dtype:
                 raise ValueError("its optimizer state does not match its parameters")
+            if not np.isfinite(state).all():
+                raise ValueError("its optimizer state holds NaN or inf")
+            steps = int(fields["optimizer_steps"])
+            if steps < 0:
+                raise ValueError(f"its optimizer step count is negative ({steps})")
             net._opt_state = np.ascontiguousarray(state)
-            net._opt_steps = int(fields["optimizer_steps"])
+            net._opt_steps = steps
     except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path} is not a valid nbbp model file: {exc}") from None
     return net

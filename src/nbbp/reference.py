@@ -8,7 +8,8 @@ of layer l.
 Conventions shared with the kernels by specification, not by code:
 
 - sigmoid is evaluated through exp(-|z|), softmax subtracts the row maximum;
-- leaky_relu has slope 0.01, and relu'(0) = leaky_relu'(0) - 0.01 = 0;
+- leaky_relu has slope 0.01; at z = 0 the derivatives take the left value: relu'(0) = 0,
+  leaky_relu'(0) = 0.01; relu(NaN) is NaN;
 - sigmoid with log_loss and softmax with cross_entropy are evaluated from the logits z;
   every other pair clips o to [eps, 1 - eps], eps the dtype's machine epsilon.
 """
@@ -38,7 +39,8 @@ def activation(name, z):
     if name == "tanh":
         return np.tanh(z)
     if name == "relu":
-        return np.where(z > 0, z, 0).astype(z.dtype)
+        # max(z, 0), keeping NaN: np.maximum propagates it, and gives 0 for -inf
+        return np.maximum(z, 0).astype(z.dtype)
     if name == "leaky_relu":
         return np.where(z > 0, z, LEAKY_RELU_SLOPE * z).astype(z.dtype)
     if name == "softmax":
