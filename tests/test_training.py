@@ -111,7 +111,7 @@ def test_large_batch_is_clipped_with_a_warning(rng):
 
 
 # ---------------------------------------------------------------------------- reproducibility
-def train_twice(threads, dtype):
+def train_twice(threads, dtype, batch_size):
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(300, 64)), rng.integers(0, 10, size=300)
     results = []
@@ -120,19 +120,20 @@ def train_twice(threads, dtype):
         numba.set_num_threads(threads)
         for _ in range(2):
             net = nbbp.Network([64, 300, 101, 10], seed=3, dtype=dtype)
-            h = net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.05, optimizer="adam",
-                        validation_fraction=0.2)
+            h = net.fit(X, y, epochs=2, batch_size=batch_size, learning_rate=0.05,
+                        optimizer="adam", validation_fraction=0.2)
             results.append((net._theta.copy(), h.as_arrays()))
     finally:
         numba.set_num_threads(saved)
     return results
 
 
+@pytest.mark.parametrize("batch_size", [64, 150])  # 150: the transposed gradient path (>= 128)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads(dtype):
+def test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads(dtype, batch_size):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs 2 threads")
-    runs = train_twice(1, dtype) + train_twice(2, dtype)
+    runs = train_twice(1, dtype, batch_size) + train_twice(2, dtype, batch_size)
     theta0, hist0 = runs[0]
     for theta, hist in runs[1:]:
         assert_array_equal(theta, theta0)
