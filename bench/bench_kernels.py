@@ -19,7 +19,7 @@ from nbbp._jit import use_threads
 from nbbp.activations import ACTIVATIONS
 from nbbp.deltas import hidden_delta, output_delta
 from nbbp.forward import forward_layer
-from nbbp.gradients import weight_gradients
+from nbbp.gradients import scratch_size, weight_gradients
 from nbbp.losses import LOSSES
 from nbbp.optimizers import sgd_update
 
@@ -87,6 +87,7 @@ class LayerKernels(_Threads):
         self.l2 = self.W.dtype.type(0)
         self.no_mask = np.zeros((0, 0), dtype)
         self.parallel = use_threads(n * n_in * n_out)
+        self.scratch = np.empty(scratch_size(n, n_in, n_out), dtype)
         for method in (self.time_forward, self.time_hidden_delta, self.time_gradients):
             method(shape, lib, dtype, threads)  # compile (or load from cache) before timing
 
@@ -106,7 +107,7 @@ class LayerKernels(_Threads):
     def time_gradients(self, shape, lib, dtype, threads):
         if lib == "nbbp":
             weight_gradients(self.delta, self.A_prev, self.W, self.l2, self.no_mask, False,
-                             self.dW, self.db, True, self.parallel)
+                             self.dW, self.db, True, self.parallel, self.scratch)
         else:
             reference.gradients(self.delta, self.A_prev)
 
@@ -151,6 +152,7 @@ class NetworkKernels(_Threads):
         self.As = [np.empty_like(Z) for Z in self.Zs]
         self.deltas = [np.empty_like(Z) for Z in self.Zs]
         self.parallel = [use_threads(n * W.size) for W in self.weights]
+        self.scratch = np.empty(max(scratch_size(n, a, b) for a, b in zip(sizes[:-1], sizes[1:])), dt)
         self.update_parallel = use_threads(n_params)
         self.alpha = dt.type(LEARNING_RATE)
         self.eps = dt.type(np.finfo(dt).eps)
@@ -202,7 +204,7 @@ class NetworkKernels(_Threads):
             A_prev = [self.X] + self.As[:-1]
             for l, W in enumerate(self.weights):
                 weight_gradients(self.deltas[l], A_prev[l], W, self.l2, self.no_mask, False,
-                                 self.dWs[l], self.dbs[l], True, self.parallel[l])
+                                 self.dWs[l], self.dbs[l], True, self.parallel[l], self.scratch)
         else:
             for l in range(len(self.weights)):
                 reference.gradients(self.ref_deltas[l], self.ref_as[l])

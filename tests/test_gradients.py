@@ -6,7 +6,7 @@ from conftest import assert_equivalent, DTYPES, LAYER_SHAPES
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp.gradients import weight_gradients
+from nbbp.gradients import scratch_size, weight_gradients
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -24,7 +24,8 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
         W[mask == 0] = 0
     dW = np.full((n_out, n_in), np.nan, dtype)
     db = np.full(n_out, np.nan, dtype)
-    weight_gradients(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias, parallel)
+    scratch = np.full(scratch_size(n_samples, n_in, n_out), np.nan, dtype)
+    weight_gradients(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias, parallel, scratch)
     dW_ref, db_ref = reference.gradients(delta, A_prev, mask if masked else None, W, l2)
     assert_equivalent(dW, dW_ref, dtype)
     if masked:
@@ -42,10 +43,10 @@ def test_weight_gradients_by_hand():
     dW = np.empty((1, 2))
     db = np.empty(1)
     W = np.array([[10.0, -2.0]])
-    weight_gradients(delta, A_prev, W, 0.0, np.zeros((0, 0)), False, dW, db, True, False)
+    weight_gradients(delta, A_prev, W, 0.0, np.zeros((0, 0)), False, dW, db, True, False, np.zeros(0))
     assert_array_equal(dW, [[-0.5, 1.5]])
     assert_array_equal(db, [-1.0])
     # with l2 = 0.1 the penalty's gradient lambda w adds [1.0, -0.2]; the bias is not penalised
-    weight_gradients(delta, A_prev, W, 0.1, np.zeros((0, 0)), False, dW, db, True, False)
+    weight_gradients(delta, A_prev, W, 0.1, np.zeros((0, 0)), False, dW, db, True, False, np.zeros(0))
     assert_allclose(dW, [[0.5, 1.3]], rtol=1e-15)
     assert_array_equal(db, [-1.0])

@@ -1,7 +1,6 @@
 """Gradients of E: dE/dw_ij = mean_k delta_ki a_kj (+ lambda w_ij with l2) and
 dE/db_i = mean_k delta_ki."""
 
-import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel
@@ -71,6 +70,11 @@ TRANSPOSED_MIN_SAMPLES = 128
 TRANSPOSE_BLOCK = 32
 
 
+def scratch_size(n_samples, n_in, n_out):
+    """Length of the scratch buffer weight_gradients needs for one call of these sizes."""
+    return n_samples * (n_in + n_out) if n_samples >= TRANSPOSED_MIN_SAMPLES else 0
+
+
 @helper
 def _transpose_block(block, src, dst):
     """dst[j, k] = src[k, j] over one block of 32 rows of dst."""
@@ -100,12 +104,14 @@ def _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias):
 
 
 @helper
-def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel):
-    """dW_ij = sum_k delta^T_ik a^T_jk: the forward tiles on delta^T (rows i) and A_prev^T."""
+def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel,
+                          scratch):
+    """dW_ij = sum_k delta^T_ik a^T_jk: the forward tiles on delta^T (rows i) and A_prev^T,
+    both laid out in ``scratch``."""
     n_samples, n_out = delta.shape
     n_in = A_prev.shape[1]
-    delta_T = np.empty((n_out, n_samples), dtype=delta.dtype)
-    A_T = np.empty((n_in, n_samples), dtype=A_prev.dtype)
+    delta_T = scratch[:n_out * n_samples].reshape((n_out, n_samples))
+    A_T = scratch[n_out * n_samples:(n_out + n_in) * n_samples].reshape((n_in, n_samples))
     n_tiles = ((n_out + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_in + NEURON_TILE - 1) // NEURON_TILE)
     if parallel:
         for block in prange((n_out + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
@@ -128,17 +134,18 @@ def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias
 
 
 @kernel
-def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel):
+def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel, scratch):
     """dW_ij = (1/n) sum_k delta_ki a_kj + l2 w_ij, 0 where mask_ij == 0; db_i = (1/n) sum_k delta_ki.
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over tiles of
     neurons i, so each gradient has one owner and its k-sum order does not depend on the thread
     count. Biases are not penalised. From 128 samples up it works on transposed copies of delta
-    and A_prev (allocated once per call).
+    and A_prev, in ``scratch`` (1-D, at least scratch_size(n, n_in, n_out) long; unused below).
     """
     if delta.shape[0] >= TRANSPOSED_MIN_SAMPLES:
-        _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel)
+        _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel,
+                              scratch)
         return
     n_tiles = (dW.shape[0] + GRADIENT_TILE - 1) // GRADIENT_TILE
     if parallel:

@@ -15,7 +15,7 @@ from ._jit import use_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
 from .deltas import hidden_delta, output_delta
 from .forward import forward_layer
-from .gradients import weight_gradients
+from .gradients import scratch_size, weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
@@ -431,10 +431,12 @@ class Network:
         for l in reversed(range(self.n_layers)):
             has_mask = self.masks[l] is not None
             parallel = use_threads(X.shape[0] * self._weights[l].size)
+            scratch = np.empty(scratch_size(X.shape[0], self.sizes[l], self.sizes[l + 1]),
+                               dtype=self.dtype)
             weight_gradients(delta, a_list[l], self._weights[l], self.dtype.type(0),
                              masks[l] if has_mask else self._no_mask, has_mask, dWs[l],
                              self._theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None,
-                             parallel)
+                             parallel, scratch)
             if l > 0:
                 delta_prev = np.empty_like(zs[l - 1])
                 hidden_delta(delta, self._weights[l], zs[l - 1], a_list[l],
@@ -537,6 +539,8 @@ class Network:
         z_buf = np.empty(batch_size * int(widths.sum()), dtype=self.dtype)
         a_buf, d_buf = np.empty_like(z_buf), np.empty_like(z_buf)
         J = np.empty(batch_size, dtype=np.float64)
+        scratch = np.empty(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out in
+                               zip(self.sizes[:-1], self.sizes[1:])), dtype=self.dtype)
         grad = np.zeros_like(self._theta)
         h0, h1, h2 = (dt(h) for h in self._optimizer.hyperparameters())
         n_batches = math.ceil(n / batch_size)
@@ -553,7 +557,7 @@ class Network:
                     X, Y, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
                     self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code,
                     self._opt_state, dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps,
-                    x_buf, y_buf, z_buf, a_buf, d_buf, J, grad_norm_sum, delta_abs_sum)
+                    x_buf, y_buf, z_buf, a_buf, d_buf, J, scratch, grad_norm_sum, delta_abs_sum)
                 E = total / n
                 if not (np.isfinite(E) and np.isfinite(self._theta).all()):
                     self._theta[...], self._opt_state[...], self._opt_steps = saved

@@ -85,12 +85,12 @@ def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
 @serial_driver
 def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, eps, l2,
                 opt_code, state, alpha, h0, h1, h2, t0, x_buf, y_buf, z_buf, a_buf, d_buf, J,
-                grad_norm_sum, delta_abs_sum):
+                scratch, grad_norm_sum, delta_abs_sum):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta in place.
 
     For each batch: gather rows, forward (z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)), output
     delta, delta rule, gradients (+ l2 w_ij), optimizer step. Buffers hold one batch of every
-    layer. Returns (sum over samples of J + l2/2 sum ||W||^2, number of optimizer steps taken);
+    layer; ``scratch`` is the gradient kernel's, sized for the widest layer. Returns (sum over samples of J + l2/2 sum ||W||^2, number of optimizer steps taken);
     adds each batch's ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
     """
     n_samples, n_features = X.shape
@@ -150,7 +150,7 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
                 A_prev = Xb
             parallel = nb * W.size >= PARALLEL_MIN_WORK
             weight_gradients(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
-                             layout[l, B_OFF] >= 0, parallel)
+                             layout[l, B_OFF] >= 0, parallel, scratch)
             grad_norm_sum[l] += np.sqrt(_sum_of_squares(dW.ravel()))
             delta_abs_sum[l] += _sum_of_abs(delta.ravel())
             if l > 0:
