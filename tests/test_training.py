@@ -457,3 +457,15 @@ def test_a_callback_may_step_its_own_network(rng):
     X, y = classification(rng)
     net = nbbp.Network([5, 4, 3])
     net.fit(X, y, epochs=2, callback=lambda epoch, h: net.step(X[:4], y[:4], 0.01) and None)
+
+
+@pytest.mark.parametrize("validation_fraction", [None, 0.2])
+def test_labels_and_one_hot_rows_train_identically(rng, validation_fraction):
+    # Integer labels stay labels (the epoch driver builds each batch's one-hot rows, so no
+    # one-hot copy of the data set is made); one-hot rows are gathered. Same numbers either way.
+    X, y = classification(rng, n=90)
+    a, b = nbbp.Network([5, 8, 3], seed=4), nbbp.Network([5, 8, 3], seed=4)
+    ha = a.fit(X, y, epochs=2, batch_size=16, validation_fraction=validation_fraction)
+    hb = b.fit(X, np.eye(3)[y], epochs=2, batch_size=16, validation_fraction=validation_fraction)
+    assert_array_equal(a._theta, b._theta)
+    assert ha.loss == hb.loss and ha.val_loss == hb.val_loss

@@ -62,11 +62,16 @@ def _numeric_array(data, name):
     return arr
 
 
+FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(block), not O(data)
+
+
 def _check_finite(arr, name, original_dtype):
-    if not np.isfinite(arr).all():
-        row = int(np.argwhere(~np.isfinite(arr))[0][0])
-        converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
-        raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
+    for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
+        block = arr[start:start + FINITE_CHECK_ROWS]
+        if not np.isfinite(block).all():
+            row = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
+            raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
 
 
 def as_inputs(X, n_features, dtype, name="X"):
@@ -86,6 +91,29 @@ def as_inputs(X, n_features, dtype, name="X"):
     return out
 
 
+def _checked_labels(arr, n_out, name):
+    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        raise ValueError(f"{name} as class labels must be whole numbers; got {arr[arr != np.round(arr)][0].item()!r}")
+    bad = (arr < 0) | (arr >= n_out)
+    if bad.any():
+        raise ValueError(f"{name} has class label {arr[bad][0].item()!r} out of range: cross_entropy "
+                         f"with {n_out} outputs takes labels 0..{n_out - 1}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def as_labels(y, n_samples, n_out, name="y"):
+    """Integer class labels (n_samples,) in [0, n_out) for cross_entropy, as int64; None when y
+    is not a 1-D label vector (then as_targets takes it). Training keeps labels as labels, so
+    no one-hot copy of the data set is made."""
+    arr = _numeric_array(y, name)
+    if arr.ndim != 1:
+        return None
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
+    _check_finite(arr, name, arr.dtype)
+    return _checked_labels(arr, n_out, name)
+
+
 def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     """y as a C-contiguous (n_samples, n_out) array of ``dtype``.
 
@@ -101,14 +129,9 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     _check_finite(arr, name, arr.dtype)
 
     if loss == "cross_entropy" and arr.ndim == 1:
-        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name} as class labels must be whole numbers; got {arr[arr != np.round(arr)][0].item()!r}")
-        bad = (arr < 0) | (arr >= n_out)
-        if bad.any():
-            raise ValueError(f"{name} has class label {arr[bad][0].item()!r} out of range: cross_entropy "
-                             f"with {n_out} outputs takes labels 0..{n_out - 1}")
+        labels = _checked_labels(arr, n_out, name)
         Y = np.zeros((n_samples, n_out), dtype=dtype)
-        Y[np.arange(n_samples), arr.astype(np.intp)] = 1
+        Y[np.arange(n_samples), labels] = 1
         return Y
 
     if arr.ndim == 1:

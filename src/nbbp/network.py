@@ -477,7 +477,14 @@ class Network:
                     or not 0 < validation_fraction < 1):
                 raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
 
-        X, Y = self._inputs_and_targets(X, y)
+        X = self._inputs(X)
+        labels = None
+        if self.loss_name == "cross_entropy":
+            labels = check.as_labels(y, X.shape[0], self.sizes[-1])
+        if labels is None:
+            Y = check.as_targets(y, X.shape[0], self.sizes[-1], self.loss_name, self.dtype)
+        else:
+            Y = np.zeros((0, self.sizes[-1]), dtype=self.dtype)  # the driver one-hots the labels
         X_val = Y_val = split_rng = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -495,7 +502,13 @@ class Network:
             split_rng.bit_generator.state = self.rng.bit_generator.state
             perm = split_rng.permutation(X.shape[0])
             val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            X, Y, X_val, Y_val = X[train], Y[train], X[val], Y[val]
+            if labels is None:
+                X, Y, X_val, Y_val = X[train], Y[train], X[val], Y[val]
+            else:
+                X_val = X[val]
+                Y_val = check.as_targets(labels[val], len(val), self.sizes[-1], self.loss_name,
+                                         self.dtype)
+                X, labels = X[train], labels[train]
 
         n = X.shape[0]
         if batch_size is None:
@@ -504,7 +517,9 @@ class Network:
             warnings.warn(f"batch_size={batch_size} is larger than the {n} training samples; "
                           f"using {n}", UserWarning, stacklevel=3)
             batch_size = n
-        return dict(X=X, Y=Y, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
+        if labels is None:
+            labels = np.zeros(0, dtype=np.int64)
+        return dict(X=X, Y=Y, labels=labels, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
                     learning_rate=learning_rate, l2=float(l2), early_stopping=bool(early_stopping),
                     patience=10 if patience is None else patience, callback=callback,
                     split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose))
@@ -530,7 +545,7 @@ class Network:
         shuffle, verbose = plan["shuffle"], plan["verbose"]
         if plan["split_rng"] is not None:
             self.rng.bit_generator.state = plan["split_rng"].bit_generator.state
-        X, Y, batch_size = plan["X"], plan["Y"], plan["batch_size"]
+        X, Y, labels, batch_size = plan["X"], plan["Y"], plan["labels"], plan["batch_size"]
         n, L, dt = X.shape[0], self.n_layers, self.dtype.type
         widths = self._layout[:, N_OUT]
         # Buffers for one batch of every layer, allocated once per call.
@@ -554,7 +569,7 @@ class Network:
                 grad_norm_sum = np.zeros(L)
                 delta_abs_sum = np.zeros(L)
                 total, steps = train_epoch(
-                    X, Y, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
+                    X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
                     self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code,
                     self._opt_state, dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps,
                     x_buf, y_buf, z_buf, a_buf, d_buf, J, scratch, grad_norm_sum, delta_abs_sum)

@@ -67,6 +67,15 @@ def _gather(source, order, start, rows):
 
 
 @serial_driver
+def _one_hot(labels, order, start, rows):
+    """rows[r, :] = the one-hot row of class labels[order[start + r]]."""
+    for r in range(rows.shape[0]):
+        for i in range(rows.shape[1]):
+            rows[r, i] = 0
+        rows[r, labels[order[start + r]]] = 1
+
+
+@serial_driver
 def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
     """One optimizer update of every parameter; h0..h2 are the optimizer's hyperparameters."""
     parallel = theta.shape[0] >= PARALLEL_MIN_WORK
@@ -83,10 +92,12 @@ def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
 
 
 @serial_driver
-def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, eps, l2,
+def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, loss_code, eps, l2,
                 opt_code, state, alpha, h0, h1, h2, t0, x_buf, y_buf, z_buf, a_buf, d_buf, J,
                 scratch, grad_norm_sum, delta_abs_sum):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta in place.
+    Targets are the rows of Y, or, when ``labels`` is not empty, one-hot rows of those class
+    labels (Y is then unused), built per batch so that no one-hot copy of the data set exists.
 
     For each batch: gather rows, forward (z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)), output
     delta, delta rule, gradients (+ l2 w_ij), optimizer step. Buffers hold one batch of every
@@ -94,7 +105,8 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
     adds each batch's ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
     """
     n_samples, n_features = X.shape
-    n_outputs = Y.shape[1]
+    n_outputs = layout[layout.shape[0] - 1, N_OUT]
+    use_labels = labels.shape[0] > 0
     n_layers = layout.shape[0]
     total = 0.0
     t = t0
@@ -103,7 +115,10 @@ def train_epoch(X, Y, order, batch_size, theta, grad, mask, layout, loss_code, e
         Xb = _rows(x_buf, 0, nb, n_features)
         Yb = _rows(y_buf, 0, nb, n_outputs)
         _gather(X, order, start, Xb)
-        _gather(Y, order, start, Yb)
+        if use_labels:
+            _one_hot(labels, order, start, Yb)
+        else:
+            _gather(Y, order, start, Yb)
 
         # forward pass, layer by layer; layer l's rows start at nb * (sum of earlier widths)
         A_prev = Xb
