@@ -19,7 +19,7 @@ from .gradients import scratch_size, weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
-from .optimizers import check_for_dtype, get_optimizer, sgd_update
+from .optimizers import UPDATE_PARALLEL_MIN, check_for_dtype, get_optimizer, sgd_update
 from .training import CODE, N_OUT, train_epoch
 
 
@@ -275,7 +275,7 @@ class Network:
         alpha = check.as_scalar(learning_rate, self.dtype, "learning_rate")
         X, Y = self._inputs_and_targets(X, y)
         grad, E = self._backprop(X, Y)
-        sgd_update(self._theta, grad, alpha, use_threads(self._theta.size))
+        sgd_update(self._theta, grad, alpha, self._theta.size >= UPDATE_PARALLEL_MIN)
         return E
 
     @_one_trainer

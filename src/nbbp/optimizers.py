@@ -14,6 +14,11 @@ from ._jit import helper, kernel
 
 SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
 
+# An update runs on the thread pool from this many parameters (not _jit.PARALLEL_MIN_WORK: an
+# update does a few operations per parameter, not a dot product). Float32, 2 threads against 1:
+# Adam 84 vs 136 us and SGD 12 vs 16 us at 109,386 parameters (W2), Adam 15 vs 21 us at 16,000.
+UPDATE_PARALLEL_MIN = 1 << 15
+
 
 @helper
 def _momentum(p, param, grad, velocity, alpha, mu, nesterov):

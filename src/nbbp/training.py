@@ -18,6 +18,7 @@ from .gradients import weight_gradients
 from .losses import sample_losses
 from .optimizers import (
     ADAGRAD_CODE, ADAM_CODE, MOMENTUM_CODE, NESTEROV_CODE, RMSPROP_CODE, SGD_CODE,
+    UPDATE_PARALLEL_MIN,
     adagrad_update, adam_update, momentum_update, rmsprop_update, sgd_update,
 )
 
@@ -78,7 +79,7 @@ def _one_hot(labels, order, start, rows):
 @serial_driver
 def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
     """One optimizer update of every parameter; h0..h2 are the optimizer's hyperparameters."""
-    parallel = theta.shape[0] >= PARALLEL_MIN_WORK
+    parallel = theta.shape[0] >= UPDATE_PARALLEL_MIN
     if opt_code == SGD_CODE:
         sgd_update(theta, grad, alpha, parallel)
     elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:
