@@ -11,6 +11,7 @@ milliseconds.
 """
 
 import numpy as np
+import pytest
 from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, assert_equivalent, random_targets, tol
 from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
@@ -35,7 +36,7 @@ SMOOTH_PAIRS = [(o, loss) for o, loss in OUTPUT_LOSS_PAIRS if o not in KINKED]
 
 def _settings(n):
     # deadline=None: the first example of each dtype compiles (or loads) the kernels. No health
-    # check is suppressed: generation takes milliseconds, and assume() rejects about 5%.
+    # check is suppressed: generation takes milliseconds, and assume() rejects under 2%.
     # database=None: derandomized runs replay the same examples, so nothing is worth storing.
     return settings(max_examples=n, deadline=None, derandomize=True, database=None)
 
@@ -129,17 +130,18 @@ def off_the_kinks(net, X):
     return True
 
 
-def softmax_log_loss_condition(net, O):
-    """How far rounding is amplified in the output delta: 1 / (1 - max_i o_ki), the worst
-    sample, for softmax with log_loss, else 1.
+def softmax_condition(net, O):
+    """How far rounding is amplified in the output delta: 1 / (1 - max_i o_ki) for the worst
+    sample when a softmax output goes through its Jacobian (any loss but cross_entropy), else 1.
 
-    That pair goes through g_i = (o_i - y_i) / (o_i (1 - o_i)), which grows like 1 / (1 - o_max),
-    and the softmax Jacobian cancels it back to O(1): the kernels and the reference (the same
-    formula, summed in other orders) agree to about eps / (1 - o_max), not to eps. A float32
-    logit gap of 10 (1 - o = 4.5e-5) already costs 3 of its 7 digits. Other pairs have no such
-    cancellation.
+    delta_i = o_i (g_i - sum_m g_m o_m) cancels to about (1 - o_max) times its terms, so two
+    correct implementations that sum in other orders agree to eps / (1 - o_max), not to eps;
+    with log_loss g itself grows like 1 / (1 - o_max). Found here, from the same forward values:
+    float32, softmax with log_loss, a logit gap of 5.9 (1 - o = 2.6e-3): dW 2.2e-5 apart; with
+    squared_error, one sample: 3.1e-4 apart. Against the exact gradient, see the xfail test of
+    softmax with log_loss below.
     """
-    if (net.output, net.loss_name) != ("softmax", "log_loss"):
+    if net.output != "softmax" or net.loss_name == "cross_entropy":
         return 1.0
     eps = np.finfo(net.dtype).eps
     return 1.0 / max(float(np.min(1 - O.max(axis=1).astype(np.float64))), eps)
@@ -161,16 +163,18 @@ def assert_equivalent_widened(got, expected, dtype, widen):
 @given(arch=architectures(), n=batch_sizes(), seed=st.integers(0, 2**32 - 1),
        labels=st.booleans())
 def test_forward_loss_and_gradients_equal_reference(arch, n, seed, labels):
-    """Forward: every layer's z and a equal reference.forward's. Loss and gradients: equal the
-    reference's from the same forward values, the kernels' (reference.backward is the second
-    half of reference.backprop).
+    """Each stage equals the reference's from the same inputs, the kernels' own values before
+    it: every layer of the forward pass equals reference.forward's from the previous layer's
+    a; the loss equals reference.loss, and the gradients reference.backward (the second half of
+    reference.backprop), from the kernels' z and a. The loss is also compared end to end.
 
-    Why not reference.backprop from X: with |x| <= 10 units saturate, and f'(z) is computed
-    from a (1 - a^2, a (1 - a)), so a one-ulp difference in a tanh output a = 1 - 2.5e-5 moves
-    its f' by eps / 2.5e-5, a relative 2.4e-3 in float32; a layer whose gradient comes from
-    saturated units then differs by that much between two correct implementations (found here:
-    a 2-1 tanh network, dW off by 3.1e-3). Given the same forward values, the backward passes
-    must agree to the conftest tolerances.
+    Why not end to end throughout: with |x| <= 10 rounding differences get amplified in ways
+    that two correct implementations do not share. A float32 z of -0.095 that sums 50 terms of
+    size up to 10 is good to 1e-5 of max |z|, which tanh passes on as 1.2e-5 of max |a| = 1
+    (found here, 115 samples x 50 inputs: 1.3e-4 relative). And f'(z) is computed from a
+    (1 - a^2, a (1 - a)): a one-ulp difference in a tanh output a = 1 - 2.5e-5 moves its f' by
+    eps / 2.5e-5, 2.4e-3 relative in float32, and a layer whose gradient comes from saturated
+    units differs by that much (found here: a 2-1 tanh network, dW 3.1e-3 apart).
     """
     rng = np.random.default_rng(seed)
     net = with_random_biases(nbbp.Network(**arch), rng)
@@ -184,22 +188,29 @@ def test_forward_loss_and_gradients_equal_reference(arch, n, seed, labels):
         Y = np.eye(net.sizes[-1], dtype=dtype)[y]
     weights, biases, masks = list(net.weights), list(net.biases), list(net.masks)
 
-    zs_ref, a_ref = reference.forward(weights, biases, X, acts)
-    zs, a_list = net._forward(X)
+    zs, a_list = net._forward(X)  # the kernels' z and a of every layer
     for l in range(net.n_layers):
         assert zs[l].dtype == a_list[l + 1].dtype == dtype
-        assert_equivalent(zs[l], zs_ref[l], dtype)
-        assert_equivalent(a_list[l + 1], a_ref[l + 1], dtype)
+        (z_ref,), _ = reference.forward([weights[l]], [biases[l]], a_list[l], [acts[l]])
+        assert_equivalent(zs[l], z_ref, dtype)
+        assert_equivalent(a_list[l + 1], reference.activation(acts[l], zs[l]), dtype)
     assert_array_equal(net.forward(X), a_list[-1])
 
-    # Softmax with log_loss: widened by the cancellation its output delta carries
-    widen = max(1.0, 8 * np.finfo(dtype).eps * softmax_log_loss_condition(net, a_list[-1])
+    # A softmax output's Jacobian: widened by the cancellation its output delta carries
+    widen = max(1.0, 8 * np.finfo(dtype).eps * softmax_condition(net, a_list[-1])
                 / tol(dtype)["rtol"])
+    # Relative, with an absolute floor for a loss near 0: each of the n_out terms log(o_c) or
+    # log(1 - o_c) lies in [log eps, 0], and a sum that cancels them keeps an absolute error of
+    # eps |log eps| each (float64, softmax with log_loss: a loss of 6.0e-10 came out 1.3e-15
+    # apart from the reference's, 2.2e-6 relative).
+    eps = np.finfo(dtype).eps
+    loss_tol = dict(rtol=10 * tol(dtype)["rtol"], atol=8 * net.sizes[-1] * eps * -np.log(eps))
     E = net.loss(X, y)
-    E_same = reference.loss(zs[-1], a_list[-1], Y, net.output, net.loss_name)
-    assert_allclose(E, E_same, rtol=10 * tol(dtype)["rtol"], atol=0)
-    E_ref = reference.loss(zs_ref[-1], a_ref[-1], Y, net.output, net.loss_name)
-    assert_allclose(E, E_ref, rtol=10 * widen * tol(dtype)["rtol"], atol=0)
+    assert_allclose(E, reference.loss(zs[-1], a_list[-1], Y, net.output, net.loss_name), **loss_tol)
+    loss_tol["rtol"] *= widen
+    zs_ref, a_ref = reference.forward(weights, biases, X, acts)
+    assert_allclose(E, reference.loss(zs_ref[-1], a_ref[-1], Y, net.output, net.loss_name),
+                    **loss_tol)
 
     dWs, dbs = net.gradients(X, y)
     dWs_ref, dbs_ref = reference.backward(weights, biases, masks, zs, a_list, Y, acts,
@@ -235,12 +246,9 @@ def test_layer_kernels_serial_or_parallel_equal_reference(n, n_in, n_out, hidden
     Z = np.full((n, n_out), np.nan, dtype)
     A = np.full_like(Z, np.nan)
     forward_layer(A_prev, W, b, has_bias, ACTIVATIONS[hidden], Z, A, parallel)
-    Z_ref = A_prev @ W.T + (b if has_bias else 0)
+    (Z_ref,), _ = reference.forward([W], [b if has_bias else None], A_prev, [hidden])
     assert_equivalent(Z, Z_ref, dtype)
-    if hidden in KINKED:
-        size = np.abs(A_prev) @ np.abs(W).T + (np.abs(b) if has_bias else 0)
-        assume(not np.any((np.abs(Z_ref) <= 64 * n_in * np.finfo(dtype).eps * size) & (size > 0)))
-    assert_equivalent(A, reference.activation(hidden, Z_ref), dtype)
+    assert_equivalent(A, reference.activation(hidden, Z), dtype)  # f of the same z
 
     # the delta rule back through this layer: W is W_next, A_prev and Z_prev its layer's a, z
     delta_next = rng.normal(size=(n, n_out)).astype(dtype)
@@ -307,10 +315,51 @@ def test_gradients_pass_central_differences(arch, n, scale, seed):
     rng = np.random.default_rng(seed)
     net = with_random_biases(nbbp.Network(**arch), rng)
     X, Y = data(rng, net, n, scale)
+    # Clipped pairs: outputs off the clip at eps and 1 - eps (there the loss is flat in o but
+    # dJ/do is not). A softmax output through its Jacobian: o_max off 1, as its delta is good to
+    # eps / (1 - o_max) only, and with log_loss so is the -log(1 - o) that h differentiates.
+    O = net.forward(X)
+    clipped = (net.output, net.loss_name) not in reference.MATCHED_PAIRS
+    if clipped and net.loss_name != "squared_error":
+        assume(np.all((O > 1e-9) & (O < 1 - 1e-9)))
+    assume(np.finfo(np.float64).eps * softmax_condition(net, O) < 1e-12)
     numeric = flat(*central_differences(net, X, Y))
     analytic = flat(*net.gradients(X, Y))
     note(f"numeric {numeric}\nanalytic {analytic}")
-    assert relative_error(numeric, analytic) < MAX_RELATIVE_ERROR
+    # (E(p + h) - E(p - h)) / 2h carries the rounding of E over 2h, about eps |E| / h per entry:
+    # a gradient that small it cannot resolve (found here: a saturated sigmoid output, |dE/dw| of
+    # 5e-6 under a loss of 1.2, numeric and analytic 1.1e-6 apart relative).
+    resolution = 10 * np.sqrt(numeric.size) * np.finfo(np.float64).eps * abs(net.loss(X, Y)) / H
+    assert (relative_error(numeric, analytic) < MAX_RELATIVE_ERROR
+            or np.linalg.norm(numeric - analytic) < resolution)
+
+
+def softmax_log_loss_gradient(z, y, x):
+    """dE/dW of a 1-2 softmax network with log_loss on one sample, from the logit difference
+    d = z_1 - z_2 without cancellation: o_1 = s(d), o_2 = 1 - o_1 = s(-d), and
+    dJ/dz_1 = -dJ/dz_2 = -(y_1 + 1 - y_2) o_2 + (1 - y_1 + y_2) o_1."""
+    d = z[0] - z[1]
+    o_1, o_2 = reference.sigmoid(d), reference.sigmoid(-d)
+    dJ_dz1 = -(y[0] + 1 - y[1]) * o_2 + (1 - y[0] + y[1]) * o_1
+    return np.array([[dJ_dz1 * x], [-dJ_dz1 * x]])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "softmax with log_loss: the output delta o_i (g_i - sum_m g_m o_m), g = (o - y) / (o (1 - o)),"
+    " cancels to about (1 - o_max) of its terms, so the gradient is good to eps / (1 - o_max) "
+    "only: 7.2e-4 relative in float64 at a logit gap of 30 (|x| = 10, |w| = 1.5); in float32 a "
+    "gap of 16 is 6% off, and from 17.5 (o_max rounds to 1) the gradient is gone. The reference "
+    "shares the formula"))
+@_settings(20)
+@given(gap=st.floats(26, 34), x=st.floats(5, X_BOUND),
+       y=st.tuples(st.integers(0, 1), st.integers(0, 1)))
+def test_softmax_log_loss_gradient_is_accurate_at_bounded_inputs(gap, x, y):
+    net = nbbp.Network([1, 2], output="softmax", loss="log_loss", bias=False)
+    net.weights[0][...] = [[gap / (2 * x)], [-gap / (2 * x)]]
+    X, Y = np.array([[x]]), np.array([y], dtype=np.float64)
+    (z,), _ = net._forward(X)
+    dW = net.gradients(X, Y)[0][0]
+    assert relative_error(dW, softmax_log_loss_gradient(z[0], Y[0], x)) < MAX_RELATIVE_ERROR
 
 
 # ----------------------------------------------------------------------------- 3. nothing NaN
@@ -355,20 +404,32 @@ def test_nothing_is_nan_for_finite_bounded_inputs(arch, init, optimizer, l2, bat
 @given(arch=architectures(max_layers=3, width=lambda low=1: widths(low, 9), dtypes=(np.float64,)),
        n=st.integers(1, 40), batch_size=st.one_of(st.none(), st.integers(1, 40)),
        epochs=st.integers(1, 2), optimizer=st.sampled_from(list(OPTIMIZERS)),
-       l2=st.sampled_from([0.0, 1e-3, 0.05]), learning_rate=st.sampled_from([1e-3, 0.01, 0.05]),
-       seed=st.integers(0, 2**32 - 1))
-def test_fit_equals_reference_train(arch, n, batch_size, epochs, optimizer, l2, learning_rate,
-                                    seed):
+       l2=st.sampled_from([0.0, 1e-3, 0.05]), rate=st.sampled_from([1e-3, 0.01, 0.05]),
+       scale=st.sampled_from([0.5, 2.0, X_BOUND]), seed=st.integers(0, 2**32 - 1),
+       labels=st.booleans())
+def test_fit_equals_reference_train(arch, n, batch_size, epochs, optimizer, l2, rate, scale,
+                                    seed, labels):
     rng = np.random.default_rng(seed)
     net = with_random_biases(nbbp.Network(**arch), rng)
-    X, Y = data(rng, net, n)
+    X, Y = data(rng, net, n, scale)
+    y = Y
+    if labels and net.loss_name == "cross_entropy":  # fit one-hots integer labels per batch
+        y = rng.integers(0, net.sizes[-1], size=n)
+        Y = np.eye(net.sizes[-1])[y]
+    # The curvature of E grows like |x|^2: at |x| <= 10 a rate of 0.05 makes SGD diverge (found
+    # here: reference.train overflowed), and before it does, the steps amplify rounding
+    # differences past 1e-9. A rate over |x|^2 keeps the steps stable at every scale.
+    learning_rate = rate / max(1.0, scale**2)
+    # 1e-9 after up to 80 steps: no kink within rounding of the start, no softmax Jacobian
+    # cancellation beyond 1e-11 (see softmax_condition)
     assume(off_the_kinks(net, X))
+    assume(8 * np.finfo(np.float64).eps * softmax_condition(net, net.forward(X)) < 1e-11)
     batch_size = None if batch_size is None else min(batch_size, n)
     W_ref, b_ref, losses = reference.train(
         list(net.weights), list(net.biases), list(net.masks), X, Y, activations_of(net),
         net.loss_name, epochs=epochs, batch_size=n if batch_size is None else batch_size,
         learning_rate=learning_rate, optimizer=optimizer, l2=l2)
-    history = net.fit(X, Y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+    history = net.fit(X, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                       optimizer=optimizer, l2=l2, shuffle=False)
     assert_allclose(history.loss, losses, rtol=1e-9, atol=1e-9)
     for l in range(net.n_layers):
