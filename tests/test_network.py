@@ -703,3 +703,5 @@ def test_masks_are_copied_from_the_caller():
     net = nbbp.Network([2, 3], masks=[mask])
     mask[...] = 0
     assert net.masks[0][0, 0] == 0 and net.masks[0][1, 1] == 1
+    with pytest.raises(ValueError, match="read-only"):
+        net.masks[0][0, 0] = 1  # the enforced mask is changed through Network(masks=...) only

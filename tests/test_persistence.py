@@ -265,7 +265,7 @@ class DiskFull(OSError):
 
 def fail_in(stage, monkeypatch, seen):
     """Make save fail at ``stage``; ``seen`` records the folder's entries at that moment."""
-    real_savez, real_fsync, real_replace = np.savez, os.fsync, os.replace
+    real_savez = np.savez
 
     def failing_savez(file, **arrays):
         buf = io.BytesIO()

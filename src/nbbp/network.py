@@ -20,7 +20,7 @@ from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
 from .optimizers import UPDATE_PARALLEL_MIN, check_for_dtype, get_optimizer, sgd_update
-from .training import CODE, N_OUT, train_epoch
+from .training import CODE, HAS_MASK, N_OUT, train_epoch
 
 
 @contextlib.contextmanager
@@ -152,7 +152,6 @@ class Network:
         self.init = init
         self.dtype = dtype
         self.rng = rng
-        self.masks = tuple(masks)
         codes = [ACTIVATIONS[a] for a in self.activation + (output,)]
 
         # One flat parameter vector: W(l) row-major, then b(l) where the layer has a bias.
@@ -204,6 +203,17 @@ class Network:
     @property
     def biases(self):
         return tuple(self._biases)
+
+    @property
+    def masks(self):
+        """Per layer, the 0/1 connectivity mask as a read-only view, or None for a dense layer."""
+        masks = []
+        for M, masked in zip(self._views(self._mask_theta)[0], self._layout[:, HAS_MASK]):
+            if masked:
+                M = M.view()
+                M.flags.writeable = False
+            masks.append(M if masked else None)
+        return tuple(masks)
 
     @property
     def n_layers(self):
@@ -424,12 +434,12 @@ class Network:
         E = self._loss(zs[-1], a_list[-1], Y)
         grad = np.zeros_like(self._theta)
         dWs, dbs = self._views(grad)
-        masks = self._views(self._mask_theta)[0]
+        masks = self.masks
         delta = np.empty_like(zs[-1])
         output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps,
                      delta)
         for l in reversed(range(self.n_layers)):
-            has_mask = self.masks[l] is not None
+            has_mask = masks[l] is not None
             parallel = use_threads(X.shape[0] * self._weights[l].size)
             scratch = np.empty(scratch_size(X.shape[0], self.sizes[l], self.sizes[l + 1]),
                                dtype=self.dtype)

@@ -139,8 +139,6 @@ def load(path):
                 expected_ones[w_off:w_off + n_out * n_in] = False
         if np.any(mask_theta[expected_ones] != 1):
             raise ValueError("its masks disagree with which layers it says are masked")
-        masks = net._views(mask_theta)[0]
-        net.masks = tuple(np.ascontiguousarray(M) if m else None for M, m in zip(masks, has_mask))
         net._theta[...] = theta
         net._mask_theta[...] = mask_theta
         net._masked = np.flatnonzero(net._mask_theta == 0)
