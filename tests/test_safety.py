@@ -11,7 +11,7 @@ TESTS = pathlib.Path(__file__).parent
 
 
 def run(args, tmp_path, **env):
-    full_env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), **env)
+    full_env = dict(os.environ, **{"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), **env})
     return subprocess.run([sys.executable, *args], env=full_env, capture_output=True, text=True,
                           timeout=900, cwd=TESTS.parent)
 
@@ -59,3 +59,72 @@ def test_kernels_run_as_plain_python(tmp_path):
     result = run(["-c", NO_JIT], tmp_path, NUMBA_DISABLE_JIT="1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "plain python ok"
+
+
+TRAIN_COUNTING_WARNINGS = """
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import numpy as np
+    import nbbp
+    import nbbp.datasets
+    {after_import}
+    X, y = nbbp.datasets.xor()
+    net = nbbp.Network([2, 8, 1], activation="tanh", output="sigmoid", loss="log_loss", seed=0)
+    {train}
+    net2 = nbbp.Network([2, 8, 1], activation="tanh", output="sigmoid", loss="log_loss", seed=0)
+    net2.fit(X, y, epochs=200, batch_size=4, learning_rate=0.5, optimizer="adam")
+print(nbbp.__file__)
+print(np.max(np.abs(net.forward(X)[:, 0] - y)), net2.score(X, y))
+for w in caught:
+    print("WARNING", w.category.__name__, w.message)
+"""
+
+
+def blocked_path(tmp_path, name):
+    """A path that nobody, root included, can create: its parent is a regular file."""
+    (tmp_path / "a-file").write_text("")
+    return tmp_path / "a-file" / name
+
+
+def test_imports_and_trains_without_a_writable_cache(tmp_path):
+    # A copy of nbbp whose __pycache__ is a file, with NUMBA_CACHE_DIR and the user cache
+    # directory under a file: every place Numba could cache in is unwritable, even for root.
+    package = tmp_path / "site" / "nbbp"
+    package.mkdir(parents=True)
+    for source in (TESTS.parent / "src" / "nbbp").glob("*.py"):
+        (package / source.name).write_text(source.read_text())
+    (package / "__pycache__").write_text("")
+    script = TRAIN_COUNTING_WARNINGS.format(
+        after_import="", train="net.fit(X, y, epochs=300, batch_size=4, learning_rate=0.5, optimizer='adam')")
+    result = run(["-c", script], tmp_path, NUMBA_CACHE_DIR=str(blocked_path(tmp_path, "numba")),
+                 XDG_CACHE_HOME=str(blocked_path(tmp_path, "xdg")),
+                 PYTHONPATH=str(package.parent))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == str(package / "__init__.py")
+    max_error, accuracy = map(float, lines[1].split())
+    assert max_error < 0.1 and accuracy == 1.0
+    warned = [line for line in lines[2:] if line.startswith("WARNING")]
+    assert len(warned) == 1 and warned[0].startswith("WARNING CacheWarning"), lines
+    assert "no writable cache directory" in warned[0]
+    assert list(package.glob("*.nb?")) == []
+
+
+def test_a_cache_directory_lost_after_import_falls_back_to_compiling(tmp_path):
+    # The cache directory is fine at import, then replaced by a file: loading and saving
+    # kernels fail with OSError, and nbbp compiles without the cache, warning once.
+    cache = tmp_path / "numba-cache"
+    after_import = ("import shutil; shutil.rmtree(nbbp_cache, ignore_errors=True); "
+                    "open(nbbp_cache, 'w').close()")
+    script = f"nbbp_cache = {str(cache)!r}\n" + TRAIN_COUNTING_WARNINGS.format(
+        after_import=after_import,
+        train="[net.step(X, y, learning_rate=2.0) for _ in range(2000)]")
+    result = run(["-c", script], tmp_path, NUMBA_CACHE_DIR=str(cache))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    max_error, accuracy = map(float, lines[1].split())
+    assert max_error < 0.1 and accuracy == 1.0
+    warned = [line for line in lines[2:] if line.startswith("WARNING")]
+    assert len(warned) == 1 and warned[0].startswith("WARNING CacheWarning"), lines
+    assert cache.is_file()

@@ -3,8 +3,10 @@
 import os
 import tempfile
 import threading
+import warnings
 
 from numba import njit
+from numba.core.caching import NullCache
 from numba.core.compiler_lock import global_compiler_lock
 
 try:
@@ -29,13 +31,42 @@ def jit(parallel=False, inline=False):
     Everything compiles lazily on first call and is cached on disk, so ``import nbbp`` compiles
     nothing. ``error_model="numpy"`` makes 1/0 give inf rather than raise.
     """
-    options = dict(fastmath=set(FASTMATH), error_model="numpy", cache=True, nogil=True)
+    options = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
     if parallel:
         options["parallel"] = True
     if inline:
         options["inline"] = "always"
-    decorate = njit(**options)
-    return lambda py_func: _with_compile_lock(decorate(py_func))
+    return lambda py_func: _with_compile_lock(_cached_if_possible(py_func, options))
+
+
+class CacheWarning(UserWarning):
+    """Numba's on-disk cache cannot be written: nbbp compiles its kernels in every process."""
+
+
+_cache_warned = False
+
+
+def _no_cache(reason):
+    """Warn, once per process, that kernels will not be cached."""
+    global _cache_warned
+    if not _cache_warned:
+        _cache_warned = True
+        warnings.warn(f"nbbp cannot use Numba's on-disk cache ({reason}); kernels will compile "
+                      "in every process. Set NUMBA_CACHE_DIR to a writable directory to cache "
+                      "them.", CacheWarning, stacklevel=2)
+
+
+def _cached_if_possible(py_func, options):
+    # Numba looks for a writable cache directory when the function is decorated, that is at
+    # import, and raises RuntimeError if none of NUMBA_CACHE_DIR, the package's __pycache__ and
+    # the user cache directory can be written: a read-only install would not even import.
+    try:
+        return njit(cache=True, **options)(py_func)
+    except RuntimeError as error:
+        if "no locator available" not in str(error):
+            raise
+        _no_cache("no writable cache directory")
+        return njit(cache=False, **options)(py_func)
 
 
 # A kernel takes a last argument ``parallel``: True runs its outer loop as prange over threads,
@@ -87,8 +118,12 @@ class _CompileLock:
 
     @staticmethod
     def _locked_file():
-        path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
-        f = open(path, "a")
+        try:
+            path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
+            f = open(path, "a")
+        except OSError:
+            # No writable temporary directory: compile unserialised rather than not at all.
+            return None
         try:
             fcntl.flock(f, fcntl.LOCK_EX)
         except BaseException:
@@ -123,7 +158,16 @@ def _with_compile_lock(dispatcher):
 
     def compile(sig):
         with compile_lock:
-            return unlocked(sig)
+            try:
+                return unlocked(sig)
+            except OSError as error:
+                # The cache directory became unwritable (or unreadable) after import: compile
+                # without it. The machine code is kept if only the save failed.
+                if isinstance(dispatcher._cache, NullCache):
+                    raise
+                _no_cache(f"{type(error).__name__}: {error}")
+                dispatcher._cache = NullCache()
+                return unlocked(sig)
 
     dispatcher.compile = compile
     return dispatcher
