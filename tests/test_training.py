@@ -1,6 +1,8 @@
 """fit and partial_fit: the whole-epoch kernel equals the reference training loop, the three
 gradient-descent modes, History, early stopping, divergence, reproducibility, prediction."""
 
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -214,11 +216,24 @@ def test_callback_can_stop_training(rng):
     assert calls == [0, 1, 2] and h.epochs == 3 and h.stopped_early
 
 
-def test_verbose_prints_one_line_per_epoch(rng, capsys):
+def test_verbose_without_tqdm_prints_one_line_per_epoch(rng, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     X, y = classification(rng)
-    nbbp.Network([5, 4, 3]).fit(X, y, epochs=3, verbose=True)
+    h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=3, verbose=True, validation_fraction=0.25)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and lines[2].startswith("epoch 3/3  loss ")
+    assert len(lines) == 3
+    assert lines[2] == (f"epoch 3/3  loss {h.loss[2]:.6g}  val_loss {h.val_loss[2]:.6g}  "
+                        f"val_score {h.val_score[2]:.6g}")
+
+
+def test_verbose_shows_a_tqdm_bar_with_the_loss(rng, capsys):
+    pytest.importorskip("tqdm")
+    X, y = classification(rng)
+    h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=3, verbose=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "3/3" in captured.err and f"loss={h.loss[-1]:.4g}" in captured.err
 
 
 def test_quiet_by_default(rng, capsys):

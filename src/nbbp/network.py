@@ -20,6 +20,7 @@ from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
 from .optimizers import UPDATE_PARALLEL_MIN, check_for_dtype, get_optimizer, sgd_update
+from .progress import EpochProgress
 from .training import CODE, HAS_MASK, N_OUT, train_epoch
 
 
@@ -320,7 +321,8 @@ class Network:
             Epochs without improvement before stopping (default 10). Giving it turns early
             stopping on, and needs validation data.
         verbose : bool, default False
-            Print one line per epoch.
+            Show a progress bar over the epochs with the loss (on stderr, when tqdm is
+            installed), or print one line per epoch.
         callback : callable or None
             ``callback(epoch, history)`` after every epoch; returning False stops training.
 
@@ -572,49 +574,54 @@ class Network:
         history = self.history = History()
         best = None
         stale = 0
-        for epoch in range(epochs):
-            with _interrupt_between_epochs():
-                order = self.rng.permutation(n) if shuffle else np.arange(n)
-                saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps)
-                grad_norm_sum = np.zeros(L)
-                delta_abs_sum = np.zeros(L)
-                total, steps = train_epoch(
-                    X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta, self._layout,
-                    self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code,
-                    self._opt_state, dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps,
-                    x_buf, y_buf, z_buf, a_buf, d_buf, J, scratch, grad_norm_sum, delta_abs_sum)
-                E = total / n
-                if not (np.isfinite(E) and np.isfinite(self._theta).all()):
-                    self._theta[...], self._opt_state[...], self._opt_steps = saved
-                    raise DivergenceError(
-                        f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
-                        "learning_rate); the network keeps the weights of the last finite epoch",
-                        history)
-                self._opt_steps += steps
-                history.loss.append(E)
-                history.grad_norm.append(grad_norm_sum / n_batches)
-                history.delta_mean.append(delta_abs_sum / (n * widths))
-            line = f"epoch {epoch + 1}/{epochs}  loss {E:.6g}"
-            if plan["X_val"] is not None:
-                zs, a_list = self._forward(plan["X_val"])
-                val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
-                history.val_loss.append(val_loss)
-                history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
-                line += f"  val_loss {val_loss:.6g}  val_score {history.val_score[-1]:.4f}"
-                if plan["early_stopping"]:
-                    # NaN is never an improvement, not even as the first validation loss.
-                    if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
-                        best = (val_loss, epoch, self._theta.copy(), self._opt_state.copy(),
-                                self._opt_steps)
-                        stale = 0
-                    else:
-                        stale += 1
-            if verbose:
-                print(line, flush=True)
-            stop = plan["callback"] is not None and plan["callback"](epoch, history) is False
-            if stop or (plan["early_stopping"] and stale >= plan["patience"]):
-                history.stopped_early = epoch + 1 < epochs
-                break
+        progress = EpochProgress(epochs) if verbose else None
+        try:
+            for epoch in range(epochs):
+                with _interrupt_between_epochs():
+                    order = self.rng.permutation(n) if shuffle else np.arange(n)
+                    saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps)
+                    grad_norm_sum = np.zeros(L)
+                    delta_abs_sum = np.zeros(L)
+                    total, steps = train_epoch(
+                        X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
+                        self._layout, self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code,
+                        self._opt_state, dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps,
+                        x_buf, y_buf, z_buf, a_buf, d_buf, J, scratch, grad_norm_sum, delta_abs_sum)
+                    E = total / n
+                    if not (np.isfinite(E) and np.isfinite(self._theta).all()):
+                        self._theta[...], self._opt_state[...], self._opt_steps = saved
+                        raise DivergenceError(
+                            f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
+                            "learning_rate); the network keeps the weights of the last finite epoch",
+                            history)
+                    self._opt_steps += steps
+                    history.loss.append(E)
+                    history.grad_norm.append(grad_norm_sum / n_batches)
+                    history.delta_mean.append(delta_abs_sum / (n * widths))
+                shown = {"loss": E}
+                if plan["X_val"] is not None:
+                    zs, a_list = self._forward(plan["X_val"])
+                    val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
+                    history.val_loss.append(val_loss)
+                    history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
+                    shown.update(val_loss=val_loss, val_score=history.val_score[-1])
+                    if plan["early_stopping"]:
+                        # NaN is never an improvement, not even as the first validation loss.
+                        if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
+                            best = (val_loss, epoch, self._theta.copy(), self._opt_state.copy(),
+                                    self._opt_steps)
+                            stale = 0
+                        else:
+                            stale += 1
+                if progress is not None:
+                    progress.epoch_done(epoch, shown)
+                stop = plan["callback"] is not None and plan["callback"](epoch, history) is False
+                if stop or (plan["early_stopping"] and stale >= plan["patience"]):
+                    history.stopped_early = epoch + 1 < epochs
+                    break
+        finally:
+            if progress is not None:
+                progress.close()
         if plan["early_stopping"] and best is not None:
             with _interrupt_between_epochs():
                 _, history.best_epoch, theta, state, steps = best
