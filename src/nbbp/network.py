@@ -322,7 +322,7 @@ class Network:
             stopping on, and needs validation data.
         verbose : bool, default False
             Show a progress bar over the epochs with the loss (on stderr, when tqdm is
-            installed), or print one line per epoch.
+            installed), or print a line per epoch (every k-th epoch past 20 epochs, and the last).
         callback : callable or None
             ``callback(epoch, history)`` after every epoch; returning False stops training.
 

@@ -1,5 +1,5 @@
 """What ``fit(verbose=True)`` shows: a tqdm progress bar over the epochs when tqdm is installed,
-one printed line per epoch when it is not. The library prints nothing unless asked."""
+printed lines when it is not. The library prints nothing unless asked."""
 
 import sys
 
@@ -15,8 +15,14 @@ class EpochProgress:
         True for a tqdm bar, False for plain lines, None for a bar if tqdm can be imported.
     """
 
+    # Without a bar, a line for every epoch up to this many, then for every k-th epoch: a
+    # 1000-epoch fit prints 20 lines, not 1000.
+    MAX_LINES = 20
+
     def __init__(self, epochs, bar=None):
         self.epochs = epochs
+        self._every = max(1, epochs // self.MAX_LINES)
+        self._pending = None
         self._bar = None
         if bar is None or bar:
             try:
@@ -41,11 +47,20 @@ class EpochProgress:
             self._bar.set_postfix({name: f"{value:.4g}" for name, value in values.items()},
                                   refresh=False)
             self._bar.update(1)
-        else:
-            shown = "  ".join(f"{name} {value:.6g}" for name, value in values.items())
-            print(f"epoch {epoch + 1}/{self.epochs}  {shown}", flush=True)
+            return
+        shown = "  ".join(f"{name} {value:.6g}" for name, value in values.items())
+        self._pending = f"epoch {epoch + 1}/{self.epochs}  {shown}"
+        if epoch == 0 or (epoch + 1) % self._every == 0 or epoch + 1 == self.epochs:
+            self._print_pending()
+
+    def _print_pending(self):
+        if self._pending is not None:
+            print(self._pending, flush=True)
+            self._pending = None
 
     def close(self):
+        """Close the bar, or print the last epoch's line if it was skipped (an early stop)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        self._print_pending()

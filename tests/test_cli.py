@@ -1,0 +1,161 @@
+"""The command line: demo, train, predict and bench do their jobs, and bad arguments or files
+end in one line on stderr and a non-zero exit code, never a traceback."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import nbbp
+from nbbp.cli import main
+
+
+@pytest.fixture
+def data(tmp_path, rng):
+    """A 3-class problem on 4 features as .npz (X, y), as .csv with a header and the label
+    last, and its features alone as .csv."""
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    with open(tmp_path / "d.csv", "w") as f:
+        f.write("a,b,c,d,label\n")
+        for row, label in zip(X, y):
+            f.write(",".join(repr(float(v)) for v in row) + f",{label}\n")
+    np.savetxt(tmp_path / "x.csv", X[:7], delimiter=",", fmt="%.17g")
+    return X, y
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_demo_trains_and_reports(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # plain lines, checked below
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    code, out, _ = run(["demo", "--epochs", "40", "--samples", "600"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("nbbp demo: Network(sizes=[2, 64, 64, 3]")
+    assert lines[1].startswith("epoch 1/40  loss ") and lines[-2].startswith("epoch 40/40  loss ")
+    accuracy = float(lines[-1].split("test accuracy ")[1].split("%")[0])
+    assert accuracy > 80  # spirals: a linear model gets about a third
+    assert "samples/s" in lines[-1]
+
+
+def test_demo_writes_a_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "demo.png"
+    code, out, _ = run(["demo", "--epochs", "3", "--samples", "200", "--plot", str(png)], capsys)
+    assert code == 0 and f"wrote {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_train_on_csv_then_predict(tmp_path, data, capsys):
+    X, y = data
+    model = tmp_path / "m.npz"
+    code, out, _ = run(["train", "--data", str(tmp_path / "d.csv"), "--hidden", "16",
+                        "--epochs", "30", "--learning-rate", "0.01", "--dtype", "float64",
+                        "--model", str(model), "--quiet"], capsys)
+    assert code == 0, out
+    assert "sizes=[4, 16, 3]" in out and "loss cross_entropy" in out and f"saved {model}" in out
+    net = nbbp.load(model)
+    assert net.score(X, y) > 0.85
+    code, out, _ = run(["predict", "--model", str(model), "--data", str(tmp_path / "x.csv")],
+                       capsys)
+    assert code == 0
+    assert [int(v) for v in out.split()] == list(net.predict(X[:7]))
+    # The .csv header names the target; the same data as .npz trains the same network.
+    run(["train", "--data", str(tmp_path / "d.npz"), "--hidden", "16", "--epochs", "30",
+         "--learning-rate", "0.01", "--dtype", "float64", "--model", str(tmp_path / "n.npz"),
+         "--quiet"], capsys)
+    for W, V in zip(net.weights, nbbp.load(tmp_path / "n.npz").weights):
+        assert_array_equal(W, V)
+
+
+def test_predict_probabilities_to_a_file(tmp_path, data, capsys):
+    X, y = data
+    model = tmp_path / "m.npz"
+    assert run(["train", "--data", str(tmp_path / "d.npz"), "--sizes", "4,8,3", "--epochs", "2",
+                "--model", str(model), "--quiet"], capsys)[0] == 0
+    out_csv = tmp_path / "p.csv"
+    code, _, err = run(["predict", "--model", str(model), "--data", str(tmp_path / "d.npz"),
+                        "--proba", "--out", str(out_csv)], capsys)
+    assert code == 0 and "wrote 300 predictions" in err
+    assert_allclose(np.loadtxt(out_csv, delimiter=","), nbbp.load(model).predict_proba(X),
+                    rtol=1e-6)
+
+
+def test_regression_target_by_column_number(tmp_path, rng, capsys):
+    x = rng.uniform(-2, 2, size=200)
+    table = np.column_stack([np.sin(x), x])  # target first, feature second
+    np.savetxt(tmp_path / "r.csv", table, delimiter=",")
+    code, out, _ = run(["train", "--data", str(tmp_path / "r.csv"), "--target", "0",
+                        "--activation", "tanh", "--epochs", "200", "--learning-rate", "0.01",
+                        "--model", str(tmp_path / "r.npz"), "--quiet"], capsys)
+    assert code == 0
+    assert "loss squared_error" in out and "sizes=[1, 64, 1]" in out
+    assert float(out.split("training R^2 ")[1].split()[0].rstrip(",")) > 0.9
+
+
+BAD = [
+    (["train", "--data", "{tmp}/missing.csv"], 1, "missing.csv: no such file"),
+    (["train", "--data", "{tmp}/d.txt"], 1, "expected a .csv or .npz file"),
+    (["train", "--data", "{tmp}/garbage.npz"], 1, "garbage.npz: not an .npz file"),
+    (["train", "--data", "{tmp}/ragged.csv"], 1, "line 3 has 2 columns; line 1 has 3"),
+    (["train", "--data", "{tmp}/text.csv"], 1, "line 2, column 2: 'x' is not a number"),
+    (["train", "--data", "{tmp}/nan.csv"], 1, "NaN or inf"),
+    (["train", "--data", "{tmp}/d.csv", "--target", "zz"], 1, "--target 'zz' is neither"),
+    (["train", "--data", "{tmp}/d.csv", "--target", "9"], 1, "--target 9 is out of range"),
+    (["train", "--data", "{tmp}/d.npz", "--target", "0"], 1, "--target picks a column of a .csv"),
+    (["train", "--data", "{tmp}/x_only.npz"], 1, "no array 'y'"),
+    (["train", "--data", "{tmp}/d.npz", "--sizes", "5,3"], 1, "the data has 4 features"),
+    (["train", "--data", "{tmp}/d.npz", "--sizes", "4,2"], 1, "it needs at least 3"),
+    (["train", "--data", "{tmp}/d.npz", "--sizes", "4,x"], 2, "expected whole numbers"),
+    (["train", "--data", "{tmp}/d.npz", "--epochs", "0"], 2, "--epochs: must be > 0"),
+    (["train", "--data", "{tmp}/d.npz", "--validation-fraction", "2"], 1, "validation_fraction"),
+    (["train", "--data", "{tmp}/d.npz", "--activation", "swish"], 2, "invalid choice: 'swish'"),
+    (["train"], 2, "the following arguments are required: --data"),
+    (["predict", "--model", "{tmp}/garbage.npz", "--data", "{tmp}/x.csv"], 1, "garbage.npz"),
+    (["predict", "--model", "{tmp}/missing.npz", "--data", "{tmp}/x.csv"], 1, "no such file"),
+    (["predict", "--model", "{tmp}/m.npz", "--data", "{tmp}/d.csv"], 1, "5 features"),
+    (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    ([], 2, "the following arguments are required: COMMAND"),
+    (["bench", "--workloads", "W9"], 2, "--workloads takes names among"),
+    (["demo", "--samples", "2"], 1, "--samples 2 is too few"),
+]
+
+
+@pytest.mark.parametrize("argv, code, message", BAD, ids=[" ".join(a[:1] + a[2:3] + a[3:5])
+                                                         for a, _, _ in BAD])
+def test_bad_arguments_and_files_give_one_line(tmp_path, data, argv, code, message):
+    (tmp_path / "d.txt").write_text("1,2\n")
+    (tmp_path / "garbage.npz").write_text("not a zip")
+    (tmp_path / "ragged.csv").write_text("1,2,3\n4,5,6\n7,8\n")
+    (tmp_path / "text.csv").write_text("1,2,3\n4,x,6\n")
+    (tmp_path / "nan.csv").write_text("1,2,0\nnan,5,1\n")
+    np.savez(tmp_path / "x_only.npz", X=np.ones((3, 4)))
+    nbbp.Network([4, 3, 3]).save(tmp_path / "m.npz")
+    result = subprocess.run([sys.executable, "-m", "nbbp", *(a.format(tmp=tmp_path) for a in argv)],
+                            capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if k != "NBBP_TRACEBACK"})
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nbbp") and "error: " in lines[0], result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_bench_runs_the_comparison(capsys, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    for peer in ("torch", "jax", "sklearn"):
+        monkeypatch.setitem(sys.modules, peer, None)
+    code, out, _ = run(["bench", "--quick", "--workloads", "W1", "--repeat", "1"], capsys)
+    assert code == 0
+    assert "W1 tiny: sizes 64-32-10" in out and "skipped: torch" in out
+    nbbp_row = next(line for line in out.splitlines() if line.startswith("  nbbp "))
+    assert float(nbbp_row.split()[1].replace(",", "")) > 0
