@@ -12,7 +12,7 @@ from numba.core.compiler_lock import global_compiler_lock
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; first compiles are not serialised there
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 # Reassociation and contraction let LLVM vectorise the j-sums; nnan and ninf stay off so that a
 # NaN or inf in the data propagates to the result instead of being assumed away.

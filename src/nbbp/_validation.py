@@ -14,7 +14,7 @@ def check_choice(value, choices, name):
     return value
 
 
-def check_dtype(dtype):
+def check_dtype(dtype) -> np.dtype:
     # np.dtype(None) is float64, and a dtype compares equal to None: test identity first.
     try:
         dt = None if dtype is None else np.dtype(dtype)
@@ -42,7 +42,7 @@ def as_scalar(value, dtype, name):
     return out
 
 
-def per_layer(value, n_layers, name):
+def per_layer(value, n_layers, name) -> list:
     """Expand a single value to one per layer, or check a list has one per layer."""
     if isinstance(value, (list, tuple)):
         if len(value) != n_layers:

@@ -1,9 +1,12 @@
 """Small synthetic data sets built into nbbp, generated from a seed (nothing is downloaded)."""
 
+from __future__ import annotations
+
 import numpy as np
 
 
-def spirals(n_samples=1500, n_classes=3, noise=0.15, seed=0):
+def spirals(n_samples: int = 1500, n_classes: int = 3, noise: float = 0.15,
+            seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """Interleaved 2-D spirals, one arm per class: a classic problem no linear model solves.
 
     Returns
@@ -21,7 +24,7 @@ def spirals(n_samples=1500, n_classes=3, noise=0.15, seed=0):
     return X, y.astype(np.int64)
 
 
-def xor():
+def xor() -> tuple[np.ndarray, np.ndarray]:
     """The four XOR points: X (4, 2) and y (4,), y = x1 xor x2."""
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     return X, np.array([0.0, 1.0, 1.0, 0.0])

@@ -1,5 +1,7 @@
 """The record of a training run."""
 
+from __future__ import annotations
+
 import numpy as np
 
 
@@ -7,7 +9,7 @@ class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or parameter. The network keeps the weights of the
     last finite epoch; ``history`` holds the epochs recorded before it."""
 
-    def __init__(self, message, history=None):
+    def __init__(self, message: str, history: History | None = None) -> None:
         super().__init__(message)
         self.history = history
 
@@ -33,21 +35,21 @@ class History:
         Whether early stopping or a callback ended training before ``epochs``.
     """
 
-    def __init__(self):
-        self.loss = []
-        self.val_loss = []
-        self.val_score = []
-        self.grad_norm = []
-        self.delta_mean = []
-        self.best_epoch = None
+    def __init__(self) -> None:
+        self.loss: list[float] = []
+        self.val_loss: list[float] = []
+        self.val_score: list[float] = []
+        self.grad_norm: list[np.ndarray] = []
+        self.delta_mean: list[np.ndarray] = []
+        self.best_epoch: int | None = None
         self.stopped_early = False
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """Number of epochs recorded."""
         return len(self.loss)
 
-    def as_arrays(self):
+    def as_arrays(self) -> dict[str, np.ndarray]:
         """The record as arrays: grad_norm and delta_mean are (epochs, n_layers)."""
         return {
             "loss": np.array(self.loss),
@@ -57,6 +59,6 @@ class History:
             "delta_mean": np.array(self.delta_mean),
         }
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         last = f", last loss {self.loss[-1]:.6g}" if self.loss else ""
         return f"History({self.epochs} epochs{last})"

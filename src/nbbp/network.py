@@ -1,14 +1,20 @@
 """The public ``Network``: validates input once, owns the parameters, and calls the kernels."""
 
+from __future__ import annotations
+
 import contextlib
 import functools
 import math
 import numbers
+import os
 import signal
 import threading
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as check
 from ._jit import use_threads
@@ -19,7 +25,8 @@ from .gradients import scratch_size, weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
-from .optimizers import UPDATE_PARALLEL_MIN, check_for_dtype, get_optimizer, sgd_update
+from .optimizers import (UPDATE_PARALLEL_MIN, Optimizer, check_for_dtype, get_optimizer,
+                         sgd_update)
 from .progress import EpochProgress
 from .training import CODE, HAS_MASK, N_OUT, train_epoch
 
@@ -52,7 +59,10 @@ def _interrupt_between_epochs():
                 signal.raise_signal(signal.SIGINT)
 
 
-def _one_trainer(method):
+TrainingMethod = TypeVar("TrainingMethod", bound=Callable[..., Any])
+
+
+def _one_trainer(method: TrainingMethod) -> TrainingMethod:
     """Refuse a second training call (fit, partial_fit, step) on a network that one is already
     updating from another thread: the updates would interleave on the same parameters."""
 
@@ -67,7 +77,7 @@ def _one_trainer(method):
         finally:
             self._training.release()
 
-    return guarded
+    return cast(TrainingMethod, guarded)
 
 
 class Network:
@@ -111,8 +121,11 @@ class Network:
         there after a KeyboardInterrupt too.
     """
 
-    def __init__(self, sizes, activation="relu", output="softmax", loss="cross_entropy",
-                 init=None, seed=0, dtype=np.float64, masks=None, bias=True):
+    def __init__(self, sizes: Sequence[int], activation: str | Sequence[str] = "relu",
+                 output: str = "softmax", loss: str = "cross_entropy", init: str | None = None,
+                 seed: int | None = 0, dtype: DTypeLike = np.float64,
+                 masks: Sequence[ArrayLike | None] | None = None,
+                 bias: bool | Sequence[bool] = True) -> None:
         sizes = self._check_sizes(sizes)
         n_layers = len(sizes) - 1
         if isinstance(activation, str) or not isinstance(activation, (list, tuple)):
@@ -178,7 +191,7 @@ class Network:
         self._loss_code = LOSSES[loss]
         self._eps = dtype.type(np.finfo(dtype).eps)
         self._no_mask = np.zeros((0, 0), dtype=dtype)
-        self._optimizer = None
+        self._optimizer: Optimizer | None = None
         self._opt_state = np.zeros((0, offset), dtype=dtype)
         self._opt_steps = 0
         self._training = threading.RLock()
@@ -198,15 +211,15 @@ class Network:
 
     # ----------------------------------------------------------------------------- properties
     @property
-    def weights(self):
+    def weights(self) -> tuple[np.ndarray, ...]:
         return tuple(self._weights)
 
     @property
-    def biases(self):
+    def biases(self) -> tuple[np.ndarray | None, ...]:
         return tuple(self._biases)
 
     @property
-    def masks(self):
+    def masks(self) -> tuple[np.ndarray | None, ...]:
         """Per layer, the 0/1 connectivity mask as a read-only view, or None for a dense layer."""
         masks = []
         for M, masked in zip(self._views(self._mask_theta)[0], self._layout[:, HAS_MASK]):
@@ -217,26 +230,26 @@ class Network:
         return tuple(masks)
 
     @property
-    def n_layers(self):
+    def n_layers(self) -> int:
         """Number of weight layers (len(sizes) - 1)."""
         return len(self.sizes) - 1
 
     @property
-    def n_parameters(self):
+    def n_parameters(self) -> int:
         """Number of trainable parameters, masked weights included."""
         return self._theta.size
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> Optimizer | None:
         """The optimizer whose state the network holds (after fit or partial_fit), or None."""
         return self._optimizer
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Network(sizes={list(self.sizes)}, activation={list(self.activation)}, "
                 f"output={self.output!r}, loss={self.loss_name!r}, dtype={self.dtype.name})")
 
     # ----------------------------------------------------------------------------- public API
-    def forward(self, X):
+    def forward(self, X: ArrayLike) -> np.ndarray:
         """Output activations o for every sample.
 
         Parameters
@@ -251,7 +264,7 @@ class Network:
         _, a_list = self._forward(X)
         return a_list[-1]
 
-    def loss(self, X, y):
+    def loss(self, X: ArrayLike, y: ArrayLike) -> float:
         """E, the mean over the samples of J(o, y).
 
         ``y`` is (n_samples, sizes[-1]); for cross_entropy also integer labels (n_samples,), and
@@ -261,7 +274,8 @@ class Network:
         zs, a_list = self._forward(X)
         return self._loss(zs[-1], a_list[-1], Y)
 
-    def gradients(self, X, y):
+    def gradients(self, X: ArrayLike, y: ArrayLike
+                  ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
         """dE/dW and dE/db for every layer, averaged over the batch.
 
         Returns
@@ -274,7 +288,7 @@ class Network:
         return self._views(grad)
 
     @_one_trainer
-    def step(self, X, y, learning_rate):
+    def step(self, X: ArrayLike, y: ArrayLike, learning_rate: float) -> float:
         """One plain gradient-descent update on this batch: w <- w - alpha dE/dw.
 
         Returns
@@ -290,9 +304,12 @@ class Network:
         return E
 
     @_one_trainer
-    def fit(self, X, y, epochs=10, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
-            shuffle=True, validation_data=None, validation_fraction=None, early_stopping=False,
-            patience=None, verbose=False, callback=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 10, batch_size: int | None = 32,
+            learning_rate: float = 0.01, optimizer: str | Optimizer = "sgd", l2: float = 0.0,
+            shuffle: bool = True, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            validation_fraction: float | None = None, early_stopping: bool = False,
+            patience: int | None = None, verbose: bool = False,
+            callback: Callable[[int, History], bool | None] | None = None) -> History:
         """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
@@ -345,8 +362,9 @@ class Network:
         return self._run(plan, epochs, opt, fresh_state=True)
 
     @_one_trainer
-    def partial_fit(self, X, y, batch_size=32, learning_rate=0.01, optimizer="sgd", l2=0.0,
-                    shuffle=True):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, batch_size: int | None = 32,
+                    learning_rate: float = 0.01, optimizer: str | Optimizer = "sgd",
+                    l2: float = 0.0, shuffle: bool = True) -> History:
         """One epoch of training that keeps the optimizer state (velocity, Adam's m, v and t)
         from the previous ``partial_fit`` or ``fit``. A different optimizer starts fresh state.
 
@@ -361,7 +379,7 @@ class Network:
                           shuffle, False)
         return self._run(plan, 1, opt, fresh_state=opt != self._optimizer)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Class labels for cross_entropy (argmax), 0/1 for log_loss (o >= 0.5), values for
         squared_error. A single-output network gives shape (n_samples,)."""
         O = self.forward(X)
@@ -371,21 +389,21 @@ class Network:
             O = (O >= 0.5).astype(np.int64)
         return O[:, 0] if O.shape[1] == 1 else O
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Output probabilities, (n_samples, sizes[-1]), for cross_entropy and log_loss."""
         if self.loss_name == "squared_error":
             raise ValueError("predict_proba needs a classification loss ('cross_entropy' or "
                              "'log_loss'); this network uses 'squared_error'")
         return self.forward(X)
 
-    def score(self, X, y):
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
         (averaged over outputs)."""
         X, Y = self._inputs_and_targets(X, y)
         _, a_list = self._forward(X)
         return self._score(a_list[-1], Y)
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Write the network to one ``.npz`` file (no pickle), atomically: see ``nbbp.load``."""
         from .persistence import save
 

@@ -5,6 +5,8 @@ Every kernel runs over a flat parameter vector in place, parallel over parameter
 weight has g = 0 always, so its state stays 0 and the weight stays exactly 0 under each rule.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -130,7 +132,7 @@ class Optimizer:
     """Base of the optimizer specs: hyperparameters only. The state (velocity, moments, step
     count) lives in the Network, shaped like its flat parameter vector."""
 
-    code = None
+    code: int | None = None
     n_state = 0  # arrays of state, each shaped like the parameters
 
     def hyperparameters(self):
@@ -152,7 +154,7 @@ class SGD(Optimizer):
     """SGD with optional (Nesterov) momentum: v <- mu v + g; w <- w - alpha v
     (nesterov: w <- w - alpha (g + mu v))."""
 
-    def __init__(self, momentum=0.0, nesterov=False):
+    def __init__(self, momentum: float = 0.0, nesterov: bool = False) -> None:
         self.momentum = _check_real(momentum, "momentum", 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise ValueError(f"nesterov must be True or False; got {nesterov!r}")
@@ -180,7 +182,7 @@ class AdaGrad(Optimizer):
     code = ADAGRAD_CODE
     n_state = 1
 
-    def __init__(self, eps=1e-10):
+    def __init__(self, eps: float = 1e-10) -> None:
         self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
@@ -193,7 +195,7 @@ class RMSProp(Optimizer):
     code = RMSPROP_CODE
     n_state = 1
 
-    def __init__(self, rho=0.99, eps=1e-8):
+    def __init__(self, rho: float = 0.99, eps: float = 1e-8) -> None:
         self.rho = _check_real(rho, "rho", 0.0, 1.0, high_open=True)
         self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
@@ -208,7 +210,7 @@ class Adam(Optimizer):
     code = ADAM_CODE
     n_state = 2
 
-    def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         self.beta1 = _check_real(beta1, "beta1", 0.0, 1.0, high_open=True)
         self.beta2 = _check_real(beta2, "beta2", 0.0, 1.0, high_open=True)
         self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)

@@ -1,20 +1,26 @@
 """Saving and loading a Network: one ``.npz`` file, no pickle, written atomically."""
 
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import optimizers
 from .training import HAS_MASK
 
+if TYPE_CHECKING:
+    from .network import Network
+
 FORMAT = "nbbp.Network"
 VERSION = 1
 
 
-def save(net, path):
+def save(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` (an ``.npz`` archive, read back by ``nbbp.load``).
 
     The file holds the architecture, dtype, parameters, masks, optimizer state and the state of
@@ -48,7 +54,7 @@ def save(net, path):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved model gets the usual mode
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -64,7 +70,7 @@ def _field(data, key, path):
     return data[key]
 
 
-def load(path):
+def load(path: str | os.PathLike) -> Network:
     """Read a Network written by ``Network.save``.
 
     Raises
@@ -122,7 +128,7 @@ def load(path):
         net = Network(sizes, activation=[str(a) for a in fields["activation"]],
                       output=str(fields["output"]), loss=str(fields["loss"]),
                       init=str(fields["init"]), seed=None, dtype=str(fields["dtype"]),
-                      bias=bias if len(bias) == n_layers else None)
+                      bias=bias if len(bias) == n_layers else [])
         theta, mask_theta = fields["theta"], fields["mask_theta"]
         if theta.shape != net._theta.shape or mask_theta.shape != net._theta.shape \
                 or theta.dtype != net.dtype or len(has_mask) != n_layers:
@@ -149,9 +155,10 @@ def load(path):
         if name:
             if name not in ("SGD", "AdaGrad", "RMSProp", "Adam"):
                 raise ValueError(f"unknown optimizer {name!r}")
-            net._optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
+            optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
+            net._optimizer = optimizer
             state = fields["optimizer_state"]
-            if state.shape != (net._optimizer.n_state, net._theta.size) or state.dtype != net.dtype:
+            if state.shape != (optimizer.n_state, net._theta.size) or state.dtype != net.dtype:
                 raise ValueError("its optimizer state does not match its parameters")
             if not np.isfinite(state).all():
                 raise ValueError("its optimizer state holds NaN or inf")
