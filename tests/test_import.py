@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 CHECK = """
 import sys
 import numba.core.dispatcher
@@ -25,3 +27,29 @@ def test_import_compiles_nothing():
     n_kernels, compiled = result.stdout.split(" ", 1)
     assert int(n_kernels) >= 10
     assert compiled.strip() == "[]"
+
+
+OPTIONAL = """
+import sys
+import nbbp
+heavy = [m for m in ("sklearn", "matplotlib", "tqdm", "torch", "jax", "nbbp.sklearn", "nbbp.plot")
+         if m in sys.modules]
+print(heavy)
+estimator = nbbp.MLPClassifier
+print(estimator.__module__, "sklearn" in sys.modules)
+"""
+
+
+def test_import_loads_no_optional_package_until_asked():
+    result = subprocess.run([sys.executable, "-c", OPTIONAL], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "nbbp.sklearn True"]
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    import nbbp
+
+    with pytest.raises(AttributeError, match="no attribute 'MLPClassifer'"):
+        nbbp.MLPClassifer  # a typo
+    assert {"MLPClassifier", "MLPRegressor", "Network"} <= set(dir(nbbp))

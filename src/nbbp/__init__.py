@@ -9,4 +9,19 @@ from .persistence import load
 
 __version__ = "0.1.0"
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "load", "reference", "__version__"]
+           "Adam", "load", "reference", "MLPClassifier", "MLPRegressor", "__version__"]
+
+# The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
+_LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'nbbp' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
