@@ -24,6 +24,10 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 # 4-5-3-3 loss call on 6 samples 31 ms, against 47 us on one thread.
 PARALLEL_MIN_WORK = 1 << 20
 
+# The same cut-off for kernels doing a few operations per element of an (n_samples, width)
+# array (batch normalisation, residual additions): below this many elements, one thread.
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
 
 def jit(parallel=False, inline=False):
     """Return the Numba decorator for a kernel (parallel) or a helper (inlined).

@@ -110,3 +110,25 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel):
     else:
         for tile in range(n_tiles):
             _delta_tile(tile, delta_next, W_next, Z, A, code, delta)
+
+
+@helper
+def _residual_delta_row(k, delta, delta_skip, Z, A, code):
+    for j in range(delta.shape[1]):
+        delta[k, j] = (delta[k, j] + delta_skip[k, j]) * derivative(Z[k, j], A[k, j], code)
+
+
+@kernel
+def residual_delta(delta, delta_skip, Z, A, code, parallel):
+    """delta_kj <- f'(z_kj) (delta_kj + delta_skip_kj): the delta rule of a layer whose
+    activation also feeds a residual connection. ``delta`` holds sum_i w_ij delta_next_ki (the
+    delta rule with the identity) and ``delta_skip`` the delta of the skip's target layer.
+
+    All (n_samples, width); writes delta in place. Parallel over samples k.
+    """
+    if parallel:
+        for k in prange(delta.shape[0]):
+            _residual_delta_row(k, delta, delta_skip, Z, A, code)
+    else:
+        for k in range(delta.shape[0]):
+            _residual_delta_row(k, delta, delta_skip, Z, A, code)

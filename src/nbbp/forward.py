@@ -96,3 +96,25 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
             _forward_tile(tile, A_prev, W, Z)
         for k in range(n_samples):
             _bias_and_activate(k, b, has_bias, code, Z, A)
+
+
+@helper
+def _skip_and_activate(k, Z, A_skip, code, A):
+    for i in range(Z.shape[1]):
+        Z[k, i] += A_skip[k, i]
+    activate_row(Z[k], code, A[k])
+
+
+@kernel
+def add_skip_and_activate(Z, A_skip, code, A, parallel):
+    """A residual connection: z_ki <- z_ki + a_ki(s), the activation of an earlier layer s of
+    the same width, then a_k = f(z_k).
+
+    Z, A_skip, A: (n_samples, width); writes Z and A in place. Parallel over samples k.
+    """
+    if parallel:
+        for k in prange(Z.shape[0]):
+            _skip_and_activate(k, Z, A_skip, code, A)
+    else:
+        for k in range(Z.shape[0]):
+            _skip_and_activate(k, Z, A_skip, code, A)

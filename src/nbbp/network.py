@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import numbers
 import os
 import signal
@@ -17,18 +16,19 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as check
-from ._jit import use_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
-from .deltas import hidden_delta, output_delta
-from .forward import forward_layer
-from .gradients import scratch_size, weight_gradients
+from .batchnorm import EPS as BN_EPS
+from .batchnorm import MOMENTUM as BN_MOMENTUM
+from .deltas import output_delta
+from .gradients import scratch_size
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
 from .optimizers import (UPDATE_PARALLEL_MIN, Optimizer, check_for_dtype, get_optimizer,
                          sgd_update)
 from .progress import EpochProgress
-from .training import CODE, HAS_MASK, N_OUT, train_epoch
+from .training import (B_OFF, BN_OFF, CODE, HAS_MASK, N_COLUMNS, N_IN, N_OUT, SKIP_FROM,
+                       STATS_OFF, W_OFF, backward_pass, forward_pass, train_epoch)
 
 
 @contextlib.contextmanager
@@ -80,6 +80,36 @@ def _one_trainer(method: TrainingMethod) -> TrainingMethod:
     return cast(TrainingMethod, guarded)
 
 
+class Gradients(tuple):
+    """``(dW, db)``, the pair ``Network.gradients`` returns, which also carries dE/dgamma and
+    dE/dbeta of the batch-normalised layers.
+
+    Attributes
+    ----------
+    weights, biases : list of ndarray (biases: None where a layer has no bias)
+        The pair itself: ``dW, db = net.gradients(X, y)``.
+    gammas, betas : list of (ndarray or None)
+        Per layer, dE/dgamma and dE/dbeta, shape ``(sizes[l+1],)``, or None where the layer is
+        not batch-normalised.
+    """
+
+    gammas: list[np.ndarray | None]
+    betas: list[np.ndarray | None]
+
+    def __new__(cls, weights, biases, gammas, betas):
+        pair = super().__new__(cls, (weights, biases))
+        pair.gammas, pair.betas = gammas, betas
+        return pair
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self[0]
+
+    @property
+    def biases(self) -> list[np.ndarray | None]:
+        return self[1]
+
+
 class Network:
     """A multilayer perceptron trained by backpropagation with compiled per-neuron kernels.
 
@@ -108,6 +138,19 @@ class Network:
         Masked weights are 0 and stay 0.
     bias : bool or list of bool, default True
         Whether each layer has a bias.
+    batch_norm : bool or list of bool, default False
+        Batch normalisation of each hidden layer's pre-activations (one value, or one per hidden
+        layer): z_hat_i = (z_i - mu_i) / sqrt(var_i + 1e-5), then gamma_i z_hat_i + beta_i goes
+        into f, as in ``torch.nn.BatchNorm1d``. Training uses the batch's mean and (biased)
+        variance and updates running averages (momentum 0.1, unbiased variance); ``forward``,
+        ``predict`` and ``score`` use the running averages. A batch-normalised layer's bias is
+        redundant (its gradient is 0 up to rounding): ``bias=False`` for it saves the work.
+    residual : None, int or list of (int, int)
+        Residual connections: a pair (s, t) adds a(s), the activation of layer s (0: the input),
+        to z(t) before f: a(t) = f(z(t) + a(s)), after any batch normalisation. Layers count
+        as in ``sizes``; s < t and sizes[s] == sizes[t]; at most one skip into each layer. An
+        int k is the pairs (s, s + k) for s = 1, 1 + k, 1 + 2k, ... between hidden layers of
+        equal width.
 
     Attributes
     ----------
@@ -125,7 +168,9 @@ class Network:
                  output: str = "softmax", loss: str = "cross_entropy", init: str | None = None,
                  seed: int | None = 0, dtype: DTypeLike = np.float64,
                  masks: Sequence[ArrayLike | None] | None = None,
-                 bias: bool | Sequence[bool] = True) -> None:
+                 bias: bool | Sequence[bool] = True,
+                 batch_norm: bool | Sequence[bool] = False,
+                 residual: int | Sequence[tuple[int, int]] | None = None) -> None:
         sizes = self._check_sizes(sizes)
         n_layers = len(sizes) - 1
         if isinstance(activation, str) or not isinstance(activation, (list, tuple)):
@@ -154,6 +199,12 @@ class Network:
             if not isinstance(b, (bool, np.bool_)):
                 raise TypeError(f"bias must be a bool or a list of bools; got {b!r}")
         masks = self._check_masks(masks, sizes, dtype)
+        batch_norm = check.per_layer(batch_norm, n_layers - 1, "batch_norm")
+        for flag in batch_norm:
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"batch_norm must be a bool or a list of bools, one per hidden "
+                                f"layer; got {flag!r}")
+        skips = self._check_residual(residual, sizes)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                                  or seed < 0):
             raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")
@@ -166,21 +217,37 @@ class Network:
         self.init = init
         self.dtype = dtype
         self.rng = rng
+        self.batch_norm = tuple(bool(flag) for flag in batch_norm)
+        self.residual = tuple(skips)
         codes = [ACTIVATIONS[a] for a in self.activation + (output,)]
+        skip_from = dict((t, s) for s, t in skips)
 
-        # One flat parameter vector: W(l) row-major, then b(l) where the layer has a bias.
-        layout = np.zeros((n_layers, 6), dtype=np.int64)
-        offset = 0
+        # One flat parameter vector: W(l) row-major, then b(l) where the layer has a bias, then
+        # gamma(l) and beta(l) where it is batch-normalised; see nbbp.training.
+        layout = np.full((n_layers, N_COLUMNS), -1, dtype=np.int64)
+        offset = stats_offset = 0
         for l in range(n_layers):
             n_in, n_out = sizes[l], sizes[l + 1]
-            w_off = offset
+            layout[l, N_IN], layout[l, N_OUT] = n_in, n_out
+            layout[l, CODE], layout[l, HAS_MASK] = codes[l], masks[l] is not None
+            layout[l, W_OFF] = offset
             offset += n_in * n_out
-            b_off = offset if bias[l] else -1
-            offset += n_out if bias[l] else 0
-            layout[l] = (n_in, n_out, w_off, b_off, codes[l], masks[l] is not None)
+            if bias[l]:
+                layout[l, B_OFF] = offset
+                offset += n_out
+            if l < n_layers - 1 and self.batch_norm[l]:
+                layout[l, BN_OFF], layout[l, STATS_OFF] = offset, stats_offset
+                offset += 2 * n_out
+                stats_offset += 2 * n_out
+            layout[l, SKIP_FROM] = skip_from.get(l + 1, -1)
         self._layout = layout
         self._theta = np.zeros(offset, dtype=dtype)
         self._mask_theta = np.ones(offset, dtype=dtype)
+        self._stats = np.zeros(stats_offset, dtype=dtype)
+        for gamma, running_var in zip(self.gammas, self.running_vars):
+            if gamma is not None:
+                gamma[...] = 1
+                running_var[...] = 1
         self._weights, self._biases = self._views(self._theta)
         for l, (W, M) in enumerate(zip(self._weights, self._views(self._mask_theta)[0])):
             W[...] = initial_weights(rng, sizes[l + 1], sizes[l], init, dtype)
@@ -230,6 +297,28 @@ class Network:
         return tuple(masks)
 
     @property
+    def gammas(self) -> tuple[np.ndarray | None, ...]:
+        """Per layer, the scale gamma of batch normalisation, shape ``(sizes[l+1],)`` (a view:
+        assign into it), or None where the layer is not batch-normalised. Starts at 1."""
+        return tuple(self._batch_norm_views(self._theta)[0])
+
+    @property
+    def betas(self) -> tuple[np.ndarray | None, ...]:
+        """Per layer, the shift beta of batch normalisation, or None. Starts at 0."""
+        return tuple(self._batch_norm_views(self._theta)[1])
+
+    @property
+    def running_means(self) -> tuple[np.ndarray | None, ...]:
+        """Per layer, the running mean of z that inference normalises with, or None. Starts at
+        0 and moves by 0.1 towards each training batch's mean."""
+        return tuple(self._batch_norm_views(self._stats, STATS_OFF)[0])
+
+    @property
+    def running_vars(self) -> tuple[np.ndarray | None, ...]:
+        """Per layer, the running (unbiased) variance of z, or None. Starts at 1."""
+        return tuple(self._batch_norm_views(self._stats, STATS_OFF)[1])
+
+    @property
     def n_layers(self) -> int:
         """Number of weight layers (len(sizes) - 1)."""
         return len(self.sizes) - 1
@@ -245,61 +334,81 @@ class Network:
         return self._optimizer
 
     def __repr__(self) -> str:
+        extra = ""
+        if any(self.batch_norm):
+            extra += f", batch_norm={list(self.batch_norm)}"
+        if self.residual:
+            extra += f", residual={list(self.residual)}"
         return (f"Network(sizes={list(self.sizes)}, activation={list(self.activation)}, "
-                f"output={self.output!r}, loss={self.loss_name!r}, dtype={self.dtype.name})")
+                f"output={self.output!r}, loss={self.loss_name!r}{extra}, dtype={self.dtype.name})")
 
     # ----------------------------------------------------------------------------- public API
-    def forward(self, X: ArrayLike) -> np.ndarray:
+    def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
         """Output activations o for every sample.
 
         Parameters
         ----------
         X : array_like, shape (n_samples, sizes[0])
+        training : bool, default False
+            Only for batch normalisation: False normalises with the running averages
+            (inference, as ``predict``), True with the statistics of this batch (as training
+            does, without updating the running averages; needs 2 samples or more).
 
         Returns
         -------
         ndarray, shape (n_samples, sizes[-1]), of the network's dtype.
         """
+        training = self._check_training(training)
         X = self._inputs(X)
-        _, a_list = self._forward(X)
+        self._check_batch(X, training, "forward(training=True)")
+        _, a_list = self._forward(X, training)
         return a_list[-1]
 
-    def loss(self, X: ArrayLike, y: ArrayLike) -> float:
+    def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False) -> float:
         """E, the mean over the samples of J(o, y).
 
         ``y`` is (n_samples, sizes[-1]); for cross_entropy also integer labels (n_samples,), and
-        for a single output also (n_samples,).
+        for a single output also (n_samples,). ``training`` as in ``forward``: with batch
+        normalisation, ``loss(X, y, training=True)`` is the E that ``gradients`` differentiates
+        and ``step`` and ``fit`` minimise, and the default the E of what ``predict`` computes.
         """
+        training = self._check_training(training)
         X, Y = self._inputs_and_targets(X, y)
-        zs, a_list = self._forward(X)
+        self._check_batch(X, training, "loss(training=True)")
+        zs, a_list = self._forward(X, training)
         return self._loss(zs[-1], a_list[-1], Y)
 
-    def gradients(self, X: ArrayLike, y: ArrayLike
-                  ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-        """dE/dW and dE/db for every layer, averaged over the batch.
+    def gradients(self, X: ArrayLike, y: ArrayLike) -> Gradients:
+        """dE/dW and dE/db for every layer, averaged over the batch (batch normalisation in
+        training mode, its running averages left as they are).
 
         Returns
         -------
-        (list of ndarray, list of ndarray or None)
-            Shapes as ``weights`` and ``biases``; db is None where a layer has no bias.
+        Gradients
+            The pair (list of dW, list of db), shapes as ``weights`` and ``biases``, db None
+            where a layer has no bias; its attributes ``gammas`` and ``betas`` hold
+            dE/dgamma and dE/dbeta (None where a layer is not batch-normalised).
         """
         X, Y = self._inputs_and_targets(X, y)
+        self._check_batch(X, True, "gradients")
         grad, _ = self._backprop(X, Y)
-        return self._views(grad)
+        return Gradients(*self._views(grad), *self._batch_norm_views(grad))
 
     @_one_trainer
     def step(self, X: ArrayLike, y: ArrayLike, learning_rate: float) -> float:
-        """One plain gradient-descent update on this batch: w <- w - alpha dE/dw.
+        """One plain gradient-descent update on this batch: w <- w - alpha dE/dw. With batch
+        normalisation, the batch's statistics also update the running averages.
 
         Returns
         -------
         float
-            E on this batch before the update.
+            E on this batch before the update (training mode, as ``loss(training=True)``).
         """
         learning_rate = check.check_positive_number(learning_rate, "learning_rate")
         alpha = check.as_scalar(learning_rate, self.dtype, "learning_rate")
         X, Y = self._inputs_and_targets(X, y)
-        grad, E = self._backprop(X, Y)
+        self._check_batch(X, True, "step")
+        grad, E = self._backprop(X, Y, update_running=True)
         sgd_update(self._theta, grad, alpha, self._theta.size >= UPDATE_PARALLEL_MIN)
         return E
 
@@ -319,7 +428,9 @@ class Network:
         epochs : int, default 10
         batch_size : int or None, default 32
             None is batch gradient descent, 1 stochastic, k mini-batch. The last partial batch is
-            used. A batch_size larger than the data set is clipped, with a warning.
+            used, except a last batch of one sample with batch normalisation (whose batch
+            statistics need two): that sample sits the epoch out. A batch_size larger than the
+            data set is clipped, with a warning.
         learning_rate : float, default 0.01
         optimizer : str or Optimizer, default "sgd"
             "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", or an ``nbbp.SGD``,
@@ -413,24 +524,51 @@ class Network:
     def _views(self, flat):
         """Per-layer (weights, biases) views into a flat vector laid out like theta."""
         weights, biases = [], []
-        for n_in, n_out, w_off, b_off, _, _ in self._layout:
+        for n_in, n_out, w_off, b_off in self._layout[:, [N_IN, N_OUT, W_OFF, B_OFF]]:
             weights.append(flat[w_off:w_off + n_in * n_out].reshape(n_out, n_in))
             biases.append(flat[b_off:b_off + n_out] if b_off >= 0 else None)
         return weights, biases
 
-    def _forward(self, X):
+    def _batch_norm_views(self, flat, column=BN_OFF):
+        """Per-layer (gamma, beta) views into a vector laid out like theta, or with
+        column=STATS_OFF (running mean, running var) views into one laid out like stats; None
+        where a layer is not batch-normalised."""
+        first, second = [], []
+        for n_out, off in self._layout[:, [N_OUT, column]]:
+            first.append(flat[off:off + n_out] if off >= 0 else None)
+            second.append(flat[off + n_out:off + 2 * n_out] if off >= 0 else None)
+        return first, second
+
+    @property
+    def _has_batch_norm(self):
+        return bool(np.any(self._layout[:, BN_OFF] >= 0))
+
+    def _buffers(self, n):
+        """Buffers for one batch of n samples of every layer: z, a, z_hat, batch statistics."""
+        size = n * int(self._layout[:, N_OUT].sum())
+        z_buf, a_buf = np.empty(size, dtype=self.dtype), np.empty(size, dtype=self.dtype)
+        h_buf = np.empty(size if self._has_batch_norm else 0, dtype=self.dtype)
+        return z_buf, a_buf, h_buf, np.empty_like(self._stats)
+
+    def _layer_rows(self, buffer, n):
+        """Per-layer (n, width) views of a buffer laid out like z_buf."""
+        rows, offset = [], 0
+        for width in self._layout[:, N_OUT]:
+            rows.append(buffer[offset:offset + n * width].reshape(n, width))
+            offset += n * width
+        return rows
+
+    def _forward(self, X, training=False, update_running=False, buffers=None):
+        """(zs, [X] + activations); batch statistics with ``training``, running averages
+        (updated by this batch with ``update_running``) else."""
         n = X.shape[0]
-        zs, a_list = [], [X]
-        for l in range(self.n_layers):
-            Z = np.empty((n, self.sizes[l + 1]), dtype=self.dtype)
-            A = np.empty_like(Z)
-            b = self._biases[l]
-            W = self._weights[l]
-            forward_layer(a_list[-1], W, self._theta[:0] if b is None else b, b is not None,
-                          self._layout[l, CODE], Z, A, use_threads(n * W.size))
-            zs.append(Z)
-            a_list.append(A)
-        return zs, a_list
+        if buffers is None:
+            buffers = self._buffers(n)
+        z_buf, a_buf, h_buf, s_buf = buffers
+        forward_pass(X, self._theta, self._layout, self._stats, self.dtype.type(BN_EPS),
+                     self.dtype.type(BN_MOMENTUM), training, update_running, z_buf, a_buf, h_buf,
+                     s_buf)
+        return self._layer_rows(z_buf, n), [X] + self._layer_rows(a_buf, n)
 
     def _loss(self, Z, O, Y):
         J = np.empty(Z.shape[0], dtype=np.float64)
@@ -448,30 +586,22 @@ class Network:
             r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
         return float(np.mean(r2))
 
-    def _backprop(self, X, Y):
-        """(flat gradient laid out like theta, E) for one batch."""
-        zs, a_list = self._forward(X)
+    def _backprop(self, X, Y, update_running=False):
+        """(flat gradient laid out like theta, E) for one batch, in training mode."""
+        n = X.shape[0]
+        buffers = self._buffers(n)
+        zs, a_list = self._forward(X, True, update_running, buffers)
         E = self._loss(zs[-1], a_list[-1], Y)
-        grad = np.zeros_like(self._theta)
-        dWs, dbs = self._views(grad)
-        masks = self.masks
-        delta = np.empty_like(zs[-1])
+        z_buf, a_buf, h_buf, s_buf = buffers
+        d_buf = np.empty_like(z_buf)
         output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps,
-                     delta)
-        for l in reversed(range(self.n_layers)):
-            has_mask = masks[l] is not None
-            parallel = use_threads(X.shape[0] * self._weights[l].size)
-            scratch = np.empty(scratch_size(X.shape[0], self.sizes[l], self.sizes[l + 1]),
-                               dtype=self.dtype)
-            weight_gradients(delta, a_list[l], self._weights[l], self.dtype.type(0),
-                             masks[l] if has_mask else self._no_mask, has_mask, dWs[l],
-                             self._theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None,
-                             parallel, scratch)
-            if l > 0:
-                delta_prev = np.empty_like(zs[l - 1])
-                hidden_delta(delta, self._weights[l], zs[l - 1], a_list[l],
-                             self._layout[l - 1, CODE], delta_prev, parallel)
-                delta = delta_prev
+                     self._layer_rows(d_buf, n)[-1])
+        grad = np.zeros_like(self._theta)
+        scratch = np.empty(max(scratch_size(n, n_in, n_out) for n_in, n_out in
+                               self._layout[:, [N_IN, N_OUT]]), dtype=self.dtype)
+        unused = np.zeros(self.n_layers)
+        backward_pass(X, self._theta, grad, self._mask_theta, self._layout, self.dtype.type(0),
+                      z_buf, a_buf, h_buf, s_buf, d_buf, scratch, unused, unused.copy())
         return grad, E
 
     def _plan(self, X, y, batch_size, learning_rate, l2, validation_data, validation_fraction,
@@ -541,6 +671,10 @@ class Network:
                 X, labels = X[train], labels[train]
 
         n = X.shape[0]
+        if self._has_batch_norm and (n < 2 or batch_size == 1):
+            raise ValueError(
+                "batch normalisation needs batches of 2 samples or more (batch statistics); "
+                + (f"got {n} training sample" if n < 2 else "got batch_size=1"))
         if batch_size is None:
             batch_size = n
         elif batch_size > n:
@@ -581,14 +715,13 @@ class Network:
         # Buffers for one batch of every layer, allocated once per call.
         x_buf = np.empty(batch_size * self.sizes[0], dtype=self.dtype)
         y_buf = np.empty(batch_size * self.sizes[-1], dtype=self.dtype)
-        z_buf = np.empty(batch_size * int(widths.sum()), dtype=self.dtype)
-        a_buf, d_buf = np.empty_like(z_buf), np.empty_like(z_buf)
+        z_buf, a_buf, h_buf, s_buf = self._buffers(batch_size)
+        d_buf = np.empty_like(z_buf)
         J = np.empty(batch_size, dtype=np.float64)
         scratch = np.empty(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out in
                                zip(self.sizes[:-1], self.sizes[1:])), dtype=self.dtype)
         grad = np.zeros_like(self._theta)
         h0, h1, h2 = (dt(h) for h in self._optimizer.hyperparameters())
-        n_batches = math.ceil(n / batch_size)
         history = self.history = History()
         best = None
         stale = 0
@@ -597,25 +730,30 @@ class Network:
             for epoch in range(epochs):
                 with _interrupt_between_epochs():
                     order = self.rng.permutation(n) if shuffle else np.arange(n)
-                    saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps)
+                    saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps,
+                             self._stats.copy())
                     grad_norm_sum = np.zeros(L)
                     delta_abs_sum = np.zeros(L)
-                    total, steps = train_epoch(
+                    total, steps, n_used = train_epoch(
                         X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
-                        self._layout, self._loss_code, self._eps, dt(plan["l2"]), self._optimizer.code,
-                        self._opt_state, dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps,
-                        x_buf, y_buf, z_buf, a_buf, d_buf, J, scratch, grad_norm_sum, delta_abs_sum)
-                    E = total / n
-                    if not (np.isfinite(E) and np.isfinite(self._theta).all()):
-                        self._theta[...], self._opt_state[...], self._opt_steps = saved
+                        self._layout, self._stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
+                        self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
+                        dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf,
+                        z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
+                        delta_abs_sum)
+                    E = total / n_used
+                    if not (np.isfinite(E) and np.isfinite(self._theta).all()
+                            and np.isfinite(self._stats).all()):
+                        (self._theta[...], self._opt_state[...], self._opt_steps,
+                         self._stats[...]) = saved
                         raise DivergenceError(
                             f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
                             "learning_rate); the network keeps the weights of the last finite epoch",
                             history)
                     self._opt_steps += steps
                     history.loss.append(E)
-                    history.grad_norm.append(grad_norm_sum / n_batches)
-                    history.delta_mean.append(delta_abs_sum / (n * widths))
+                    history.grad_norm.append(grad_norm_sum / steps)
+                    history.delta_mean.append(delta_abs_sum / (n_used * widths))
                 shown = {"loss": E}
                 if plan["X_val"] is not None:
                     zs, a_list = self._forward(plan["X_val"])
@@ -627,7 +765,7 @@ class Network:
                         # NaN is never an improvement, not even as the first validation loss.
                         if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
                             best = (val_loss, epoch, self._theta.copy(), self._opt_state.copy(),
-                                    self._opt_steps)
+                                    self._opt_steps, self._stats.copy())
                             stale = 0
                         else:
                             stale += 1
@@ -642,8 +780,9 @@ class Network:
                 progress.close()
         if plan["early_stopping"] and best is not None:
             with _interrupt_between_epochs():
-                _, history.best_epoch, theta, state, steps = best
+                _, history.best_epoch, theta, state, steps, stats = best
                 self._theta[...], self._opt_state[...], self._opt_steps = theta, state, steps
+                self._stats[...] = stats
         return history
 
     def _check_parameters(self):
@@ -661,6 +800,54 @@ class Network:
         X = self._inputs(X)
         Y = check.as_targets(y, X.shape[0], self.sizes[-1], self.loss_name, self.dtype)
         return X, Y
+
+    @staticmethod
+    def _check_training(training):
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False; got {training!r}")
+        return bool(training)
+
+    def _check_batch(self, X, training, what):
+        if training and self._has_batch_norm and X.shape[0] < 2:
+            raise ValueError(f"{what}: batch normalisation in training mode needs a batch of 2 "
+                             f"samples or more (batch statistics); got {X.shape[0]}")
+
+    @staticmethod
+    def _check_residual(residual, sizes):
+        """The skips as sorted (s, t) pairs: a(s) is added to z(t)."""
+        L = len(sizes) - 1
+        if residual is None:
+            return []
+        if isinstance(residual, numbers.Integral) and not isinstance(residual, bool):
+            k = int(residual)
+            if k < 1:
+                raise ValueError(f"residual must be an int >= 1 (a skip every k layers), a list "
+                                 f"of (from, to) pairs, or None; got {residual!r}")
+            pairs = [(s, s + k) for s in range(1, L - k, k) if sizes[s] == sizes[s + k]]
+            if not pairs:
+                raise ValueError(f"residual={k} adds no skip: sizes {sizes} have no hidden "
+                                 f"layers s and s + {k} of equal width (s = 1, 1 + {k}, ...)")
+            return pairs
+        if isinstance(residual, (str, bytes)) or not isinstance(residual, (list, tuple)):
+            raise TypeError(f"residual must be None, an int or a list of (from, to) pairs; got "
+                            f"{residual!r}")
+        pairs = []
+        for pair in residual:
+            if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair)):
+                raise TypeError(f"residual must be a list of (from, to) pairs of layer indices; "
+                                f"got the entry {pair!r}")
+            s, t = int(pair[0]), int(pair[1])
+            if not 0 <= s < t <= L:
+                raise ValueError(f"residual pair ({s}, {t}) must have 0 <= from < to <= {L} "
+                                 "(layers count as in sizes, 0 the input)")
+            if sizes[s] != sizes[t]:
+                raise ValueError(f"residual pair ({s}, {t}) joins layers of different widths: "
+                                 f"sizes[{s}] = {sizes[s]}, sizes[{t}] = {sizes[t]}")
+            if any(t == other for _, other in pairs):
+                raise ValueError(f"residual has two skips into layer {t}; at most one per layer")
+            pairs.append((s, t))
+        return sorted(pairs, key=lambda pair: pair[1])
 
     @staticmethod
     def _check_count(value, name):

@@ -11,20 +11,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import optimizers
-from .training import HAS_MASK
+from .training import HAS_MASK, N_IN, N_OUT, STATS_OFF, W_OFF
 
 if TYPE_CHECKING:
     from .network import Network
 
 FORMAT = "nbbp.Network"
-VERSION = 1
+# Version 2 adds batch normalisation (batch_norm, stats) and residual connections (residual).
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def save(net: Network, path: str | os.PathLike) -> None:
     """Write ``net`` to ``path`` (an ``.npz`` archive, read back by ``nbbp.load``).
 
-    The file holds the architecture, dtype, parameters, masks, optimizer state and the state of
-    the network's random generator. It is written to a temporary file in the same folder and
+    The file holds the architecture (batch normalisation and residual connections included),
+    dtype, parameters, masks, running statistics, optimizer state and the state of the
+    network's random generator. It is written to a temporary file in the same folder and
     renamed over ``path``, so a crash mid-write leaves any previous file intact.
     """
     path = os.fspath(path)
@@ -39,8 +42,11 @@ def save(net: Network, path: str | os.PathLike) -> None:
         "dtype": np.array(net.dtype.name),
         "bias": np.array([b is not None for b in net.biases], dtype=bool),
         "has_mask": np.array([m is not None for m in net.masks], dtype=bool),
+        "batch_norm": np.array(net.batch_norm, dtype=bool),
+        "residual": np.array(net.residual, dtype=np.int64).reshape(-1, 2),
         "theta": net._theta,
         "mask_theta": net._mask_theta,
+        "stats": net._stats,
         "rng_state": np.array(json.dumps(net.rng.bit_generator.state)),
         "optimizer": np.array("" if net.optimizer is None else type(net.optimizer).__name__),
         "optimizer_args": np.array(json.dumps({} if net.optimizer is None else vars(net.optimizer))),
@@ -104,13 +110,14 @@ def load(path: str | os.PathLike) -> Network:
                 if fmt != FORMAT:
                     raise ValueError(f"{path} is not an nbbp model file (format {fmt!r})")
                 version = int(_field(data, "version", path))
-                if version != VERSION:
+                if version not in READABLE_VERSIONS:
                     raise ValueError(f"{path} has nbbp file version {version}; this nbbp reads "
-                                     f"version {VERSION}")
+                                     f"versions {', '.join(map(str, READABLE_VERSIONS))}")
                 fields = {k: _field(data, k, path) for k in (
                     "sizes", "activation", "output", "loss", "init", "dtype", "bias", "has_mask",
                     "theta", "mask_theta", "rng_state", "optimizer", "optimizer_args",
-                    "optimizer_state", "optimizer_steps")}
+                    "optimizer_state", "optimizer_steps")
+                    + (("batch_norm", "residual", "stats") if version >= 2 else ())}
             except (ValueError, TypeError) as exc:
                 if isinstance(exc, ValueError) and str(exc).startswith(path):
                     raise
@@ -125,10 +132,16 @@ def load(path: str | os.PathLike) -> Network:
         n_layers = len(sizes) - 1
         has_mask = [bool(m) for m in fields["has_mask"]]
         bias = [bool(b) for b in fields["bias"]]
+        batch_norm = [bool(b) for b in fields.get("batch_norm", [False] * (n_layers - 1))]
+        residual = fields.get("residual", np.zeros((0, 2), dtype=np.int64))
+        if residual.ndim != 2 or residual.shape[1] != 2 or residual.dtype.kind != "i":
+            raise ValueError("its residual connections are not a list of (from, to) pairs")
         net = Network(sizes, activation=[str(a) for a in fields["activation"]],
                       output=str(fields["output"]), loss=str(fields["loss"]),
                       init=str(fields["init"]), seed=None, dtype=str(fields["dtype"]),
-                      bias=bias if len(bias) == n_layers else [])
+                      bias=bias if len(bias) == n_layers else [],
+                      batch_norm=batch_norm if len(batch_norm) == n_layers - 1 else [],
+                      residual=[(int(s), int(t)) for s, t in residual] or None)
         theta, mask_theta = fields["theta"], fields["mask_theta"]
         if theta.shape != net._theta.shape or mask_theta.shape != net._theta.shape \
                 or theta.dtype != net.dtype or len(has_mask) != n_layers:
@@ -137,14 +150,24 @@ def load(path: str | os.PathLike) -> Network:
             raise ValueError("its parameters hold NaN or inf")
         if not np.all((mask_theta == 0) | (mask_theta == 1)):
             raise ValueError("its masks hold values other than 0 and 1")
-        # Only the weights of a masked layer may be masked: biases and dense layers are all 1.
+        # Only the weights of a masked layer may be masked: biases, gamma, beta and dense layers
+        # are all 1.
         expected_ones = np.ones_like(mask_theta, dtype=bool)
-        for (_, _, w_off, _, _, _), masked, (n_out, n_in) in zip(
-                net._layout, has_mask, zip(sizes[1:], sizes[:-1])):
+        for (n_in, n_out, w_off), masked in zip(net._layout[:, [N_IN, N_OUT, W_OFF]], has_mask):
             if masked:
                 expected_ones[w_off:w_off + n_out * n_in] = False
         if np.any(mask_theta[expected_ones] != 1):
             raise ValueError("its masks disagree with which layers it says are masked")
+        if "stats" in fields:
+            stats = fields["stats"]
+            if stats.shape != net._stats.shape or stats.dtype != net.dtype:
+                raise ValueError("its running statistics do not match its architecture")
+            if not np.isfinite(stats).all():
+                raise ValueError("its running statistics hold NaN or inf")
+            if any(np.any(v < 0) for v in net._batch_norm_views(stats, STATS_OFF)[1]
+                   if v is not None):
+                raise ValueError("its running variances hold negative values")
+            net._stats[...] = stats
         net._theta[...] = theta
         net._mask_theta[...] = mask_theta
         net._masked = np.flatnonzero(net._mask_theta == 0)

@@ -11,12 +11,22 @@ Conventions shared with the kernels by specification, not by code:
 - leaky_relu has slope 0.01; at z = 0 the derivatives take the left value: relu'(0) = 0,
   leaky_relu'(0) = 0.01; relu(NaN) is NaN;
 - sigmoid with log_loss and softmax with cross_entropy are evaluated from the logits z;
-  every other pair clips o to [eps, 1 - eps], eps the dtype's machine epsilon.
+  every other pair clips o to [eps, 1 - eps], eps the dtype's machine epsilon;
+- batch normalisation follows torch.nn.BatchNorm1d: eps 1e-5, biased batch variance for
+  normalising, running averages with momentum 0.1 and the unbiased variance;
+- a delta is n dE/dz for a batch of n samples (dJ_k/dz_k while samples do not interact), so
+  that every gradient is a mean over the samples.
+
+Batch-normalised and residual networks take two per-layer lists, ``batch_norm`` (None, or
+(gamma, beta) for a normalised layer) and ``skips`` (None, or the index s of the activation
+a(s) added to that layer's pre-activation; a(0) is X).
 """
 
 import numpy as np
 
 LEAKY_RELU_SLOPE = 0.01
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
 MATCHED_PAIRS = {("identity", "squared_error"), ("sigmoid", "log_loss"), ("softmax", "cross_entropy")}
 
 
@@ -63,20 +73,76 @@ def activation_derivative(name, z, a):
     raise ValueError(f"no element-wise derivative for activation {name!r}")
 
 
-def forward(weights, biases, X, activations):
+def forward(weights, biases, X, activations, batch_norm=None, skips=None, running=None):
     """z(l) = a(l-1) W(l)^T + b(l), a(l) = f_l(z(l)) for every layer.
 
-    Returns (zs, activations_out): zs[l] is z of layer l+1, and activations_out[0] is X itself,
-    activations_out[l + 1] the output of layer l+1.
+    With ``batch_norm``, a normalised layer's z is gamma z_hat + beta instead: batch statistics
+    when ``running`` is None (training), else ``running[l] = (mean, var)`` (inference). With
+    ``skips``, z(l) += a(skips[l]) after that. Returns (zs, activations_out): zs[l] is the input
+    of f in layer l+1, and activations_out[0] is X itself, activations_out[l + 1] the output of
+    layer l+1.
     """
+    L = len(weights)
+    batch_norm = batch_norm or [None] * L
+    skips = skips or [None] * L
     zs, a_list = [], [X]
-    for W, b, name in zip(weights, biases, activations):
+    for l, (W, b, name) in enumerate(zip(weights, biases, activations)):
         z = a_list[-1] @ W.T
         if b is not None:
             z = z + b
+        if batch_norm[l] is not None:
+            gamma, beta = batch_norm[l]
+            if running is None:
+                z = batchnorm_forward(z, gamma, beta)[0]
+            else:
+                z = batchnorm_inference(z, gamma, beta, *running[l])
+        if skips[l] is not None:
+            z = z + a_list[skips[l]]
         zs.append(z)
         a_list.append(activation(name, z))
     return zs, a_list
+
+
+# ------------------------------------------------------------------------ batch normalisation
+def batchnorm_forward(z, gamma, beta, eps=BN_EPS):
+    """Training mode, per column i of z (n_samples, width): mu_i and var_i (biased) over the
+    samples, z_hat = (z - mu) / sqrt(var + eps), y = gamma z_hat + beta. Returns
+    (y, z_hat, mu, var)."""
+    mu = z.mean(axis=0)
+    var = ((z - mu) ** 2).mean(axis=0)
+    z_hat = (z - mu) / np.sqrt(var + eps)
+    return gamma * z_hat + beta, z_hat, mu, var
+
+
+def batchnorm_inference(z, gamma, beta, running_mean, running_var, eps=BN_EPS):
+    """Inference mode: y = gamma (z - running_mean) / sqrt(running_var + eps) + beta."""
+    return gamma * ((z - running_mean) / np.sqrt(running_var + eps)) + beta
+
+
+def running_update(running_mean, running_var, mu, var, n, momentum=BN_MOMENTUM):
+    """The running averages after a training batch of n samples with batch mean mu and biased
+    variance var: (1 - momentum) old + momentum new, with the unbiased variance var n / (n - 1)."""
+    return ((1 - momentum) * running_mean + momentum * mu,
+            (1 - momentum) * running_var + momentum * var * n / (n - 1))
+
+
+def batchnorm_backward(delta_y, z, gamma, eps=BN_EPS):
+    """Back through y = gamma z_hat + beta for a batch z (the layer's linear output), by the
+    chain rule through each stage of the forward pass (Ioffe and Szegedy 2015, section 3):
+    z_hat, then var, then mu, then z. ``delta_y`` is n dE/dy.
+
+    Returns (delta_z, dE/dgamma, dE/dbeta), delta_z = n dE/dz.
+    """
+    n = z.shape[0]
+    g = delta_y / n                                        # dE/dy
+    mu = z.mean(axis=0)
+    var = ((z - mu) ** 2).mean(axis=0)
+    z_hat = (z - mu) / np.sqrt(var + eps)
+    g_hat = g * gamma                                      # dE/dz_hat
+    g_var = np.sum(g_hat * (z - mu), axis=0) * -0.5 * (var + eps) ** -1.5
+    g_mu = np.sum(-g_hat / np.sqrt(var + eps), axis=0) + g_var * np.mean(-2 * (z - mu), axis=0)
+    g_z = g_hat / np.sqrt(var + eps) + g_var * 2 * (z - mu) / n + g_mu / n
+    return n * g_z, np.sum(g * z_hat, axis=0), np.sum(g, axis=0)
 
 
 def _clipped(o):
@@ -146,26 +212,48 @@ def gradients(delta, a_prev, mask=None, W=None, l2=0.0):
     return dW, delta.mean(axis=0)
 
 
-def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0):
+def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0, batch_norm=None,
+             skips=None):
     """Gradients of E (+ l2/2 sum ||W||^2) for every layer: (list of dW, list of db, None where
-    there is no bias)."""
-    zs, a_list = forward(weights, biases, X, activations)
-    return backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2)
+    there is no bias); with ``batch_norm``, also (list of dE/dgamma, list of dE/dbeta), None
+    where a layer is not normalised. Batch normalisation in training mode."""
+    zs, a_list = forward(weights, biases, X, activations, batch_norm, skips)
+    return backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2, batch_norm,
+                    skips)
 
 
-def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0):
+def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, batch_norm=None,
+             skips=None):
     """The backward half of ``backprop``, from the (zs, a_list) that ``forward`` returned for the
-    same weights, biases and batch: (list of dW, list of db, None where there is no bias)."""
+    same parameters and batch (training mode): (list of dW, list of db, None where there is no
+    bias), and with ``batch_norm`` (list of dE/dgamma, list of dE/dbeta).
+
+    A residual connection a(s) -> z(t) adds delta(t) to dE/da(s): delta(s) = f'(z(s))
+    (delta(s+1) W(s+1) + delta(t)).
+    """
     L = len(weights)
-    delta = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
-    dWs, dbs = [None] * L, [None] * L
+    norm = batch_norm or [None] * L
+    skips = skips or [None] * L
+    deltas = [None] * L                                    # deltas[l] = n dE/dz of layer l+1
+    deltas[-1] = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
+    dWs, dbs, dgammas, dbetas = [None] * L, [None] * L, [None] * L, [None] * L
     for l in reversed(range(L)):
+        delta = deltas[l]
+        if norm[l] is not None:
+            z_linear = a_list[l] @ weights[l].T + (0 if biases[l] is None else biases[l])
+            delta, dgammas[l], dbetas[l] = batchnorm_backward(delta, z_linear, norm[l][0])
         mask = None if masks is None else masks[l]
         dWs[l], db = gradients(delta, a_list[l], mask, weights[l], l2)
         dbs[l] = db if biases[l] is not None else None
         if l > 0:
-            delta = hidden_delta(delta, weights[l], zs[l - 1], a_list[l], activations[l - 1])
-    return dWs, dbs
+            dE_da = delta @ weights[l]                     # n dE/da(l), through layer l+1
+            for t in range(l, L):
+                if skips[t] == l:
+                    dE_da = dE_da + deltas[t]              # and through each skip out of a(l)
+            deltas[l - 1] = activation_derivative(activations[l - 1], zs[l - 1], a_list[l]) * dE_da
+    if batch_norm is None:
+        return dWs, dbs
+    return dWs, dbs, dgammas, dbetas
 
 
 # ------------------------------------------------------------------------------ optimizers
@@ -243,36 +331,60 @@ class _ReferenceOptimizer:
 
 
 def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch_size,
-          learning_rate, optimizer="sgd", l2=0.0, orders=None, **hyperparameters):
+          learning_rate, optimizer="sgd", l2=0.0, orders=None, batch_norm=None, skips=None,
+          running=None, **hyperparameters):
     """Mini-batch gradient descent, one batch at a time in Python.
 
     ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
-    used. ``hyperparameters`` are momentum, rho, beta1, beta2, eps. Returns (weights, biases,
-    epoch losses), where an epoch's loss is the batch losses' mean weighted by batch size, each
-    including l2/2 sum ||W||^2 at the weights that batch saw.
+    used, but for a last batch of one sample with batch normalisation. ``hyperparameters`` are
+    momentum, rho, beta1, beta2, eps. ``running`` holds the starting running (mean, var) of the
+    normalised layers (default 0 and 1). Returns (weights, biases, epoch losses), where an
+    epoch's loss is the batch losses' mean weighted by batch size, each including
+    l2/2 sum ||W||^2 at the weights that batch saw; with ``batch_norm``, (weights, biases,
+    epoch losses, batch_norm, running) with the trained (gamma, beta) and running averages.
     """
+    L = len(weights)
     weights = [W.copy() for W in weights]
     biases = [None if b is None else b.copy() for b in biases]
+    norm = [None if p is None else (p[0].copy(), p[1].copy()) for p in batch_norm or [None] * L]
+    if running is None:
+        running = [None if p is None else (np.zeros_like(p[0]), np.ones_like(p[0])) for p in norm]
+    running = [None if r is None else (r[0].copy(), r[1].copy()) for r in running]
     opt = _ReferenceOptimizer(optimizer, learning_rate, **hyperparameters)
     n = X.shape[0]
     epoch_losses = []
     for e in range(epochs):
         order = np.arange(n) if orders is None else orders[e]
         total = 0.0
+        n_used = 0
         for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
+            if len(rows) == 1 and batch_norm is not None:
+                break
             Xb, Yb = X[rows], Y[rows]
-            zs, a_list = forward(weights, biases, Xb, activations)
+            n_used += len(rows)
+            zs, a_list = forward(weights, biases, Xb, activations, norm, skips)
             batch_loss = loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name)
             if l2:
                 batch_loss += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2))
                                              for W in weights)
             total += len(rows) * batch_loss
-            dWs, dbs = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2)
+            grads = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2,
+                             norm, skips)
+            for l in range(L):
+                if norm[l] is not None:
+                    z = a_list[l] @ weights[l].T + (0 if biases[l] is None else biases[l])
+                    mu, var = z.mean(axis=0), z.var(axis=0)
+                    running[l] = running_update(*running[l], mu, var, len(rows))
             opt.t += 1
-            for l in range(len(weights)):
-                weights[l] = opt.update(("W", l), weights[l], dWs[l])
+            for l in range(L):
+                weights[l] = opt.update(("W", l), weights[l], grads[0][l])
                 if biases[l] is not None:
-                    biases[l] = opt.update(("b", l), biases[l], dbs[l])
-        epoch_losses.append(total / n)
-    return weights, biases, epoch_losses
+                    biases[l] = opt.update(("b", l), biases[l], grads[1][l])
+                if norm[l] is not None:
+                    norm[l] = (opt.update(("gamma", l), norm[l][0], grads[2][l]),
+                               opt.update(("beta", l), norm[l][1], grads[3][l]))
+        epoch_losses.append(total / n_used)
+    if batch_norm is None:
+        return weights, biases, epoch_losses
+    return weights, biases, epoch_losses, norm, running

@@ -1,19 +1,34 @@
-"""One epoch of mini-batch training in one compiled call.
+"""One epoch of mini-batch training in one compiled call, and the forward and backward passes
+over every layer that it (and ``Network``) runs.
 
 The driver runs serially and calls the layer kernels, each on the thread pool or not by the
 amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
 
 Parameters live in one flat vector ``theta``: for each layer l, W(l) row-major, then b(l) if
-the layer has a bias. ``layout[l]`` holds (n_in, n_out, w_offset, b_offset or -1, activation
-code, has_mask). Gradients, masks and optimizer state share that layout, so each optimizer
-updates every parameter in one loop.
+the layer has a bias, then gamma(l) and beta(l) if it is batch-normalised. Gradients, masks and
+optimizer state share that layout, so each optimizer updates every parameter in one loop. The
+running means and variances of batch normalisation, which no optimizer touches, live in a
+second flat vector ``stats``. ``layout[l]`` holds, by column:
+
+- N_IN, N_OUT: the widths of a(l) and a(l+1) (activation a(0) is the input X);
+- W_OFF, B_OFF: offsets of W(l) and b(l) in theta (B_OFF -1: no bias);
+- CODE: the activation code; HAS_MASK: 1 if W(l) has a connectivity mask;
+- BN_OFF: offset of gamma(l) in theta, beta(l) following (-1: no batch normalisation);
+- STATS_OFF: offset of the running mean in ``stats``, the running variance following;
+- SKIP_FROM: s when a(s), an earlier activation of the same width, is added to z(l+1) before
+  f (a residual connection; 0 is the input X), or -1.
+
+Every buffer holds one batch of every layer: layer l's rows start at n * (sum of the widths of
+the layers before it), in z, a, delta and z_hat alike.
 """
 
 import numpy as np
 
-from ._jit import PARALLEL_MIN_WORK, jit
-from .deltas import hidden_delta, output_delta
-from .forward import forward_layer
+from ._jit import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK, jit
+from .activations import IDENTITY, activation_forward
+from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
+from .deltas import hidden_delta, output_delta, residual_delta
+from .forward import add_skip_and_activate, forward_layer
 from .gradients import weight_gradients
 from .losses import sample_losses
 from .optimizers import (
@@ -22,7 +37,8 @@ from .optimizers import (
     adagrad_update, adam_update, momentum_update, rmsprop_update, sgd_update,
 )
 
-N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK = range(6)
+N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK, BN_OFF, STATS_OFF, SKIP_FROM = range(9)
+N_COLUMNS = 9
 
 serial_driver = jit()
 
@@ -93,26 +109,167 @@ def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
 
 
 @serial_driver
-def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, loss_code, eps, l2,
-                opt_code, state, alpha, h0, h1, h2, t0, x_buf, y_buf, z_buf, a_buf, d_buf, J,
-                scratch, grad_norm_sum, delta_abs_sum):
-    """Train one epoch over the samples in ``order``, batch by batch, updating theta in place.
-    Targets are the rows of Y, or, when ``labels`` is not empty, one-hot rows of those class
-    labels (Y is then unused), built per batch so that no one-hot copy of the data set exists.
+def _batch_norm(theta, stats, layout, l):
+    """(gamma, beta) of layer l in theta, or in a vector laid out like theta; (mean, var) of
+    layer l in a vector laid out like stats."""
+    n_out, bn_off, s_off = layout[l, N_OUT], layout[l, BN_OFF], layout[l, STATS_OFF]
+    return (theta[bn_off:bn_off + n_out], theta[bn_off + n_out:bn_off + 2 * n_out],
+            stats[s_off:s_off + n_out], stats[s_off + n_out:s_off + 2 * n_out])
 
-    For each batch: gather rows, forward (z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)), output
-    delta, delta rule, gradients (+ l2 w_ij), optimizer step. Buffers hold one batch of every
-    layer; ``scratch`` is the gradient kernel's, sized for the widest layer. Returns (sum over samples of J + l2/2 sum ||W||^2, number of optimizer steps taken);
+
+@serial_driver
+def _rows_of(buffer, layout, n_rows, l):
+    """The (n_rows, width) rows of layer l in a buffer of one batch of every layer."""
+    offset = 0
+    for m in range(l):
+        offset += n_rows * layout[m, N_OUT]
+    return _rows(buffer, offset, n_rows, layout[l, N_OUT])
+
+
+@serial_driver
+def _skip_targets(layout, s):
+    """How many layers add activation a(s) to their pre-activation."""
+    count = 0
+    for m in range(layout.shape[0]):
+        if layout[m, SKIP_FROM] == s:
+            count += 1
+    return count
+
+
+@serial_driver
+def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, training, update_running,
+                 z_buf, a_buf, h_buf, s_buf):
+    """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf.
+
+    A layer without batch normalisation or skip: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i) in one
+    kernel. Otherwise that sum (with the identity) first, then batch normalisation (z_hat into
+    h_buf; with ``training`` batch statistics, mean and 1/sqrt(var + eps) into s_buf, laid out
+    like stats, and with ``update_running`` the running averages in stats; else the running
+    averages), then z += a(skip) and a = f(z). z_buf always holds the input of f.
+    """
+    nb = X.shape[0]
+    A_prev = X
+    offset = 0
+    for l in range(layout.shape[0]):
+        W, b = _layer(theta, layout, l)
+        n_out, code = layout[l, N_OUT], layout[l, CODE]
+        Z = _rows(z_buf, offset, nb, n_out)
+        A = _rows(a_buf, offset, nb, n_out)
+        parallel = nb * W.size >= PARALLEL_MIN_WORK
+        has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
+        if not has_bn and skip_from < 0:
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel)
+        else:
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, IDENTITY, Z, Z, parallel)
+            elementwise = nb * n_out >= PARALLEL_MIN_ELEMENTS
+            if has_bn:
+                gamma, beta, running_mean, running_var = _batch_norm(theta, stats, layout, l)
+                if training:
+                    _, _, mean, inv_std = _batch_norm(theta, s_buf, layout, l)
+                    batchnorm_train(Z, gamma, beta, bn_eps, bn_momentum, update_running,
+                                    running_mean, running_var, _rows(h_buf, offset, nb, n_out),
+                                    mean, inv_std, elementwise)
+                else:
+                    batchnorm_inference(Z, gamma, beta, bn_eps, running_mean, running_var,
+                                        elementwise)
+            if skip_from == 0:
+                add_skip_and_activate(Z, X, code, A, elementwise)
+            elif skip_from > 0:
+                add_skip_and_activate(Z, _rows_of(a_buf, layout, nb, skip_from - 1), code, A,
+                                      elementwise)
+            else:
+                activation_forward(Z, code, A, elementwise)
+        A_prev = A
+        offset += nb * n_out
+
+
+@serial_driver
+def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, scratch,
+                  grad_norm_sum, delta_abs_sum):
+    """Gradients of every parameter into grad, from the output layer's delta in d_buf and the
+    buffers of a training-mode forward_pass of the same batch X.
+
+    Per layer, from the output: delta = dE/dz (complete: its layer above and every skip it
+    feeds have been done); through batch normalisation, dE/dgamma and dE/dbeta and the delta
+    of the linear part (into h_buf, over z_hat); dE/dW, dE/db (+ l2 w_ij); then the delta
+    rule for the layer below, plus the deltas of the layers its activation skips to. d_buf keeps
+    dE/dz. Adds ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
+    """
+    nb = X.shape[0]
+    n_layers = layout.shape[0]
+    offset = 0
+    for l in range(n_layers - 1):
+        offset += nb * layout[l, N_OUT]
+    for l in range(n_layers - 1, -1, -1):
+        W, b = _layer(theta, layout, l)
+        dW, db = _layer(grad, layout, l)
+        M, _ = _layer(mask, layout, l)
+        n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
+        delta = _rows(d_buf, offset, nb, n_out)
+        delta_abs_sum[l] += _sum_of_abs(delta.ravel())
+        delta_lin = delta
+        if layout[l, BN_OFF] >= 0:
+            gamma, _, _, _ = _batch_norm(theta, s_buf, layout, l)
+            dgamma, dbeta, _, inv_std = _batch_norm(grad, s_buf, layout, l)
+            delta_lin = _rows(h_buf, offset, nb, n_out)
+            batchnorm_backward(delta, delta_lin, gamma, inv_std, dgamma, dbeta, delta_lin,
+                               nb * n_out >= PARALLEL_MIN_ELEMENTS)
+        prev_offset = offset - nb * n_in
+        A_prev = _rows(a_buf, prev_offset, nb, n_in) if l > 0 else X
+        parallel = nb * W.size >= PARALLEL_MIN_WORK
+        weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
+                         layout[l, B_OFF] >= 0, parallel, scratch)
+        grad_norm_sum[l] += np.sqrt(_sum_of_squares(dW.ravel()))
+        if l > 0:
+            Z_prev = _rows(z_buf, prev_offset, nb, n_in)
+            delta_prev = _rows(d_buf, prev_offset, nb, n_in)
+            code = layout[l - 1, CODE]
+            n_targets = _skip_targets(layout, l)
+            # With skips out of a(l), f' multiplies the sum of every path's delta, once.
+            hidden_delta(delta_lin, W, Z_prev, A_prev, IDENTITY if n_targets > 0 else code,
+                         delta_prev, parallel)
+            done = 0
+            for m in range(n_layers - 1, l - 1, -1):
+                if layout[m, SKIP_FROM] == l:
+                    done += 1
+                    residual_delta(delta_prev, _rows_of(d_buf, layout, nb, m), Z_prev, A_prev,
+                                   code if done == n_targets else IDENTITY,
+                                   nb * n_in >= PARALLEL_MIN_ELEMENTS)
+        offset = prev_offset
+
+
+@serial_driver
+def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stats, bn_eps,
+                bn_momentum, loss_code, eps, l2, opt_code, state, alpha, h0, h1, h2, t0, x_buf,
+                y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
+                delta_abs_sum):
+    """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
+    running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
+    Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
+    built per batch so that no one-hot copy of the data set exists.
+
+    For each batch: gather rows, forward_pass (batch statistics), loss, output delta,
+    backward_pass, optimizer step. With batch normalisation, a last batch of one sample is
+    left out (batch statistics need two). Buffers hold one batch of every layer; ``scratch`` is
+    the gradient kernel's, sized for the widest layer. Returns (sum over the samples trained on
+    of J + l2/2 sum ||W||^2, number of optimizer steps taken, number of samples trained on);
     adds each batch's ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
     """
     n_samples, n_features = X.shape
-    n_outputs = layout[layout.shape[0] - 1, N_OUT]
-    use_labels = labels.shape[0] > 0
     n_layers = layout.shape[0]
+    n_outputs = layout[n_layers - 1, N_OUT]
+    use_labels = labels.shape[0] > 0
+    has_bn = False
+    for l in range(n_layers):
+        has_bn = has_bn or layout[l, BN_OFF] >= 0
     total = 0.0
     t = t0
+    n_used = 0
     for start in range(0, n_samples, batch_size):
         nb = min(batch_size, n_samples - start)
+        if nb == 1 and has_bn:
+            break
+        n_used += nb
         Xb = _rows(x_buf, 0, nb, n_features)
         Yb = _rows(y_buf, 0, nb, n_outputs)
         _gather(X, order, start, Xb)
@@ -121,24 +278,13 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, loss
         else:
             _gather(Y, order, start, Yb)
 
-        # forward pass, layer by layer; layer l's rows start at nb * (sum of earlier widths)
-        A_prev = Xb
-        offset = 0
-        for l in range(n_layers):
-            W, b = _layer(theta, layout, l)
-            n_out = layout[l, N_OUT]
-            Z = _rows(z_buf, offset, nb, n_out)
-            A = _rows(a_buf, offset, nb, n_out)
-            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A,
-                          nb * W.size >= PARALLEL_MIN_WORK)
-            A_prev = A
-            offset += nb * n_out
+        forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, True, True, z_buf, a_buf,
+                     h_buf, s_buf)
 
         # loss of this batch, at the weights it saw
         out_code = layout[n_layers - 1, CODE]
-        offset -= nb * n_outputs
-        Z_out = _rows(z_buf, offset, nb, n_outputs)
-        A_out = _rows(a_buf, offset, nb, n_outputs)
+        Z_out = _rows_of(z_buf, layout, nb, n_layers - 1)
+        A_out = _rows_of(a_buf, layout, nb, n_layers - 1)
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         for r in range(nb):
@@ -150,32 +296,11 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, loss
                 sum_sq += _sum_of_squares(W.ravel())
             total += nb * 0.5 * l2 * sum_sq
 
-        # backward pass: output delta, then per layer gradients and the delta rule
-        delta = _rows(d_buf, offset, nb, n_outputs)
-        output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta)
-        for l in range(n_layers - 1, -1, -1):
-            W, b = _layer(theta, layout, l)
-            dW, db = _layer(grad, layout, l)
-            M, _ = _layer(mask, layout, l)
-            n_in = layout[l, N_IN]
-            if l > 0:
-                prev_offset = offset - nb * n_in
-                A_prev = _rows(a_buf, prev_offset, nb, n_in)
-            else:
-                prev_offset = 0
-                A_prev = Xb
-            parallel = nb * W.size >= PARALLEL_MIN_WORK
-            weight_gradients(delta, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
-                             layout[l, B_OFF] >= 0, parallel, scratch)
-            grad_norm_sum[l] += np.sqrt(_sum_of_squares(dW.ravel()))
-            delta_abs_sum[l] += _sum_of_abs(delta.ravel())
-            if l > 0:
-                Z_prev = _rows(z_buf, prev_offset, nb, n_in)
-                delta_prev = _rows(d_buf, prev_offset, nb, n_in)
-                hidden_delta(delta, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev, parallel)
-                delta = delta_prev
-                offset = prev_offset
+        output_delta(Z_out, A_out, Yb, out_code, loss_code, eps,
+                     _rows_of(d_buf, layout, nb, n_layers - 1))
+        backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf,
+                      scratch, grad_norm_sum, delta_abs_sum)
 
         t += 1
         _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t)
-    return total, t - t0
+    return total, t - t0, n_used
