@@ -38,15 +38,20 @@ def architecture(kind, rng):
                     masks=[rng.integers(0, 2, size=(6, N_IN)), None])
     if kind == "no bias":
         return dict(sizes=[N_IN, 6, 4, N_OUT], activation="sigmoid", bias=False)
+    if kind == "batch norm":
+        return dict(sizes=[N_IN, 7, 6, N_OUT], activation="tanh", batch_norm=True)
+    if kind == "residual":
+        return dict(sizes=[N_IN, 6, 6, 6, N_OUT], activation="relu", residual=1)
     if kind == "everything":
-        return dict(sizes=[N_IN, 6, 4, N_OUT], activation=["leaky_relu", "tanh"],
-                    bias=[True, False, True],
+        return dict(sizes=[N_IN, 6, 6, N_OUT], activation=["leaky_relu", "tanh"],
+                    bias=[True, False, True], batch_norm=[False, True], residual=[(1, 2)],
                     masks=[rng.integers(0, 2, size=(6, N_IN)), None,
-                           rng.integers(0, 2, size=(N_OUT, 4))])
+                           rng.integers(0, 2, size=(N_OUT, 6))])
     raise AssertionError(kind)
 
 
-ARCHITECTURES = ["dense", "no hidden layer", "mixed activations", "masks", "no bias", "everything"]
+ARCHITECTURES = ["dense", "no hidden layer", "mixed activations", "masks", "no bias",
+                 "batch norm", "residual", "everything"]
 
 
 def trained_network(rng, kind="dense", loss="cross_entropy", dtype=np.float64, optimizer="adam",
@@ -75,6 +80,9 @@ def snapshot(net):
         init=net.init, dtype=net.dtype, n_parameters=net.n_parameters,
         weights=tuple(raw(W) for W in net.weights), biases=tuple(raw(b) for b in net.biases),
         masks=tuple(raw(M) for M in net.masks), mask_theta=raw(net._mask_theta),
+        batch_norm=net.batch_norm, residual=net.residual, layout=raw(net._layout),
+        gammas=tuple(raw(g) for g in net.gammas), betas=tuple(raw(b) for b in net.betas),
+        stats=raw(net._stats),
         optimizer=None if opt is None else (type(opt), vars(opt)),
         opt_state=raw(net._opt_state), opt_steps=net._opt_steps,
         rng=net.rng.bit_generator.state)
@@ -129,6 +137,33 @@ def test_round_trip_keeps_architecture_and_parameters(tmp_path, rng, kind, dtype
         if M is not None:
             assert np.all(W[M == 0] == 0)
     assert snapshot(loaded) == snapshot(net)
+
+
+def test_version_1_files_load(tmp_path, rng):
+    # A file of nbbp before batch normalisation and residual connections: no batch_norm,
+    # residual and stats entries.
+    net = trained_network(rng, "masks")
+    path = saved(net, tmp_path)
+    rewritten(path, version=np.array(1), batch_norm=None, residual=None, stats=None)
+    loaded = nbbp.load(path)
+    assert snapshot(loaded) == snapshot(net)
+    assert loaded.batch_norm == (False,) and loaded.residual == ()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_predict_after_load_is_the_same_with_and_without_batch_norm(tmp_path, rng, dtype):
+    # Inference normalises with the running averages, which the file keeps: trained with and
+    # without batch normalisation, each network predicts the same after a round trip.
+    X, y = rng.normal(size=(40, N_IN)).astype(dtype), rng.integers(0, N_OUT, size=40)
+    for batch_norm in (False, True):
+        net = nbbp.Network([N_IN, 16, 16, N_OUT], batch_norm=batch_norm, residual=1, dtype=dtype)
+        net.fit(X, y, epochs=5, batch_size=8, learning_rate=0.05, optimizer="momentum")
+        loaded = round_trip(net, tmp_path)
+        assert_array_equal(loaded.forward(X), net.forward(X))
+        assert_array_equal(loaded.predict(X), net.predict(X))
+        assert_array_equal(loaded._stats, net._stats)
+        if batch_norm:
+            assert not np.array_equal(net.running_means[0], 0)  # training moved them
 
 
 def test_round_trip_keeps_a_hand_set_network_exactly(tmp_path):
@@ -397,6 +432,22 @@ BAD_FILES = [
      "not an nbbp model file: it has no 'format' entry"),
     ("lone npy", lambda p: p.write_bytes(npy_bytes(np.arange(3.0))),
      "not .*nbbp model file"),
+    ("version 1 with batch normalisation", lambda p: rewritten(
+        p, version=np.array(1), batch_norm=None, residual=None, stats=None),
+     "parameters do not match its architecture"),
+    ("no stats entry", lambda p: rewritten(p, stats=None), "has no 'stats' entry"),
+    ("stats too short", lambda p: rewritten(p, stats=arrays_of(p)["stats"][:-1]),
+     "running statistics do not match its architecture"),
+    ("stats holding NaN", lambda p: rewritten(p, stats=np.full_like(arrays_of(p)["stats"], np.nan)),
+     "running statistics hold NaN or inf"),
+    ("negative running variance", lambda p: rewritten(p, stats=-arrays_of(p)["stats"] - 1),
+     "running variances hold negative values"),
+    ("batch_norm of the wrong length", lambda p: rewritten(p, batch_norm=np.array([True])),
+     "batch_norm must be one value or a list of 2"),
+    ("residual not pairs", lambda p: rewritten(p, residual=np.array([1, 2])),
+     "residual connections are not a list of \\(from, to\\) pairs"),
+    ("residual across widths", lambda p: rewritten(p, residual=np.array([[0, 1]])),
+     "residual pair \\(0, 1\\) joins layers of different widths"),
     ("version 3", lambda p: rewritten(p, version=np.array(3)),
      "version 3; this nbbp reads versions 1, 2"),
     ("version 0", lambda p: rewritten(p, version=np.array(0)),
