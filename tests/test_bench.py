@@ -51,8 +51,11 @@ def assert_ran(rows, out):
 def test_compare_skips_missing_peers_and_threadpoolctl(monkeypatch, capsys):
     # A None entry in sys.modules makes `import name` raise ImportError: as on CI, where no peer
     # and no threadpoolctl is installed.
+    # Submodules too: `from sklearn.neural_network import ...` finds an already imported
+    # sklearn.neural_network in sys.modules without looking at sklearn itself.
     for module in [*PEERS.values(), "threadpoolctl"]:
-        monkeypatch.setitem(sys.modules, module, None)
+        for name in [module, *(m for m in sys.modules if m.startswith(module + "."))]:
+            monkeypatch.setitem(sys.modules, name, None)
     rows, out = run_compare(monkeypatch, capsys)
     assert_ran(rows, out)
     for system, module in PEERS.items():

@@ -152,8 +152,9 @@ def test_bad_arguments_and_files_give_one_line(tmp_path, data, argv, code, messa
 
 def test_bench_runs_the_comparison(capsys, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
-    for peer in ("torch", "jax", "sklearn"):
-        monkeypatch.setitem(sys.modules, peer, None)
+    for peer in ("torch", "jax", "sklearn"):  # submodules too, as in test_bench.py
+        for name in [peer, *(m for m in sys.modules if m.startswith(peer + "."))]:
+            monkeypatch.setitem(sys.modules, name, None)
     code, out, _ = run(["bench", "--quick", "--workloads", "W1", "--repeat", "1"], capsys)
     assert code == 0
     assert "W1 tiny: sizes 64-32-10" in out and "skipped: torch" in out
