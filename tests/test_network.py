@@ -2,6 +2,7 @@
 leaves the network untouched, and the public API's shapes, dtypes and defaults."""
 
 import re
+import sys
 
 import numba
 import numpy as np
@@ -529,6 +530,28 @@ def test_non_contiguous_X_gives_the_output_of_a_c_contiguous_copy(rng, layout, d
          "reversed rows": base[::-1, 5:]}[layout]
     assert not X.flags.c_contiguous
     assert_array_equal(net.forward(X), net.forward(np.ascontiguousarray(X)))
+
+
+def test_read_only_data_compiles_no_second_set_of_kernels(rng, tmp_path):
+    # A read-only memmap and a frozen array: Numba types read-only arrays apart from writeable
+    # ones, so passing them through would compile every kernel and the epoch driver again.
+    base = rng.normal(size=(40, 5))
+    np.save(tmp_path / "X.npy", base)
+    frozen_y = rng.integers(0, 3, size=40)
+    frozen_y.flags.writeable = False
+    for X in (np.load(tmp_path / "X.npy", mmap_mode="r"), base.copy()):
+        X.flags.writeable = False
+        net = nbbp.Network([5, 4, 3], activation="tanh")
+        expected = nbbp.Network([5, 4, 3], activation="tanh")
+        net.fit(X, frozen_y, epochs=2)
+        expected.fit(base, frozen_y.copy(), epochs=2)
+        assert_array_equal(net.forward(X), expected.forward(base))
+        assert_array_equal(net.gradients(X, frozen_y)[0][0], expected.gradients(base, frozen_y)[0][0])
+    kernels = [obj for name, module in list(sys.modules.items()) if name.startswith("nbbp")
+               for obj in vars(module).values() if isinstance(obj, numba.core.dispatcher.Dispatcher)]
+    read_only = [(kernel.__name__, sig) for kernel in kernels for sig in kernel.signatures
+                 if any(isinstance(arg, numba.types.Array) and not arg.mutable for arg in sig)]
+    assert read_only == []
 
 
 def test_float64_X_on_a_float32_network_gives_float32_output(rng):

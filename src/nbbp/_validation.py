@@ -62,6 +62,13 @@ def _numeric_array(data, name):
     return arr
 
 
+def _writeable(arr):
+    """``arr``, or a copy of it if it is read-only (a read-only memmap, np.broadcast_to, a frozen
+    array): Numba types read-only arrays apart, so passing one would compile a second copy of
+    every kernel and of the epoch driver (about 30 s), where one copy of the data costs little."""
+    return arr if arr.flags.writeable else arr.copy()
+
+
 FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(block), not O(data)
 
 
@@ -88,7 +95,7 @@ def as_inputs(X, n_features, dtype, name="X"):
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr.dtype)
-    return out
+    return _writeable(out)
 
 
 def _checked_labels(arr, n_out, name):
@@ -98,7 +105,7 @@ def _checked_labels(arr, n_out, name):
     if bad.any():
         raise ValueError(f"{name} has class label {arr[bad][0].item()!r} out of range: cross_entropy "
                          f"with {n_out} outputs takes labels 0..{n_out - 1}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return _writeable(np.ascontiguousarray(arr, dtype=np.int64))
 
 
 def as_labels(y, n_samples, n_out, name="y"):
@@ -150,4 +157,4 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr.dtype)
-    return out
+    return _writeable(out)
