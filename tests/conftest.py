@@ -27,6 +27,9 @@ OUTPUT_LOSS_PAIRS = (
 # (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
 # a batch of one sample, and sizes that span several kernel tiles with ragged ends.
 LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (4, 33, 65), (70, 37, 101), (131, 37, 67)]
+# Shapes of the gradient kernel's transposed path (128 samples and 2^17 weights and up), with
+# ragged tiles and blocks.
+TRANSPOSED_SHAPES = [(128, 256, 512), (131, 517, 260)]
 
 
 def tol(dtype):

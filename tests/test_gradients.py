@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, LAYER_SHAPES
+from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, TRANSPOSED_SHAPES
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
@@ -13,7 +13,7 @@ from nbbp.gradients import scratch_size, weight_gradients
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("has_bias", [True, False])
-@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES)
+@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES + TRANSPOSED_SHAPES)
 def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out, has_bias, masked,
                                           l2, dtype):
     delta = rng.normal(size=(n_samples, n_out)).astype(dtype)
@@ -34,6 +34,12 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
         assert_equivalent(db, db_ref, dtype)
     else:
         assert np.isnan(db).all()  # untouched when the layer has no bias
+
+
+@pytest.mark.parametrize("n_samples, n_in, n_out, transposed", [
+    (127, 512, 512, False), (128, 256, 256, False), (128, 256, 512, True), (128, 1024, 128, True)])
+def test_transposed_path_from_128_samples_and_2_17_weights(n_samples, n_in, n_out, transposed):
+    assert (scratch_size(n_samples, n_in, n_out) > 0) == transposed
 
 
 def test_weight_gradients_by_hand():

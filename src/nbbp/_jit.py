@@ -24,9 +24,12 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 # 4-5-3-3 loss call on 6 samples 31 ms, against 47 us on one thread.
 PARALLEL_MIN_WORK = 1 << 20
 
-# The same cut-off for kernels doing a few operations per element of an (n_samples, width)
-# array (batch normalisation, residual additions): below this many elements, one thread.
-PARALLEL_MIN_ELEMENTS = 1 << 16
+# The cut-off for kernels doing a few operations per element of an (n_samples, width) array
+# (batch normalisation, residual additions): below this many elements, one thread. Lower than
+# the above because the epoch driver calls them between parallel matrix kernels, while the pool
+# is awake: at 128x256 float32 (D1), 2 threads against 1 took the batch-normalisation overhead
+# of a forward and backward pass from 1.33 to 0.98 ms.
+PARALLEL_MIN_ELEMENTS = 1 << 14
 
 
 def jit(parallel=False, inline=False):

@@ -7,7 +7,9 @@ BENCHMARKS.md, in one process, one system after another, on the same data and th
 Every system trains the same MLP (ReLU hidden layers, softmax output, cross-entropy, plain SGD
 with learning rate 0.01, no shuffling) on standard-normal inputs and uniform random integer
 labels from ``np.random.default_rng(0)``, and is timed as the best of R epochs after one warm-up
-epoch (which pays for compilation). Results are ratios, nbbp's samples/s over each peer's:
+epoch (which pays for compilation). D1 batch-normalises every hidden layer (batch statistics,
+running averages updated per batch: torch.nn.BatchNorm1d in training mode); scikit-learn has no
+batch normalisation and sits it out. Results are ratios, nbbp's samples/s over each peer's:
 absolute times on shared machines move from run to run. A peer whose package is not installed
 is skipped with a note.
 
@@ -36,8 +38,12 @@ WORKLOADS = {
     "W2": ((784, 128, 64, 10), 32, 20_000),
     "W3": ((784, 128, 64, 10), 128, 20_000),
     "W4": ((1024, 1024, 1024, 10), 256, 4_096),
+    "D1": ((256,) * 20 + (10,), 128, 8_192),
 }
-DESCRIPTIONS = {"W1": "tiny", "W2": "medium", "W3": "medium, larger batch", "W4": "large"}
+DESCRIPTIONS = {"W1": "tiny", "W2": "medium", "W3": "medium, larger batch", "W4": "large",
+                "D1": "deep (20 layers), batch-normalised"}
+# Workloads whose hidden layers are batch-normalised.
+BATCH_NORM = {"D1"}
 
 # (workload, peer, minimum of nbbp samples/s over the peer's), from BENCHMARKS.md
 TARGETS = [
@@ -45,6 +51,7 @@ TARGETS = [
     ("W2", "JAX", 1.0), ("W2", "PyTorch", 3.0),
     ("W3", "JAX", 1.0),
     ("W4", "PyTorch", 1.0),
+    ("D1", "PyTorch", 1.0),
 ]
 
 
@@ -109,15 +116,16 @@ def configure_xla(threads):
 
 
 # ------------------------------------------------------------------------------------ systems
-# Each takes (sizes, X, y, batch, threads) and returns seconds per epoch over all of X.
+# Each takes (sizes, X, y, batch, threads, repeat, batch_norm) and returns seconds per epoch
+# over all of X; with batch_norm, every hidden layer is batch-normalised.
 
-def nbbp_seconds(sizes, X, y, batch, threads, repeat=3):
+def nbbp_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     import numba
 
     import nbbp
 
     net = nbbp.Network(sizes, activation="relu", output="softmax", loss="cross_entropy",
-                       dtype=X.dtype, seed=0)
+                       dtype=X.dtype, seed=0, batch_norm=batch_norm)
     saved = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
@@ -127,24 +135,32 @@ def nbbp_seconds(sizes, X, y, batch, threads, repeat=3):
         numba.set_num_threads(saved)
 
 
-def reference_seconds(sizes, X, y, batch, threads, repeat=3):
+def reference_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     from nbbp import reference
 
     Y = np.zeros((X.shape[0], sizes[-1]), dtype=X.dtype)
     Y[np.arange(X.shape[0]), y] = 1
     activations = ["relu"] * (len(sizes) - 2) + ["softmax"]
     params = list(initial_params(sizes, X.dtype))
+    norm = running = None
+    if batch_norm:
+        norm = [(np.ones(n, X.dtype), np.zeros(n, X.dtype)) for n in sizes[1:-1]] + [None]
+        running = [(np.zeros(n, X.dtype), np.ones(n, X.dtype)) for n in sizes[1:-1]] + [None]
+    state = [norm, running]
 
     def epoch():
-        params[0], params[1], _ = reference.train(
+        result = reference.train(
             params[0], params[1], None, X, Y, activations, "cross_entropy", epochs=1,
-            batch_size=batch, learning_rate=LEARNING_RATE)
+            batch_size=batch, learning_rate=LEARNING_RATE, batch_norm=state[0], running=state[1])
+        params[0], params[1] = result[:2]
+        if batch_norm:
+            state[:] = result[3:]
 
     with blas_threads(threads):
         return best_of(epoch, repeat)
 
 
-def torch_seconds(sizes, X, y, batch, threads, repeat=3):
+def torch_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     try:
         import torch
         from torch import nn
@@ -157,7 +173,10 @@ def torch_seconds(sizes, X, y, batch, threads, repeat=3):
         torch.manual_seed(0)
         layers = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+            layers += [nn.Linear(n_in, n_out)] + ([nn.BatchNorm1d(n_out)] if batch_norm else [])
+            layers += [nn.ReLU()]
+        if batch_norm:  # none on the output layer
+            del layers[-2]
         model = nn.Sequential(*layers[:-1]).to(torch.float64 if X.dtype == np.float64 else torch.float32)
         criterion = nn.CrossEntropyLoss()
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
@@ -176,9 +195,10 @@ def torch_seconds(sizes, X, y, batch, threads, repeat=3):
         torch.set_num_threads(saved)
 
 
-def jax_seconds(sizes, X, y, batch, threads, repeat=3):
+def jax_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     """The full batches run in one jitted lax.scan; a partial last batch (n not divisible by
-    batch) runs in a second jitted call of the same step, so every sample is trained on."""
+    batch) runs in a second jitted call of the same step, so every sample is trained on. With
+    batch_norm, the running averages ride along in the scan's carry."""
     try:
         import jax
         import jax.numpy as jnp
@@ -189,15 +209,24 @@ def jax_seconds(sizes, X, y, batch, threads, repeat=3):
 
     def loss_fn(params, xb, yb):
         a = xb
-        for W, b in params[:-1]:
-            a = jax.nn.relu(a @ W + b)
-        W, b = params[-1]
+        batch_stats = []
+        for layer in params[:-1]:
+            z = a @ layer[0] + layer[1]
+            if batch_norm:
+                mu, var = jnp.mean(z, axis=0), jnp.var(z, axis=0)
+                z = layer[2] * (z - mu) / jnp.sqrt(var + 1e-5) + layer[3]
+                batch_stats.append((mu, var * z.shape[0] / (z.shape[0] - 1)))
+            a = jax.nn.relu(z)
+        W, b = params[-1][:2]
         log_p = jax.nn.log_softmax(a @ W + b)
-        return -jnp.mean(jnp.take_along_axis(log_p, yb[:, None], axis=1))
+        return -jnp.mean(jnp.take_along_axis(log_p, yb[:, None], axis=1)), batch_stats
 
-    def step(params, xb, yb):
-        grads = jax.grad(loss_fn)(params, xb, yb)
-        return jax.tree_util.tree_map(lambda p, g: p - LEARNING_RATE * g, params, grads)
+    def step(state, xb, yb):
+        params, running = state
+        grads, batch_stats = jax.grad(loss_fn, has_aux=True)(params, xb, yb)
+        running = [(0.9 * m + 0.1 * bm, 0.9 * v + 0.1 * bv)
+                   for (m, v), (bm, bv) in zip(running, batch_stats)]
+        return jax.tree_util.tree_map(lambda p, g: p - LEARNING_RATE * g, params, grads), running
 
     @jax.jit
     def scan_epoch(params, xs, ys):
@@ -207,7 +236,12 @@ def jax_seconds(sizes, X, y, batch, threads, repeat=3):
     step_jit = jax.jit(step)
 
     weights, biases = initial_params(sizes, X.dtype)
-    state = [[(jnp.asarray(W.T.copy()), jnp.asarray(b)) for W, b in zip(weights, biases)]]
+    params = [(jnp.asarray(W.T.copy()), jnp.asarray(b)) for W, b in zip(weights, biases)]
+    running = []
+    if batch_norm:
+        params = [p + (jnp.ones_like(p[1]), jnp.zeros_like(p[1])) for p in params[:-1]] + params[-1:]
+        running = [(jnp.zeros_like(p[1]), jnp.ones_like(p[1])) for p in params[:-1]]
+    state = [(params, running)]
     n = X.shape[0]
     n_full = n // batch
     labels = y.astype(np.int32)
@@ -226,10 +260,12 @@ def jax_seconds(sizes, X, y, batch, threads, repeat=3):
     return best_of(epoch, repeat)
 
 
-def sklearn_seconds(sizes, X, y, batch, threads, repeat=3):
+def sklearn_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     """float64 data: scikit-learn is the API peer, not a speed peer. warm_start=True makes every
     fit after the first one more epoch from the current weights, so the timed calls do not
     re-initialise the network."""
+    if batch_norm:
+        raise Skipped("scikit-learn's MLPClassifier has no batch normalisation")
     try:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
@@ -393,7 +429,8 @@ def main(argv=None, prog=None):
         rows, rates[workload] = [], {}
         for name, seconds_per_epoch in SYSTEMS:
             try:
-                seconds = seconds_per_epoch(sizes, X, y, batch, args.threads, repeat=args.repeat)
+                seconds = seconds_per_epoch(sizes, X, y, batch, args.threads, repeat=args.repeat,
+                                            batch_norm=workload in BATCH_NORM)
             except Skipped as exc:
                 rows.append((name, None, f"skipped: {exc}"))
                 rates[workload][name] = None

@@ -114,8 +114,9 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel):
 
 @helper
 def _residual_delta_row(k, delta, delta_skip, Z, A, code):
-    for j in range(delta.shape[1]):
-        delta[k, j] = (delta[k, j] + delta_skip[k, j]) * derivative(Z[k, j], A[k, j], code)
+    d, d_skip, z, a = delta[k], delta_skip[k], Z[k], A[k]
+    for j in range(d.shape[0]):
+        d[j] = (d[j] + d_skip[j]) * derivative(z[j], a[j], code)
 
 
 @kernel

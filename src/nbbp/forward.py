@@ -3,7 +3,7 @@
 from numba import prange
 
 from ._jit import helper, kernel
-from .activations import activate_row
+from .activations import SOFTMAX, activate, activate_row
 
 # A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each group of 3
 # rows of W is reused from L1 across the tile's 8 blocks of 4 samples. Float32, 2 threads, at
@@ -100,9 +100,19 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
 
 @helper
 def _skip_and_activate(k, Z, A_skip, code, A):
-    for i in range(Z.shape[1]):
-        Z[k, i] += A_skip[k, i]
-    activate_row(Z[k], code, A[k])
+    z, a_skip, a = Z[k], A_skip[k], A[k]
+    if code == SOFTMAX:
+        for i in range(z.shape[0]):
+            z[i] += a_skip[i]
+        activate_row(z, code, a)
+    else:
+        # One loop for both: the add loop followed by activate_row's loop did not vectorise
+        # (41 us against 6 us on 128x256 float32 relu).
+        zero = z.dtype.type(0)
+        for i in range(z.shape[0]):
+            z_i = z[i] + a_skip[i]
+            z[i] = z_i
+            a[i] = activate(z_i, code, zero)
 
 
 @kernel

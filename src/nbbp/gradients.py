@@ -62,17 +62,26 @@ def _gradient_tile(tile, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias)
             db[i] = db_i / n_samples
 
 
-# From this many samples up, dW = delta^T A_prev is computed as the forward pass's product of
-# the transposes (12 dot products over k held in registers) instead of 4x4 axpy updates of dW
-# rows in memory. Float32 GFLOP/s, 2 threads, axpy vs transposed: 55 vs 89 at 256x1024x1024,
-# 80 vs 89 at 128x784x128, but 66 vs 31 at 32x784x128, where the k-sums are too short.
+# From this many samples and weights up, dW = delta^T A_prev is computed as the forward pass's
+# product of the transposes (12 dot products over k held in registers) instead of 4x4 axpy
+# updates of dW rows in memory. The axpy updates pass over dW once per 4 samples, which is fast
+# while dW stays in L2 (512 KiB here) and slow once it does not. Float32 GFLOP/s, 2 threads,
+# axpy vs transposed: 88 vs 118 at 256x1024x1024 and 88 vs 105 at 128x512x512, but 106 vs 81
+# at 128x256x256, 96 vs 72 at 128x784x128 and 71 vs 37 at 128x128x64; and 66 vs 31 at
+# 32x784x128, where the k-sums are too short.
 TRANSPOSED_MIN_SAMPLES = 128
+TRANSPOSED_MIN_WEIGHTS = 1 << 17
 TRANSPOSE_BLOCK = 32
+
+
+@helper
+def _transposed(n_samples, n_in, n_out):
+    return n_samples >= TRANSPOSED_MIN_SAMPLES and n_in * n_out >= TRANSPOSED_MIN_WEIGHTS
 
 
 def scratch_size(n_samples, n_in, n_out):
     """Length of the scratch buffer weight_gradients needs for one call of these sizes."""
-    return n_samples * (n_in + n_out) if n_samples >= TRANSPOSED_MIN_SAMPLES else 0
+    return n_samples * (n_in + n_out) if _transposed(n_samples, n_in, n_out) else 0
 
 
 @helper
@@ -140,10 +149,10 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over tiles of
     neurons i, so each gradient has one owner and its k-sum order does not depend on the thread
-    count. Biases are not penalised. From 128 samples up it works on transposed copies of delta
-    and A_prev, in ``scratch`` (1-D, at least scratch_size(n, n_in, n_out) long; unused below).
+    count. Biases are not penalised. From 128 samples and 2^17 weights up it works on transposed
+    copies of delta and A_prev, in ``scratch`` (1-D, at least scratch_size(n, n_in, n_out) long; unused below).
     """
-    if delta.shape[0] >= TRANSPOSED_MIN_SAMPLES:
+    if _transposed(delta.shape[0], A_prev.shape[1], delta.shape[1]):
         _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel,
                               scratch)
         return
