@@ -1,8 +1,9 @@
 """asv: whole-epoch training through ``Network.fit``, one cost per benchmark.
 
-Steady state (``TrainEpoch.time_epoch``), memory (``FitMemory.peakmem_fit``), quality
-(``TrainingLoss.track_loss_after_5_epochs``) and cold start
-(``ColdStart.timeraw_import_and_first_fit``). Workloads are those of BENCHMARKS.md (ReLU hidden
+Steady state (``TrainEpoch.time_epoch``; ``BatchNormEpoch.time_epoch`` for the deep
+batch-normalised D1), memory (``FitMemory.peakmem_fit``), quality
+(``TrainingLoss.track_loss_after_5_epochs``, ``BatchNormEpoch.track_loss_after_3_epochs``) and
+cold start (``ColdStart.timeraw_import_and_first_fit``). Workloads are those of BENCHMARKS.md (ReLU hidden
 layers, softmax output, cross-entropy, plain SGD, no shuffling); the peer comparison lives in
 bench/compare.py.
 """
@@ -27,6 +28,7 @@ WORKLOADS = {
     "W2": ((784, 128, 64, 10), 32, 20_000),
     "W3": ((784, 128, 64, 10), 128, 20_000),
     "W4": ((1024, 1024, 1024, 10), 256, 1_024),
+    "D1": ((256,) * 20 + (10,), 128, 1_024),
 }
 LEARNING_RATE = 0.01
 
@@ -96,6 +98,46 @@ class TrainEpoch:
             reference.train(list(self.net.weights), list(self.net.biases), None, self.X, self.Y,
                             self.activations, "cross_entropy", epochs=1, batch_size=self.batch,
                             learning_rate=LEARNING_RATE)
+
+
+class BatchNormEpoch:
+    """One epoch of D1, 20 layers of width 256 with every hidden layer batch-normalised
+    (``fit(epochs=1, shuffle=False)``, float32, batch 128), on 1,024 samples (bench/compare.py
+    runs the full 8,192 against PyTorch's BatchNorm1d). The loss after 3 epochs guards the
+    numerics, and must not depend on the thread count."""
+
+    params = [1, 2]
+    param_names = ["threads"]
+    timer = timeit.default_timer
+    timeout = 300
+
+    def setup(self, threads):
+        check_threads(threads)
+        self.saved_threads = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        self.sizes, self.batch, _ = WORKLOADS["D1"]
+        self.X, self.y = make_data("D1", "float32")
+        self.net = self.network()
+        self.time_epoch(threads)  # compile (or load from cache) first
+
+    def teardown(self, threads):
+        if hasattr(self, "saved_threads"):
+            numba.set_num_threads(self.saved_threads)
+
+    def network(self):
+        return nbbp.Network(self.sizes, activation="relu", output="softmax",
+                            loss="cross_entropy", dtype=np.float32, seed=0, batch_norm=True)
+
+    def time_epoch(self, threads):
+        self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, learning_rate=LEARNING_RATE,
+                     shuffle=False)
+
+    def track_loss_after_3_epochs(self, threads):
+        history = self.network().fit(self.X, self.y, epochs=3, batch_size=self.batch,
+                                     learning_rate=LEARNING_RATE, shuffle=False)
+        return history.loss[-1]
+
+    track_loss_after_3_epochs.unit = "loss"
 
 
 class FitMemory:

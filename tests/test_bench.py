@@ -85,6 +85,7 @@ ASV_CASES = [
     ("bench_training", "TrainEpoch", ("W1", "float32", 1, "nbbp")),
     ("bench_training", "TrainEpoch", ("W1", "float32", 1, "reference")),
     ("bench_training", "TrainingLoss", (1,)),
+    ("bench_training", "BatchNormEpoch", (1,)),
     ("bench_training", "FitMemory", ()),
 ]
 
