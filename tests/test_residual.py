@@ -56,14 +56,15 @@ def test_bad_residual_argument(residual, error, message):
 
 # ------------------------------------------------------------------------------ kernels
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("has_skip", [True, False])
 @pytest.mark.parametrize("name", OUTPUTS)
 @pytest.mark.parametrize("n, width", SHAPES)
-def test_add_skip_and_activate_equals_reference(rng, parallel, n, width, name, dtype):
+def test_add_skip_and_activate_equals_reference(rng, parallel, n, width, name, has_skip, dtype):
     Z = rng.normal(size=(n, width)).astype(dtype)
     A_skip = rng.normal(size=(n, width)).astype(dtype)
-    expected_z = Z + A_skip
+    expected_z = Z + A_skip if has_skip else Z.copy()
     A = np.empty_like(Z)
-    add_skip_and_activate(Z, A_skip, ACTIVATIONS[name], A, parallel)
+    add_skip_and_activate(Z, A_skip, has_skip, ACTIVATIONS[name], A, parallel)
     assert_equivalent(Z, expected_z, dtype)
     assert_equivalent(A, reference.activation(name, expected_z), dtype)
 

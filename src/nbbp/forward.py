@@ -99,13 +99,14 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
 
 
 @helper
-def _skip_and_activate(k, Z, A_skip, code, A):
+def _skip_and_activate(k, Z, A_skip, has_skip, code, A):
     z, a_skip, a = Z[k], A_skip[k], A[k]
     if code == SOFTMAX:
-        for i in range(z.shape[0]):
-            z[i] += a_skip[i]
+        if has_skip:
+            for i in range(z.shape[0]):
+                z[i] += a_skip[i]
         activate_row(z, code, a)
-    else:
+    elif has_skip:
         # One loop for both: the add loop followed by activate_row's loop did not vectorise
         # (41 us against 6 us on 128x256 float32 relu).
         zero = z.dtype.type(0)
@@ -113,18 +114,20 @@ def _skip_and_activate(k, Z, A_skip, code, A):
             z_i = z[i] + a_skip[i]
             z[i] = z_i
             a[i] = activate(z_i, code, zero)
+    else:
+        activate_row(z, code, a)
 
 
 @kernel
-def add_skip_and_activate(Z, A_skip, code, A, parallel):
+def add_skip_and_activate(Z, A_skip, has_skip, code, A, parallel):
     """A residual connection: z_ki <- z_ki + a_ki(s), the activation of an earlier layer s of
-    the same width, then a_k = f(z_k).
+    the same width (if ``has_skip``; else A_skip is not read), then a_k = f(z_k).
 
     Z, A_skip, A: (n_samples, width); writes Z and A in place. Parallel over samples k.
     """
     if parallel:
         for k in prange(Z.shape[0]):
-            _skip_and_activate(k, Z, A_skip, code, A)
+            _skip_and_activate(k, Z, A_skip, has_skip, code, A)
     else:
         for k in range(Z.shape[0]):
-            _skip_and_activate(k, Z, A_skip, code, A)
+            _skip_and_activate(k, Z, A_skip, has_skip, code, A)

@@ -74,14 +74,19 @@ TRANSPOSED_MIN_WEIGHTS = 1 << 17
 TRANSPOSE_BLOCK = 32
 
 
-@helper
-def _transposed(n_samples, n_in, n_out):
+def transposed_path(n_samples, n_in, n_out):
+    """Whether weight_gradients takes the transposed path for these sizes."""
     return n_samples >= TRANSPOSED_MIN_SAMPLES and n_in * n_out >= TRANSPOSED_MIN_WEIGHTS
+
+
+# The same function compiled for the kernel; scratch_size calls the plain one, which compiles
+# nothing.
+_transposed = helper(transposed_path)
 
 
 def scratch_size(n_samples, n_in, n_out):
     """Length of the scratch buffer weight_gradients needs for one call of these sizes."""
-    return n_samples * (n_in + n_out) if _transposed(n_samples, n_in, n_out) else 0
+    return n_samples * (n_in + n_out) if transposed_path(n_samples, n_in, n_out) else 0
 
 
 @helper

@@ -543,10 +543,19 @@ class Network:
     def _has_batch_norm(self):
         return bool(np.any(self._layout[:, BN_OFF] >= 0))
 
+    @property
+    def _driver_stats(self):
+        """The running statistics for the compiled passes, or None for a network with neither
+        batch normalisation nor skips: its passes then compile none of their kernels."""
+        return self._stats if self._has_batch_norm or self.residual else None
+
     def _buffers(self, n):
-        """Buffers for one batch of n samples of every layer: z, a, z_hat, batch statistics."""
+        """Buffers for one batch of n samples of every layer: z, a, z_hat and the batch
+        statistics (None, None in a network with neither batch normalisation nor skips)."""
         size = n * int(self._layout[:, N_OUT].sum())
         z_buf, a_buf = np.empty(size, dtype=self.dtype), np.empty(size, dtype=self.dtype)
+        if self._driver_stats is None:
+            return z_buf, a_buf, None, None
         h_buf = np.empty(size if self._has_batch_norm else 0, dtype=self.dtype)
         return z_buf, a_buf, h_buf, np.empty_like(self._stats)
 
@@ -565,7 +574,7 @@ class Network:
         if buffers is None:
             buffers = self._buffers(n)
         z_buf, a_buf, h_buf, s_buf = buffers
-        forward_pass(X, self._theta, self._layout, self._stats, self.dtype.type(BN_EPS),
+        forward_pass(X, self._theta, self._layout, self._driver_stats, self.dtype.type(BN_EPS),
                      self.dtype.type(BN_MOMENTUM), training, update_running, z_buf, a_buf, h_buf,
                      s_buf)
         return self._layer_rows(z_buf, n), [X] + self._layer_rows(a_buf, n)
@@ -736,7 +745,7 @@ class Network:
                     delta_abs_sum = np.zeros(L)
                     total, steps, n_used = train_epoch(
                         X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
-                        self._layout, self._stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
+                        self._layout, self._driver_stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
                         self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
                         dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf,
                         z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
