@@ -245,7 +245,7 @@ class Network:
         self._mask_theta = np.ones(offset, dtype=dtype)
         self._stats = np.zeros(stats_offset, dtype=dtype)
         for gamma, running_var in zip(self.gammas, self.running_vars):
-            if gamma is not None:
+            if gamma is not None and running_var is not None:
                 gamma[...] = 1
                 running_var[...] = 1
         self._weights, self._biases = self._views(self._theta)
