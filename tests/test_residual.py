@@ -59,12 +59,12 @@ def test_bad_residual_argument(residual, error, message):
 @pytest.mark.parametrize("has_skip", [True, False])
 @pytest.mark.parametrize("name", OUTPUTS)
 @pytest.mark.parametrize("n, width", SHAPES)
-def test_add_skip_and_activate_equals_reference(rng, parallel, n, width, name, has_skip, dtype):
+def test_add_skip_and_activate_equals_reference(rng, n, width, name, has_skip, dtype):
     Z = rng.normal(size=(n, width)).astype(dtype)
     A_skip = rng.normal(size=(n, width)).astype(dtype)
     expected_z = Z + A_skip if has_skip else Z.copy()
     A = np.empty_like(Z)
-    add_skip_and_activate(Z, A_skip, has_skip, ACTIVATIONS[name], A, parallel)
+    add_skip_and_activate(Z, A_skip, has_skip, ACTIVATIONS[name], A)
     assert_equivalent(Z, expected_z, dtype)
     assert_equivalent(A, reference.activation(name, expected_z), dtype)
 
@@ -72,12 +72,12 @@ def test_add_skip_and_activate_equals_reference(rng, parallel, n, width, name, h
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", HIDDEN)
 @pytest.mark.parametrize("n, width", SHAPES)
-def test_residual_delta_equals_reference(rng, parallel, n, width, name, dtype):
+def test_residual_delta_equals_reference(rng, n, width, name, dtype):
     Z = rng.normal(size=(n, width)).astype(dtype)
     A = reference.activation(name, Z)
     delta, delta_skip = (rng.normal(size=(n, width)).astype(dtype) for _ in range(2))
     expected = reference.activation_derivative(name, Z, A) * (delta + delta_skip)
-    residual_delta(delta, delta_skip, Z, A, ACTIVATIONS[name], parallel)
+    residual_delta(delta, delta_skip, Z, A, ACTIVATIONS[name])
     assert_equivalent(delta, expected, dtype)
 
 

@@ -119,17 +119,14 @@ def _residual_delta_row(k, delta, delta_skip, Z, A, code):
         d[j] = (d[j] + d_skip[j]) * derivative(z[j], a[j], code)
 
 
-@kernel
-def residual_delta(delta, delta_skip, Z, A, code, parallel):
+# O(width) work per sample, serial like output_delta (see forward.add_skip_and_activate).
+@jit()
+def residual_delta(delta, delta_skip, Z, A, code):
     """delta_kj <- f'(z_kj) (delta_kj + delta_skip_kj): the delta rule of a layer whose
     activation also feeds a residual connection. ``delta`` holds sum_i w_ij delta_next_ki (the
     delta rule with the identity) and ``delta_skip`` the delta of the skip's target layer.
 
-    All (n_samples, width); writes delta in place. Parallel over samples k.
+    All (n_samples, width); writes delta in place. Serial over samples k.
     """
-    if parallel:
-        for k in prange(delta.shape[0]):
-            _residual_delta_row(k, delta, delta_skip, Z, A, code)
-    else:
-        for k in range(delta.shape[0]):
-            _residual_delta_row(k, delta, delta_skip, Z, A, code)
+    for k in range(delta.shape[0]):
+        _residual_delta_row(k, delta, delta_skip, Z, A, code)

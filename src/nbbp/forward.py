@@ -2,7 +2,7 @@
 
 from numba import prange
 
-from ._jit import helper, kernel
+from ._jit import helper, jit, kernel
 from .activations import SOFTMAX, activate, activate_row
 
 # A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each group of 3
@@ -118,16 +118,14 @@ def _skip_and_activate(k, Z, A_skip, has_skip, code, A):
         activate_row(z, code, a)
 
 
-@kernel
-def add_skip_and_activate(Z, A_skip, has_skip, code, A, parallel):
+# O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took
+# 7.8 s of a first fit's compile (of 61), for about 2 us a layer at 128x256 on 2 threads.
+@jit()
+def add_skip_and_activate(Z, A_skip, has_skip, code, A):
     """A residual connection: z_ki <- z_ki + a_ki(s), the activation of an earlier layer s of
     the same width (if ``has_skip``; else A_skip is not read), then a_k = f(z_k).
 
-    Z, A_skip, A: (n_samples, width); writes Z and A in place. Parallel over samples k.
+    Z, A_skip, A: (n_samples, width); writes Z and A in place. Serial over samples k.
     """
-    if parallel:
-        for k in prange(Z.shape[0]):
-            _skip_and_activate(k, Z, A_skip, has_skip, code, A)
-    else:
-        for k in range(Z.shape[0]):
-            _skip_and_activate(k, Z, A_skip, has_skip, code, A)
+    for k in range(Z.shape[0]):
+        _skip_and_activate(k, Z, A_skip, has_skip, code, A)

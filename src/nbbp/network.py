@@ -16,11 +16,14 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as check
-from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
+from ._jit import PARALLEL_MIN_ELEMENTS, use_threads
+from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, IDENTITY
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
-from .deltas import output_delta
-from .gradients import scratch_size
+from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
+from .deltas import hidden_delta, output_delta, residual_delta
+from .forward import add_skip_and_activate, forward_layer
+from .gradients import scratch_size, weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
@@ -28,7 +31,7 @@ from .optimizers import (UPDATE_PARALLEL_MIN, Optimizer, check_for_dtype, get_op
                          sgd_update)
 from .progress import EpochProgress
 from .training import (B_OFF, BN_OFF, CODE, HAS_MASK, N_COLUMNS, N_IN, N_OUT, SKIP_FROM,
-                       STATS_OFF, W_OFF, backward_pass, forward_pass, train_epoch)
+                       STATS_OFF, W_OFF, train_epoch)
 
 
 @contextlib.contextmanager
@@ -361,7 +364,7 @@ class Network:
         training = self._check_training(training)
         X = self._inputs(X)
         self._check_batch(X, training, "forward(training=True)")
-        _, a_list = self._forward(X, training)
+        _, a_list, _ = self._forward(X, training)
         return a_list[-1]
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False) -> float:
@@ -375,7 +378,7 @@ class Network:
         training = self._check_training(training)
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, training, "loss(training=True)")
-        zs, a_list = self._forward(X, training)
+        zs, a_list, _ = self._forward(X, training)
         return self._loss(zs[-1], a_list[-1], Y)
 
     def gradients(self, X: ArrayLike, y: ArrayLike) -> Gradients:
@@ -511,7 +514,7 @@ class Network:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
         (averaged over outputs)."""
         X, Y = self._inputs_and_targets(X, y)
-        _, a_list = self._forward(X)
+        _, a_list, _ = self._forward(X)
         return self._score(a_list[-1], Y)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -543,41 +546,48 @@ class Network:
     def _has_batch_norm(self):
         return bool(np.any(self._layout[:, BN_OFF] >= 0))
 
-    @property
-    def _driver_stats(self):
-        """The running statistics for the compiled passes, or None for a network with neither
-        batch normalisation nor skips: its passes then compile none of their kernels."""
-        return self._stats if self._has_batch_norm or self.residual else None
+    def _forward(self, X, training=False, update_running=False):
+        """(zs, [X] + activations, norm) for a batch, layer by layer as training.forward_pass
+        (zs[l] the input of f), with the running averages of batch normalisation, or with
+        ``training`` the batch's statistics (``update_running``: moving the running averages).
+        norm[l] is (z_hat, 1/sqrt(var + eps)) of a normalised layer in training mode, else None.
 
-    def _buffers(self, n):
-        """Buffers for one batch of n samples of every layer: z, a, z_hat and the batch
-        statistics (None, None in a network with neither batch normalisation nor skips)."""
-        size = n * int(self._layout[:, N_OUT].sum())
-        z_buf, a_buf = np.empty(size, dtype=self.dtype), np.empty(size, dtype=self.dtype)
-        if self._driver_stats is None:
-            return z_buf, a_buf, None, None
-        h_buf = np.empty(size if self._has_batch_norm else 0, dtype=self.dtype)
-        return z_buf, a_buf, h_buf, np.empty_like(self._stats)
-
-    def _layer_rows(self, buffer, n):
-        """Per-layer (n, width) views of a buffer laid out like z_buf."""
-        rows, offset = [], 0
-        for width in self._layout[:, N_OUT]:
-            rows.append(buffer[offset:offset + n * width].reshape(n, width))
-            offset += n * width
-        return rows
-
-    def _forward(self, X, training=False, update_running=False, buffers=None):
-        """(zs, [X] + activations); batch statistics with ``training``, running averages
-        (updated by this batch with ``update_running``) else."""
+        Kernels called from here, not a compiled pass over the layers: Numba 0.68 cached such a
+        pass, compiled in a process that loaded its kernels from the cache, with a call to a
+        null address (a segfault in the next process that loaded it).
+        """
         n = X.shape[0]
-        if buffers is None:
-            buffers = self._buffers(n)
-        z_buf, a_buf, h_buf, s_buf = buffers
-        forward_pass(X, self._theta, self._layout, self._driver_stats, self.dtype.type(BN_EPS),
-                     self.dtype.type(BN_MOMENTUM), training, update_running, z_buf, a_buf, h_buf,
-                     s_buf)
-        return self._layer_rows(z_buf, n), [X] + self._layer_rows(a_buf, n)
+        dt = self.dtype.type
+        gammas, betas = self._batch_norm_views(self._theta)
+        means, variances = self._batch_norm_views(self._stats, STATS_OFF)
+        zs, a_list, norm = [], [X], []
+        for l in range(self.n_layers):
+            n_out, code, bn_off, skip_from = self._layout[l, [N_OUT, CODE, BN_OFF, SKIP_FROM]]
+            W, b = self._weights[l], self._biases[l]
+            bias = self._theta[:0] if b is None else b
+            Z = np.empty((n, n_out), dtype=self.dtype)
+            A = np.empty_like(Z)
+            parallel = use_threads(n * W.size)
+            cache = None
+            if bn_off < 0 and skip_from < 0:
+                forward_layer(a_list[-1], W, bias, b is not None, code, Z, A, parallel)
+            else:
+                forward_layer(a_list[-1], W, bias, b is not None, IDENTITY, Z, Z, parallel)
+                elementwise = n * n_out >= PARALLEL_MIN_ELEMENTS
+                if bn_off >= 0 and training:
+                    cache = (np.empty_like(Z), np.empty(n_out, dtype=self.dtype))
+                    batchnorm_train(Z, gammas[l], betas[l], dt(BN_EPS), dt(BN_MOMENTUM),
+                                    update_running, means[l], variances[l], cache[0],
+                                    np.empty(n_out, dtype=self.dtype), cache[1], elementwise)
+                elif bn_off >= 0:
+                    batchnorm_inference(Z, gammas[l], betas[l], dt(BN_EPS), means[l],
+                                        variances[l], elementwise)
+                add_skip_and_activate(Z, a_list[skip_from] if skip_from >= 0 else Z,
+                                      skip_from >= 0, code, A)
+            zs.append(Z)
+            a_list.append(A)
+            norm.append(cache)
+        return zs, a_list, norm
 
     def _loss(self, Z, O, Y):
         J = np.empty(Z.shape[0], dtype=np.float64)
@@ -596,21 +606,50 @@ class Network:
         return float(np.mean(r2))
 
     def _backprop(self, X, Y, update_running=False):
-        """(flat gradient laid out like theta, E) for one batch, in training mode."""
-        n = X.shape[0]
-        buffers = self._buffers(n)
-        zs, a_list = self._forward(X, True, update_running, buffers)
+        """(flat gradient laid out like theta, E) for one batch, in training mode, layer by
+        layer as training.backward_pass."""
+        zs, a_list, norm = self._forward(X, True, update_running)
         E = self._loss(zs[-1], a_list[-1], Y)
-        z_buf, a_buf, h_buf, s_buf = buffers
-        d_buf = np.empty_like(z_buf)
-        output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps,
-                     self._layer_rows(d_buf, n)[-1])
+        n, L = X.shape[0], self.n_layers
         grad = np.zeros_like(self._theta)
-        scratch = np.empty(max(scratch_size(n, n_in, n_out) for n_in, n_out in
-                               self._layout[:, [N_IN, N_OUT]]), dtype=self.dtype)
-        unused = np.zeros(self.n_layers)
-        backward_pass(X, self._theta, grad, self._mask_theta, self._layout, self.dtype.type(0),
-                      z_buf, a_buf, h_buf, s_buf, d_buf, scratch, unused, unused.copy())
+        dWs, dbs = self._views(grad)
+        dgammas, dbetas = self._batch_norm_views(grad)
+        gammas, _ = self._batch_norm_views(self._theta)
+        # Writeable views: the read-only ones of ``masks`` would compile a second
+        # weight_gradients (Numba types read-only arrays apart).
+        masks = [M if masked else None for M, masked in
+                 zip(self._views(self._mask_theta)[0], self._layout[:, HAS_MASK])]
+        skip_from = self._layout[:, SKIP_FROM]
+        deltas = [None] * L  # deltas[l] = n dE/dz of layer l, complete before it is used
+        deltas[-1] = np.empty_like(zs[-1])
+        output_delta(zs[-1], a_list[-1], Y, self._layout[-1, CODE], self._loss_code, self._eps,
+                     deltas[-1])
+        for l in reversed(range(L)):
+            delta = deltas[l]
+            if norm[l] is not None:
+                delta_lin = np.empty_like(delta)
+                batchnorm_backward(delta, norm[l][0], gammas[l], norm[l][1], dgammas[l],
+                                   dbetas[l], delta_lin, delta.size >= PARALLEL_MIN_ELEMENTS)
+            else:
+                delta_lin = delta
+            has_mask = masks[l] is not None
+            parallel = use_threads(n * self._weights[l].size)
+            scratch = np.empty(scratch_size(n, self.sizes[l], self.sizes[l + 1]),
+                               dtype=self.dtype)
+            weight_gradients(delta_lin, a_list[l], self._weights[l], self.dtype.type(0),
+                             masks[l] if has_mask else self._no_mask, has_mask, dWs[l],
+                             self._theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None,
+                             parallel, scratch)
+            if l > 0:
+                code = self._layout[l - 1, CODE]
+                targets = [m for m in range(L - 1, l - 1, -1) if skip_from[m] == l]
+                delta_prev = np.empty_like(zs[l - 1])
+                hidden_delta(delta_lin, self._weights[l], zs[l - 1], a_list[l],
+                             IDENTITY if targets else code, delta_prev, parallel)
+                for i, m in enumerate(targets):  # f' once, on the sum of every path's delta
+                    residual_delta(delta_prev, deltas[m], zs[l - 1], a_list[l],
+                                   code if i == len(targets) - 1 else IDENTITY)
+                deltas[l - 1] = delta_prev
         return grad, E
 
     def _plan(self, X, y, batch_size, learning_rate, l2, validation_data, validation_fraction,
@@ -724,8 +763,10 @@ class Network:
         # Buffers for one batch of every layer, allocated once per call.
         x_buf = np.empty(batch_size * self.sizes[0], dtype=self.dtype)
         y_buf = np.empty(batch_size * self.sizes[-1], dtype=self.dtype)
-        z_buf, a_buf, h_buf, s_buf = self._buffers(batch_size)
-        d_buf = np.empty_like(z_buf)
+        z_buf = np.empty(batch_size * int(widths.sum()), dtype=self.dtype)
+        a_buf, d_buf = np.empty_like(z_buf), np.empty_like(z_buf)
+        h_buf = np.empty(z_buf.size if self._has_batch_norm else 0, dtype=self.dtype)
+        s_buf = np.empty_like(self._stats)
         J = np.empty(batch_size, dtype=np.float64)
         scratch = np.empty(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out in
                                zip(self.sizes[:-1], self.sizes[1:])), dtype=self.dtype)
@@ -745,7 +786,7 @@ class Network:
                     delta_abs_sum = np.zeros(L)
                     total, steps, n_used = train_epoch(
                         X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
-                        self._layout, self._driver_stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
+                        self._layout, self._stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
                         self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
                         dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf,
                         z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
@@ -765,7 +806,7 @@ class Network:
                     history.delta_mean.append(delta_abs_sum / (n_used * widths))
                 shown = {"loss": E}
                 if plan["X_val"] is not None:
-                    zs, a_list = self._forward(plan["X_val"])
+                    zs, a_list, _ = self._forward(plan["X_val"])
                     val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
                     history.val_loss.append(val_loss)
                     history.val_score.append(self._score(a_list[-1], plan["Y_val"]))

@@ -1,5 +1,6 @@
-"""One epoch of mini-batch training in one compiled call, and the forward and backward passes
-over every layer that it (and ``Network``) runs.
+"""One epoch of mini-batch training in one compiled call: forward_pass and backward_pass over
+every layer, inlined into train_epoch. (``Network`` runs the same passes from Python, calling
+the kernels: see ``Network._forward``.)
 
 The driver runs serially and calls the layer kernels, each on the thread pool or not by the
 amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
@@ -26,7 +27,7 @@ import numpy as np
 
 from ._jit import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK, jit
 from .activations import IDENTITY
-from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
+from .batchnorm import batchnorm_backward, batchnorm_train
 from .deltas import hidden_delta, output_delta, residual_delta
 from .forward import add_skip_and_activate, forward_layer
 from .gradients import weight_gradients
@@ -144,113 +145,60 @@ def _skip_targets(layout, s):
     return count
 
 
-@serial_driver
-def _forward_deep_layer(X, A_prev, theta, layout, l, stats, bn_eps, bn_momentum, training,
-                        update_running, Z, A, a_buf, h_buf, s_buf, offset, parallel):
-    """One layer of forward_pass in a network with batch normalisation or skips."""
-    nb, n_out, code = X.shape[0], layout[l, N_OUT], layout[l, CODE]
-    W, b = _layer(theta, layout, l)
-    has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
-    if not has_bn and skip_from < 0:
-        forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel)
-        return
-    forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel)
-    elementwise = nb * n_out >= PARALLEL_MIN_ELEMENTS
-    if has_bn:
-        gamma, beta, running_mean, running_var = _batch_norm(theta, stats, layout, l)
-        if training:
-            _, _, mean, inv_std = _batch_norm(theta, s_buf, layout, l)
-            batchnorm_train(Z, gamma, beta, bn_eps, bn_momentum, update_running, running_mean,
-                            running_var, _rows(h_buf, offset, nb, n_out), mean, inv_std,
-                            elementwise)
-        else:
-            batchnorm_inference(Z, gamma, beta, bn_eps, running_mean, running_var, elementwise)
-    A_skip = Z  # not read without a skip
-    if skip_from == 0:
-        A_skip = X
-    elif skip_from > 0:
-        A_skip = _rows_of(a_buf, layout, nb, skip_from - 1)
-    add_skip_and_activate(Z, A_skip, skip_from >= 0, code, A, elementwise)
-
-
 @jit(inline=True)
-def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, training, update_running,
-                 z_buf, a_buf, h_buf, s_buf):
-    """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf.
+def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf):
+    """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf, in
+    training mode.
 
     A layer without batch normalisation or skip: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i) in one
-    kernel. Otherwise that sum (with the identity) first, then batch normalisation (z_hat into
-    h_buf; with ``training`` batch statistics, mean and 1/sqrt(var + eps) into s_buf, laid out
-    like stats, and with ``update_running`` the running averages in stats; else the running
-    averages), then z += a(skip) and a = f(z). z_buf always holds the input of f.
-
-    ``stats`` None (and h_buf, s_buf unused) is a network with neither: Numba prunes the branch
-    by type, so that training it compiles none of their kernels.
+    kernel. Otherwise that sum (with the identity) first, then batch normalisation with the
+    batch's statistics (z_hat into h_buf, mean and 1/sqrt(var + eps) into s_buf, laid out like
+    stats; the running averages in stats move by bn_momentum), then z += a(skip) and a = f(z).
+    z_buf always holds the input of f.
     """
     nb = X.shape[0]
     A_prev = X
-    offset = _ZERO  # a literal 0 compiled _forward_deep_layer for Literal[int](0) as well
+    offset = _ZERO  # a literal 0 would compile a Literal[int](0) specialisation of _rows
     for l in range(layout.shape[0]):
-        n_out = layout[l, N_OUT]
+        W, b = _layer(theta, layout, l)
+        n_out, code = layout[l, N_OUT], layout[l, CODE]
         Z = _rows(z_buf, offset, nb, n_out)
         A = _rows(a_buf, offset, nb, n_out)
-        W, b = _layer(theta, layout, l)
         parallel = nb * W.size >= PARALLEL_MIN_WORK
-        if stats is None:
-            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, layout[l, CODE], Z, A, parallel)
+        has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
+        if not has_bn and skip_from < 0:
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel)
         else:
-            _forward_deep_layer(X, A_prev, theta, layout, l, stats, bn_eps, bn_momentum,
-                                training, update_running, Z, A, a_buf, h_buf, s_buf, offset,
-                                parallel)
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel)
+            elementwise = nb * n_out >= PARALLEL_MIN_ELEMENTS
+            if has_bn:
+                gamma, beta, running_mean, running_var = _batch_norm(theta, stats, layout, l)
+                _, _, mean, inv_std = _batch_norm(theta, s_buf, layout, l)
+                batchnorm_train(Z, gamma, beta, bn_eps, bn_momentum, _TRUE, running_mean,
+                                running_var, _rows(h_buf, offset, nb, n_out), mean, inv_std,
+                                elementwise)
+            A_skip = Z  # not read without a skip
+            if skip_from == 0:
+                A_skip = X
+            elif skip_from > 0:
+                A_skip = _rows_of(a_buf, layout, nb, skip_from - 1)
+            add_skip_and_activate(Z, A_skip, skip_from >= 0, code, A)
         A_prev = A
         offset += nb * n_out
-
-
-@serial_driver
-def _batchnorm_backward_layer(theta, grad, layout, l, delta, h_buf, s_buf, offset):
-    """Through batch normalisation if layer l has it: dE/dgamma, dE/dbeta into grad, and the
-    delta of the linear part into h_buf over z_hat, returned; else delta itself."""
-    if layout[l, BN_OFF] < 0:
-        return delta
-    nb, n_out = delta.shape
-    gamma, _, _, _ = _batch_norm(theta, s_buf, layout, l)
-    dgamma, dbeta, _, inv_std = _batch_norm(grad, s_buf, layout, l)
-    delta_lin = _rows(h_buf, offset, nb, n_out)
-    batchnorm_backward(delta, delta_lin, gamma, inv_std, dgamma, dbeta, delta_lin,
-                       nb * n_out >= PARALLEL_MIN_ELEMENTS)
-    return delta_lin
-
-
-@serial_driver
-def _residual_hidden_delta(delta_lin, W, Z_prev, A_prev, layout, l, d_buf, delta_prev, parallel):
-    """The delta rule for a(l) = the output of layer l - 1, plus the delta of every layer that
-    a(l) skips to: f' multiplies the sum of every path's delta, once."""
-    nb, n_in = delta_prev.shape
-    code = layout[l - 1, CODE]
-    n_targets = _skip_targets(layout, l)
-    hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else code, delta_prev,
-                 parallel)
-    done = 0
-    for m in range(layout.shape[0] - 1, l - 1, -1):
-        if layout[m, SKIP_FROM] == l:
-            done += 1
-            residual_delta(delta_prev, _rows_of(d_buf, layout, nb, m), Z_prev, A_prev,
-                           code if done == n_targets else _IDENTITY,
-                           nb * n_in >= PARALLEL_MIN_ELEMENTS)
 
 
 @jit(inline=True)
 def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, scratch,
                   grad_norm_sum, delta_abs_sum):
     """Gradients of every parameter into grad, from the output layer's delta in d_buf and the
-    buffers of a training-mode forward_pass of the same batch X (``s_buf`` None: a network
-    without batch normalisation or skips, as ``stats`` in forward_pass).
+    buffers of forward_pass on the same batch X.
 
     Per layer, from the output: delta = dE/dz (complete: its layer above and every skip it
     feeds have been done); through batch normalisation, dE/dgamma and dE/dbeta and the delta
     of the linear part (into h_buf, over z_hat); dE/dW, dE/db (+ l2 w_ij); then the delta
-    rule for the layer below, plus the deltas of the layers its activation skips to. d_buf keeps
-    dE/dz. Adds ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
+    rule for the layer below, plus the deltas of the layers its activation skips to: f'
+    multiplies the sum of every path's delta, once. d_buf keeps dE/dz. Adds ||dE/dW(l)|| to
+    grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
     """
     nb = X.shape[0]
     n_layers = layout.shape[0]
@@ -265,9 +213,12 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
         delta = _rows(d_buf, offset, nb, n_out)
         delta_abs_sum[l] += _sum_of_abs(delta.ravel())
         delta_lin = delta
-        if s_buf is not None:
-            delta_lin = _batchnorm_backward_layer(theta, grad, layout, l, delta, h_buf, s_buf,
-                                                  offset)
+        if layout[l, BN_OFF] >= 0:
+            gamma, _, _, _ = _batch_norm(theta, s_buf, layout, l)
+            dgamma, dbeta, _, inv_std = _batch_norm(grad, s_buf, layout, l)
+            delta_lin = _rows(h_buf, offset, nb, n_out)
+            batchnorm_backward(delta, delta_lin, gamma, inv_std, dgamma, dbeta, delta_lin,
+                               nb * n_out >= PARALLEL_MIN_ELEMENTS)
         prev_offset = offset - nb * n_in
         A_prev = _rows(a_buf, prev_offset, nb, n_in) if l > 0 else X
         parallel = nb * W.size >= PARALLEL_MIN_WORK
@@ -277,12 +228,16 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
         if l > 0:
             Z_prev = _rows(z_buf, prev_offset, nb, n_in)
             delta_prev = _rows(d_buf, prev_offset, nb, n_in)
-            if s_buf is None:
-                hidden_delta(delta_lin, W, Z_prev, A_prev, layout[l - 1, CODE], delta_prev,
-                             parallel)
-            else:
-                _residual_hidden_delta(delta_lin, W, Z_prev, A_prev, layout, l, d_buf,
-                                       delta_prev, parallel)
+            code = layout[l - 1, CODE]
+            n_targets = _skip_targets(layout, l)
+            hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else code,
+                         delta_prev, parallel)
+            done = 0
+            for m in range(n_layers - 1, l - 1, -1):
+                if layout[m, SKIP_FROM] == l:
+                    done += 1
+                    residual_delta(delta_prev, _rows_of(d_buf, layout, nb, m), Z_prev, A_prev,
+                                   code if done == n_targets else _IDENTITY)
         offset = prev_offset
 
 
@@ -306,6 +261,9 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
     n_samples, n_features = X.shape
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
+    hidden_width = 0  # the output layer's rows start at nb * hidden_width
+    for l in range(n_layers - 1):
+        hidden_width += layout[l, N_OUT]
     use_labels = labels.shape[0] > 0
     has_bn = False
     for l in range(n_layers):
@@ -326,13 +284,12 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         else:
             _gather(Y, order, start, Yb)
 
-        forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, _TRUE, _TRUE, z_buf, a_buf,
-                     h_buf, s_buf)
+        forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf)
 
         # loss of this batch, at the weights it saw
         out_code = layout[n_layers - 1, CODE]
-        Z_out = _rows_of(z_buf, layout, nb, n_layers - 1)
-        A_out = _rows_of(a_buf, layout, nb, n_layers - 1)
+        Z_out = _rows(z_buf, nb * hidden_width, nb, n_outputs)
+        A_out = _rows(a_buf, nb * hidden_width, nb, n_outputs)
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         for r in range(nb):
@@ -345,7 +302,7 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
             total += nb * 0.5 * l2 * sum_sq
 
         output_delta(Z_out, A_out, Yb, out_code, loss_code, eps,
-                     _rows_of(d_buf, layout, nb, n_layers - 1))
+                     _rows(d_buf, nb * hidden_width, nb, n_outputs))
         backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf,
                       scratch, grad_norm_sum, delta_abs_sum)
 
