@@ -364,7 +364,7 @@ class Network:
         training = self._check_training(training)
         X = self._inputs(X)
         self._check_batch(X, training, "forward(training=True)")
-        _, a_list, _ = self._forward(X, training)
+        _, a_list = self._forward(X, training)
         return a_list[-1]
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False) -> float:
@@ -378,7 +378,7 @@ class Network:
         training = self._check_training(training)
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, training, "loss(training=True)")
-        zs, a_list, _ = self._forward(X, training)
+        zs, a_list = self._forward(X, training)
         return self._loss(zs[-1], a_list[-1], Y)
 
     def gradients(self, X: ArrayLike, y: ArrayLike) -> Gradients:
@@ -514,7 +514,7 @@ class Network:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
         (averaged over outputs)."""
         X, Y = self._inputs_and_targets(X, y)
-        _, a_list, _ = self._forward(X)
+        _, a_list = self._forward(X)
         return self._score(a_list[-1], Y)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -547,6 +547,11 @@ class Network:
         return bool(np.any(self._layout[:, BN_OFF] >= 0))
 
     def _forward(self, X, training=False, update_running=False):
+        """(zs, [X] + activations): see _forward_layers."""
+        zs, a_list, _ = self._forward_layers(X, training, update_running)
+        return zs, a_list
+
+    def _forward_layers(self, X, training=False, update_running=False):
         """(zs, [X] + activations, norm) for a batch, layer by layer as training.forward_pass
         (zs[l] the input of f), with the running averages of batch normalisation, or with
         ``training`` the batch's statistics (``update_running``: moving the running averages).
@@ -608,7 +613,7 @@ class Network:
     def _backprop(self, X, Y, update_running=False):
         """(flat gradient laid out like theta, E) for one batch, in training mode, layer by
         layer as training.backward_pass."""
-        zs, a_list, norm = self._forward(X, True, update_running)
+        zs, a_list, norm = self._forward_layers(X, True, update_running)
         E = self._loss(zs[-1], a_list[-1], Y)
         n, L = X.shape[0], self.n_layers
         grad = np.zeros_like(self._theta)
@@ -806,7 +811,7 @@ class Network:
                     history.delta_mean.append(delta_abs_sum / (n_used * widths))
                 shown = {"loss": E}
                 if plan["X_val"] is not None:
-                    zs, a_list, _ = self._forward(plan["X_val"])
+                    zs, a_list = self._forward(plan["X_val"])
                     val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
                     history.val_loss.append(val_loss)
                     history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
