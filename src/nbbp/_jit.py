@@ -25,7 +25,7 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 PARALLEL_MIN_WORK = 1 << 20
 
 # The cut-off for kernels doing a few operations per element of an (n_samples, width) array
-# (batch normalisation, residual additions): below this many elements, one thread. Lower than
+# (batch normalisation): below this many elements, one thread. Lower than
 # the above because the epoch driver calls them between parallel matrix kernels, while the pool
 # is awake: at 128x256 float32 (D1), 2 threads against 1 took the batch-normalisation overhead
 # of a forward and backward pass from 1.33 to 0.98 ms.
