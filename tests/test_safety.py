@@ -135,3 +135,27 @@ def test_a_cache_directory_lost_after_import_falls_back_to_compiling(tmp_path):
     warned = [line for line in lines[2:] if line.startswith("WARNING")]
     assert len(warned) == 1 and warned[0].startswith("WARNING CacheWarning"), lines
     assert cache.is_file()
+
+
+FIT = """
+import numpy as np
+import nbbp
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((64, 6)).astype(np.float32), rng.integers(0, 3, 64)
+net = nbbp.Network([6, 5, 5, 3], dtype="float32", batch_norm={batch_norm}, seed=0)
+history = net.fit(X, y, epochs=2, batch_size=16)
+print(np.isfinite(history.loss).all() and np.isfinite(net.predict_proba(X)).all())
+"""
+
+
+def test_a_driver_compiled_against_cached_kernels_runs_from_the_cache(tmp_path):
+    # Three processes on one cache. The first fits a batch-normalised network: every kernel,
+    # and the epoch driver for it, is compiled and cached. The second fits a dense network: its
+    # driver (a second signature, without the batch-normalisation branch) is compiled against
+    # kernels that all come from the cache, so Numba saves it without the hook that starts the
+    # thread pool. The third loads that driver from the cache; without start_thread_pool it
+    # crashed with SIGSEGV in its first parallel kernel.
+    for batch_norm in (True, False, False):
+        result = run(["-c", FIT.format(batch_norm=batch_norm)], tmp_path)
+        assert result.returncode == 0, (batch_norm, result.returncode, result.stderr[-3000:])
+        assert result.stdout.strip() == "True"

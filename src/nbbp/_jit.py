@@ -5,7 +5,7 @@ import tempfile
 import threading
 import warnings
 
-from numba import njit
+from numba import get_num_threads, njit
 from numba.core.caching import NullCache
 from numba.core.compiler_lock import global_compiler_lock
 
@@ -82,6 +82,20 @@ def _cached_if_possible(py_func, options):
 # 31 s first fit, and linking both into the epoch driver 8 s more).
 kernel = jit(parallel=True)
 helper = jit(inline=True)
+
+
+def start_thread_pool():
+    """Start Numba's thread pool (once per process; later calls do nothing).
+
+    Call before a serial compiled function that calls parallel kernels, such as the epoch
+    driver. Numba records, in the cache entry of each parallel function, a hook that starts the
+    pool when the entry is loaded; a caller inherits the hook only from callees compiled in the
+    same process. A driver compiled in a process that loaded every parallel kernel it calls from
+    the cache is saved without it, and the next process to load that driver called into a pool
+    that was never started: a segfault (a network with batch normalisation fitted, then a dense
+    one in a second process and a third; or any edit of training.py alone).
+    """
+    get_num_threads()
 
 
 def use_threads(work):

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as check
-from ._jit import PARALLEL_MIN_ELEMENTS, use_threads
+from ._jit import PARALLEL_MIN_ELEMENTS, start_thread_pool, use_threads
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, IDENTITY
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
@@ -770,8 +770,13 @@ class Network:
         y_buf = np.empty(batch_size * self.sizes[-1], dtype=self.dtype)
         z_buf = np.empty(batch_size * int(widths.sum()), dtype=self.dtype)
         a_buf, d_buf = np.empty_like(z_buf), np.empty_like(z_buf)
-        h_buf = np.empty(z_buf.size if self._has_batch_norm else 0, dtype=self.dtype)
-        s_buf = np.empty_like(self._stats)
+        # A dense network passes None for these: its epoch driver compiles no batch
+        # normalisation or skip kernels (see training.forward_pass).
+        stats = self._stats if self._has_batch_norm or self.residual else None
+        h_buf = s_buf = None
+        if stats is not None:
+            h_buf = np.empty(z_buf.size if self._has_batch_norm else 0, dtype=self.dtype)
+            s_buf = np.empty_like(self._stats)
         J = np.empty(batch_size, dtype=np.float64)
         scratch = np.empty(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out in
                                zip(self.sizes[:-1], self.sizes[1:])), dtype=self.dtype)
@@ -781,6 +786,7 @@ class Network:
         best = None
         stale = 0
         progress = EpochProgress(epochs) if verbose else None
+        start_thread_pool()
         try:
             for epoch in range(epochs):
                 with _interrupt_between_epochs():
@@ -791,7 +797,7 @@ class Network:
                     delta_abs_sum = np.zeros(L)
                     total, steps, n_used = train_epoch(
                         X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
-                        self._layout, self._stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
+                        self._layout, stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
                         self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
                         dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf,
                         z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
