@@ -21,7 +21,7 @@ from nbbp.deltas import hidden_delta, output_delta
 from nbbp.forward import forward_layer
 from nbbp.gradients import scratch_size, weight_gradients
 from nbbp.losses import LOSSES
-from nbbp.optimizers import sgd_update
+from nbbp.optimizers import SGD_CODE, UPDATE_PARALLEL_MIN, optimizer_update
 
 # (n_samples, n_in, n_out): W2's first layer, W4's hidden layer.
 SHAPES = {"W2 784x128 b32": (32, 784, 128), "W4 1024x1024 b256": (256, 1024, 1024)}
@@ -153,7 +153,8 @@ class NetworkKernels(_Threads):
         self.deltas = [np.empty_like(Z) for Z in self.Zs]
         self.parallel = [use_threads(n * W.size) for W in self.weights]
         self.scratch = np.empty(max(scratch_size(n, a, b) for a, b in zip(sizes[:-1], sizes[1:])), dt)
-        self.update_parallel = use_threads(n_params)
+        self.update_parallel = n_params >= UPDATE_PARALLEL_MIN  # as the epoch driver decides
+        self.no_state = np.zeros((0, n_params), dt)
         self.alpha = dt.type(LEARNING_RATE)
         self.eps = dt.type(np.finfo(dt).eps)
         self.l2 = dt.type(0)
@@ -211,6 +212,7 @@ class NetworkKernels(_Threads):
 
     def time_update(self, workload, lib, dtype, threads):
         if lib == "nbbp":
-            sgd_update(self.theta, self.grad, self.alpha, self.update_parallel)
+            optimizer_update(SGD_CODE, self.theta, self.grad, self.no_state, self.alpha, self.l2,
+                             self.l2, self.l2, 1, self.update_parallel)  # h0-h2: SGD reads none
         else:
             reference.sgd_update(self.theta, self.grad, LEARNING_RATE)

@@ -6,7 +6,9 @@ from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, TRANSPOSED_SHAPES
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp.gradients import scratch_size, weight_gradients
+from nbbp._jit import use_threads
+from nbbp.gradients import (TRANSPOSED_MIN_SAMPLES, TRANSPOSED_MIN_WEIGHTS, scratch_size,
+                            weight_gradients)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -40,6 +42,12 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
     (127, 512, 512, False), (128, 256, 256, False), (128, 256, 512, True), (128, 1024, 128, True)])
 def test_transposed_path_from_128_samples_and_2_17_weights(n_samples, n_in, n_out, transposed):
     assert (scratch_size(n_samples, n_in, n_out) > 0) == transposed
+
+
+def test_transposed_path_is_always_past_the_thread_cut_off():
+    # The transposed path has no serial loops: Network and the epoch driver must never ask it
+    # for one thread.
+    assert use_threads(TRANSPOSED_MIN_SAMPLES * TRANSPOSED_MIN_WEIGHTS)
 
 
 def test_weight_gradients_by_hand():

@@ -8,9 +8,7 @@ from numpy.testing import assert_allclose
 
 import nbbp
 from nbbp import reference
-from nbbp.optimizers import (
-    adagrad_update, adam_update, get_optimizer, momentum_update, rmsprop_update, sgd_update,
-)
+from nbbp.optimizers import get_optimizer, optimizer_update
 
 SIZES = [1, 7, 1000, 70_000]
 N_STEPS = 4
@@ -18,20 +16,12 @@ N_STEPS = 4
 
 def run_kernel(name, param, grads, lr, dtype, parallel):
     """Apply N_STEPS updates with the nbbp kernel; returns the final parameters."""
+    optimizer = get_optimizer(name)
     param = param.copy()
-    s1, s2 = np.zeros_like(param), np.zeros_like(param)
+    state = np.zeros((optimizer.n_state, param.size), dtype)
+    h0, h1, h2 = (dtype(h) for h in optimizer.hyperparameters())
     for t, g in enumerate(grads, start=1):
-        if name == "sgd":
-            sgd_update(param, g, dtype(lr), parallel)
-        elif name in ("momentum", "nesterov"):
-            momentum_update(param, g, s1, dtype(lr), dtype(0.9), name == "nesterov", parallel)
-        elif name == "adagrad":
-            adagrad_update(param, g, s1, dtype(lr), dtype(1e-10), parallel)
-        elif name == "rmsprop":
-            rmsprop_update(param, g, s1, dtype(lr), dtype(0.99), dtype(1e-8), parallel)
-        else:
-            adam_update(param, g, s1, s2, dtype(lr), dtype(0.9), dtype(0.999), dtype(1e-8), t,
-                        parallel)
+        optimizer_update(optimizer.code, param, g, state, dtype(lr), h0, h1, h2, t, parallel)
     return param
 
 

@@ -10,7 +10,7 @@ contiguous neurons, so it vectorises, and the block's rows stay in L1 between pa
 import numpy as np
 from numba import prange
 
-from ._jit import helper, kernel
+from ._jit import helper, kernel, part
 
 # As in torch.nn.BatchNorm1d.
 EPS = 1e-5
@@ -24,7 +24,7 @@ MOMENTUM = 0.1
 BLOCK = 64
 
 
-@helper
+@part
 def _train_block(block, Z, gamma, beta, eps, momentum, update_running, running_mean,
                  running_var, Z_hat, mean, inv_std):
     n, width = Z.shape
@@ -105,7 +105,7 @@ def batchnorm_inference(Z, gamma, beta, eps, running_mean, running_var, parallel
             _inference_row(k, Z, gamma, beta, eps, running_mean, running_var)
 
 
-@helper
+@part
 def _backward_block(block, delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin):
     n, width = delta.shape
     i0 = block * BLOCK

@@ -2,7 +2,7 @@
 
 from numba import prange
 
-from ._jit import helper, jit, kernel
+from ._jit import helper, jit, kernel, part
 from .activations import SOFTMAX, activate, activate_row
 
 # A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each group of 3
@@ -21,7 +21,7 @@ def _dot(A_prev, k, W, i):
     return z
 
 
-@helper
+@part
 def _forward_tile(tile, A_prev, W, Z):
     """z_ki = sum_j w_ij a_kj over one tile of samples x neurons."""
     n_samples, n_out = Z.shape

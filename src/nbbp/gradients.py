@@ -3,7 +3,7 @@ dE/db_i = mean_k delta_ki."""
 
 from numba import prange
 
-from ._jit import helper, kernel
+from ._jit import helper, kernel, part
 from .forward import SAMPLE_TILE, NEURON_TILE, _forward_tile
 
 
@@ -89,7 +89,7 @@ def scratch_size(n_samples, n_in, n_out):
     return n_samples * (n_in + n_out) if transposed_path(n_samples, n_in, n_out) else 0
 
 
-@helper
+@part
 def _transpose_block(block, src, dst):
     """dst[j, k] = src[k, j] over one block of 32 rows of dst."""
     n, m = src.shape
@@ -118,33 +118,24 @@ def _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias):
 
 
 @helper
-def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel,
-                          scratch):
+def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch):
     """dW_ij = sum_k delta^T_ik a^T_jk: the forward tiles on delta^T (rows i) and A_prev^T,
-    both laid out in ``scratch``."""
+    both laid out in ``scratch``. Always on the thread pool: a layer this large (at least
+    TRANSPOSED_MIN_SAMPLES x TRANSPOSED_MIN_WEIGHTS = 2^24 multiply-adds) is past the cut-off of
+    use_threads, so a serial copy of these loops would be compiled and never run."""
     n_samples, n_out = delta.shape
     n_in = A_prev.shape[1]
     delta_T = scratch[:n_out * n_samples].reshape((n_out, n_samples))
     A_T = scratch[n_out * n_samples:(n_out + n_in) * n_samples].reshape((n_in, n_samples))
     n_tiles = ((n_out + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_in + NEURON_TILE - 1) // NEURON_TILE)
-    if parallel:
-        for block in prange((n_out + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
-            _transpose_block(block, delta, delta_T)
-        for block in prange((n_in + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
-            _transpose_block(block, A_prev, A_T)
-        for tile in prange(n_tiles):
-            _forward_tile(tile, delta_T, A_T, dW)
-        for i in prange(n_out):
-            _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias)
-    else:
-        for block in range((n_out + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
-            _transpose_block(block, delta, delta_T)
-        for block in range((n_in + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
-            _transpose_block(block, A_prev, A_T)
-        for tile in range(n_tiles):
-            _forward_tile(tile, delta_T, A_T, dW)
-        for i in range(n_out):
-            _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias)
+    for block in prange((n_out + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
+        _transpose_block(block, delta, delta_T)
+    for block in prange((n_in + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
+        _transpose_block(block, A_prev, A_T)
+    for tile in prange(n_tiles):
+        _forward_tile(tile, delta_T, A_T, dW)
+    for i in prange(n_out):
+        _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias)
 
 
 @kernel
@@ -155,11 +146,11 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over tiles of
     neurons i, so each gradient has one owner and its k-sum order does not depend on the thread
     count. Biases are not penalised. From 128 samples and 2^17 weights up it works on transposed
-    copies of delta and A_prev, in ``scratch`` (1-D, at least scratch_size(n, n_in, n_out) long; unused below).
+    copies of delta and A_prev, in ``scratch`` (1-D, at least scratch_size(n, n_in, n_out) long;
+    unused below), and always on the thread pool, whatever ``parallel`` says.
     """
     if _transposed(delta.shape[0], A_prev.shape[1], delta.shape[1]):
-        _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel,
-                              scratch)
+        _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch)
         return
     n_tiles = (dW.shape[0] + GRADIENT_TILE - 1) // GRADIENT_TILE
     if parallel:

@@ -27,8 +27,8 @@ from .gradients import scratch_size, weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
 from .losses import LOSSES, VALID_OUTPUTS, sample_losses
-from .optimizers import (UPDATE_PARALLEL_MIN, Optimizer, check_for_dtype, get_optimizer,
-                         sgd_update)
+from .optimizers import (SGD_CODE, UPDATE_PARALLEL_MIN, Optimizer, check_for_dtype,
+                         get_optimizer, optimizer_update)
 from .progress import EpochProgress
 from .training import (B_OFF, BN_OFF, CODE, HAS_MASK, N_COLUMNS, N_IN, N_OUT, SKIP_FROM,
                        STATS_OFF, W_OFF, train_epoch)
@@ -412,7 +412,9 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, True, "step")
         grad, E = self._backprop(X, Y, update_running=True)
-        sgd_update(self._theta, grad, alpha, self._theta.size >= UPDATE_PARALLEL_MIN)
+        zero = self.dtype.type(0)
+        optimizer_update(SGD_CODE, self._theta, grad, self._opt_state[:0], alpha, zero, zero,
+                         zero, 1, self._theta.size >= UPDATE_PARALLEL_MIN)
         return E
 
     @_one_trainer

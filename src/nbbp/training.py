@@ -32,11 +32,7 @@ from .deltas import hidden_delta, output_delta, residual_delta
 from .forward import add_skip_and_activate, forward_layer
 from .gradients import weight_gradients
 from .losses import sample_losses
-from .optimizers import (
-    ADAGRAD_CODE, ADAM_CODE, MOMENTUM_CODE, NESTEROV_CODE, RMSPROP_CODE, SGD_CODE,
-    UPDATE_PARALLEL_MIN,
-    adagrad_update, adam_update, momentum_update, rmsprop_update, sgd_update,
-)
+from .optimizers import UPDATE_PARALLEL_MIN, optimizer_update
 
 N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK, BN_OFF, STATS_OFF, SKIP_FROM = range(9)
 N_COLUMNS = 9
@@ -99,22 +95,6 @@ def _one_hot(labels, order, start, rows):
         for i in range(rows.shape[1]):
             rows[r, i] = 0
         rows[r, labels[order[start + r]]] = 1
-
-
-@serial_driver
-def _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t):
-    """One optimizer update of every parameter; h0..h2 are the optimizer's hyperparameters."""
-    parallel = theta.shape[0] >= UPDATE_PARALLEL_MIN
-    if opt_code == SGD_CODE:
-        sgd_update(theta, grad, alpha, parallel)
-    elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:
-        momentum_update(theta, grad, state[0], alpha, h0, opt_code == NESTEROV_CODE, parallel)
-    elif opt_code == ADAGRAD_CODE:
-        adagrad_update(theta, grad, state[0], alpha, h0, parallel)
-    elif opt_code == RMSPROP_CODE:
-        rmsprop_update(theta, grad, state[0], alpha, h0, h1, parallel)
-    elif opt_code == ADAM_CODE:
-        adam_update(theta, grad, state[0], state[1], alpha, h0, h1, h2, t, parallel)
 
 
 @serial_driver
@@ -315,5 +295,6 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
                       scratch, grad_norm_sum, delta_abs_sum)
 
         t += 1
-        _optimizer_step(opt_code, theta, grad, state, alpha, h0, h1, h2, t)
+        optimizer_update(opt_code, theta, grad, state, alpha, h0, h1, h2, t,
+                         theta.shape[0] >= UPDATE_PARALLEL_MIN)
     return total, t - t0, n_used
