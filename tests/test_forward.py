@@ -1,5 +1,6 @@
 """The forward kernel equals the reference: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)."""
 
+import numba
 import numpy as np
 import pytest
 from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, OUTPUTS
@@ -7,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from nbbp import reference
 from nbbp.activations import ACTIVATIONS
-from nbbp.forward import forward_layer
+from nbbp.forward import forward_layer, n_tiles
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -36,3 +37,40 @@ def test_forward_layer_by_hand():
     forward_layer(A_prev, W, b, True, ACTIVATIONS["tanh"], Z, A, False)
     assert_allclose(Z, [[-0.5, -2.0]], rtol=0, atol=0)
     assert_allclose(A, np.tanh([[-0.5, -2.0]]), rtol=1e-15)
+
+
+# Batches of one sample tile large enough for the thread pool: the neurons are cut into an even
+# number of tiles (forward.neuron_tile), 4 of 33 at 32x784x128 and 27, 27, 27, 20 at 29x517x101.
+BALANCED_SHAPES = [(32, 784, 128), (29, 517, 101)]
+
+
+@pytest.mark.parametrize("n_samples, n_in, n_out, tiles", [(32, 784, 128, 4), (29, 517, 101, 4),
+                                                           (32, 64, 32, 1), (64, 784, 128, 6)])
+def test_thread_pool_batches_of_one_sample_tile_get_an_even_number_of_tiles(n_samples, n_in,
+                                                                             n_out, tiles):
+    assert n_tiles.py_func(n_samples, n_in, n_out) == tiles
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_samples, n_in, n_out", BALANCED_SHAPES)
+def test_forward_layer_in_even_tiles_equals_reference_and_ignores_threads(rng, n_samples, n_in,
+                                                                          n_out, dtype):
+    A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
+    W = rng.normal(size=(n_out, n_in)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    zs, a_list = reference.forward([W], [b], A_prev, ["relu"])
+    results = []
+    saved = numba.get_num_threads()
+    try:
+        for threads in sorted({1, saved}):
+            numba.set_num_threads(threads)
+            Z = np.empty((n_samples, n_out), dtype)
+            A = np.empty_like(Z)
+            forward_layer(A_prev, W, b, True, ACTIVATIONS["relu"], Z, A, True)
+            assert_equivalent(Z, zs[0], dtype)
+            assert_equivalent(A, a_list[1], dtype)
+            results.append(Z)
+    finally:
+        numba.set_num_threads(saved)
+    for Z in results[1:]:
+        np.testing.assert_array_equal(Z, results[0])

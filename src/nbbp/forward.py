@@ -2,7 +2,7 @@
 
 from numba import prange
 
-from ._jit import helper, jit, kernel, part
+from ._jit import PARALLEL_MIN_WORK, helper, jit, kernel, part
 from .activations import SOFTMAX, activate, activate_row
 
 # A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each group of 3
@@ -10,6 +10,30 @@ from .activations import SOFTMAX, activate, activate_row
 # 256x1024x1024: 140 GFLOP/s tiled against 65 with whole-batch sample blocks (NumPy: 147).
 SAMPLE_TILE = 32
 NEURON_TILE = 48
+
+
+@helper
+def neuron_tile(n_samples, n_in, n_out):
+    """Neurons per tile of an (n_samples, n_in) x (n_in, n_out) product: NEURON_TILE, except in
+    a product for the thread pool (use_threads) over a batch of one sample tile. There the
+    neurons are cut into an even number of tiles of NEURON_TILE or fewer, a multiple of the
+    3-neuron block, so that 2 threads get equal shares: at 32x784x128 the tiles of 48 were 48,
+    48 and 32, one thread doing twice the other's work (forward 60 -> 44 us). It depends on the
+    shapes alone, never on the thread count, and neither do the results.
+    """
+    if n_samples > SAMPLE_TILE or n_samples * n_in * n_out < PARALLEL_MIN_WORK:
+        return NEURON_TILE
+    n_tiles = max(2, (n_out + NEURON_TILE - 1) // NEURON_TILE)
+    n_tiles += n_tiles % 2
+    per_tile = (n_out + n_tiles - 1) // n_tiles
+    return (per_tile + 2) // 3 * 3
+
+
+@helper
+def n_tiles(n_samples, n_in, n_out):
+    """The number of sample x neuron tiles of an (n_samples, n_in) x (n_in, n_out) product."""
+    width = neuron_tile(n_samples, n_in, n_out)
+    return ((n_samples + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_out + width - 1) // width)
 
 
 @helper
@@ -26,11 +50,12 @@ def _forward_tile(tile, A_prev, W, Z):
     """z_ki = sum_j w_ij a_kj over one tile of samples x neurons."""
     n_samples, n_out = Z.shape
     n_in = W.shape[1]
-    n_neuron_tiles = (n_out + NEURON_TILE - 1) // NEURON_TILE
+    width = neuron_tile(n_samples, n_in, n_out)
+    n_neuron_tiles = (n_out + width - 1) // width
     k_start = tile // n_neuron_tiles * SAMPLE_TILE
-    i_start = tile % n_neuron_tiles * NEURON_TILE
+    i_start = tile % n_neuron_tiles * width
     k_end = min(k_start + SAMPLE_TILE, n_samples)
-    i_end = min(i_start + NEURON_TILE, n_out)
+    i_end = min(i_start + width, n_out)
     k_blocks_end = k_start + (k_end - k_start) // 4 * 4
     i_blocks_end = i_start + (i_end - i_start) // 3 * 3
     for i0 in range(i_start, i_blocks_end, 3):
@@ -85,14 +110,13 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
     samples x neurons, then over samples for f.
     """
     n_samples, n_out = Z.shape
-    n_tiles = ((n_samples + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_out + NEURON_TILE - 1) // NEURON_TILE)
     if parallel:
-        for tile in prange(n_tiles):
+        for tile in prange(n_tiles(n_samples, A_prev.shape[1], n_out)):
             _forward_tile(tile, A_prev, W, Z)
         for k in prange(n_samples):
             _bias_and_activate(k, b, has_bias, code, Z, A)
     else:
-        for tile in range(n_tiles):
+        for tile in range(n_tiles(n_samples, A_prev.shape[1], n_out)):
             _forward_tile(tile, A_prev, W, Z)
         for k in range(n_samples):
             _bias_and_activate(k, b, has_bias, code, Z, A)

@@ -4,7 +4,7 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import helper, kernel, part
-from .forward import SAMPLE_TILE, NEURON_TILE, _forward_tile
+from .forward import _forward_tile, n_tiles
 
 
 # A tile is 16 neurons: its 16 rows of dW stay in L2 while each block of 4 rows of A_prev is
@@ -127,12 +127,11 @@ def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias
     n_in = A_prev.shape[1]
     delta_T = scratch[:n_out * n_samples].reshape((n_out, n_samples))
     A_T = scratch[n_out * n_samples:(n_out + n_in) * n_samples].reshape((n_in, n_samples))
-    n_tiles = ((n_out + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_in + NEURON_TILE - 1) // NEURON_TILE)
     for block in prange((n_out + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
         _transpose_block(block, delta, delta_T)
     for block in prange((n_in + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
         _transpose_block(block, A_prev, A_T)
-    for tile in prange(n_tiles):
+    for tile in prange(n_tiles(n_out, n_samples, n_in)):
         _forward_tile(tile, delta_T, A_T, dW)
     for i in prange(n_out):
         _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias)
@@ -152,10 +151,10 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     if _transposed(delta.shape[0], A_prev.shape[1], delta.shape[1]):
         _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch)
         return
-    n_tiles = (dW.shape[0] + GRADIENT_TILE - 1) // GRADIENT_TILE
+    n_gradient_tiles = (dW.shape[0] + GRADIENT_TILE - 1) // GRADIENT_TILE
     if parallel:
-        for tile in prange(n_tiles):
+        for tile in prange(n_gradient_tiles):
             _gradient_tile(tile, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias)
     else:
-        for tile in range(n_tiles):
+        for tile in range(n_gradient_tiles):
             _gradient_tile(tile, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias)
