@@ -40,12 +40,14 @@ def test_forward_layer_by_hand():
 
 
 # Batches of one sample tile large enough for the thread pool: the neurons are cut into an even
-# number of tiles (forward.neuron_tile), 4 of 33 at 32x784x128 and 27, 27, 27, 20 at 29x517x101.
+# number of tiles (forward.neuron_tile): 33, 33, 33 and 29 at 32x784x128; 27, 27, 27 and 20 at
+# 29x517x101.
 BALANCED_SHAPES = [(32, 784, 128), (29, 517, 101)]
 
 
 @pytest.mark.parametrize("n_samples, n_in, n_out, tiles", [(32, 784, 128, 4), (29, 517, 101, 4),
-                                                           (32, 64, 32, 1), (64, 784, 128, 6)])
+                                                           (32, 64, 32, 1), (64, 784, 128, 6),
+                                                           (32, 512, 2048, 46)])
 def test_thread_pool_batches_of_one_sample_tile_get_an_even_number_of_tiles(n_samples, n_in,
                                                                              n_out, tiles):
     assert n_tiles.py_func(n_samples, n_in, n_out) == tiles
@@ -74,3 +76,18 @@ def test_forward_layer_in_even_tiles_equals_reference_and_ignores_threads(rng, n
         numba.set_num_threads(saved)
     for Z in results[1:]:
         np.testing.assert_array_equal(Z, results[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_layer_rows_do_not_depend_on_the_tiling(rng, dtype):
+    # 32 rows are cut into tiles of 33 neurons, 64 rows into tiles of 48: each z_ki is still
+    # computed by the same code, so the first 32 rows agree bitwise.
+    A_prev = rng.normal(size=(64, 784)).astype(dtype)
+    W = rng.normal(size=(128, 784)).astype(dtype)
+    b = rng.normal(size=128).astype(dtype)
+    rows = []
+    for n in (32, 64):
+        Z = np.empty((n, 128), dtype)
+        forward_layer(A_prev[:n], W, b, True, ACTIVATIONS["relu"], Z, np.empty_like(Z), True)
+        rows.append(Z[:32])
+    np.testing.assert_array_equal(rows[0], rows[1])

@@ -33,7 +33,8 @@ PARALLEL_MIN_ELEMENTS = 1 << 14
 
 
 def jit(parallel=False, inline=False):
-    """Return the Numba decorator for a kernel (parallel) or a helper (inlined).
+    """Return the Numba decorator for a kernel (parallel), a helper (inlined by Numba into its
+    caller) or, with neither, a serial function compiled on its own (a driver, a ``part``).
 
     Everything compiles lazily on first call and is cached on disk, so ``import nbbp`` compiles
     nothing. ``error_model="numpy"`` makes 1/0 give inf rather than raise.
@@ -77,7 +78,7 @@ def _cached_if_possible(py_func, options):
 
 
 # A kernel takes a last argument ``parallel``: True runs its outer loop as prange over threads,
-# False as a plain loop, over one inlined body. One compiled function serves both, so a fit
+# False as a plain loop, over one body (inlined helpers, or calls of a ``part``). One compiled function serves both, so a fit
 # compiles and links each kernel once (a separate serial twin of every kernel cost 6 s of a
 # 31 s first fit, and linking both into the epoch driver 8 s more).
 kernel = jit(parallel=True)

@@ -16,17 +16,22 @@ NEURON_TILE = 48
 def neuron_tile(n_samples, n_in, n_out):
     """Neurons per tile of an (n_samples, n_in) x (n_in, n_out) product: NEURON_TILE, except in
     a product for the thread pool (use_threads) over a batch of one sample tile. There the
-    neurons are cut into an even number of tiles of NEURON_TILE or fewer, a multiple of the
-    3-neuron block, so that 2 threads get equal shares: at 32x784x128 the tiles of 48 were 48,
-    48 and 32, one thread doing twice the other's work (forward 60 -> 44 us). It depends on the
-    shapes alone, never on the thread count, and neither do the results.
+    neurons are cut into tiles of NEURON_TILE or fewer, a multiple of the 3-neuron block, of an
+    even count where the neurons allow it, so that 2 threads get equal shares: at 32x784x128 the
+    tiles of 48 were 48, 48 and 32, one thread doing twice the other's work (forward 60 -> 44
+    us); now 33, 33, 33 and 29. It depends on the shapes alone, never on the thread count; and
+    as every width is a multiple of 3, each z_ki is computed by the same code whatever the width.
     """
     if n_samples > SAMPLE_TILE or n_samples * n_in * n_out < PARALLEL_MIN_WORK:
         return NEURON_TILE
+    n_blocks = (n_out + 2) // 3
     n_tiles = max(2, (n_out + NEURON_TILE - 1) // NEURON_TILE)
     n_tiles += n_tiles % 2
-    per_tile = (n_out + n_tiles - 1) // n_tiles
-    return (per_tile + 2) // 3 * 3
+    width = 3 * ((n_blocks + n_tiles - 1) // n_tiles)
+    while ((n_out + width - 1) // width) % 2 == 1 and width > 3:
+        n_tiles += 2  # e.g. 2048 neurons: 44 tiles of 48 are 43; 46 of 45 are 46
+        width = 3 * ((n_blocks + n_tiles - 1) // n_tiles)
+    return width
 
 
 @helper

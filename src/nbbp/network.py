@@ -559,9 +559,9 @@ class Network:
         ``training`` the batch's statistics (``update_running``: moving the running averages).
         norm[l] is (z_hat, 1/sqrt(var + eps)) of a normalised layer in training mode, else None.
 
-        Kernels called from here, not a compiled pass over the layers: Numba 0.68 cached such a
-        pass, compiled in a process that loaded its kernels from the cache, with a call to a
-        null address (a segfault in the next process that loaded it).
+        Kernels called from here, not a compiled pass over the layers: such a pass would be one
+        more serial function linking the parallel kernels, to compile and to keep safe in the
+        cache (see _jit.start_thread_pool), for calls that are not in the training loop.
         """
         n = X.shape[0]
         dt = self.dtype.type

@@ -138,7 +138,7 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
 
     ``stats`` None (h_buf and s_buf unused) is a network with neither batch normalisation nor
     skips: Numba prunes the branches by type, so training it compiles none of their kernels
-    (9 s of a first fit).
+    (a first fit from an empty cache took 38 s without them, 54 s with them).
     """
     nb = X.shape[0]
     A_prev = X
