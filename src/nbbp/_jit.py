@@ -79,8 +79,8 @@ def _cached_if_possible(py_func, options):
 
 # A kernel takes a last argument ``parallel``: True runs its outer loop as prange over threads,
 # False as a plain loop, over one body (inlined helpers, or calls of a ``part``). One compiled
-# function serves both, so a fit compiles and links each kernel once (a separate serial twin of every kernel cost 6 s of a
-# 31 s first fit, and linking both into the epoch driver 8 s more).
+# function serves both, so a fit compiles and links each kernel once (a separate serial twin of
+# every kernel cost 6 s of a 31 s first fit, and linking both into the epoch driver 8 s more).
 kernel = jit(parallel=True)
 helper = jit(inline=True)
 # A large block of a kernel's work (a tile of a matrix product, a block of batch normalisation)
