@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from nbbp import reference
 from nbbp.activations import ACTIVATIONS
-from nbbp.forward import forward_layer, n_tiles
+from nbbp.forward import forward_layer, n_tiles, neuron_tile
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -50,7 +50,8 @@ BALANCED_SHAPES = [(32, 784, 128), (29, 517, 101)]
                                                            (32, 512, 2048, 46)])
 def test_thread_pool_batches_of_one_sample_tile_get_an_even_number_of_tiles(n_samples, n_in,
                                                                              n_out, tiles):
-    assert n_tiles.py_func(n_samples, n_in, n_out) == tiles
+    width = neuron_tile.py_func(n_samples, n_in, n_out)
+    assert n_tiles.py_func(n_samples, n_out, width) == tiles
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -21,7 +21,7 @@ def neuron_tile(n_samples, n_in, n_out):
     tiles of 48 were 48, 48 and 32, one thread doing twice the other's work (forward 60 -> 44
     us); now 33, 33, 33 and 29. It depends on the shapes alone, never on the thread count; and
     as every width is a multiple of 3, each z_ki is computed by the same code whatever the width.
-    A ``part``: inlined into each of its four callers, its loop cost 2 s of a first fit.
+    A ``part``: inlined into its callers, its loop cost 2 s of a first fit.
     """
     if n_samples > SAMPLE_TILE or n_samples * n_in * n_out < PARALLEL_MIN_WORK:
         return NEURON_TILE
@@ -36,9 +36,8 @@ def neuron_tile(n_samples, n_in, n_out):
 
 
 @helper
-def n_tiles(n_samples, n_in, n_out):
-    """The number of sample x neuron tiles of an (n_samples, n_in) x (n_in, n_out) product."""
-    width = neuron_tile(n_samples, n_in, n_out)
+def n_tiles(n_samples, n_out, width):
+    """The number of tiles of SAMPLE_TILE samples x ``width`` neurons over (n_samples, n_out)."""
     return ((n_samples + SAMPLE_TILE - 1) // SAMPLE_TILE) * ((n_out + width - 1) // width)
 
 
@@ -52,11 +51,11 @@ def _dot(A_prev, k, W, i):
 
 
 @part
-def _forward_tile(tile, A_prev, W, Z):
-    """z_ki = sum_j w_ij a_kj over one tile of samples x neurons."""
+def _forward_tile(tile, A_prev, W, Z, width):
+    """z_ki = sum_j w_ij a_kj over one tile of SAMPLE_TILE samples x ``width`` neurons (the
+    caller's neuron_tile)."""
     n_samples, n_out = Z.shape
     n_in = W.shape[1]
-    width = neuron_tile(n_samples, n_in, n_out)
     n_neuron_tiles = (n_out + width - 1) // width
     k_start = tile // n_neuron_tiles * SAMPLE_TILE
     i_start = tile % n_neuron_tiles * width
@@ -116,14 +115,15 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
     samples x neurons, then over samples for f.
     """
     n_samples, n_out = Z.shape
+    width = neuron_tile(n_samples, A_prev.shape[1], n_out)
     if parallel:
-        for tile in prange(n_tiles(n_samples, A_prev.shape[1], n_out)):
-            _forward_tile(tile, A_prev, W, Z)
+        for tile in prange(n_tiles(n_samples, n_out, width)):
+            _forward_tile(tile, A_prev, W, Z, width)
         for k in prange(n_samples):
             _bias_and_activate(k, b, has_bias, code, Z, A)
     else:
-        for tile in range(n_tiles(n_samples, A_prev.shape[1], n_out)):
-            _forward_tile(tile, A_prev, W, Z)
+        for tile in range(n_tiles(n_samples, n_out, width)):
+            _forward_tile(tile, A_prev, W, Z, width)
         for k in range(n_samples):
             _bias_and_activate(k, b, has_bias, code, Z, A)
 

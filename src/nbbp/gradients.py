@@ -4,7 +4,7 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import helper, kernel, part
-from .forward import _forward_tile, n_tiles
+from .forward import _forward_tile, n_tiles, neuron_tile
 
 
 # A tile is 16 neurons: its 16 rows of dW stay in L2 while each block of 4 rows of A_prev is
@@ -131,8 +131,9 @@ def _transposed_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias
         _transpose_block(block, delta, delta_T)
     for block in prange((n_in + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK):
         _transpose_block(block, A_prev, A_T)
-    for tile in prange(n_tiles(n_out, n_samples, n_in)):
-        _forward_tile(tile, delta_T, A_T, dW)
+    width = neuron_tile(n_out, n_samples, n_in)  # rows i, sums over k, columns j
+    for tile in prange(n_tiles(n_out, n_in, width)):
+        _forward_tile(tile, delta_T, A_T, dW, width)
     for i in prange(n_out):
         _scale_row(i, delta_T, W, l2, mask, has_mask, dW, db, has_bias)
 
