@@ -100,7 +100,7 @@ class LayerKernels(_Threads):
     def time_hidden_delta(self, shape, lib, dtype, threads):
         if lib == "nbbp":
             hidden_delta(self.delta, self.W, self.Z_prev, self.A_prev, RELU, self.delta_prev,
-                         self.parallel)
+                         self.parallel, self.scratch)
         else:
             reference.hidden_delta(self.delta, self.W, self.Z_prev, self.A_prev, "relu")
 
@@ -186,7 +186,7 @@ class NetworkKernels(_Threads):
                          self.deltas[-1])
             for l in range(len(self.weights) - 1, 0, -1):
                 hidden_delta(self.deltas[l], self.weights[l], self.Zs[l - 1], self.As[l - 1],
-                             RELU, self.deltas[l - 1], self.parallel[l])
+                             RELU, self.deltas[l - 1], self.parallel[l], self.scratch)
         else:
             self.reference_deltas()
 

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, HIDDEN, LAYER_SHAPES, OUTPUT_LOSS_PAIRS, random_targets
+from conftest import (assert_equivalent, DTYPES, HIDDEN, LAYER_SHAPES, OUTPUT_LOSS_PAIRS,
+                      PACKED_DELTA_SHAPES, random_targets)
 from numpy.testing import assert_allclose
 
 from nbbp import reference
 from nbbp.activations import ACTIVATIONS
 from nbbp.deltas import hidden_delta, output_delta
+from nbbp.gradients import scratch_size
 from nbbp.losses import LOSSES
 
 
@@ -37,14 +39,15 @@ def test_matched_pairs_give_o_minus_y(rng, output, loss):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", HIDDEN)
-@pytest.mark.parametrize("n_samples, n_hidden, n_next", LAYER_SHAPES)
+@pytest.mark.parametrize("n_samples, n_hidden, n_next", LAYER_SHAPES + PACKED_DELTA_SHAPES)
 def test_hidden_delta_equals_reference(rng, parallel, n_samples, n_hidden, n_next, name, dtype):
     delta_next = rng.normal(size=(n_samples, n_next)).astype(dtype)
     W_next = rng.normal(size=(n_next, n_hidden)).astype(dtype)
     Z = rng.normal(size=(n_samples, n_hidden)).astype(dtype)
     A = reference.activation(name, Z)
-    delta = np.empty_like(Z)
-    hidden_delta(delta_next, W_next, Z, A, ACTIVATIONS[name], delta, parallel)
+    delta = np.full_like(Z, np.nan)
+    scratch = np.full(scratch_size(n_samples, n_hidden, n_next), np.nan, dtype)
+    hidden_delta(delta_next, W_next, Z, A, ACTIVATIONS[name], delta, parallel, scratch)
     assert_equivalent(delta, reference.hidden_delta(delta_next, W_next, Z, A, name), dtype)
 
 
@@ -54,5 +57,5 @@ def test_hidden_delta_by_hand():
     W_next = np.array([[1.0, 2.0], [3.0, 4.0]])
     Z = np.zeros((1, 2))
     delta = np.empty((1, 2))
-    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta, False)
+    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta, False, np.zeros(0))
     assert_allclose(delta, [[-2.5, -3.0]], rtol=0, atol=0)

@@ -2,20 +2,19 @@
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, TRANSPOSED_SHAPES
+from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, PACKED_SHAPES
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp._jit import use_threads
-from nbbp.gradients import (TRANSPOSED_MIN_SAMPLES, TRANSPOSED_MIN_WEIGHTS, scratch_size,
-                            weight_gradients)
+from nbbp._simd import PACK_MIN_ROWS
+from nbbp.gradients import packs_delta, scratch_size, weight_gradients
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("has_bias", [True, False])
-@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES + TRANSPOSED_SHAPES)
+@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES + PACKED_SHAPES)
 def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out, has_bias, masked,
                                           l2, dtype):
     delta = rng.normal(size=(n_samples, n_out)).astype(dtype)
@@ -38,16 +37,21 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
         assert np.isnan(db).all()  # untouched when the layer has no bias
 
 
-@pytest.mark.parametrize("n_samples, n_in, n_out, transposed", [
-    (127, 512, 512, False), (128, 256, 256, False), (128, 256, 512, True), (128, 1024, 128, True)])
-def test_transposed_path_from_128_samples_and_2_17_weights(n_samples, n_in, n_out, transposed):
-    assert (scratch_size(n_samples, n_in, n_out) > 0) == transposed
+def test_the_shapes_tested_take_every_packed_path():
+    # The equivalence tests above pass scratch buffers of exactly scratch_size: these shapes make
+    # the kernels pack strips of A_prev (64 neurons up), of W in the delta rule (64 samples up)
+    # and panels of delta (and 512 neurons), with ragged ends.
+    assert any(n_out >= PACK_MIN_ROWS and n_in % 16 for _, n_in, n_out in PACKED_SHAPES)
+    assert any(n >= PACK_MIN_ROWS and n_in % 16 for n, n_in, _ in PACKED_SHAPES)
+    assert any(packs_delta(n, n_out) and n_out % 4 for n, _, n_out in PACKED_SHAPES)
+    assert not any(packs_delta(n, n_out) for n, _, n_out in LAYER_SHAPES)
 
 
-def test_transposed_path_is_always_past_the_thread_cut_off():
-    # The transposed path has no serial loops: Network and the epoch driver must never ask it
-    # for one thread.
-    assert use_threads(TRANSPOSED_MIN_SAMPLES * TRANSPOSED_MIN_WEIGHTS)
+@pytest.mark.parametrize("n_samples, n_in, n_out, size", [
+    (63, 100, 63, 0), (64, 100, 63, 63 * 100), (63, 100, 64, 63 * 100),
+    (64, 100, 512, 512 * 100), (600, 100, 511, 600 * 100), (600, 100, 512, 600 * (100 + 512))])
+def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out, size):
+    assert scratch_size(n_samples, n_in, n_out) == size
 
 
 def test_weight_gradients_by_hand():

@@ -42,13 +42,13 @@ def _settings(n):
 
 
 # ------------------------------------------------------------------------------ strategies
-# Widths around the kernels' tiles: forward 48 neurons (and 32 samples), gradients 16 neurons,
-# the register blocks of 3 and 4; plus any width up to 40.
-TILE_WIDTHS = [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 47, 48, 49, 50]
-# Batches around the forward's 32-sample tiles, the deltas' 16, the blocks of 4, and 128
-# samples (the transposed gradient path's threshold, which also needs 2^17 weights: those
-# shapes are in test_gradients.py, too large for a property test).
-TILE_BATCHES = [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 127, 128, 129, 131, 160]
+# Widths around the kernels' tiles: forward 48 neurons (and 32 samples), the strips of 2
+# vectors (8 and 16), the register blocks of 3 and 4; plus any width up to 40.
+TILE_WIDTHS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 50]
+# Batches around the forward's 32-sample tiles, the blocks of 4, and 64 samples (from which the
+# delta rule packs strips of W; the panels of delta also need 512 neurons: those shapes are in
+# test_gradients.py, too large for a property test).
+TILE_BATCHES = [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 131, 160]
 
 
 def widths(low=1, high=40):
@@ -256,12 +256,12 @@ def test_layer_kernels_serial_or_parallel_equal_reference(n, n_in, n_out, hidden
     Z_prev = rng.uniform(-3, 3, size=(n, n_in)).astype(dtype)
     A_act = reference.activation(hidden, Z_prev)
     delta = np.full((n, n_in), np.nan, dtype)
-    hidden_delta(delta_next, W, Z_prev, A_act, ACTIVATIONS[hidden], delta, parallel)
+    scratch = np.full(scratch_size(n, n_in, n_out), np.nan, dtype)
+    hidden_delta(delta_next, W, Z_prev, A_act, ACTIVATIONS[hidden], delta, parallel, scratch)
     assert_equivalent(delta, reference.hidden_delta(delta_next, W, Z_prev, A_act, hidden), dtype)
 
     dW = np.full((n_out, n_in), np.nan, dtype)
     db = np.full(n_out, np.nan, dtype)
-    scratch = np.full(scratch_size(n, n_in, n_out), np.nan, dtype)
     weight_gradients(delta_next, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias, parallel,
                      scratch)
     dW_ref, db_ref = reference.gradients(delta_next, A_prev, mask if masked else None, W, l2)

@@ -121,7 +121,7 @@ def train_twice(threads, dtype, batch_size):
     try:
         numba.set_num_threads(threads)
         for _ in range(2):
-            net = nbbp.Network([64, 300, 450, 10], seed=3, dtype=dtype)
+            net = nbbp.Network([64, 300, 520, 10], seed=3, dtype=dtype)
             h = net.fit(X, y, epochs=2, batch_size=batch_size, learning_rate=0.05,
                         optimizer="adam", validation_fraction=0.2)
             results.append((net._theta.copy(), h.as_arrays()))
@@ -130,7 +130,8 @@ def train_twice(threads, dtype, batch_size):
     return results
 
 
-# 150: the transposed gradient path (128 samples, 2^17 weights: the 300x450 layer)
+# 150: every packed path (the strips of W from 64 samples, of A_prev from 64 neurons, the panels
+# of delta from 64 samples and 512 neurons: the 300x520 layer)
 @pytest.mark.parametrize("batch_size", [64, 150])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads(dtype, batch_size):

@@ -83,12 +83,11 @@ def _cached_if_possible(py_func, options):
 # every kernel cost 6 s of a 31 s first fit, and linking both into the epoch driver 8 s more).
 kernel = jit(parallel=True)
 helper = jit(inline=True)
-# A large block of a kernel's work (a tile of a matrix product, a block of batch normalisation)
-# is compiled once as a function of its own, called from the kernel's parallel and serial
-# loops (and from other kernels: the transposed gradients run the forward tiles), instead of
-# inlined by Numba into each: 5 s less compile for the forward and gradient kernels, with their
-# timings equal or better (the forward at 256x1024x1024: 3.9 -> 3.4 ms). The gradient and delta
-# tiles stay inlined: called, they ran 5-25% slower at 32x784x128 and 128x128x64.
+# A large block of a kernel's work (a tile or strip of a matrix product, a block of batch
+# normalisation) is compiled once as a function of its own, called from the kernel's parallel
+# and serial loops, instead of inlined by Numba into each: 5 s less compile for the forward and
+# gradient kernels, with their timings equal or better (the forward at 256x1024x1024: 3.9 ->
+# 3.4 ms).
 part = jit()
 
 

@@ -652,7 +652,7 @@ class Network:
                 targets = [m for m in range(L - 1, l - 1, -1) if skip_from[m] == l]
                 delta_prev = np.empty_like(zs[l - 1])
                 hidden_delta(delta_lin, self._weights[l], zs[l - 1], a_list[l],
-                             IDENTITY if targets else code, delta_prev, parallel)
+                             IDENTITY if targets else code, delta_prev, parallel, scratch)
                 for i, m in enumerate(targets):  # f' once, on the sum of every path's delta
                     residual_delta(delta_prev, deltas[m], zs[l - 1], a_list[l],
                                    code if i == len(targets) - 1 else IDENTITY)

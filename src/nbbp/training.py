@@ -215,11 +215,11 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
             delta_prev = _rows(d_buf, prev_offset, nb, n_in)
             code = layout[l - 1, CODE]
             if s_buf is None:  # a dense network: no skips
-                hidden_delta(delta_lin, W, Z_prev, A_prev, code, delta_prev, parallel)
+                hidden_delta(delta_lin, W, Z_prev, A_prev, code, delta_prev, parallel, scratch)
             else:
                 n_targets = _skip_targets(layout, l)
                 hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else code,
-                             delta_prev, parallel)
+                             delta_prev, parallel, scratch)
                 done = 0
                 for m in range(n_layers - 1, l - 1, -1):
                     if layout[m, SKIP_FROM] == l:
