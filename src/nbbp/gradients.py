@@ -141,9 +141,9 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over strips of
-    2 vectors of inputs j (one more iteration for db); from PACK_MIN_ROWS neurons up, each strip
-    of A_prev is first packed into ``scratch`` (1-D, scratch_size(n, n_in, n_out) long). Biases
-    are not penalised.
+    2 vectors of inputs j (one more iteration for db). In ``scratch`` (1-D, scratch_size(n, n_in,
+    n_out) long): from PACK_MIN_ROWS neurons up, packed strips of A_prev; with packs_delta, delta
+    in panels of 4 columns. Biases are not penalised.
     """
     n_samples, n_out = delta.shape
     width = 2 * lanes(dW)
