@@ -108,6 +108,15 @@ def _bias_gradients(delta, db):
         db[i] /= n_samples
 
 
+@helper
+def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch):
+    """One iteration of weight_gradients: a strip of dW, or past the last strip the biases."""
+    if strip < n_strips:
+        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch)
+    elif has_bias:
+        _bias_gradients(delta, db)
+
+
 # From this many neurons (rows of delta of 2 KiB in float32) and PACK_MIN_ROWS samples up, the
 # k-sums read delta from packed panels of 4 columns. Each block of 4 neurons walks 4 columns of
 # delta down its rows; a row apart, they evict each other from the cache and the TLB. Float32,
@@ -154,15 +163,11 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
         for panel in prange(n_panels):
             pack_strip(delta, 4 * panel, _delta_panel(panels, 4 * panel, n_samples, n_out))
         for strip in prange(n_strips + 1):
-            if strip < n_strips:
-                _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch)
-            elif has_bias:
-                _bias_gradients(delta, db)
+            _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
+                           scratch)
     else:
         for panel in range(n_panels):
             pack_strip(delta, 4 * panel, _delta_panel(panels, 4 * panel, n_samples, n_out))
         for strip in range(n_strips + 1):
-            if strip < n_strips:
-                _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch)
-            elif has_bias:
-                _bias_gradients(delta, db)
+            _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
+                           scratch)
