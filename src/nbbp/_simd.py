@@ -19,7 +19,7 @@ from numba import config, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
-from ._jit import part
+from ._jit import helper, part
 
 # One AVX2 register. AVX-512 machines hold a Vector in one of their 256-bit registers; on SSE or
 # NEON machines LLVM splits it into two: correct everywhere, tuned for AVX2.
@@ -69,6 +69,19 @@ def pack_strip(src, j0, dst):
     for p in range(dst.shape[0]):
         for c in range(dst.shape[1]):
             dst[p, c] = src[p, j0 + c]
+
+
+@helper
+def strip_source(src, strip, width, pack, scratch):
+    """(V, v0) with V[p, v0 + c] = src[p, strip * width + c] for c < width: src itself, or with
+    ``pack`` the strip packed into its own slice of ``scratch`` (src.shape[0] * width long)."""
+    j0 = strip * width
+    if not pack:
+        return src, j0
+    size = src.shape[0] * width
+    V = scratch[strip * size:(strip + 1) * size].reshape((src.shape[0], width))
+    pack_strip(src, j0, V)
+    return V, 0
 
 
 def _vector_pointer(context, builder, array_type, array, k, j, vector_type):

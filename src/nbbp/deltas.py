@@ -3,7 +3,7 @@
 from numba import prange
 
 from ._jit import helper, jit, kernel, part
-from ._simd import PACK_MIN_ROWS, fma, lanes, load, pack_strip, store, zeros
+from ._simd import PACK_MIN_ROWS, fma, lanes, load, store, strip_source, zeros
 from .activations import IDENTITY, SIGMOID, SOFTMAX, derivative
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -91,12 +91,7 @@ def _delta_strip(strip, delta_next, W_next, delta, scratch):
     n_strips = n_hidden // width
     if strip < n_strips:
         j0 = strip * width
-        if n_samples >= PACK_MIN_ROWS:
-            V = scratch[strip * n_next * width:(strip + 1) * n_next * width].reshape((n_next, width))
-            pack_strip(W_next, j0, V)
-            v0 = 0
-        else:
-            V, v0 = W_next, j0
+        V, v0 = strip_source(W_next, strip, width, n_samples >= PACK_MIN_ROWS, scratch)
         for k0 in range(0, n_samples, 4):
             # The last block ends at the last sample, recomputing a few rows with the same sums.
             _delta_block(delta_next, max(0, min(k0, n_samples - 4)), V, v0, delta, j0)
@@ -107,6 +102,12 @@ def _delta_strip(strip, delta_next, W_next, delta, scratch):
             for i in range(n_next):
                 s += W_next[i, j] * delta_next[k, i]
             delta[k, j] = s
+
+
+def scratch_size(n_samples, n_hidden, n_next):
+    """Length of the scratch buffer hidden_delta needs: the packed strips of W_next, from
+    PACK_MIN_ROWS samples up."""
+    return n_next * n_hidden if n_samples >= PACK_MIN_ROWS else 0
 
 
 @helper
@@ -123,7 +124,7 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     delta_next: (n_samples, n_next); W_next: (n_next, n_hidden); Z, A: (n_samples, n_hidden).
     Writes delta (n_samples, n_hidden) in place. Parallel over strips of 2 vectors of neurons j,
     then over samples for f'; from PACK_MIN_ROWS samples up each strip of W_next is first packed
-    into ``scratch`` (1-D, gradients.scratch_size(n_samples, n_hidden, n_next) long).
+    into ``scratch`` (1-D, scratch_size(n_samples, n_hidden, n_next) long).
     """
     width = 2 * lanes(delta)
     n_strips = delta.shape[1] // width + delta.shape[1] % width

@@ -4,7 +4,8 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import helper, kernel, part
-from ._simd import PACK_MIN_ROWS, fma, lanes, load, pack_strip, scale, store, zeros
+from ._simd import PACK_MIN_ROWS, fma, lanes, load, pack_strip, scale, store, strip_source, zeros
+from .deltas import scratch_size as delta_scratch_size
 
 
 @helper
@@ -56,25 +57,20 @@ def _delta_panel(panels, i0, n_samples, n_out):
 
 
 @part
-def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch):
+def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, packed_delta):
     """dW_ij for every neuron i and one strip of inputs j: 2 vectors wide, or a single input
-    past the last whole strip."""
+    past the last whole strip. ``packed_delta``: delta's panels are in scratch, after the
+    strips."""
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
     width = 2 * lanes(dW)
     n_strips = n_in // width
     if strip < n_strips:
         j0, j1 = strip * width, strip * width + width
-        if n_out >= PACK_MIN_ROWS:
-            V = scratch[strip * n_samples * width:(strip + 1) * n_samples * width].reshape(
-                (n_samples, width))
-            pack_strip(A_prev, j0, V)
-            v0 = 0
-        else:
-            V, v0 = A_prev, j0
+        V, v0 = strip_source(A_prev, strip, width, n_out >= PACK_MIN_ROWS, scratch)
         panels = scratch[n_samples * n_in:]
         for i0 in range(0, n_out, 4):
-            if _packs_delta(n_samples, n_out):
+            if packed_delta:
                 D, c0 = _delta_panel(panels, i0, n_samples, n_out), 0
             else:
                 D, c0 = delta, i0
@@ -109,10 +105,11 @@ def _bias_gradients(delta, db):
 
 
 @helper
-def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch):
+def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch,
+                   packed_delta):
     """One iteration of weight_gradients: a strip of dW, or past the last strip the biases."""
     if strip < n_strips:
-        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch)
+        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, packed_delta)
     elif has_bias:
         _bias_gradients(delta, db)
 
@@ -134,14 +131,13 @@ _packs_delta = helper(packs_delta)
 
 
 def scratch_size(n_samples, n_in, n_out):
-    """Length of the scratch buffer that weight_gradients and hidden_delta need for a layer of
-    these sizes: the packed strips of A_prev (n_samples rows) and panels of delta, or the packed
-    strips of W (n_out rows)."""
+    """Length of the scratch buffer that weight_gradients and the delta rule back through it
+    (deltas.hidden_delta with W_next = W) need for a layer of these sizes: the packed strips of
+    A_prev (n_samples rows) and panels of delta, or deltas.scratch_size."""
     gradients = n_samples * n_in if n_out >= PACK_MIN_ROWS else 0
     if packs_delta(n_samples, n_out):
         gradients = n_samples * (n_in + n_out)
-    deltas = n_out * n_in if n_samples >= PACK_MIN_ROWS else 0
-    return max(gradients, deltas)
+    return max(gradients, delta_scratch_size(n_samples, n_in, n_out))
 
 
 @kernel
@@ -164,10 +160,10 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
             pack_strip(delta, 4 * panel, _delta_panel(panels, 4 * panel, n_samples, n_out))
         for strip in prange(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch)
+                           scratch, n_panels > 0)
     else:
         for panel in range(n_panels):
             pack_strip(delta, 4 * panel, _delta_panel(panels, 4 * panel, n_samples, n_out))
         for strip in range(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch)
+                           scratch, n_panels > 0)

@@ -107,12 +107,18 @@ def _batch_norm(theta, stats, layout, l):
 
 
 @serial_driver
-def _rows_of(buffer, layout, n_rows, l):
-    """The (n_rows, width) rows of layer l in a buffer of one batch of every layer."""
+def _offset(layout, n_rows, l):
+    """Where the rows of layer l start in a buffer of one batch (n_rows) of every layer."""
     offset = 0
     for m in range(l):
         offset += n_rows * layout[m, N_OUT]
-    return _rows(buffer, offset, n_rows, layout[l, N_OUT])
+    return offset
+
+
+@serial_driver
+def _rows_of(buffer, layout, n_rows, l):
+    """The (n_rows, width) rows of layer l in a buffer of one batch of every layer."""
+    return _rows(buffer, _offset(layout, n_rows, l), n_rows, layout[l, N_OUT])
 
 
 @serial_driver
@@ -187,9 +193,7 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
     """
     nb = X.shape[0]
     n_layers = layout.shape[0]
-    offset = 0
-    for l in range(n_layers - 1):
-        offset += nb * layout[l, N_OUT]
+    offset = _offset(layout, nb, n_layers - 1)
     for l in range(n_layers - 1, -1, -1):
         W, b = _layer(theta, layout, l)
         dW, db = _layer(grad, layout, l)
@@ -249,9 +253,6 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
     n_samples, n_features = X.shape
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
-    hidden_width = 0  # the output layer's rows start at nb * hidden_width
-    for l in range(n_layers - 1):
-        hidden_width += layout[l, N_OUT]
     use_labels = labels.shape[0] > 0
     has_bn = False
     for l in range(n_layers):
@@ -276,8 +277,9 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
 
         # loss of this batch, at the weights it saw
         out_code = layout[n_layers - 1, CODE]
-        Z_out = _rows(z_buf, nb * hidden_width, nb, n_outputs)
-        A_out = _rows(a_buf, nb * hidden_width, nb, n_outputs)
+        out_offset = _offset(layout, nb, n_layers - 1)
+        Z_out = _rows(z_buf, out_offset, nb, n_outputs)
+        A_out = _rows(a_buf, out_offset, nb, n_outputs)
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         for r in range(nb):
@@ -290,7 +292,7 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
             total += nb * 0.5 * l2 * sum_sq
 
         output_delta(Z_out, A_out, Yb, out_code, loss_code, eps,
-                     _rows(d_buf, nb * hidden_width, nb, n_outputs))
+                     _rows(d_buf, out_offset, nb, n_outputs))
         backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf,
                       scratch, grad_norm_sum, delta_abs_sum)
 
