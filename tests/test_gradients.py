@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
 from nbbp._simd import PACK_MIN_ROWS
-from nbbp.gradients import packs_delta, scratch_size, weight_gradients
+from nbbp.gradients import scratch_size, weight_gradients
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -39,17 +39,21 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
 
 def test_the_shapes_tested_take_every_packed_path():
     # The equivalence tests above pass scratch buffers of exactly scratch_size: these shapes make
-    # the kernels pack strips of A_prev (64 neurons up), of W in the delta rule (64 samples up)
-    # and panels of delta (and 512 neurons), with ragged ends.
-    assert any(n_out >= PACK_MIN_ROWS and n_in % 16 for _, n_in, n_out in PACKED_SHAPES)
+    # the kernel read A_prev in place (below 64 neurons) and pack its strips (64 up), with ragged
+    # ends, and pack delta into panels of 4 columns with a last panel that repeats its last
+    # column; the delta rule packs strips of W from 64 samples up.
+    shapes = LAYER_SHAPES + PACKED_SHAPES
+    assert any(n_out < PACK_MIN_ROWS and n_in >= 16 for _, n_in, n_out in shapes)
+    assert any(n_out >= PACK_MIN_ROWS and n_in % 16 for _, n_in, n_out in shapes)
+    assert any(n_out % 4 and n_out > 4 for _, _, n_out in shapes)
     assert any(n >= PACK_MIN_ROWS and n_in % 16 for n, n_in, _ in PACKED_SHAPES)
-    assert any(packs_delta(n, n_out) and n_out % 4 for n, _, n_out in PACKED_SHAPES)
-    assert not any(packs_delta(n, n_out) for n, _, n_out in LAYER_SHAPES)
 
 
 @pytest.mark.parametrize("n_samples, n_in, n_out, size", [
-    (63, 100, 63, 0), (64, 100, 63, 63 * 100), (63, 100, 64, 63 * 100),
-    (64, 100, 512, 512 * 100), (600, 100, 511, 600 * 100), (600, 100, 512, 600 * (100 + 512))])
+    # strips of A_prev (n_in per sample) and 4 delta columns per panel, per sample
+    (63, 100, 63, 63 * (100 + 64)), (10, 100, 4, 10 * 104), (3, 5, 1, 3 * 9),
+    # the delta rule's packed W_next (n_out x n_in, from 64 samples up) where that is larger
+    (64, 100, 512, 512 * 100), (600, 100, 511, 600 * (100 + 512))])
 def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out, size):
     assert scratch_size(n_samples, n_in, n_out) == size
 
@@ -61,10 +65,12 @@ def test_weight_gradients_by_hand():
     dW = np.empty((1, 2))
     db = np.empty(1)
     W = np.array([[10.0, -2.0]])
-    weight_gradients(delta, A_prev, W, 0.0, np.zeros((0, 0)), False, dW, db, True, False, np.zeros(0))
+    weight_gradients(delta, A_prev, W, 0.0, np.zeros((0, 0)), False, dW, db, True, False,
+                     np.empty(scratch_size(2, 2, 1)))
     assert_array_equal(dW, [[-0.5, 1.5]])
     assert_array_equal(db, [-1.0])
     # with l2 = 0.1 the penalty's gradient lambda w adds [1.0, -0.2]; the bias is not penalised
-    weight_gradients(delta, A_prev, W, 0.1, np.zeros((0, 0)), False, dW, db, True, False, np.zeros(0))
+    weight_gradients(delta, A_prev, W, 0.1, np.zeros((0, 0)), False, dW, db, True, False,
+                     np.empty(scratch_size(2, 2, 1)))
     assert_allclose(dW, [[0.5, 1.3]], rtol=1e-15)
     assert_array_equal(db, [-1.0])

@@ -61,12 +61,22 @@ def _rows(buffer, offset, n_rows, width):
     return buffer[offset:offset + n_rows * width].reshape((n_rows, width))
 
 
+# _sum_of_squares adds the squares of each chunk of this many elements in the array's dtype (8
+# float32 lanes to a vector, against 4 float64) and the chunks' sums in float64: 10.4 -> 5.3 us
+# for the 100,352 weights of W2's first layer, float32, within 1e-8 of the float64 sum.
+SUM_CHUNK = 1024
+
+
 @serial_driver
 def _sum_of_squares(a):
-    """sum_p a_p^2 over a flat array, accumulated in a local (vectorised) float64."""
+    """sum_p a_p^2 over a flat array: each chunk of SUM_CHUNK squares summed in a's dtype, the
+    chunks' sums in float64."""
     total = 0.0
-    for p in range(a.shape[0]):
-        total += a[p] * a[p]
+    for start in range(0, a.shape[0], SUM_CHUNK):
+        chunk = a.dtype.type(0)
+        for p in range(start, min(start + SUM_CHUNK, a.shape[0])):
+            chunk += a[p] * a[p]
+        total += chunk
     return total
 
 
