@@ -85,9 +85,8 @@ def batchnorm_train(Z, gamma, beta, eps, momentum, update_running, running_mean,
 
 @helper
 def _inference_row(k, Z, gamma, beta, eps, running_mean, running_var):
-    z = Z[k]
-    for i in range(z.shape[0]):
-        z[i] = gamma[i] * ((z[i] - running_mean[i]) / np.sqrt(running_var[i] + eps)) + beta[i]
+    for i in range(Z.shape[1]):
+        Z[k, i] = gamma[i] * ((Z[k, i] - running_mean[i]) / np.sqrt(running_var[i] + eps)) + beta[i]
 
 
 @kernel

@@ -4,7 +4,7 @@ from numba import prange
 
 from ._jit import helper, jit, kernel, part
 from ._simd import PACK_MIN_ROWS, fma, lanes, load, store, strip_source, zeros
-from .activations import IDENTITY, SIGMOID, SOFTMAX, derivative
+from .activations import IDENTITY, SIGMOID, SOFTMAX, derivative, derivative_row
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
 
@@ -24,7 +24,7 @@ def _output_delta_row(k, Z, O, Y, out_code, loss_code, eps, matched, delta):
         for i in range(n_out):
             delta[k, i] = O[k, i] - Y[k, i]
     else:
-        loss_derivative(O[k], Y[k], loss_code, eps, delta[k])
+        loss_derivative(O, Y, k, loss_code, eps, delta)
         if out_code == SOFTMAX:
             g_dot_o = delta[k, 0] * 0
             for m in range(n_out):
@@ -33,7 +33,7 @@ def _output_delta_row(k, Z, O, Y, out_code, loss_code, eps, matched, delta):
                 delta[k, i] = O[k, i] * (delta[k, i] - g_dot_o)
         else:
             for i in range(n_out):
-                delta[k, i] *= derivative(Z[k, i], O[k, i], out_code)
+                delta[k, i] *= derivative(Z[k, i], O[k, i], out_code, Z)
 
 
 # O(n_out) work per sample, serial for the reason given at losses.sample_losses.
@@ -110,13 +110,6 @@ def scratch_size(n_samples, n_hidden, n_next):
     return n_next * n_hidden if n_samples >= PACK_MIN_ROWS else 0
 
 
-@helper
-def _times_derivative(k, Z, A, code, delta):
-    """delta_kj <- f'(z_kj) delta_kj along the row of sample k."""
-    for j in range(delta.shape[1]):
-        delta[k, j] *= derivative(Z[k, j], A[k, j], code)
-
-
 @kernel
 def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     """delta_kj = f'(z_kj) sum_i w_ij delta_next_ki (the delta rule).
@@ -132,19 +125,19 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
         for strip in prange(n_strips):
             _delta_strip(strip, delta_next, W_next, delta, scratch)
         for k in prange(delta.shape[0]):
-            _times_derivative(k, Z, A, code, delta)
+            derivative_row(Z, A, k, code, delta, True)
     else:
         for strip in range(n_strips):
             _delta_strip(strip, delta_next, W_next, delta, scratch)
         for k in range(delta.shape[0]):
-            _times_derivative(k, Z, A, code, delta)
+            derivative_row(Z, A, k, code, delta, True)
 
 
 @helper
 def _residual_delta_row(k, delta, delta_skip, Z, A, code):
-    d, d_skip, z, a = delta[k], delta_skip[k], Z[k], A[k]
-    for j in range(d.shape[0]):
-        d[j] = (d[j] + d_skip[j]) * derivative(z[j], a[j], code)
+    for j in range(delta.shape[1]):
+        delta[k, j] += delta_skip[k, j]
+    derivative_row(Z, A, k, code, delta, True)
 
 
 # O(width) work per sample, serial like output_delta (see forward.add_skip_and_activate).

@@ -103,7 +103,7 @@ def _bias_and_activate(k, b, has_bias, code, Z, A):
     if has_bias:
         for i in range(Z.shape[1]):
             Z[k, i] += b[i]
-    activate_row(Z[k], code, A[k])
+    activate_row(Z, k, code, A)
 
 
 @kernel
@@ -130,22 +130,20 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
 
 @helper
 def _skip_and_activate(k, Z, A_skip, has_skip, code, A):
-    z, a_skip, a = Z[k], A_skip[k], A[k]
     if code == SOFTMAX:
         if has_skip:
-            for i in range(z.shape[0]):
-                z[i] += a_skip[i]
-        activate_row(z, code, a)
+            for i in range(Z.shape[1]):
+                Z[k, i] += A_skip[k, i]
+        activate_row(Z, k, code, A)
     elif has_skip:
         # One loop for both: the add loop followed by activate_row's loop did not vectorise
         # (41 us against 6 us on 128x256 float32 relu).
-        zero = z.dtype.type(0)
-        for i in range(z.shape[0]):
-            z_i = z[i] + a_skip[i]
-            z[i] = z_i
-            a[i] = activate(z_i, code, zero)
+        for i in range(Z.shape[1]):
+            z_i = Z[k, i] + A_skip[k, i]
+            Z[k, i] = z_i
+            A[k, i] = activate(z_i, code, Z)
     else:
-        activate_row(z, code, a)
+        activate_row(Z, k, code, A)
 
 
 # O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took

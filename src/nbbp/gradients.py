@@ -4,7 +4,8 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import PACK_MIN_ROWS, fma, lanes, load, pack_strip, scale, store, strip_source, zeros
+from ._simd import (PACK_MIN_ROWS, fma, lanes, load, matrix, pack_strip, scale, store, strip_source,
+                    zeros)
 from .deltas import scratch_size as delta_scratch_size
 
 
@@ -50,10 +51,10 @@ def _gradient_block(P, p0, V, v0, dW, i0, n_rows, j0):
 def _delta_panels(scratch, n_samples, n_in, n_out):
     """Delta's packed panels in scratch, after the strips of A_prev: rows p n .. p n + n - 1
     hold delta's columns 4p .. 4p + 3 (one view, not one per block: each view of an array
-    costs the atomic reference counts of its memory)."""
+    costs a pair of atomic reference counts)."""
     n_panels = (n_out + 3) // 4
     start = n_samples * n_in
-    return scratch[start:start + n_panels * n_samples * 4].reshape((n_panels * n_samples, 4))
+    return matrix(scratch, start, n_panels * n_samples, 4)
 
 
 @part

@@ -27,52 +27,53 @@ def _clip(o, eps):
 
 
 @helper
-def sample_loss(z, o, y, out_code, loss_code, eps):
-    """J for one sample: rows z, o, y of length n_out."""
-    n = o.shape[0]
+def sample_loss(Z, O, Y, k, out_code, loss_code, eps):
+    """J for sample k: rows k of Z, O, Y (n_samples, n_out), indexed in place (see
+    activations.activate_row)."""
+    n = O.shape[1]
     J = 0.0
     if loss_code == SQUARED_ERROR:
         for i in range(n):
-            J += 0.5 * (o[i] - y[i]) ** 2
+            J += 0.5 * (O[k, i] - Y[k, i]) ** 2
     elif loss_code == LOG_LOSS:
         if out_code == SIGMOID:
             # -y log s(z) - (1 - y) log(1 - s(z)) = max(z, 0) - z y + log(1 + exp(-|z|))
             for i in range(n):
-                J += max(z[i], 0.0) - z[i] * y[i] + np.log1p(np.exp(-abs(z[i])))
+                J += max(Z[k, i], 0.0) - Z[k, i] * Y[k, i] + np.log1p(np.exp(-abs(Z[k, i])))
         else:
             for i in range(n):
-                o_c = _clip(o[i], eps)
-                J -= y[i] * np.log(o_c) + (1 - y[i]) * np.log(1 - o_c)
+                o_c = _clip(O[k, i], eps)
+                J -= Y[k, i] * np.log(o_c) + (1 - Y[k, i]) * np.log(1 - o_c)
     else:
         if out_code == SOFTMAX:
-            # -sum_i y_i log softmax(z)_i = sum_i y_i (logsumexp(z) - z_i)
-            z_max = z[0]
+            # -sum_i y_i log softmax(z)_i = sum_i y_i (logsumexp(z) - z_i), where
+            # logsumexp(z) = z_max + log sum_i exp(z_i - z_max) = z_max - log o_max: the largest
+            # output is exp(0) / sum_i exp(z_i - z_max), and at least 1/n, so its log is finite.
+            # One log a sample instead of n exps (1.4 of W1's 16 us a batch).
+            z_max, o_max = Z[k, 0], O[k, 0]
             for i in range(1, n):
-                z_max = max(z_max, z[i])
-            total = 0.0
+                z_max = max(z_max, Z[k, i])
+                o_max = max(o_max, O[k, i])
+            lse = z_max - np.log(o_max)
             for i in range(n):
-                total += np.exp(z[i] - z_max)
-            lse = z_max + np.log(total)
-            for i in range(n):
-                J += y[i] * (lse - z[i])
+                J += Y[k, i] * (lse - Z[k, i])
         else:
             for i in range(n):
-                J -= y[i] * np.log(_clip(o[i], eps))
+                J -= Y[k, i] * np.log(_clip(O[k, i], eps))
     return J
 
 
 @helper
-def loss_derivative(o, y, loss_code, eps, g):
-    """g_i = dJ/do_i for one sample, written into g."""
-    n = o.shape[0]
-    for i in range(n):
+def loss_derivative(O, Y, k, loss_code, eps, G):
+    """g_ki = dJ/do_ki for sample k, written into row k of G."""
+    for i in range(O.shape[1]):
         if loss_code == SQUARED_ERROR:
-            g[i] = o[i] - y[i]
+            G[k, i] = O[k, i] - Y[k, i]
         elif loss_code == LOG_LOSS:
-            o_c = _clip(o[i], eps)
-            g[i] = (o_c - y[i]) / (o_c * (1 - o_c))
+            o_c = _clip(O[k, i], eps)
+            G[k, i] = (o_c - Y[k, i]) / (o_c * (1 - o_c))
         else:
-            g[i] = -y[i] / _clip(o[i], eps)
+            G[k, i] = -Y[k, i] / _clip(O[k, i], eps)
 
 
 # One sample's loss is O(n_out) work: no layer of a network makes this worth threads, and a
@@ -84,4 +85,4 @@ def sample_losses(Z, O, Y, out_code, loss_code, eps, J):
     Z, O, Y: (n_samples, n_out); J: (n_samples,), written in place. Serial over samples k.
     """
     for k in range(O.shape[0]):
-        J[k] = sample_loss(Z[k], O[k], Y[k], out_code, loss_code, eps)
+        J[k] = sample_loss(Z, O, Y, k, out_code, loss_code, eps)

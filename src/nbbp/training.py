@@ -26,6 +26,7 @@ the layers before it), in z, a, delta and z_hat alike.
 import numpy as np
 
 from ._jit import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK, jit
+from ._simd import matrix
 from .activations import IDENTITY
 from .batchnorm import batchnorm_backward, batchnorm_train
 from .deltas import hidden_delta, output_delta, residual_delta
@@ -51,14 +52,14 @@ serial_driver = jit()
 @serial_driver
 def _layer(theta, layout, l):
     n_in, n_out, w_off, b_off = layout[l, N_IN], layout[l, N_OUT], layout[l, W_OFF], layout[l, B_OFF]
-    W = theta[w_off:w_off + n_out * n_in].reshape((n_out, n_in))
+    W = matrix(theta, w_off, n_out, n_in)
     b = theta[b_off:b_off + n_out] if b_off >= 0 else theta[0:0]
     return W, b
 
 
 @serial_driver
 def _rows(buffer, offset, n_rows, width):
-    return buffer[offset:offset + n_rows * width].reshape((n_rows, width))
+    return matrix(buffer, offset, n_rows, width)
 
 
 # _sum_of_squares adds the squares of each chunk of this many elements in the array's dtype (8

@@ -1,0 +1,75 @@
+"""The vector intrinsics and views of nbbp._simd do what their NumPy spelling does."""
+
+import numpy as np
+import pytest
+from conftest import DTYPES
+from numpy.testing import assert_array_equal
+
+from nbbp._jit import jit
+from nbbp._simd import fma, lanes, load, matrix, pack_strip, scale, store, zeros
+
+
+@jit()
+def _view(flat, start, n_rows, n_cols):
+    return matrix(flat, start, n_rows, n_cols)
+
+
+@jit()
+def _write_through_view(flat, start, n_rows, n_cols, value):
+    V = matrix(flat, start, n_rows, n_cols)
+    V[n_rows - 1, n_cols - 1] = value
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("start, n_rows, n_cols", [(0, 3, 4), (5, 2, 7), (19, 1, 1), (20, 0, 3)])
+def test_matrix_is_the_reshaped_slice(dtype, start, n_rows, n_cols):
+    flat = np.arange(20, dtype=dtype)
+    V = _view(flat, start, n_rows, n_cols)
+    assert V.dtype == dtype and V.flags.c_contiguous
+    assert_array_equal(V, flat[start:start + n_rows * n_cols].reshape(n_rows, n_cols))
+    if n_rows:
+        _write_through_view(flat, start, n_rows, n_cols, dtype(-1))
+        assert flat[start + n_rows * n_cols - 1] == -1  # a view, not a copy
+
+
+@pytest.mark.parametrize("start, n_rows, n_cols", [(0, 5, 5), (18, 1, 3), (-1, 1, 1), (0, -1, 2)])
+def test_matrix_out_of_bounds_raises(start, n_rows, n_cols):
+    flat = np.arange(20.0)
+    with pytest.raises(IndexError, match="out of bounds"):
+        _view(flat, start, n_rows, n_cols)
+
+
+@jit()
+def _axpy_rows(x, a, y, out):
+    """out[k, j:j+lanes] = scale(y[k, j:j+lanes], 2) + x_k a[k, j:j+lanes] for every vector."""
+    width = lanes(out)
+    for k in range(out.shape[0]):
+        for j in range(0, out.shape[1], width):
+            store(out, k, j, fma(scale(load(y, k, j), 2), x[k], load(a, k, j)))
+
+
+@jit()
+def _zeros_into(out):
+    for k in range(out.shape[0]):
+        for j in range(0, out.shape[1], lanes(out)):
+            store(out, k, j, zeros(out))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vector_arithmetic_equals_numpy(rng, dtype):
+    n_cols = 4 * lanes(np.empty(0, dtype))
+    a, y = (rng.normal(size=(3, n_cols)).astype(dtype) for _ in range(2))
+    x = rng.normal(size=3).astype(dtype)
+    out = np.full((3, n_cols), np.nan, dtype)
+    _axpy_rows(x, a, y, out)
+    np.testing.assert_allclose(out, 2 * y + x[:, None] * a, rtol=4 * np.finfo(dtype).eps)
+    _zeros_into(out)
+    assert_array_equal(out, 0)
+
+
+@pytest.mark.parametrize("j0, width", [(0, 10), (3, 5), (9, 1)])
+def test_pack_strip_copies_columns(rng, j0, width):
+    src = rng.normal(size=(7, 10))
+    dst = np.full((7, width), np.nan)
+    pack_strip(src, j0, dst)
+    assert_array_equal(dst, src[:, j0:j0 + width])
