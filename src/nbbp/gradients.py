@@ -4,8 +4,7 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, fma, lanes, load, matrix, pack_strip, scale, store, strip_source,
-                    zeros)
+from ._simd import PACK_MIN_ROWS, fma, lanes, load, matrix, scale, store, strip_source, zeros
 from .deltas import scratch_size as delta_scratch_size
 
 
