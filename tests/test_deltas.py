@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose
 
 from nbbp import reference
 from nbbp.activations import ACTIVATIONS
+from nbbp import deltas
 from nbbp.deltas import hidden_delta, output_delta
 from nbbp.gradients import scratch_size
 from nbbp.losses import LOSSES
@@ -57,5 +58,15 @@ def test_hidden_delta_by_hand():
     W_next = np.array([[1.0, 2.0], [3.0, 4.0]])
     Z = np.zeros((1, 2))
     delta = np.empty((1, 2))
-    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta, False, np.zeros(0))
+    scratch = np.empty(scratch_size(1, 2, 2))
+    hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta, False, scratch)
     assert_allclose(delta, [[-2.5, -3.0]], rtol=0, atol=0)
+
+
+def test_hidden_delta_with_too_small_a_scratch_buffer_raises():
+    # float32: strips of 16, the widest, which scratch_size is computed for
+    delta_next, W_next = np.ones((3, 2), np.float32), np.ones((2, 5), np.float32)
+    Z, delta = np.zeros((3, 5), np.float32), np.zeros((3, 5), np.float32)
+    with pytest.raises(IndexError, match="out of bounds"):
+        hidden_delta(delta_next, W_next, Z, Z, ACTIVATIONS["identity"], delta, False,
+                     np.empty(deltas.scratch_size(3, 5, 2) - 1, np.float32))

@@ -39,23 +39,35 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
 
 def test_the_shapes_tested_take_every_packed_path():
     # The equivalence tests above pass scratch buffers of exactly scratch_size: these shapes make
-    # the kernel read A_prev in place (below 64 neurons) and pack its strips (64 up), with ragged
-    # ends, and pack delta into panels of 4 columns with a last panel that repeats its last
-    # column; the delta rule packs strips of W from 64 samples up.
+    # the kernel read A_prev in place (below 64 neurons) and pack its strips (64 up), each with
+    # a last strip past n_in padded, and pack delta into panels of 4 columns with a last panel
+    # that repeats its last column; the delta rule packs strips of W from 64 samples up.
     shapes = LAYER_SHAPES + PACKED_SHAPES
     assert any(n_out < PACK_MIN_ROWS and n_in >= 16 for _, n_in, n_out in shapes)
+    assert any(n_out < PACK_MIN_ROWS and n_in > 16 and n_in % 16 for _, n_in, n_out in shapes)
     assert any(n_out >= PACK_MIN_ROWS and n_in % 16 for _, n_in, n_out in shapes)
     assert any(n_out % 4 and n_out > 4 for _, _, n_out in shapes)
     assert any(n >= PACK_MIN_ROWS and n_in % 16 for n, n_in, _ in PACKED_SHAPES)
 
 
 @pytest.mark.parametrize("n_samples, n_in, n_out, size", [
-    # strips of A_prev (n_in per sample) and 4 delta columns per panel, per sample
-    (63, 100, 63, 63 * (100 + 64)), (10, 100, 4, 10 * 104), (3, 5, 1, 3 * 9),
-    # the delta rule's packed W_next (n_out x n_in, from 64 samples up) where that is larger
-    (64, 100, 512, 512 * 100), (600, 100, 511, 600 * (100 + 512))])
+    # per sample, strips of A_prev (n_in rounded up to 16: 100 -> 112) and 4 delta columns a
+    # panel; one strip (16) of dW per neuron
+    (63, 100, 63, 63 * (112 + 64) + 63 * 16), (10, 100, 4, 10 * (112 + 4) + 4 * 16),
+    (3, 5, 1, 3 * (16 + 4) + 16),
+    # the delta rule's packed W_next (n_out x n_in rounded up) and one strip of delta, where
+    # that is larger
+    (64, 100, 512, 512 * 112 + 64 * 16), (600, 100, 511, 600 * (112 + 512) + 511 * 16)])
 def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out, size):
     assert scratch_size(n_samples, n_in, n_out) == size
+
+
+def test_weight_gradients_with_too_small_a_scratch_buffer_raises():
+    delta, A_prev = np.ones((3, 2), np.float32), np.ones((3, 5), np.float32)
+    W, dW, db = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32), np.zeros(2, np.float32)
+    with pytest.raises(IndexError, match="out of bounds"):
+        weight_gradients(delta, A_prev, W, np.float32(0), W, False, dW, db, True, False,
+                         np.empty(scratch_size(3, 5, 2) - 1, np.float32))
 
 
 def test_weight_gradients_by_hand():

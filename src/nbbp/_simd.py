@@ -104,21 +104,39 @@ def matrix(flat, start, n_rows, n_cols):
     return _matrix_view(flat[start:start + n_rows * n_cols], n_rows, n_cols)
 
 
+# The widest strip a kernel works on: 2 vectors of float32. Scratch sizes are computed for it
+# (float64 strips, of 8, fit in the same room).
+STRIP_MAX = 2 * REGISTER_BYTES // 4
+
+
+def padded(n):
+    """n rounded up to a whole number of STRIP_MAX: room for the strips of n columns, the last
+    one padded."""
+    return STRIP_MAX * ((n + STRIP_MAX - 1) // STRIP_MAX)
+
+
+padded_in_kernel = helper(padded)  # the same, for compiled code
+
+
 @part
 def pack_strip(src, j0, dst):
-    """dst[p, c] = src[p, j0 + c] for every p and c < dst.shape[1]: a strip of columns of src,
-    contiguous."""
+    """dst[p, c] = src[p, j0 + c] for every p and c < dst.shape[1], 0 past src's last column: a
+    strip of columns of src, contiguous."""
+    n_cols = min(dst.shape[1], src.shape[1] - j0)
     for p in range(dst.shape[0]):
-        for c in range(dst.shape[1]):
+        for c in range(n_cols):
             dst[p, c] = src[p, j0 + c]
+        for c in range(n_cols, dst.shape[1]):
+            dst[p, c] = 0
 
 
 @helper
 def strip_source(src, strip, width, pack, scratch):
     """(V, v0) with V[p, v0 + c] = src[p, strip * width + c] for c < width: src itself, or with
-    ``pack`` the strip packed into its own slice of ``scratch`` (src.shape[0] * width long)."""
+    ``pack`` (or where the strip runs past src's last column, zeros there) the strip packed into
+    its own slice of ``scratch`` (src.shape[0] * width long, at strip * that)."""
     j0 = strip * width
-    if not pack:
+    if not pack and j0 + width <= src.shape[1]:
         return src, j0
     size = src.shape[0] * width
     V = matrix(scratch, strip * size, src.shape[0], width)
