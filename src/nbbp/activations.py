@@ -7,7 +7,7 @@ kernel per dtype serves every activation.
 import numpy as np
 from numba import prange
 
-from ._jit import helper, kernel
+from ._jit import helper, kernel, part
 
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
 
@@ -60,89 +60,126 @@ def derivative(z, a, code, Z):
     return one
 
 
-@helper
-def _activate_each(Z, k, code, A):
-    for i in range(Z.shape[1]):
-        A[k, i] = activate(Z[k, i], code, Z)
+# The row passes below run as parts (compiled once, called by every kernel that activates or
+# differentiates rows) over blocks of rows: inlined into each kernel's parallel and serial
+# loops, their loop per activation code cost a first fit 7 s of compile.
+ROW_BLOCK = 16
 
 
 @helper
-def activate_row(Z, k, code, A):
-    """a_k = f(z_k) over the row of sample k; softmax subtracts the row maximum before exp.
+def row_block(block, n_rows):
+    """(k0, k1): the rows of block number ``block`` of ROW_BLOCK rows."""
+    k0 = block * ROW_BLOCK
+    return k0, min(k0 + ROW_BLOCK, n_rows)
 
-    One loop per code, each with its code a constant: with the switch on ``code`` inside one
-    loop, LLVM compiled a jump per element and no vector code. Rows are indexed in place, never
-    taken as views Z[k]: each view of an array is a pair of atomic reference counts.
+
+@helper
+def n_row_blocks(n_rows):
+    return (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
+
+
+@part
+def activate_rows(Z, k0, k1, code, A):
+    """a_k = f(z_k) over the rows k0 <= k < k1; softmax subtracts the row maximum before exp.
+
+    ``activate`` written out, one loop per code: with the switch on ``code`` inside one loop,
+    LLVM compiled a jump per element and no vector code. Rows are indexed in place, never taken
+    as views Z[k]: each view of an array is a pair of atomic reference counts.
     """
+    n = Z.shape[1]
+    zero, slope = Z.dtype.type(0), Z.dtype.type(LEAKY_SLOPE)
     if code == SOFTMAX:
-        n = Z.shape[1]
-        z_max = Z[k, 0]
-        for i in range(1, n):
-            z_max = max(z_max, Z[k, i])
-        total = Z.dtype.type(0)
-        for i in range(n):
-            A[k, i] = np.exp(Z[k, i] - z_max)
-            total += A[k, i]
-        for i in range(n):
-            A[k, i] /= total
+        for k in range(k0, k1):
+            z_max = Z[k, 0]
+            for i in range(1, n):
+                z_max = max(z_max, Z[k, i])
+            total = zero
+            for i in range(n):
+                A[k, i] = np.exp(Z[k, i] - z_max)
+                total += A[k, i]
+            for i in range(n):
+                A[k, i] /= total
     elif code == RELU:
-        _activate_each(Z, k, RELU, A)
+        for k in range(k0, k1):
+            for i in range(n):
+                z = Z[k, i]
+                A[k, i] = z if z > 0 or z != z else zero
     elif code == SIGMOID:
-        _activate_each(Z, k, SIGMOID, A)
+        for k in range(k0, k1):
+            for i in range(n):
+                A[k, i] = activate(Z[k, i], SIGMOID, Z)
     elif code == TANH:
-        _activate_each(Z, k, TANH, A)
+        for k in range(k0, k1):
+            for i in range(n):
+                A[k, i] = np.tanh(Z[k, i])
     elif code == LEAKY_RELU:
-        _activate_each(Z, k, LEAKY_RELU, A)
+        for k in range(k0, k1):
+            for i in range(n):
+                z = Z[k, i]
+                A[k, i] = z if z > 0 else z * slope
     else:
-        _activate_each(Z, k, IDENTITY, A)
+        for k in range(k0, k1):
+            for i in range(n):
+                A[k, i] = Z[k, i]
 
 
-@helper
-def _derivative_each(Z, A, k, code, D, multiply):
-    for j in range(Z.shape[1]):
-        f_prime = derivative(Z[k, j], A[k, j], code, Z)
-        D[k, j] = D[k, j] * f_prime if multiply else f_prime
-
-
-@helper
-def derivative_row(Z, A, k, code, D, multiply):
-    """d_kj = f'(z_kj) over the row of sample k, or with ``multiply`` d_kj <- f'(z_kj) d_kj (the
-    delta rule's last step), for every code but SOFTMAX; one loop per code, as activate_row."""
+@part
+def times_derivative_rows(Z, A, k0, k1, code, D):
+    """d_kj <- f'(z_kj) d_kj over the rows k0 <= k < k1 (the delta rule's last step), for every
+    code but SOFTMAX: ``derivative`` written out, one loop per code, as activate_rows."""
+    one, zero, slope = Z.dtype.type(1), Z.dtype.type(0), Z.dtype.type(LEAKY_SLOPE)
+    n = Z.shape[1]
     if code == RELU:
-        _derivative_each(Z, A, k, RELU, D, multiply)
+        for k in range(k0, k1):
+            for j in range(n):
+                D[k, j] *= one if Z[k, j] > 0 else zero
     elif code == SIGMOID:
-        _derivative_each(Z, A, k, SIGMOID, D, multiply)
+        for k in range(k0, k1):
+            for j in range(n):
+                D[k, j] *= A[k, j] * (one - A[k, j])
     elif code == TANH:
-        _derivative_each(Z, A, k, TANH, D, multiply)
+        for k in range(k0, k1):
+            for j in range(n):
+                D[k, j] *= one - A[k, j] * A[k, j]
     elif code == LEAKY_RELU:
-        _derivative_each(Z, A, k, LEAKY_RELU, D, multiply)
-    else:
-        _derivative_each(Z, A, k, IDENTITY, D, multiply)
+        for k in range(k0, k1):
+            for j in range(n):
+                D[k, j] *= one if Z[k, j] > 0 else slope
+
+
+@helper
+def _ones(D, k0, k1):
+    for k in range(k0, k1):
+        for j in range(D.shape[1]):
+            D[k, j] = 1
 
 
 @kernel
 def activation_forward(Z, code, A, parallel):
     """a_ki = f(z_ki) for every sample k (softmax: over the row k).
 
-    Z, A: (n_samples, n) of one dtype; writes A in place. Parallel over samples k.
+    Z, A: (n_samples, n) of one dtype; writes A in place. Parallel over blocks of samples.
     """
     if parallel:
-        for k in prange(Z.shape[0]):
-            activate_row(Z, k, code, A)
+        for block in prange(n_row_blocks(Z.shape[0])):
+            k0, k1 = row_block(block, Z.shape[0])
+            activate_rows(Z, k0, k1, code, A)
     else:
-        for k in range(Z.shape[0]):
-            activate_row(Z, k, code, A)
+        activate_rows(Z, 0, Z.shape[0], code, A)
 
 
 @kernel
 def activation_derivative(Z, A, code, D, parallel):
-    """d_ki = f'(z_ki), from z and a = f(z), for every code but SOFTMAX.
+    """d_ki = f'(z_ki), from z and a = f(z), for every code but SOFTMAX: 1 times f'(z_ki), by the
+    delta rule's row pass.
 
-    Z, A, D: (n_samples, n); writes D in place. Parallel over samples k.
+    Z, A, D: (n_samples, n); writes D in place. Parallel over blocks of samples.
     """
     if parallel:
-        for k in prange(Z.shape[0]):
-            derivative_row(Z, A, k, code, D, False)
+        for block in prange(n_row_blocks(Z.shape[0])):
+            k0, k1 = row_block(block, Z.shape[0])
+            _ones(D, k0, k1)
+            times_derivative_rows(Z, A, k0, k1, code, D)
     else:
-        for k in range(Z.shape[0]):
-            derivative_row(Z, A, k, code, D, False)
+        _ones(D, 0, Z.shape[0])
+        times_derivative_rows(Z, A, 0, Z.shape[0], code, D)

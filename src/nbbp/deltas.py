@@ -5,7 +5,7 @@ from numba import prange
 from ._jit import helper, jit, kernel, part
 from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, padded, padded_in_kernel,
                     store, strip_source, zeros)
-from .activations import IDENTITY, SIGMOID, SOFTMAX, derivative, derivative_row
+from .activations import IDENTITY, SIGMOID, SOFTMAX, derivative, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
 
@@ -118,7 +118,7 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
 
     delta_next: (n_samples, n_next); W_next: (n_next, n_hidden); Z, A: (n_samples, n_hidden).
     Writes delta (n_samples, n_hidden) in place. Parallel over strips of 2 vectors of neurons j,
-    then over samples for f'; from PACK_MIN_ROWS samples up each strip of W_next is first packed
+    then f' serially; from PACK_MIN_ROWS samples up each strip of W_next is first packed
     into ``scratch`` (1-D, scratch_size(n_samples, n_hidden, n_next) long), and the last, when
     n_hidden is not a whole number of strips, always.
     """
@@ -127,20 +127,11 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     if parallel:
         for strip in prange(n_strips):
             _delta_strip(strip, delta_next, W_next, delta, scratch)
-        for k in prange(delta.shape[0]):
-            derivative_row(Z, A, k, code, delta, True)
     else:
         for strip in range(n_strips):
             _delta_strip(strip, delta_next, W_next, delta, scratch)
-        for k in range(delta.shape[0]):
-            derivative_row(Z, A, k, code, delta, True)
-
-
-@helper
-def _residual_delta_row(k, delta, delta_skip, Z, A, code):
-    for j in range(delta.shape[1]):
-        delta[k, j] += delta_skip[k, j]
-    derivative_row(Z, A, k, code, delta, True)
+    # serially, as forward_layer's activation
+    times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
 
 
 # O(width) work per sample, serial like output_delta (see forward.add_skip_and_activate).
@@ -153,4 +144,6 @@ def residual_delta(delta, delta_skip, Z, A, code):
     All (n_samples, width); writes delta in place. Serial over samples k.
     """
     for k in range(delta.shape[0]):
-        _residual_delta_row(k, delta, delta_skip, Z, A, code)
+        for j in range(delta.shape[1]):
+            delta[k, j] += delta_skip[k, j]
+    times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
