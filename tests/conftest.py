@@ -27,8 +27,8 @@ OUTPUT_LOSS_PAIRS = (
 # (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
 # a batch of one sample, and sizes that span several kernel tiles with ragged ends.
 LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (4, 33, 65), (70, 37, 101), (131, 37, 67)]
-# Shapes where the delta rule and the gradients pack strips of W and A_prev, and panels of delta
-# (64 samples and 512 neurons up), with ragged strips, panels and blocks.
+# Shapes where the delta rule and the gradients pack strips of W (64 samples up) and A_prev (64
+# neurons up), with ragged strips, panels of delta and blocks.
 PACKED_SHAPES = [(128, 256, 512), (65, 37, 515), (131, 517, 260)]
 # The same for the delta rule, as (n_samples, n_hidden, n_next): sums of at most 260 terms. In
 # float64 a sum of 512 unit-sized terms that cancels to ~0.003 differs from BLAS's by 2.5e-14,

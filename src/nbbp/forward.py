@@ -124,8 +124,8 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
     else:
         for tile in range(n_tiles(n_samples, n_out, width)):
             _forward_tile(tile, A_prev, W, Z, width)
-    # O(n_samples n_out) work on one thread: on two, at 256x1024, it saved about what waking the
-    # pool costs, and a second parallel loop cost compile time.
+    # O(n_samples n_out) work, on one thread: a second parallel loop here and in the delta rule
+    # cost a first fit about 4 s of compile, for about 1.5% of a W4 epoch (256x1024 layers).
     _bias_and_activate(Z, b, has_bias, 0, n_samples, code, A)
 
 

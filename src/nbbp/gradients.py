@@ -153,6 +153,8 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     n_strips = (dW.shape[1] + width - 1) // width
     P = _delta_panels(scratch, n_samples, dW.shape[1], n_out)
     n_panels = (n_out + 3) // 4
+    # A copy of delta: on the thread pool only when large (W2's 32x128 is not: a parallel loop
+    # there is one more wake-up of the pool a batch).
     if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
         for panel in prange(n_panels):
             _pack_panel(delta, panel, P)

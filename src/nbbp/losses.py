@@ -29,7 +29,7 @@ def _clip(o, eps):
 @helper
 def sample_loss(Z, O, Y, k, out_code, loss_code, eps):
     """J for sample k: rows k of Z, O, Y (n_samples, n_out), indexed in place (see
-    activations.activate_row)."""
+    activations.activate_rows). O is the output layer's f(Z)."""
     n = O.shape[1]
     J = 0.0
     if loss_code == SQUARED_ERROR:
