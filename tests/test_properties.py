@@ -46,8 +46,7 @@ def _settings(n):
 # vectors (8 and 16), the register blocks of 3 and 4; plus any width up to 40.
 TILE_WIDTHS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 50]
 # Batches around the forward's 32-sample tiles, the blocks of 4, and 64 samples (from which the
-# delta rule packs strips of W; the panels of delta also need 512 neurons: those shapes are in
-# test_gradients.py, too large for a property test).
+# delta rule packs strips of W).
 TILE_BATCHES = [1, 2, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 131, 160]
 
 

@@ -130,8 +130,8 @@ def train_twice(threads, dtype, batch_size):
     return results
 
 
-# 150: every packed path (the strips of W from 64 samples, of A_prev from 64 neurons, the panels
-# of delta from 64 samples and 512 neurons: the 300x520 layer)
+# 150: every packed path (the strips of W from 64 samples, of A_prev from 64 neurons, and a
+# last strip padded: 520 is not a whole number of strips)
 @pytest.mark.parametrize("batch_size", [64, 150])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads(dtype, batch_size):

@@ -24,40 +24,15 @@ LEAKY_SLOPE = 0.01
 
 
 @helper
-def activate(z, code, Z):
-    """a = f(z) for one element z of the array Z, for every code but SOFTMAX (which needs the
-    whole row). Every constant is in Z's dtype: a Python 1 or 0.01 would make Numba compute a
-    float32 network's activations in float64, converting each element there and back."""
+def _sigmoid(z, Z):
+    """1 / (1 + exp(-z)) for one element of the array Z, in its dtype (a Python 1 would make
+    Numba compute a float32 network's activations in float64). exp(-|z|) never overflows:
+    sigmoid(+-1000) is exactly 1 and 0 with no warning."""
     one = Z.dtype.type(1)
-    if code == SIGMOID:
-        # exp(-|z|) never overflows: sigmoid(+-1000) is exactly 1 and 0 with no warning.
-        if z >= 0:
-            return one / (one + np.exp(-z))
-        e = np.exp(z)
-        return e / (one + e)
-    if code == TANH:
-        return np.tanh(z)
-    if code == RELU:
-        return z if z > 0 or z != z else Z.dtype.type(0)  # max(z, 0): NaN stays NaN, -inf gives 0
-    if code == LEAKY_RELU:
-        return z if z > 0 else z * Z.dtype.type(LEAKY_SLOPE)
-    return z
-
-
-@helper
-def derivative(z, a, code, Z):
-    """f'(z) for one element, given z and a = f(z), in the dtype of the array Z; for SOFTMAX see
-    ``deltas`` (Jacobian)."""
-    one = Z.dtype.type(1)
-    if code == SIGMOID:
-        return a * (one - a)
-    if code == TANH:
-        return one - a * a
-    if code == RELU:
-        return one if z > 0 else Z.dtype.type(0)
-    if code == LEAKY_RELU:
-        return one if z > 0 else Z.dtype.type(LEAKY_SLOPE)
-    return one
+    if z >= 0:
+        return one / (one + np.exp(-z))
+    e = np.exp(z)
+    return e / (one + e)
 
 
 # The row passes below run as parts (compiled once, called by every kernel that activates or
@@ -82,9 +57,9 @@ def n_row_blocks(n_rows):
 def activate_rows(Z, k0, k1, code, A):
     """a_k = f(z_k) over the rows k0 <= k < k1; softmax subtracts the row maximum before exp.
 
-    ``activate`` written out, one loop per code: with the switch on ``code`` inside one loop,
-    LLVM compiled a jump per element and no vector code. Rows are indexed in place, never taken
-    as views Z[k]: each view of an array is a pair of atomic reference counts.
+    One loop per code: with the switch on ``code`` inside one loop, LLVM compiled a jump per
+    element and no vector code. Every constant is in Z's dtype. Rows are indexed in place, never
+    taken as views Z[k]: each view of an array is a pair of atomic reference counts.
     """
     n = Z.shape[1]
     zero, slope = Z.dtype.type(0), Z.dtype.type(LEAKY_SLOPE)
@@ -103,11 +78,11 @@ def activate_rows(Z, k0, k1, code, A):
         for k in range(k0, k1):
             for i in range(n):
                 z = Z[k, i]
-                A[k, i] = z if z > 0 or z != z else zero
+                A[k, i] = z if z > 0 or z != z else zero  # max(z, 0): NaN stays NaN, -inf gives 0
     elif code == SIGMOID:
         for k in range(k0, k1):
             for i in range(n):
-                A[k, i] = activate(Z[k, i], SIGMOID, Z)
+                A[k, i] = _sigmoid(Z[k, i], Z)
     elif code == TANH:
         for k in range(k0, k1):
             for i in range(n):
@@ -125,8 +100,9 @@ def activate_rows(Z, k0, k1, code, A):
 
 @part
 def times_derivative_rows(Z, A, k0, k1, code, D):
-    """d_kj <- f'(z_kj) d_kj over the rows k0 <= k < k1 (the delta rule's last step), for every
-    code but SOFTMAX: ``derivative`` written out, one loop per code, as activate_rows."""
+    """d_kj <- f'(z_kj) d_kj over the rows k0 <= k < k1 (the delta rule's last step), from z and
+    a = f(z), for every code but SOFTMAX (see ``deltas``: a Jacobian); one loop per code, as
+    activate_rows."""
     one, zero, slope = Z.dtype.type(1), Z.dtype.type(0), Z.dtype.type(LEAKY_SLOPE)
     n = Z.shape[1]
     if code == RELU:

@@ -5,7 +5,7 @@ from numba import prange
 from ._jit import helper, jit, kernel, part
 from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, padded, padded_in_kernel,
                     store, strip_source, zeros)
-from .activations import IDENTITY, SIGMOID, SOFTMAX, derivative, times_derivative_rows
+from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
 
@@ -33,8 +33,7 @@ def _output_delta_row(k, Z, O, Y, out_code, loss_code, eps, matched, delta):
             for i in range(n_out):
                 delta[k, i] = O[k, i] * (delta[k, i] - g_dot_o)
         else:
-            for i in range(n_out):
-                delta[k, i] *= derivative(Z[k, i], O[k, i], out_code, Z)
+            times_derivative_rows(Z, O, k, k + 1, out_code, delta)
 
 
 # O(n_out) work per sample, serial for the reason given at losses.sample_losses.

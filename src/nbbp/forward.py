@@ -3,7 +3,7 @@
 from numba import prange
 
 from ._jit import PARALLEL_MIN_WORK, helper, jit, kernel, part
-from .activations import SOFTMAX, activate, activate_rows
+from .activations import activate_rows
 
 # A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each group of 3
 # rows of W is reused from L1 across the tile's 8 blocks of 4 samples. Float32, 2 threads, at
@@ -129,24 +129,6 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
     _bias_and_activate(Z, b, has_bias, 0, n_samples, code, A)
 
 
-@helper
-def _skip_and_activate(k, Z, A_skip, has_skip, code, A):
-    if code == SOFTMAX:
-        if has_skip:
-            for i in range(Z.shape[1]):
-                Z[k, i] += A_skip[k, i]
-        activate_rows(Z, k, k + 1, code, A)
-    elif has_skip:
-        # One loop for both: the add loop followed by activate_row's loop did not vectorise
-        # (41 us against 6 us on 128x256 float32 relu).
-        for i in range(Z.shape[1]):
-            z_i = Z[k, i] + A_skip[k, i]
-            Z[k, i] = z_i
-            A[k, i] = activate(z_i, code, Z)
-    else:
-        activate_rows(Z, k, k + 1, code, A)
-
-
 # O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took
 # 7.8 s of a first fit's compile (of 61), for about 2 us a layer at 128x256 on 2 threads.
 @jit()
@@ -156,5 +138,8 @@ def add_skip_and_activate(Z, A_skip, has_skip, code, A):
 
     Z, A_skip, A: (n_samples, width); writes Z and A in place. Serial over samples k.
     """
-    for k in range(Z.shape[0]):
-        _skip_and_activate(k, Z, A_skip, has_skip, code, A)
+    if has_skip:
+        for k in range(Z.shape[0]):
+            for i in range(Z.shape[1]):
+                Z[k, i] += A_skip[k, i]
+    activate_rows(Z, 0, Z.shape[0], code, A)

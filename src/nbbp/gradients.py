@@ -61,29 +61,23 @@ def _pack_panel(delta, panel, P):
     its last column past its end."""
     n_samples, n_out = delta.shape
     i0, p0 = 4 * panel, panel * n_samples
-    if i0 + 4 <= n_out:
-        for k in range(n_samples):
-            for c in range(4):
-                P[p0 + k, c] = delta[k, i0 + c]
-    else:
-        for k in range(n_samples):
-            for c in range(4):
-                P[p0 + k, c] = delta[k, min(i0 + c, n_out - 1)]
+    for k in range(n_samples):
+        for c in range(4):
+            P[p0 + k, c] = delta[k, min(i0 + c, n_out - 1)]
 
 
 @part
-def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch):
+def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P):
     """dW_ij for every neuron i and one strip of 2 vectors of inputs j. The strip past the last
     whole one is computed padded with zeros, into its own slice of scratch after delta's
     panels, and its columns copied out (one scalar sum per column, reading delta down its
-    columns, made 128x100x100 take 50 us against 29 at 128x96x96)."""
+    columns, made 128x100x100 take 50 us against 29 at 128x96x96). P: _delta_panels."""
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
     width = 2 * lanes(dW)
     j0 = strip * width
     j1 = min(j0 + width, n_in)
     V, v0 = strip_source(A_prev, strip, width, n_out >= PACK_MIN_ROWS, scratch)
-    P = _delta_panels(scratch, n_samples, n_in, n_out)
     out, j_out = dW, j0
     if j1 - j0 < width:
         out, j_out = matrix(scratch, n_samples * padded_in_kernel(n_in) + P.size, n_out, width), 0
@@ -121,10 +115,11 @@ def _bias_gradients(delta, db):
 
 
 @helper
-def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch):
+def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch,
+                   P):
     """One iteration of weight_gradients: a strip of dW, or past the last strip the biases."""
     if strip < n_strips:
-        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch)
+        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P)
     elif has_bias:
         _bias_gradients(delta, db)
 
@@ -164,8 +159,8 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     if parallel:
         for strip in prange(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch)
+                           scratch, P)
     else:
         for strip in range(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch)
+                           scratch, P)

@@ -44,7 +44,6 @@ N_COLUMNS = 9
 # a code read from the layout). NumPy scalars are typed int64 and bool.
 _IDENTITY = np.int64(IDENTITY)
 _TRUE = np.bool_(True)
-_ZERO = np.int64(0)
 
 serial_driver = jit()
 
@@ -55,11 +54,6 @@ def _layer(theta, layout, l):
     W = matrix(theta, w_off, n_out, n_in)
     b = theta[b_off:b_off + n_out] if b_off >= 0 else theta[0:0]
     return W, b
-
-
-@serial_driver
-def _rows(buffer, offset, n_rows, width):
-    return matrix(buffer, offset, n_rows, width)
 
 
 # _sum_of_squares adds the squares of each chunk of this many elements in the array's dtype (8
@@ -129,7 +123,7 @@ def _offset(layout, n_rows, l):
 @serial_driver
 def _rows_of(buffer, layout, n_rows, l):
     """The (n_rows, width) rows of layer l in a buffer of one batch of every layer."""
-    return _rows(buffer, _offset(layout, n_rows, l), n_rows, layout[l, N_OUT])
+    return matrix(buffer, _offset(layout, n_rows, l), n_rows, layout[l, N_OUT])
 
 
 @serial_driver
@@ -159,12 +153,12 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
     """
     nb = X.shape[0]
     A_prev = X
-    offset = _ZERO  # a literal 0 would compile a Literal[int](0) specialisation of _rows
+    offset = 0
     for l in range(layout.shape[0]):
         W, b = _layer(theta, layout, l)
         n_out, code = layout[l, N_OUT], layout[l, CODE]
-        Z = _rows(z_buf, offset, nb, n_out)
-        A = _rows(a_buf, offset, nb, n_out)
+        Z = matrix(z_buf, offset, nb, n_out)
+        A = matrix(a_buf, offset, nb, n_out)
         parallel = nb * W.size >= PARALLEL_MIN_WORK
         has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
         if stats is None or (not has_bn and skip_from < 0):
@@ -176,7 +170,7 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
                 gamma, beta, running_mean, running_var = _batch_norm(theta, stats, layout, l)
                 _, _, mean, inv_std = _batch_norm(theta, s_buf, layout, l)
                 batchnorm_train(Z, gamma, beta, bn_eps, bn_momentum, _TRUE, running_mean,
-                                running_var, _rows(h_buf, offset, nb, n_out), mean, inv_std,
+                                running_var, matrix(h_buf, offset, nb, n_out), mean, inv_std,
                                 elementwise)
             A_skip = Z  # not read without a skip
             if skip_from == 0:
@@ -210,24 +204,24 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
         dW, db = _layer(grad, layout, l)
         M, _ = _layer(mask, layout, l)
         n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
-        delta = _rows(d_buf, offset, nb, n_out)
+        delta = matrix(d_buf, offset, nb, n_out)
         delta_abs_sum[l] += _sum_of_abs(delta.ravel())
         delta_lin = delta
         if s_buf is not None and layout[l, BN_OFF] >= 0:
             gamma, _, _, _ = _batch_norm(theta, s_buf, layout, l)
             dgamma, dbeta, _, inv_std = _batch_norm(grad, s_buf, layout, l)
-            delta_lin = _rows(h_buf, offset, nb, n_out)
+            delta_lin = matrix(h_buf, offset, nb, n_out)
             batchnorm_backward(delta, delta_lin, gamma, inv_std, dgamma, dbeta, delta_lin,
                                nb * n_out >= PARALLEL_MIN_ELEMENTS)
         prev_offset = offset - nb * n_in
-        A_prev = _rows(a_buf, prev_offset, nb, n_in) if l > 0 else X
+        A_prev = matrix(a_buf, prev_offset, nb, n_in) if l > 0 else X
         parallel = nb * W.size >= PARALLEL_MIN_WORK
         weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
                          layout[l, B_OFF] >= 0, parallel, scratch)
         grad_norm_sum[l] += np.sqrt(_sum_of_squares(dW.ravel()))
         if l > 0:
-            Z_prev = _rows(z_buf, prev_offset, nb, n_in)
-            delta_prev = _rows(d_buf, prev_offset, nb, n_in)
+            Z_prev = matrix(z_buf, prev_offset, nb, n_in)
+            delta_prev = matrix(d_buf, prev_offset, nb, n_in)
             code = layout[l - 1, CODE]
             if s_buf is None:  # a dense network: no skips
                 hidden_delta(delta_lin, W, Z_prev, A_prev, code, delta_prev, parallel, scratch)
@@ -276,8 +270,8 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         if nb == 1 and has_bn:
             break
         n_used += nb
-        Xb = _rows(x_buf, 0, nb, n_features)
-        Yb = _rows(y_buf, 0, nb, n_outputs)
+        Xb = matrix(x_buf, 0, nb, n_features)
+        Yb = matrix(y_buf, 0, nb, n_outputs)
         _gather(X, order, start, Xb)
         if use_labels:
             _one_hot(labels, order, start, Yb)
@@ -289,8 +283,8 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         # loss of this batch, at the weights it saw
         out_code = layout[n_layers - 1, CODE]
         out_offset = _offset(layout, nb, n_layers - 1)
-        Z_out = _rows(z_buf, out_offset, nb, n_outputs)
-        A_out = _rows(a_buf, out_offset, nb, n_outputs)
+        Z_out = matrix(z_buf, out_offset, nb, n_outputs)
+        A_out = matrix(a_buf, out_offset, nb, n_outputs)
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         for r in range(nb):
@@ -303,7 +297,7 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
             total += nb * 0.5 * l2 * sum_sq
 
         output_delta(Z_out, A_out, Yb, out_code, loss_code, eps,
-                     _rows(d_buf, out_offset, nb, n_outputs))
+                     matrix(d_buf, out_offset, nb, n_outputs))
         backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf,
                       scratch, grad_norm_sum, delta_abs_sum)
 
