@@ -6,7 +6,7 @@ from conftest import DTYPES
 from numpy.testing import assert_array_equal
 
 from nbbp._jit import jit
-from nbbp._simd import fma, lanes, load, matrix, pack_strip, scale, store, zeros
+from nbbp._simd import fma, lanes, load, matrix, pack_strips, scale, store, zeros
 
 
 @jit()
@@ -67,9 +67,39 @@ def test_vector_arithmetic_equals_numpy(rng, dtype):
     assert_array_equal(out, 0)
 
 
-@pytest.mark.parametrize("j0, width", [(0, 10), (3, 5), (9, 1)])
-def test_pack_strip_copies_columns(rng, j0, width):
-    src = rng.normal(size=(7, 10))
-    dst = np.full((7, width), np.nan)
-    pack_strip(src, j0, dst)
-    assert_array_equal(dst, src[:, j0:j0 + width])
+def _expected_strips(src, width):
+    """NumPy's spelling of pack_strips over every row and strip: src's columns padded with zeros
+    to whole strips, each strip's rows stacked."""
+    n_rows, n_cols = src.shape
+    n_strips = -(-n_cols // width)
+    padded = np.zeros((n_rows, n_strips * width), src.dtype)
+    padded[:, :n_cols] = src
+    return padded.reshape(n_rows, n_strips, width).transpose(1, 0, 2).reshape(-1, width)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_rows, n_cols", [(7, 32), (5, 37), (3, 5), (1, 16), (4, 64)])
+def test_pack_strips_stacks_each_strip_padded_with_zeros(rng, dtype, n_rows, n_cols):
+    width = 2 * lanes(np.empty(0, dtype))
+    src = rng.normal(size=(n_rows, n_cols)).astype(dtype)
+    n_strips = -(-n_cols // width)
+    S = np.full((n_strips * n_rows, width), np.nan, dtype)
+    for p0 in range(0, n_rows, 2):  # in blocks of rows, as the kernels' tasks
+        pack_strips(src, p0, min(p0 + 2, n_rows), 0, n_strips, S)
+    assert_array_equal(S, _expected_strips(src, width))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("s0, s1", [(1, 3), (2, 3), (0, 1), (3, 3)])
+def test_pack_strips_writes_only_its_rows_and_strips(rng, dtype, s0, s1):
+    width = 2 * lanes(np.empty(0, dtype))
+    n_rows, n_cols = 6, 2 * width + 3  # 3 strips, the last ragged
+    src = rng.normal(size=(n_rows, n_cols)).astype(dtype)
+    S = np.full((3 * n_rows, width), np.nan, dtype)
+    pack_strips(src, 2, 5, s0, s1, S)
+    expected = np.full_like(S, np.nan)
+    whole = _expected_strips(src, width)
+    for s in range(s0, s1):
+        rows = slice(s * n_rows + 2, s * n_rows + 5)
+        expected[rows] = whole[rows]
+    assert_array_equal(S, expected)

@@ -2,9 +2,10 @@
 
 from numba import prange
 
-from ._jit import helper, jit, kernel, part
-from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, padded, padded_in_kernel,
-                    store, strip_source, zeros)
+from ._jit import PARALLEL_MIN_ELEMENTS, helper, jit, kernel, part
+from ._simd import (PACK_MIN_ROWS, PACK_ROW_BLOCK, STRIP_MAX, fma, lanes, load, matrix,
+                    pack_strips, packed_strips, padded, padded_in_kernel, store, strip_source,
+                    zeros)
 from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -122,7 +123,22 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     n_hidden is not a whole number of strips, always.
     """
     width = 2 * lanes(delta)
-    n_strips = (delta.shape[1] + width - 1) // width
+    n_samples, n_hidden = delta.shape
+    n_next = W_next.shape[0]
+    n_strips = (n_hidden + width - 1) // width
+    # W_next's strips packed first, all of them from PACK_MIN_ROWS samples up, else the ragged
+    # last one only; PACK_ROW_BLOCK rows of W_next a task.
+    S = packed_strips(W_next, width, scratch)
+    first = 0 if n_samples >= PACK_MIN_ROWS else n_hidden // width
+    n_blocks = (n_next + PACK_ROW_BLOCK - 1) // PACK_ROW_BLOCK
+    if parallel and first == 0 and n_next * n_hidden >= PARALLEL_MIN_ELEMENTS:
+        for block in prange(n_blocks):
+            pack_strips(W_next, block * PACK_ROW_BLOCK,
+                        min(block * PACK_ROW_BLOCK + PACK_ROW_BLOCK, n_next), first, n_strips, S)
+    elif first * width < n_hidden:
+        for block in range(n_blocks):
+            pack_strips(W_next, block * PACK_ROW_BLOCK,
+                        min(block * PACK_ROW_BLOCK + PACK_ROW_BLOCK, n_next), first, n_strips, S)
     if parallel:
         for strip in prange(n_strips):
             _delta_strip(strip, delta_next, W_next, delta, scratch)

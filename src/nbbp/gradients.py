@@ -4,8 +4,9 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, padded, padded_in_kernel,
-                    scale, store, strip_source, zeros)
+from ._simd import (PACK_MIN_ROWS, PACK_ROW_BLOCK, STRIP_MAX, fma, lanes, load, matrix,
+                    pack_strips, packed_strips, padded, padded_in_kernel, scale, store,
+                    strip_source, zeros)
 from .deltas import scratch_size as delta_scratch_size
 
 
@@ -64,6 +65,17 @@ def _pack_panel(delta, panel, P):
     for k in range(n_samples):
         for c in range(4):
             P[p0 + k, c] = delta[k, min(i0 + c, n_out - 1)]
+
+
+@part
+def _pack(task, n_panels, delta, P, A_prev, first, n_strips, S):
+    """One task of weight_gradients' copies: a panel of delta (task < n_panels), else a block of
+    PACK_ROW_BLOCK rows of A_prev's strips ``first`` <= s < n_strips."""
+    if task < n_panels:
+        _pack_panel(delta, task, P)
+    else:
+        p0 = (task - n_panels) * PACK_ROW_BLOCK
+        pack_strips(A_prev, p0, min(p0 + PACK_ROW_BLOCK, A_prev.shape[0]), first, n_strips, S)
 
 
 @part
@@ -148,14 +160,18 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     n_strips = (dW.shape[1] + width - 1) // width
     P = _delta_panels(scratch, n_samples, dW.shape[1], n_out)
     n_panels = (n_out + 3) // 4
-    # A copy of delta: on the thread pool only when large (W2's 32x128 is not: a parallel loop
-    # there is one more wake-up of the pool a batch).
-    if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
-        for panel in prange(n_panels):
-            _pack_panel(delta, panel, P)
+    # A_prev's strips packed, all of them from PACK_MIN_ROWS neurons up, else the ragged last
+    # one only; the copies on the thread pool only when large (W2's first layer, 32 panels of
+    # delta and 32x784 of A_prev, is not: a parallel loop there is one more wake-up a batch).
+    S = packed_strips(A_prev, width, scratch)
+    first = 0 if n_out >= PACK_MIN_ROWS else dW.shape[1] // width
+    n_tasks = n_panels + (n_samples + PACK_ROW_BLOCK - 1) // PACK_ROW_BLOCK
+    if parallel and n_samples * (n_out + dW.shape[1]) >= PARALLEL_MIN_ELEMENTS:
+        for task in prange(n_tasks):
+            _pack(task, n_panels, delta, P, A_prev, first, n_strips, S)
     else:
-        for panel in range(n_panels):
-            _pack_panel(delta, panel, P)
+        for task in range(n_tasks):
+            _pack(task, n_panels, delta, P, A_prev, first, n_strips, S)
     if parallel:
         for strip in prange(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validation as check
 from ._jit import PARALLEL_MIN_ELEMENTS, start_thread_pool, use_threads
+from ._simd import aligned_zeros
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, IDENTITY
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
@@ -244,7 +245,7 @@ class Network:
                 stats_offset += 2 * n_out
             layout[l, SKIP_FROM] = skip_from.get(l + 1, -1)
         self._layout = layout
-        self._theta = np.zeros(offset, dtype=dtype)
+        self._theta = aligned_zeros(offset, dtype)
         self._mask_theta = np.ones(offset, dtype=dtype)
         self._stats = np.zeros(stats_offset, dtype=dtype)
         for gamma, running_var in zip(self.gammas, self.running_vars):
@@ -750,7 +751,7 @@ class Network:
                  self.history)
         if fresh_state:
             self._optimizer = opt
-            self._opt_state = np.zeros((opt.n_state, self._theta.size), dtype=self.dtype)
+            self._opt_state = aligned_zeros((opt.n_state, self._theta.size), self.dtype)
             self._opt_steps = 0
         try:
             return self._train(plan, epochs)
@@ -768,21 +769,21 @@ class Network:
         n, L, dt = X.shape[0], self.n_layers, self.dtype.type
         widths = self._layout[:, N_OUT]
         # Buffers for one batch of every layer, allocated once per call.
-        x_buf = np.empty(batch_size * self.sizes[0], dtype=self.dtype)
-        y_buf = np.empty(batch_size * self.sizes[-1], dtype=self.dtype)
-        z_buf = np.empty(batch_size * int(widths.sum()), dtype=self.dtype)
-        a_buf, d_buf = np.empty_like(z_buf), np.empty_like(z_buf)
+        x_buf = aligned_zeros(batch_size * self.sizes[0], self.dtype)
+        y_buf = aligned_zeros(batch_size * self.sizes[-1], self.dtype)
+        z_buf, a_buf, d_buf = (aligned_zeros(batch_size * int(widths.sum()), self.dtype)
+                               for _ in range(3))
         # A dense network passes None for these: its epoch driver compiles no batch
         # normalisation or skip kernels (see training.forward_pass).
         stats = self._stats if self._has_batch_norm or self.residual else None
         h_buf = s_buf = None
         if stats is not None:
-            h_buf = np.empty(z_buf.size if self._has_batch_norm else 0, dtype=self.dtype)
+            h_buf = aligned_zeros(z_buf.size if self._has_batch_norm else 0, self.dtype)
             s_buf = np.empty_like(self._stats)
         J = np.empty(batch_size, dtype=np.float64)
-        scratch = np.empty(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out in
-                               zip(self.sizes[:-1], self.sizes[1:])), dtype=self.dtype)
-        grad = np.zeros_like(self._theta)
+        scratch = aligned_zeros(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out in
+                                    zip(self.sizes[:-1], self.sizes[1:])), self.dtype)
+        grad = aligned_zeros(self._theta.size, self.dtype)
         h0, h1, h2 = (dt(h) for h in self._optimizer.hyperparameters())
         history = self.history = History()
         best = None
