@@ -26,9 +26,13 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
     dW = np.full((n_out, n_in), np.nan, dtype)
     db = np.full(n_out, np.nan, dtype)
     scratch = np.full(scratch_size(n_samples, n_in, n_out), np.nan, dtype)
-    weight_gradients(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias, parallel, scratch)
+    sum_sq = weight_gradients(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias,
+                              parallel, scratch)
     dW_ref, db_ref = reference.gradients(delta, A_prev, mask if masked else None, W, l2)
     assert_equivalent(dW, dW_ref, dtype)
+    # the sum of squares, for ||dE/dW||: each row once, where the last block of 4 neurons
+    # stores its last row again
+    assert_equivalent(sum_sq, np.sum(dW_ref.astype(np.float64) ** 2), dtype)
     if masked:
         assert_array_equal(dW[mask == 0], 0)
     if has_bias:
@@ -52,12 +56,12 @@ def test_the_shapes_tested_take_every_packed_path():
 
 @pytest.mark.parametrize("n_samples, n_in, n_out, size", [
     # per sample, strips of A_prev (n_in rounded up to 16: 100 -> 112) and 4 delta columns a
-    # panel; one strip (16) of dW per neuron
-    (63, 100, 63, 63 * (112 + 64) + 63 * 16), (10, 100, 4, 10 * (112 + 4) + 4 * 16),
-    (3, 5, 1, 3 * (16 + 4) + 16),
+    # panel; one strip (16) of dW per neuron; a sum of squares per strip (of 8 or more: 100 -> 13)
+    (63, 100, 63, 63 * (112 + 64) + 63 * 16 + 13), (10, 100, 4, 10 * (112 + 4) + 4 * 16 + 13),
+    (3, 5, 1, 3 * (16 + 4) + 16 + 1),
     # the delta rule's packed W_next (n_out x n_in rounded up) and one strip of delta, where
     # that is larger
-    (64, 100, 512, 512 * 112 + 64 * 16), (600, 100, 511, 600 * (112 + 512) + 511 * 16)])
+    (64, 100, 512, 512 * 112 + 64 * 16), (600, 100, 511, 600 * (112 + 512) + 511 * 16 + 13)])
 def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out, size):
     assert scratch_size(n_samples, n_in, n_out) == size
 

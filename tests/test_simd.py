@@ -6,7 +6,8 @@ from conftest import DTYPES
 from numpy.testing import assert_array_equal
 
 from nbbp._jit import jit
-from nbbp._simd import fma, lanes, load, matrix, pack_strips, scale, store, zeros
+from nbbp._simd import (add, fma, lanes, load, matrix, pack_strips, scale, square_add, store,
+                        total, zeros)
 
 
 @jit()
@@ -53,6 +54,27 @@ def _zeros_into(out):
     for k in range(out.shape[0]):
         for j in range(0, out.shape[1], lanes(out)):
             store(out, k, j, zeros(out))
+
+
+@jit()
+def _sums_of_squares(a, b, out):
+    """out[k] = sum_j (a_kj^2 + b_kj^2 + a_kj + b_kj) over row k, vector by vector."""
+    for k in range(a.shape[0]):
+        acc = zeros(a)
+        for j in range(0, a.shape[1], lanes(a)):
+            u, v = load(a, k, j), load(b, k, j)
+            acc = add(square_add(square_add(acc, u), v), add(u, v))
+        out[k] = total(acc)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_square_add_add_and_total_equal_numpy(rng, dtype):
+    n_cols = 3 * lanes(np.empty(0, dtype))
+    a, b = (rng.normal(size=(4, n_cols)).astype(dtype) for _ in range(2))
+    out = np.full(4, np.nan, dtype)
+    _sums_of_squares(a, b, out)
+    expected = (a.astype(np.float64) ** 2 + b ** 2 + a + b).sum(axis=1)
+    np.testing.assert_allclose(out, expected, rtol=16 * np.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

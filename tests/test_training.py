@@ -187,17 +187,25 @@ def test_history_records_every_epoch(rng):
     assert all(0 <= s <= 1 for s in h.val_score)
 
 
-def test_history_grad_norm_is_the_mean_batch_gradient_norm(rng):
-    X, y = classification(rng, n=16)
-    net = nbbp.Network([5, 4, 3])
-    probe = nbbp.Network([5, 4, 3])
+@pytest.mark.parametrize("sizes, dtype, masked, rtol", [
+    ([5, 4, 3], "float64", False, 1e-10),
+    # strips of A_prev packed (70 neurons), ragged widths (37, 70), and with a mask the squares
+    # summed again after it
+    ([37, 70, 3], "float32", False, 1e-5),
+    ([37, 70, 3], "float32", True, 1e-5)])
+def test_history_grad_norm_is_the_mean_batch_gradient_norm(rng, sizes, dtype, masked, rtol):
+    X, y = classification(rng, n=16, n_in=sizes[0])
+    X = X.astype(dtype)
+    masks = [rng.integers(0, 2, size=(sizes[1], sizes[0])), None] if masked else None
+    net = nbbp.Network(sizes, dtype=dtype, masks=masks)
+    probe = nbbp.Network(sizes, dtype=dtype, masks=masks)
     dWs, _ = probe.gradients(X[:8], y[:8])
-    first = [np.linalg.norm(dW) for dW in dWs]
+    first = [np.linalg.norm(dW.astype(np.float64)) for dW in dWs]
     probe.step(X[:8], y[:8], 0.1)
     dWs, _ = probe.gradients(X[8:], y[8:])
-    second = [np.linalg.norm(dW) for dW in dWs]
+    second = [np.linalg.norm(dW.astype(np.float64)) for dW in dWs]
     h = net.fit(X, y, epochs=1, batch_size=8, learning_rate=0.1, shuffle=False)
-    assert_allclose(h.grad_norm[0], (np.array(first) + np.array(second)) / 2, rtol=1e-10)
+    assert_allclose(h.grad_norm[0], (np.array(first) + np.array(second)) / 2, rtol=rtol)
 
 
 def test_history_shows_vanishing_gradients_in_a_deep_sigmoid_network(rng):

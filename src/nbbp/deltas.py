@@ -2,10 +2,10 @@
 
 from numba import prange
 
-from ._jit import PARALLEL_MIN_ELEMENTS, helper, jit, kernel, part
-from ._simd import (PACK_MIN_ROWS, PACK_ROW_BLOCK, STRIP_MAX, fma, lanes, load, matrix,
-                    pack_strips, packed_strips, padded, padded_in_kernel, store, strip_source,
-                    zeros)
+from ._jit import helper, jit, kernel, part
+from ._simd import (PACK_MIN_ROWS, PACK_PARALLEL_MIN, PACK_ROW_BLOCK, STRIP_MAX, fma, lanes,
+                    load, matrix, pack_strips, packed_strips, padded, padded_in_kernel, store,
+                    strip_source, zeros)
 from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -131,7 +131,7 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     S = packed_strips(W_next, width, scratch)
     first = 0 if n_samples >= PACK_MIN_ROWS else n_hidden // width
     n_blocks = (n_next + PACK_ROW_BLOCK - 1) // PACK_ROW_BLOCK
-    if parallel and first == 0 and n_next * n_hidden >= PARALLEL_MIN_ELEMENTS:
+    if parallel and first == 0 and n_next * n_hidden >= PACK_PARALLEL_MIN:
         for block in prange(n_blocks):
             pack_strips(W_next, block * PACK_ROW_BLOCK,
                         min(block * PACK_ROW_BLOCK + PACK_ROW_BLOCK, n_next), first, n_strips, S)

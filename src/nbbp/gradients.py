@@ -3,15 +3,15 @@ dE/db_i = mean_k delta_ki."""
 
 from numba import prange
 
-from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, PACK_ROW_BLOCK, STRIP_MAX, fma, lanes, load, matrix,
-                    pack_strips, packed_strips, padded, padded_in_kernel, scale, store,
-                    strip_source, zeros)
+from ._jit import helper, kernel, part
+from ._simd import (PACK_MIN_ROWS, PACK_PARALLEL_MIN, PACK_ROW_BLOCK, STRIP_MAX, add, fma,
+                    lanes, load, matrix, pack_strips, packed_strips, padded, padded_in_kernel,
+                    scale, square_add, store, strip_source, total, zeros)
 from .deltas import scratch_size as delta_scratch_size
 
 
 @helper
-def _gradient_block(P, p0, V, v0, dW, i0, n_rows, j0):
+def _gradient_block(P, p0, V, v0, dW, i0, n_rows, j0, squares):
     """dW_ij = (1/n) sum_k delta_ki a_kj, for the n_rows <= 4 neurons from i0 and the 2 vectors of
     inputs from j0. P[p0:p0 + n] is delta's panel of columns i0.. (4 wide, so the 4 delta_ki of
     a step are at fixed offsets from one pointer), V[k, v0:] a_kj from j0 on (A_prev, or its
@@ -21,7 +21,8 @@ def _gradient_block(P, p0, V, v0, dW, i0, n_rows, j0):
 
     8 vector sums stay in registers over the whole k-sum: each step loads 2 vectors of row k of
     A_prev once, for 4 neurons (past n_rows, the panel repeats the last column, and the store
-    writes the last row's sums again).
+    writes the last row's sums again). Returns the vector ``squares`` plus the squares of the
+    n_rows rows' dW_ij, lane by lane.
     """
     n_samples = V.shape[0]
     width = lanes(dW)
@@ -37,15 +38,25 @@ def _gradient_block(P, p0, V, v0, dW, i0, n_rows, j0):
         s20, s21 = fma(s20, d, a0), fma(s21, d, a1)
         d = P[p0 + k, 3]
         s30, s31 = fma(s30, d, a0), fma(s31, d, a1)
-    i1, i2, i3 = i0 + min(1, n_rows - 1), i0 + min(2, n_rows - 1), i0 + min(3, n_rows - 1)
-    store(dW, i0, j0, scale(s00, inv_n))
-    store(dW, i0, j0 + width, scale(s01, inv_n))
-    store(dW, i1, j0, scale(s10, inv_n))
-    store(dW, i1, j0 + width, scale(s11, inv_n))
-    store(dW, i2, j0, scale(s20, inv_n))
-    store(dW, i2, j0 + width, scale(s21, inv_n))
-    store(dW, i3, j0, scale(s30, inv_n))
-    store(dW, i3, j0 + width, scale(s31, inv_n))
+    # each row's squares apart, then added in a tree: one add a block on the chain through
+    # ``squares`` (8 dependent square_adds a block made W2's first layer 10% slower)
+    q0 = _store_row(dW, i0, j0, s00, s01, inv_n, True)
+    q1 = _store_row(dW, i0 + min(1, n_rows - 1), j0, s10, s11, inv_n, n_rows > 1)
+    q2 = _store_row(dW, i0 + min(2, n_rows - 1), j0, s20, s21, inv_n, n_rows > 2)
+    q3 = _store_row(dW, i0 + min(3, n_rows - 1), j0, s30, s31, inv_n, n_rows > 3)
+    return add(squares, add(add(q0, q1), add(q2, q3)))
+
+
+@helper
+def _store_row(dW, i, j0, s0, s1, inv_n, counted):
+    """dW[i, j0:] = inv_n (s0, s1); returns their squares, lane by lane, if ``counted``, else
+    zeros."""
+    g0, g1 = scale(s0, inv_n), scale(s1, inv_n)
+    store(dW, i, j0, g0)
+    store(dW, i, j0 + lanes(dW), g1)
+    if counted:
+        return square_add(square_add(zeros(dW), g0), g1)
+    return zeros(dW)
 
 
 @helper
@@ -79,11 +90,12 @@ def _pack(task, n_panels, delta, P, A_prev, first, n_strips, S):
 
 
 @part
-def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P):
-    """dW_ij for every neuron i and one strip of 2 vectors of inputs j. The strip past the last
-    whole one is computed padded with zeros, into its own slice of scratch after delta's
-    panels, and its columns copied out (one scalar sum per column, reading delta down its
-    columns, made 128x100x100 take 50 us against 29 at 128x96x96). P: _delta_panels."""
+def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums):
+    """dW_ij for every neuron i and one strip of 2 vectors of inputs j, and sums[strip], the
+    sum of their squares. The strip past the last whole one is computed padded with zeros,
+    into its own slice of scratch after delta's panels, and its columns copied out (one scalar
+    sum per column, reading delta down its columns, made 128x100x100 take 50 us against 29 at
+    128x96x96). P: _delta_panels."""
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
     width = 2 * lanes(dW)
@@ -93,8 +105,11 @@ def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P)
     out, j_out = dW, j0
     if j1 - j0 < width:
         out, j_out = matrix(scratch, n_samples * padded_in_kernel(n_in) + P.size, n_out, width), 0
+    squares = zeros(dW)  # the padding's columns are zeros: they add nothing
     for i0 in range(0, n_out, 4):
-        _gradient_block(P, i0 // 4 * n_samples, V, v0, out, i0, min(4, n_out - i0), j_out)
+        squares = _gradient_block(P, i0 // 4 * n_samples, V, v0, out, i0, min(4, n_out - i0),
+                                  j_out, squares)
+    sums[strip] = total(squares)
     if j1 - j0 < width:
         for i in range(n_out):
             for j in range(j0, j1):
@@ -111,6 +126,12 @@ def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P)
             for j in range(j0, j1):
                 if mask[i, j] == 0:
                     dW[i, j] = 0
+    if l2 != 0 or has_mask:  # the squares summed again, of the final dW_ij
+        sum_sq = 0.0
+        for i in range(n_out):
+            for j in range(j0, j1):
+                sum_sq += dW[i, j] * dW[i, j]
+        sums[strip] = sum_sq
 
 
 @helper
@@ -128,25 +149,37 @@ def _bias_gradients(delta, db):
 
 @helper
 def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch,
-                   P):
+                   P, sums):
     """One iteration of weight_gradients: a strip of dW, or past the last strip the biases."""
     if strip < n_strips:
-        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P)
+        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums)
     elif has_bias:
         _bias_gradients(delta, db)
+
+
+@helper
+def _strip_sums(scratch, n_samples, n_in, n_out, n_strips):
+    """Where weight_gradients keeps each strip's sum of squares: in scratch, after the strips of
+    A_prev, delta's panels and the padded strip of dW."""
+    start = n_samples * (padded_in_kernel(n_in) + 4 * ((n_out + 3) // 4)) + n_out * STRIP_MAX
+    return matrix(scratch, start, 1, n_strips)[0]  # checked: IndexError past scratch's end
 
 
 def scratch_size(n_samples, n_in, n_out):
     """Length of the scratch buffer that weight_gradients and the delta rule back through it
     (deltas.hidden_delta with W_next = W) need for a layer of these sizes: the packed strips of
-    A_prev (the last padded), panels of delta and one strip of dW; or deltas.scratch_size."""
-    gradients = n_samples * (padded(n_in) + 4 * ((n_out + 3) // 4)) + n_out * STRIP_MAX
+    A_prev (the last padded), panels of delta, one strip of dW and a sum per strip (strips are 8
+    float64 wide, 16 float32); or deltas.scratch_size."""
+    gradients = (n_samples * (padded(n_in) + 4 * ((n_out + 3) // 4)) + n_out * STRIP_MAX
+                 + (n_in + 7) // 8)
     return max(gradients, delta_scratch_size(n_samples, n_in, n_out))
 
 
 @kernel
 def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel, scratch):
     """dW_ij = (1/n) sum_k delta_ki a_kj + l2 w_ij, 0 where mask_ij == 0; db_i = (1/n) sum_k delta_ki.
+    Returns sum_ij dW_ij^2 (for the history's ||dE/dW||), summed per strip as dW is stored, then
+    over the strips in their order: the same sum on any number of threads.
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over strips of
@@ -159,14 +192,14 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     width = 2 * lanes(dW)
     n_strips = (dW.shape[1] + width - 1) // width
     P = _delta_panels(scratch, n_samples, dW.shape[1], n_out)
+    sums = _strip_sums(scratch, n_samples, dW.shape[1], n_out, n_strips)
     n_panels = (n_out + 3) // 4
-    # A_prev's strips packed, all of them from PACK_MIN_ROWS neurons up, else the ragged last
-    # one only; the copies on the thread pool only when large (W2's first layer, 32 panels of
-    # delta and 32x784 of A_prev, is not: a parallel loop there is one more wake-up a batch).
+    # Delta's panels, and A_prev's strips: all of them from PACK_MIN_ROWS neurons up, else the
+    # ragged last one only. On the thread pool from PACK_PARALLEL_MIN elements.
     S = packed_strips(A_prev, width, scratch)
     first = 0 if n_out >= PACK_MIN_ROWS else dW.shape[1] // width
     n_tasks = n_panels + (n_samples + PACK_ROW_BLOCK - 1) // PACK_ROW_BLOCK
-    if parallel and n_samples * (n_out + dW.shape[1]) >= PARALLEL_MIN_ELEMENTS:
+    if parallel and n_samples * (n_out + dW.shape[1]) >= PACK_PARALLEL_MIN:
         for task in prange(n_tasks):
             _pack(task, n_panels, delta, P, A_prev, first, n_strips, S)
     else:
@@ -175,8 +208,12 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     if parallel:
         for strip in prange(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch, P)
+                           scratch, P, sums)
     else:
         for strip in range(n_strips + 1):
             _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch, P)
+                           scratch, P, sums)
+    sum_sq = 0.0
+    for strip in range(n_strips):
+        sum_sq += sums[strip]
+    return sum_sq

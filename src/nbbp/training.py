@@ -216,9 +216,9 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
         prev_offset = offset - nb * n_in
         A_prev = matrix(a_buf, prev_offset, nb, n_in) if l > 0 else X
         parallel = nb * W.size >= PARALLEL_MIN_WORK
-        weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
-                         layout[l, B_OFF] >= 0, parallel, scratch)
-        grad_norm_sum[l] += np.sqrt(_sum_of_squares(dW.ravel()))
+        sum_sq = weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
+                                  layout[l, B_OFF] >= 0, parallel, scratch)
+        grad_norm_sum[l] += np.sqrt(sum_sq)
         if l > 0:
             Z_prev = matrix(z_buf, prev_offset, nb, n_in)
             delta_prev = matrix(d_buf, prev_offset, nb, n_in)
