@@ -28,13 +28,14 @@ OUTPUT_LOSS_PAIRS = (
 # a batch of one sample, and sizes that span several kernel tiles with ragged ends.
 LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (4, 33, 65), (70, 37, 101), (131, 37, 67)]
 # Shapes where the delta rule and the gradients pack strips of W (64 samples up) and A_prev (64
-# neurons up), with ragged strips, panels of delta and blocks.
-PACKED_SHAPES = [(128, 256, 512), (65, 37, 515), (131, 517, 260)]
+# neurons up), with ragged strips, panels of delta and blocks; from 64 strips (1,024 float32
+# columns, 512 float64) in groups of 4, the last group short.
+PACKED_SHAPES = [(128, 256, 512), (65, 37, 515), (131, 517, 260), (66, 1030, 65)]
 # The same for the delta rule, as (n_samples, n_hidden, n_next): sums of at most 260 terms. In
 # float64 a sum of 512 unit-sized terms that cancels to ~0.003 differs from BLAS's by 2.5e-14,
 # past atol, and the kernel's is the closer to the exact sum (worst errors against long double
 # 5e-14 and BLAS's 8.5e-14).
-PACKED_DELTA_SHAPES = [(128, 512, 256), (65, 515, 37), (131, 37, 260)]
+PACKED_DELTA_SHAPES = [(128, 512, 256), (65, 515, 37), (131, 37, 260), (66, 1030, 20)]
 
 
 def tol(dtype):

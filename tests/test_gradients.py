@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, PACKED_SHAPES
+from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, PACKED_DELTA_SHAPES, PACKED_SHAPES
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp._simd import PACK_MIN_ROWS
+from nbbp._simd import PACK_MIN_ROWS, STRIP_GROUP
 from nbbp.gradients import scratch_size, weight_gradients
 
 
@@ -52,6 +52,12 @@ def test_the_shapes_tested_take_every_packed_path():
     assert any(n_out >= PACK_MIN_ROWS and n_in % 16 for _, n_in, n_out in shapes)
     assert any(n_out % 4 and n_out > 4 for _, _, n_out in shapes)
     assert any(n >= PACK_MIN_ROWS and n_in % 16 for n, n_in, _ in PACKED_SHAPES)
+    # strips in groups (float32), the last group short, its last strip ragged
+    grouped = 16 * STRIP_GROUP
+    assert any(n_out >= PACK_MIN_ROWS and n_in > 16 * grouped and n_in % 16 and
+               -(-n_in // 16) % STRIP_GROUP for _, n_in, n_out in PACKED_SHAPES)
+    assert any(n >= PACK_MIN_ROWS and n_in > 16 * grouped and n_in % 16 and
+               -(-n_in // 16) % STRIP_GROUP for n, n_in, _ in PACKED_DELTA_SHAPES)
 
 
 @pytest.mark.parametrize("n_samples, n_in, n_out, size", [

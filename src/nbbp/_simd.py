@@ -135,11 +135,18 @@ def padded(n):
 padded_in_kernel = helper(padded)  # the same, for compiled code
 
 
-# Rows per task of pack_strips on the thread pool. A copy of fewer than PACK_PARALLEL_MIN
-# elements runs on one thread: W2's first layer copies 32 x (784 + 128) for its gradients, in
-# about 3 us, and on the pool W2 ran at 201-206 thousand samples/s against 206-208.
-PACK_ROW_BLOCK = 16
-PACK_PARALLEL_MIN = 1 << 16
+# Strips packed by the task that works on them, STRIP_GROUP at a time (reading STRIP_GROUP x 64
+# bytes of each row of the source), where they make 16 groups or more (for balance between
+# threads; else one at a time). A parallel copy of all of them first was as fast (the delta rule
+# at 256x1024x1024 176-182 GFLOP/s, against 163-167 strip by strip), but a parallel loop of its
+# own in each kernel took about 2.5 s more of a first fit's compile.
+STRIP_GROUP = 4
+
+
+@helper
+def strips_per_group(n_strips):
+    """STRIP_GROUP where n_strips make 16 groups or more, else 1."""
+    return STRIP_GROUP if n_strips >= 16 * STRIP_GROUP else 1
 
 
 @part

@@ -3,9 +3,9 @@
 from numba import prange
 
 from ._jit import helper, jit, kernel, part
-from ._simd import (PACK_MIN_ROWS, PACK_PARALLEL_MIN, PACK_ROW_BLOCK, STRIP_MAX, fma, lanes,
-                    load, matrix, pack_strips, packed_strips, padded, padded_in_kernel, store,
-                    strip_source, zeros)
+from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, pack_strips,
+                    packed_strips, padded, padded_in_kernel, store, strip_source,
+                    strips_per_group, zeros)
 from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -106,6 +106,20 @@ def _delta_strip(strip, delta_next, W_next, delta, scratch):
                 delta[k, j0 + c] = out[k, c]
 
 
+@part
+def _delta_group(g, group, first, delta_next, W_next, delta, scratch):
+    """Strips g group .. g group + group - 1 of the delta rule, those from ``first`` on packed
+    first, together."""
+    width = 2 * lanes(delta)
+    n_strips = (delta.shape[1] + width - 1) // width
+    s0, s1 = g * group, min(g * group + group, n_strips)
+    if max(s0, first) < s1:
+        pack_strips(W_next, 0, W_next.shape[0], max(s0, first), s1,
+                    packed_strips(W_next, width, scratch))
+    for strip in range(s0, s1):
+        _delta_strip(strip, delta_next, W_next, delta, scratch)
+
+
 def scratch_size(n_samples, n_hidden, n_next):
     """Length of the scratch buffer hidden_delta needs: the packed strips of W_next (the last
     padded), and one strip of delta."""
@@ -124,27 +138,18 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     """
     width = 2 * lanes(delta)
     n_samples, n_hidden = delta.shape
-    n_next = W_next.shape[0]
     n_strips = (n_hidden + width - 1) // width
-    # W_next's strips packed first, all of them from PACK_MIN_ROWS samples up, else the ragged
-    # last one only; PACK_ROW_BLOCK rows of W_next a task.
-    S = packed_strips(W_next, width, scratch)
+    # From PACK_MIN_ROWS samples up each group of strips of W_next is packed by its task, else
+    # only the ragged last strip.
     first = 0 if n_samples >= PACK_MIN_ROWS else n_hidden // width
-    n_blocks = (n_next + PACK_ROW_BLOCK - 1) // PACK_ROW_BLOCK
-    if parallel and first == 0 and n_next * n_hidden >= PACK_PARALLEL_MIN:
-        for block in prange(n_blocks):
-            pack_strips(W_next, block * PACK_ROW_BLOCK,
-                        min(block * PACK_ROW_BLOCK + PACK_ROW_BLOCK, n_next), first, n_strips, S)
-    elif first * width < n_hidden:
-        for block in range(n_blocks):
-            pack_strips(W_next, block * PACK_ROW_BLOCK,
-                        min(block * PACK_ROW_BLOCK + PACK_ROW_BLOCK, n_next), first, n_strips, S)
+    group = strips_per_group(n_strips) if first == 0 else 1
+    n_groups = (n_strips + group - 1) // group
     if parallel:
-        for strip in prange(n_strips):
-            _delta_strip(strip, delta_next, W_next, delta, scratch)
+        for g in prange(n_groups):
+            _delta_group(g, group, first, delta_next, W_next, delta, scratch)
     else:
-        for strip in range(n_strips):
-            _delta_strip(strip, delta_next, W_next, delta, scratch)
+        for g in range(n_groups):
+            _delta_group(g, group, first, delta_next, W_next, delta, scratch)
     # serially, as forward_layer's activation
     times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
 

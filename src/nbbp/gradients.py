@@ -3,10 +3,10 @@ dE/db_i = mean_k delta_ki."""
 
 from numba import prange
 
-from ._jit import helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, PACK_PARALLEL_MIN, PACK_ROW_BLOCK, STRIP_MAX, add, fma,
-                    lanes, load, matrix, pack_strips, packed_strips, padded, padded_in_kernel,
-                    scale, square_add, store, strip_source, total, zeros)
+from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
+from ._simd import (PACK_MIN_ROWS, STRIP_MAX, add, fma, lanes, load, matrix, pack_strips,
+                    packed_strips, padded, padded_in_kernel, scale, square_add, store,
+                    strip_source, strips_per_group, total, zeros)
 from .deltas import scratch_size as delta_scratch_size
 
 
@@ -78,15 +78,17 @@ def _pack_panel(delta, panel, P):
             P[p0 + k, c] = delta[k, min(i0 + c, n_out - 1)]
 
 
-@part
-def _pack(task, n_panels, delta, P, A_prev, first, n_strips, S):
-    """One task of weight_gradients' copies: a panel of delta (task < n_panels), else a block of
-    PACK_ROW_BLOCK rows of A_prev's strips ``first`` <= s < n_strips."""
-    if task < n_panels:
-        _pack_panel(delta, task, P)
-    else:
-        p0 = (task - n_panels) * PACK_ROW_BLOCK
-        pack_strips(A_prev, p0, min(p0 + PACK_ROW_BLOCK, A_prev.shape[0]), first, n_strips, S)
+@helper
+def _bias_gradients(delta, db):
+    """db_i = (1/n) sum_k delta_ki, summed in the order of k."""
+    n_samples, n_out = delta.shape
+    for i in range(n_out):
+        db[i] = 0
+    for k in range(n_samples):
+        for i in range(n_out):
+            db[i] += delta[k, i]
+    for i in range(n_out):
+        db[i] /= n_samples
 
 
 @part
@@ -114,47 +116,33 @@ def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P,
         for i in range(n_out):
             for j in range(j0, j1):
                 dW[i, j] = out[i, j - j0]
-    # The penalty in a pass over the strip, in cache: reading w_ij in every block's stores cost
-    # W's whole size in loads even at l2 = 0, and an l2 branch there made Numba count
-    # references around each store.
-    if l2 != 0:
-        for i in range(n_out):
-            for j in range(j0, j1):
-                dW[i, j] += l2 * W[i, j]
-    if has_mask:
-        for i in range(n_out):
-            for j in range(j0, j1):
-                if mask[i, j] == 0:
-                    dW[i, j] = 0
-    if l2 != 0 or has_mask:  # the squares summed again, of the final dW_ij
+    # The penalty and the mask in a pass over the strip, in cache, summing the squares again:
+    # reading w_ij in every block's stores cost W's whole size in loads even at l2 = 0, and an
+    # l2 branch there made Numba count references around each store.
+    if l2 != 0 or has_mask:
         sum_sq = 0.0
         for i in range(n_out):
             for j in range(j0, j1):
-                sum_sq += dW[i, j] * dW[i, j]
+                g = dW[i, j] + l2 * W[i, j]
+                if has_mask and mask[i, j] == 0:
+                    g = dW.dtype.type(0)
+                dW[i, j] = g
+                sum_sq += g * g
         sums[strip] = sum_sq
 
 
-@helper
-def _bias_gradients(delta, db):
-    """db_i = (1/n) sum_k delta_ki, summed in the order of k."""
-    n_samples, n_out = delta.shape
-    for i in range(n_out):
-        db[i] = 0
-    for k in range(n_samples):
-        for i in range(n_out):
-            db[i] += delta[k, i]
-    for i in range(n_out):
-        db[i] /= n_samples
-
-
-@helper
-def _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, scratch,
-                   P, sums):
-    """One iteration of weight_gradients: a strip of dW, or past the last strip the biases."""
-    if strip < n_strips:
+@part
+def _gradient_group(g, group, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums):
+    """Strips g group .. g group + group - 1 of dW, those of A_prev from ``first`` on packed
+    first, together."""
+    width = 2 * lanes(dW)
+    n_strips = (dW.shape[1] + width - 1) // width
+    s0, s1 = g * group, min(g * group + group, n_strips)
+    if max(s0, first) < s1:
+        pack_strips(A_prev, 0, A_prev.shape[0], max(s0, first), s1,
+                    packed_strips(A_prev, width, scratch))
+    for strip in range(s0, s1):
         _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums)
-    elif has_bias:
-        _bias_gradients(delta, db)
 
 
 @helper
@@ -182,11 +170,11 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     over the strips in their order: the same sum on any number of threads.
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
-    Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over strips of
-    2 vectors of inputs j (one more iteration for db). In ``scratch`` (1-D, scratch_size(n, n_in,
+    Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over panels of
+    delta, then over strips of 2 vectors of inputs j, in groups; db serially. In ``scratch`` (1-D, scratch_size(n, n_in,
     n_out) long): delta in panels of 4 columns, packed strips of A_prev from PACK_MIN_ROWS
-    neurons up (and the last, when n_in is not a whole number of strips, always). Biases are
-    not penalised.
+    neurons up (and the last, when n_in is not a whole number of strips, always), a sum of
+    squares per strip. Biases are not penalised.
     """
     n_samples, n_out = delta.shape
     width = 2 * lanes(dW)
@@ -194,25 +182,31 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     P = _delta_panels(scratch, n_samples, dW.shape[1], n_out)
     sums = _strip_sums(scratch, n_samples, dW.shape[1], n_out, n_strips)
     n_panels = (n_out + 3) // 4
-    # Delta's panels, and A_prev's strips: all of them from PACK_MIN_ROWS neurons up, else the
-    # ragged last one only. On the thread pool from PACK_PARALLEL_MIN elements.
-    S = packed_strips(A_prev, width, scratch)
+    # A copy of delta: on the thread pool only when large (W2's 32x128 is not: a parallel loop
+    # there is one more wake-up of the pool a batch).
+    if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
+        for panel in prange(n_panels):
+            _pack_panel(delta, panel, P)
+    else:
+        for panel in range(n_panels):
+            _pack_panel(delta, panel, P)
+    # O(n n_out) adds, vectorised along the row: serially (as a last task of the strips' parallel
+    # loop it left one thread a group of strips more than the other at 256x1024x1024)
+    if has_bias:
+        _bias_gradients(delta, db)
+    # From PACK_MIN_ROWS neurons up each group of strips of A_prev is packed by its task, else
+    # only the ragged last strip.
     first = 0 if n_out >= PACK_MIN_ROWS else dW.shape[1] // width
-    n_tasks = n_panels + (n_samples + PACK_ROW_BLOCK - 1) // PACK_ROW_BLOCK
-    if parallel and n_samples * (n_out + dW.shape[1]) >= PACK_PARALLEL_MIN:
-        for task in prange(n_tasks):
-            _pack(task, n_panels, delta, P, A_prev, first, n_strips, S)
-    else:
-        for task in range(n_tasks):
-            _pack(task, n_panels, delta, P, A_prev, first, n_strips, S)
+    group = strips_per_group(n_strips) if first == 0 else 1
+    n_groups = (n_strips + group - 1) // group
     if parallel:
-        for strip in prange(n_strips + 1):
-            _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch, P, sums)
+        for g in prange(n_groups):
+            _gradient_group(g, group, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P,
+                            sums)
     else:
-        for strip in range(n_strips + 1):
-            _strip_or_bias(strip, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias,
-                           scratch, P, sums)
+        for g in range(n_groups):
+            _gradient_group(g, group, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P,
+                            sums)
     sum_sq = 0.0
     for strip in range(n_strips):
         sum_sq += sums[strip]
