@@ -184,13 +184,21 @@ def packed_strips(src, width, scratch):
 
 
 @helper
-def strip_source(src, strip, width, packed, scratch):
-    """(V, v0) with V[p, v0 + c] = src[p, strip * width + c] for c < width: src itself, or where
-    ``packed`` (or where the strip runs past src's last column, padded with zeros) its rows of
-    the packed_strips of src in scratch, after pack_strips."""
-    j0 = strip * width
-    if not packed and j0 + width <= src.shape[1]:
-        return src, j0
+def pack_group(src, s0, s1, first, scratch):
+    """Packs src's strips max(s0, first) <= s < s1, of 2 vectors of columns each, into their
+    rows of the packed_strips of src in scratch (pack_strips over every row)."""
+    if max(s0, first) < s1:
+        pack_strips(src, 0, src.shape[0], max(s0, first), s1,
+                    packed_strips(src, 2 * lanes(src), scratch))
+
+
+@helper
+def strip_source(src, strip, width, first, scratch):
+    """(V, v0) with V[p, v0 + c] = src[p, strip * width + c] for c < width: src itself for the
+    strips before ``first``, else the strip's rows of the packed_strips of src in scratch (which
+    pack_group fills from ``first`` on; a ragged last strip is always among them)."""
+    if strip < first:
+        return src, strip * width
     n_rows = src.shape[0]
     return matrix(scratch, strip * n_rows * width, n_rows, width), 0
 

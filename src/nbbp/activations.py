@@ -35,9 +35,10 @@ def _sigmoid(z, Z):
     return e / (one + e)
 
 
-# The row passes below run as parts (compiled once, called by every kernel that activates or
-# differentiates rows) over blocks of rows: inlined into each kernel's parallel and serial
-# loops, their loop per activation code cost a first fit 7 s of compile.
+# The row passes below are parts (compiled once, called by every kernel that activates or
+# differentiates rows): inlined into each kernel's loops, their loop per activation code cost a
+# first fit 7 s of compile. The matrix kernels call them once, serially, over the whole batch;
+# activation_forward and activation_derivative over blocks of ROW_BLOCK rows, in parallel.
 ROW_BLOCK = 16
 
 

@@ -3,9 +3,8 @@
 from numba import prange
 
 from ._jit import helper, jit, kernel, part
-from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, pack_strips,
-                    packed_strips, padded, padded_in_kernel, store, strip_source,
-                    strips_per_group, zeros)
+from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, pack_group, padded,
+                    padded_in_kernel, store, strip_source, strips_per_group, zeros)
 from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -83,16 +82,17 @@ def _delta_block(delta_next, k0, V, v0, delta, j0):
 
 
 @part
-def _delta_strip(strip, delta_next, W_next, delta, scratch):
+def _delta_strip(strip, first, delta_next, W_next, delta, scratch):
     """sum_i w_ij delta_next_ki for every sample k and one strip of 2 vectors of neurons j. The
     strip past the last whole one is computed padded with zeros, into its own slice of scratch,
     and its columns copied out (one scalar sum per column read W_next down its columns: at
-    128x100x100 the 4 such columns took as long as the 6 strips)."""
+    128x100x100 the 4 such columns took as long as the 6 strips). Strips from ``first`` on
+    are read packed."""
     n_samples, n_hidden = delta.shape
     n_next = W_next.shape[0]
     width = 2 * lanes(delta)
     j0 = strip * width
-    V, v0 = strip_source(W_next, strip, width, n_samples >= PACK_MIN_ROWS, scratch)
+    V, v0 = strip_source(W_next, strip, width, first, scratch)
     whole = j0 + width <= n_hidden
     out, j_out = delta, j0
     if not whole:
@@ -107,17 +107,13 @@ def _delta_strip(strip, delta_next, W_next, delta, scratch):
 
 
 @part
-def _delta_group(g, group, first, delta_next, W_next, delta, scratch):
-    """Strips g group .. g group + group - 1 of the delta rule, those from ``first`` on packed
-    first, together."""
-    width = 2 * lanes(delta)
-    n_strips = (delta.shape[1] + width - 1) // width
+def _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch):
+    """Strips g group .. g group + group - 1 of the delta rule, those of W_next from ``first`` on
+    packed first, together."""
     s0, s1 = g * group, min(g * group + group, n_strips)
-    if max(s0, first) < s1:
-        pack_strips(W_next, 0, W_next.shape[0], max(s0, first), s1,
-                    packed_strips(W_next, width, scratch))
+    pack_group(W_next, s0, s1, first, scratch)
     for strip in range(s0, s1):
-        _delta_strip(strip, delta_next, W_next, delta, scratch)
+        _delta_strip(strip, first, delta_next, W_next, delta, scratch)
 
 
 def scratch_size(n_samples, n_hidden, n_next):
@@ -146,10 +142,10 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _delta_group(g, group, first, delta_next, W_next, delta, scratch)
+            _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch)
     else:
         for g in range(n_groups):
-            _delta_group(g, group, first, delta_next, W_next, delta, scratch)
+            _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch)
     # serially, as forward_layer's activation
     times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
 

@@ -99,13 +99,13 @@ def _forward_tile(tile, A_prev, W, Z, width):
 
 
 @helper
-def _bias_and_activate(Z, b, has_bias, k0, k1, code, A):
-    """z_ki += b_i, then a_k = f(z_k), for the rows k0 <= k < k1."""
+def _bias_and_activate(Z, b, has_bias, code, A):
+    """z_ki += b_i, then a_k = f(z_k), for every sample k."""
     if has_bias:
-        for k in range(k0, k1):
+        for k in range(Z.shape[0]):
             for i in range(Z.shape[1]):
                 Z[k, i] += b[i]
-    activate_rows(Z, k0, k1, code, A)
+    activate_rows(Z, 0, Z.shape[0], code, A)
 
 
 @kernel
@@ -126,7 +126,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel):
             _forward_tile(tile, A_prev, W, Z, width)
     # O(n_samples n_out) work, on one thread: a second parallel loop here and in the delta rule
     # cost a first fit about 4 s of compile, for about 1.5% of a W4 epoch (256x1024 layers).
-    _bias_and_activate(Z, b, has_bias, 0, n_samples, code, A)
+    _bias_and_activate(Z, b, has_bias, code, A)
 
 
 # O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took

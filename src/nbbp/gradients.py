@@ -4,9 +4,9 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, STRIP_MAX, add, fma, lanes, load, matrix, pack_strips,
-                    packed_strips, padded, padded_in_kernel, scale, square_add, store,
-                    strip_source, strips_per_group, total, zeros)
+from ._simd import (PACK_MIN_ROWS, STRIP_MAX, add, fma, lanes, load, matrix, pack_group, padded,
+                    padded_in_kernel, scale, square_add, store, strip_source, strips_per_group,
+                    total, zeros)
 from .deltas import scratch_size as delta_scratch_size
 
 
@@ -92,18 +92,18 @@ def _bias_gradients(delta, db):
 
 
 @part
-def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums):
+def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums):
     """dW_ij for every neuron i and one strip of 2 vectors of inputs j, and sums[strip], the
     sum of their squares. The strip past the last whole one is computed padded with zeros,
     into its own slice of scratch after delta's panels, and its columns copied out (one scalar
     sum per column, reading delta down its columns, made 128x100x100 take 50 us against 29 at
-    128x96x96). P: _delta_panels."""
+    128x96x96). Strips from ``first`` on are read packed. P: _delta_panels."""
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
     width = 2 * lanes(dW)
     j0 = strip * width
     j1 = min(j0 + width, n_in)
-    V, v0 = strip_source(A_prev, strip, width, n_out >= PACK_MIN_ROWS, scratch)
+    V, v0 = strip_source(A_prev, strip, width, first, scratch)
     out, j_out = dW, j0
     if j1 - j0 < width:
         out, j_out = matrix(scratch, n_samples * padded_in_kernel(n_in) + P.size, n_out, width), 0
@@ -132,19 +132,14 @@ def _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P,
 
 
 @part
-def _gradient_group(g, group, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums):
+def _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW, scratch,
+                    P, sums):
     """Strips g group .. g group + group - 1 of dW, those of A_prev from ``first`` on packed
-    first, together. (deltas._delta_group does the same for W_next: these lines as a shared
-    helper in _simd, inlined or not, made the gradients at 256x1024x1024 slower, 181 -> 172
-    GFLOP/s in three alternating runs each, the delta rule level; the cause was not found.)"""
-    width = 2 * lanes(dW)
-    n_strips = (dW.shape[1] + width - 1) // width
+    first, together."""
     s0, s1 = g * group, min(g * group + group, n_strips)
-    if max(s0, first) < s1:
-        pack_strips(A_prev, 0, A_prev.shape[0], max(s0, first), s1,
-                    packed_strips(A_prev, width, scratch))
+    pack_group(A_prev, s0, s1, first, scratch)
     for strip in range(s0, s1):
-        _gradient_strip(strip, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums)
+        _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums)
 
 
 @helper
@@ -173,10 +168,10 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over panels of
-    delta, then over strips of 2 vectors of inputs j, in groups; db serially. In ``scratch`` (1-D, scratch_size(n, n_in,
-    n_out) long): delta in panels of 4 columns, packed strips of A_prev from PACK_MIN_ROWS
-    neurons up (and the last, when n_in is not a whole number of strips, always), a sum of
-    squares per strip. Biases are not penalised.
+    delta, then over strips of 2 vectors of inputs j, in groups; db serially. In ``scratch``
+    (1-D, scratch_size(n, n_in, n_out) long): delta in panels of 4 columns, packed strips of
+    A_prev from PACK_MIN_ROWS neurons up (and the last, when n_in is not a whole number of
+    strips, always), a sum of squares per strip. Biases are not penalised.
     """
     n_samples, n_out = delta.shape
     width = 2 * lanes(dW)
@@ -203,12 +198,12 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _gradient_group(g, group, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P,
-                            sums)
+            _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW,
+                            scratch, P, sums)
     else:
         for g in range(n_groups):
-            _gradient_group(g, group, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P,
-                            sums)
+            _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW,
+                            scratch, P, sums)
     sum_sq = 0.0
     for strip in range(n_strips):
         sum_sq += sums[strip]
