@@ -1,17 +1,26 @@
-"""Short vectors for the outer-product kernels: ``lanes(a)`` consecutive elements of a row of an
-array, held in one SIMD register (8 float32 or 4 float64 in AVX2's 32 bytes).
+"""The machine side of the kernels, in one place: short vectors and register blocks sized by the
+host profile (nbbp.host), packing into contiguous strips and panels, aligned buffers. The kernel
+modules keep the formulas; this module keeps what depends on the CPU.
 
-Numba vectorises loops along their index, so a sum over i of w_ij x_ki becomes one vector
-accumulator per j only through a reduction over i, with horizontal adds at the end and a
-register per output. The delta rule and the weight gradients want the other shape: for a
-block of 4 rows x 2 vectors of outputs, each step of i loads two vectors of a row of W once
-and adds x_ki times them into 8 accumulators that stay in registers for the whole sum. Numba
-has no vector type and LLVM's SLP vectoriser, which could build one, is off in Numba, so these
-five intrinsics build it: ``zeros``, ``load``, ``fma`` (acc + x * v with a scalar x),
-``scale`` (x * v) and ``store``; ``square_add`` (acc + v * v), ``add`` and ``total`` (the sum
-of the lanes) let the weight gradients sum their squares on the way out.
+A ``Vector`` is ``lanes(a)`` consecutive elements of a row, held in one SIMD register (16 float32
+with AVX-512's 64 bytes, 8 with AVX2's 32, 4 with SSE's or NEON's 16). Numba has no vector type
+and LLVM's SLP vectoriser, which could build one, is off in Numba, so intrinsics build it:
+``zeros``, ``load``, ``store``, ``fma`` (acc + x * v with a scalar x), ``scale``, ``square_add``,
+``add`` and ``total`` (the sum of the lanes).
+
+A ``Block`` is the register block of a matrix product, BLIS's micro-tile: ``block_rows`` rows x
+``block_vectors`` vectors of sums, held in registers over a whole sum over p. A kernel writes its
+block body as its formula, over rows r and the columns c of the block::
+
+    acc += outer(column(X, p), row(Y, p, c0))    # acc_rc += x_rp y_pc
+
+where ``column(X, p)`` is the block's ``block_rows`` scalars X[p, 0:block_rows] of a packed panel
+(x_rp), and ``row(Y, p, c0)`` the block's vectors of row p of Y from column c0 (y_pc). ``acc +=
+outer(x, y)`` compiles to one fused multiply-add per vector of the block, a broadcast of x_rp
+each row.
 """
 
+import operator
 from typing import Any, Callable
 
 import numpy as np
@@ -23,10 +32,12 @@ from numba.extending import intrinsic, models, overload, register_model
 from numba.np.arrayobj import populate_array
 
 from ._jit import helper, part
+from .host import host_profile
 
-# One AVX2 register. AVX-512 machines hold a Vector in one of their 256-bit registers; on SSE or
-# NEON machines LLVM splits it into two: correct everywhere, tuned for AVX2.
-REGISTER_BYTES = 32
+
+def _lanes_of(dtype):
+    """Elements of a Numba float type in one vector of the host profile."""
+    return host_profile().lanes(dtype.bitwidth // 8)
 
 
 class Vector(types.Type):
@@ -34,7 +45,7 @@ class Vector(types.Type):
 
     def __init__(self, dtype):
         self.dtype = dtype
-        self.lanes = REGISTER_BYTES // (dtype.bitwidth // 8)
+        self.lanes = _lanes_of(dtype)
         super().__init__(name=f"Vector({dtype} x {self.lanes})")
 
 
@@ -47,21 +58,43 @@ class _VectorModel(models.PrimitiveModel):
 
 def lanes(a):
     """The number of elements of ``a``'s dtype in one Vector."""
-    return REGISTER_BYTES // a.itemsize
+    return host_profile().lanes(a.itemsize)
 
 
 @overload(lanes, inline="always")
 def _lanes(a):
-    n = REGISTER_BYTES // (a.dtype.bitwidth // 8)
+    n = _lanes_of(a.dtype)
     return lambda a: n
 
 
-# The kernels work on strips of 2 vectors of columns. A strip of a row-major matrix is read one
-# cache line per row, 4 KiB apart at 1024 columns: the rows fall into a few cache sets and evict
-# each other. Copied into a contiguous block first ("packed", as BLAS does), it is read at full
-# speed; the copy pays once it is reused by enough blocks of output rows. Float32, 2 threads,
-# the delta rule at 256x1024x1024: 37 GFLOP/s unpacked, 156 packed; at 32x128x64 (8 row
-# blocks): 99 unpacked, 67 packed.
+def block_rows():
+    """Rows of a register block (host profile): the width of a packed panel."""
+    return host_profile().block_rows
+
+
+@overload(block_rows, inline="always")
+def _block_rows():
+    n = host_profile().block_rows
+    return lambda: n
+
+
+def strip_width(a):
+    """Columns of a register block and of a packed strip: block_vectors vectors of a's dtype."""
+    return host_profile().block_vectors * lanes(a)
+
+
+@overload(strip_width, inline="always")
+def _strip_width(a):
+    n = host_profile().block_vectors * _lanes_of(a.dtype)
+    return lambda a: n
+
+
+# The kernels work on strips of block_vectors vectors of columns. A strip of a row-major matrix
+# is read one cache line per row, 4 KiB apart at 1024 columns: the rows fall into a few cache
+# sets and evict each other. Copied into a contiguous block first ("packed", as BLAS does), it is
+# read at full speed; the copy pays once it is reused by enough blocks of output rows. AMD EPYC
+# (Zen 3, AVX2), float32, 2 threads, the delta rule at 256x1024x1024: 37 GFLOP/s unpacked, 156
+# packed; at 32x128x64 (8 row blocks): 99 unpacked, 67 packed.
 PACK_MIN_ROWS = 64
 
 
@@ -121,15 +154,23 @@ def aligned_zeros(shape, dtype):
     return raw[start:start + n_bytes].view(dtype).reshape(shape)
 
 
-# The widest strip a kernel works on: 2 vectors of float32. Scratch sizes are computed for it
-# (float64 strips, of 8, fit in the same room).
-STRIP_MAX = 2 * REGISTER_BYTES // 4
+def strip_max():
+    """The widest strip of any dtype, in elements: float32's. Scratch sizes are computed for it
+    (float64 strips, half as many elements, fit in the same room)."""
+    return host_profile().block_vectors * host_profile().lanes(4)
+
+
+@overload(strip_max, inline="always")
+def _strip_max():
+    n = strip_max()
+    return lambda: n
 
 
 def padded(n):
-    """n rounded up to a whole number of STRIP_MAX: room for the strips of n columns, the last
+    """n rounded up to a whole number of strip_max(): room for the strips of n columns, the last
     one padded."""
-    return STRIP_MAX * ((n + STRIP_MAX - 1) // STRIP_MAX)
+    width = strip_max()
+    return width * ((n + width - 1) // width)
 
 
 padded_in_kernel = helper(padded)  # the same, for compiled code
@@ -152,8 +193,8 @@ def strips_per_group(n_strips):
 @part
 def pack_strips(src, p0, p1, s0, s1, S):
     """S[s n + p, c] = src[p, s w + c] for the rows p0 <= p < p1 of src (n of them in all), the
-    strips s0 <= s < s1 of w = S.shape[1] = 2 lanes columns, and c < w; 0 past src's last
-    column.
+    strips s0 <= s < s1 of w = S.shape[1] = strip_width(src) columns, and c < w; 0 past src's
+    last column.
 
     Each strip of src becomes n contiguous rows of S. The copy runs along src's rows, in
     vectors: float32 1024x1024, 1 thread, 222 us against 807 strip by strip, reading each strip
@@ -161,13 +202,13 @@ def pack_strips(src, p0, p1, s0, s1, S):
     """
     n_rows, n_cols = src.shape
     width = S.shape[1]
-    half = lanes(S)
+    step = lanes(S)
     n_whole = n_cols // width
     j0 = n_whole * width
     for p in range(p0, p1):
         for s in range(s0, min(s1, n_whole)):
-            store(S, s * n_rows + p, 0, load(src, p, s * width))
-            store(S, s * n_rows + p, half, load(src, p, s * width + half))
+            for c in range(0, width, step):
+                store(S, s * n_rows + p, c, load(src, p, s * width + c))
         if j0 < n_cols and s0 <= n_whole < s1:
             r = n_whole * n_rows + p
             for c in range(n_cols - j0):
@@ -185,11 +226,11 @@ def packed_strips(src, width, scratch):
 
 @helper
 def pack_group(src, s0, s1, first, scratch):
-    """Packs src's strips max(s0, first) <= s < s1, of 2 vectors of columns each, into their
+    """Packs src's strips max(s0, first) <= s < s1, of strip_width(src) columns each, into their
     rows of the packed_strips of src in scratch (pack_strips over every row)."""
     if max(s0, first) < s1:
         pack_strips(src, 0, src.shape[0], max(s0, first), s1,
-                    packed_strips(src, 2 * lanes(src), scratch))
+                    packed_strips(src, strip_width(src), scratch))
 
 
 @helper
@@ -201,6 +242,29 @@ def strip_source(src, strip, width, first, scratch):
         return src, strip * width
     n_rows = src.shape[0]
     return matrix(scratch, strip * n_rows * width, n_rows, width), 0
+
+
+@part
+def pack_row_panel(src, k0, start, P):
+    """P[start + p, r] = src[min(k0 + r, n - 1), p] for every column p of src (n, m) and r <
+    P.shape[1]: block_rows rows of src from k0, transposed into a panel whose step p holds the
+    block's scalars side by side (rows past src's end repeat its last row)."""
+    n_rows, n_cols = src.shape
+    for r in range(P.shape[1]):
+        k = min(k0 + r, n_rows - 1)
+        for p in range(n_cols):
+            P[start + p, r] = src[k, p]
+
+
+@part
+def pack_column_panel(src, i0, start, P):
+    """P[start + p, r] = src[p, min(i0 + r, m - 1)] for every row p of src (n, m) and r <
+    P.shape[1]: block_rows columns of src from i0, as a panel whose step p holds the block's
+    scalars side by side (columns past src's end repeat its last column)."""
+    n_rows, n_cols = src.shape
+    for p in range(n_rows):
+        for r in range(P.shape[1]):
+            P[start + p, r] = src[p, min(i0 + r, n_cols - 1)]
 
 
 def _vector_pointer(context, builder, array_type, array, k, j, vector_type):
@@ -362,6 +426,294 @@ def _total(typingctx, v):
     return v.dtype(v), codegen
 
 
+# ------------------------------------------------------------------ register blocks
+class Block(types.Type):
+    """block_rows x block_vectors Vectors of ``dtype``: the sums of a register block."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.rows, self.vectors = host_profile().block_rows, host_profile().block_vectors
+        self.lanes = _lanes_of(dtype)
+        super().__init__(name=f"Block({dtype}, {self.rows} x {self.vectors} x {self.lanes})")
+
+
+class Column(types.Type):
+    """A block's block_rows scalars x_rp of one step p (one per row)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.rows = host_profile().block_rows
+        super().__init__(name=f"Column({dtype} x {self.rows})")
+
+
+class Row(types.Type):
+    """A block's block_vectors Vectors y_pc of one step p (its columns)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.vectors, self.lanes = host_profile().block_vectors, _lanes_of(dtype)
+        super().__init__(name=f"Row({dtype}, {self.vectors} x {self.lanes})")
+
+
+class Outer(types.Type):
+    """outer(x, y), the block of products x_r y_c, not formed: ``acc + outer(x, y)`` compiles
+    to one fused multiply-add per vector."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        super().__init__(name=f"Outer({dtype})")
+
+
+def _llvm_vector(context, dtype):
+    return ir.VectorType(context.get_value_type(dtype), _lanes_of(dtype))
+
+
+@register_model(Block)
+class _BlockModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
+                                                    fe_type.rows * fe_type.vectors))
+
+
+@register_model(Column)
+class _ColumnModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.ArrayType(element, fe_type.rows))
+
+
+@register_model(Row)
+class _RowModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
+                                                    fe_type.vectors))
+
+
+@register_model(Outer)
+class _OuterModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        column = dmm.lookup(Column(fe_type.dtype)).get_value_type()
+        row = dmm.lookup(Row(fe_type.dtype)).get_value_type()
+        super().__init__(dmm, fe_type, ir.LiteralStructType([column, row]))
+
+
+def _fmuladd(builder, x, y, acc):
+    """x * y + acc, one fused multiply-add per lane where the machine has one."""
+    bits = 64 if isinstance(acc.type.element, ir.DoubleType) else 32
+    fmuladd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(acc.type, [acc.type] * 3),
+        f"llvm.fmuladd.v{acc.type.count}f{bits}")
+    return builder.call(fmuladd, [x, y, acc])
+
+
+@intrinsic
+def _zeros_block(typingctx, like):
+    """A Block of zeros of ``like``'s dtype."""
+    if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
+        return None
+    block = Block(like.dtype)
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(context.get_value_type(block), None)
+
+    return block(like), codegen
+
+
+@intrinsic
+def _column(typingctx, X, p):
+    """The Column X[p, 0], ..., X[p, block_rows - 1] of a packed panel X."""
+    if not _is_c_matrix(X) or not isinstance(p, types.Integer):
+        return None
+    column_type = Column(X.dtype)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(X)(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, a.shape)
+        strides = cgutils.unpack_tuple(builder, a.strides)
+        p_index = context.cast(builder, args[1], p, types.intp)
+        check = context.enable_boundscheck
+        if check:  # the last scalar inside the row, like any other index
+            cgutils.get_item_pointer2(context, builder, a.data, shape, strides, X.layout,
+                                      [p_index, ir.Constant(p_index.type, column_type.rows - 1)],
+                                      wraparound=False, boundscheck=True)
+        first = cgutils.get_item_pointer2(context, builder, a.data, shape, strides, X.layout,
+                                          [p_index, ir.Constant(p_index.type, 0)],
+                                          wraparound=False, boundscheck=check)
+        value = ir.Constant(context.get_value_type(column_type), ir.Undefined)
+        for r in range(column_type.rows):
+            element = builder.load(builder.gep(first, [ir.Constant(ir.IntType(64), r)]))
+            value = builder.insert_value(value, element, r)
+        return value
+
+    return column_type(X, p), codegen
+
+
+@intrinsic
+def _row(typingctx, Y, p, c0):
+    """The Row of block_vectors Vectors Y[p, c0 + v lanes:], v < block_vectors."""
+    if not _is_c_matrix(Y) or not isinstance(p, types.Integer) or not isinstance(c0, types.Integer):
+        return None
+    row_type = Row(Y.dtype)
+    vector = Vector(Y.dtype)
+
+    def codegen(context, builder, signature, args):
+        p_index = context.cast(builder, args[1], p, types.intp)
+        c_index = context.cast(builder, args[2], c0, types.intp)
+        value = ir.Constant(context.get_value_type(row_type), ir.Undefined)
+        for v in range(row_type.vectors):
+            column = builder.add(c_index, c_index.type(v * row_type.lanes))
+            pointer = _vector_pointer(context, builder, Y, args[0], p_index, column, vector)
+            value = builder.insert_value(value, builder.load(pointer, align=Y.dtype.bitwidth // 8),
+                                         v)
+        return value
+
+    return row_type(Y, p, c0), codegen
+
+
+@intrinsic
+def _outer(typingctx, x, y):
+    """outer(x, y) of a Column and a Row, to be added to a Block."""
+    if not isinstance(x, Column) or not isinstance(y, Row) or x.dtype != y.dtype:
+        return None
+    outer_type = Outer(x.dtype)
+
+    def codegen(context, builder, signature, args):
+        value = ir.Constant(context.get_value_type(outer_type), ir.Undefined)
+        value = builder.insert_value(value, args[0], 0)
+        return builder.insert_value(value, args[1], 1)
+
+    return outer_type(x, y), codegen
+
+
+@intrinsic
+def _add_outer(typingctx, acc, product):
+    """acc_rc + x_r y_c for every row r and vector c of the block."""
+    if not isinstance(acc, Block) or not isinstance(product, Outer) or acc.dtype != product.dtype:
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = Vector(acc.dtype)
+        block, x, y = args[0], builder.extract_value(args[1], 0), builder.extract_value(args[1], 1)
+        ys = [builder.extract_value(y, v) for v in range(acc.vectors)]
+        for r in range(acc.rows):
+            x_r = _broadcast(context, builder, builder.extract_value(x, r), acc.dtype, vector)
+            for v in range(acc.vectors):
+                index = r * acc.vectors + v
+                block = builder.insert_value(
+                    block, _fmuladd(builder, x_r, ys[v], builder.extract_value(block, index)),
+                    index)
+        return block
+
+    return acc(acc, product), codegen
+
+
+@intrinsic
+def _scale_block(typingctx, acc, x):
+    """x acc_rc for a scalar x."""
+    if not isinstance(acc, Block) or not _is_scalar(x):
+        return None
+
+    def codegen(context, builder, signature, args):
+        x_v = _broadcast(context, builder, args[1], x, Vector(acc.dtype))
+        block = args[0]
+        for index in range(acc.rows * acc.vectors):
+            block = builder.insert_value(block, builder.fmul(builder.extract_value(block, index),
+                                                             x_v), index)
+        return block
+
+    return acc(acc, x), codegen
+
+
+@overload(operator.add)
+@overload(operator.iadd)
+def _block_plus_outer(acc, product):
+    if isinstance(acc, Block) and isinstance(product, Outer):
+        return lambda acc, product: _add_outer(acc, product)
+    return None
+
+
+@overload(operator.mul)
+def _block_times_scalar(acc, x):
+    if isinstance(acc, Block) and _is_scalar(x):
+        return lambda acc, x: _scale_block(acc, x)
+    return None
+
+
+@intrinsic
+def _store_block(typingctx, out, r0, c0, acc, n_rows):
+    """out[r0 + r, c0 + c] = acc_rc for the rows r < n_rows of the block and all its columns."""
+    if (not _is_c_matrix(out) or not isinstance(acc, Block) or acc.dtype != out.dtype
+            or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows))):
+        return None
+    vector = Vector(acc.dtype)
+
+    def codegen(context, builder, signature, args):
+        row0 = context.cast(builder, args[1], r0, types.intp)
+        col0 = context.cast(builder, args[2], c0, types.intp)
+        count = context.cast(builder, args[4], n_rows, types.intp)
+        for r in range(acc.rows):
+            with builder.if_then(builder.icmp_signed("<", count.type(r), count), likely=True):
+                for v in range(acc.vectors):
+                    pointer = _vector_pointer(context, builder, out, args[0],
+                                              builder.add(row0, row0.type(r)),
+                                              builder.add(col0, col0.type(v * acc.lanes)), vector)
+                    builder.store(builder.extract_value(args[3], r * acc.vectors + v), pointer,
+                                  align=out.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.void(out, r0, c0, acc, n_rows), codegen
+
+
+@intrinsic
+def _block_squares(typingctx, acc, n_rows):
+    """sum over the rows r < n_rows and vectors c of acc_rc * acc_rc, lane by lane: a Vector
+    (each row's squares apart, then the rows added in a tree)."""
+    if not isinstance(acc, Block) or not isinstance(n_rows, types.Integer):
+        return None
+    vector = Vector(acc.dtype)
+
+    def codegen(context, builder, signature, args):
+        count = context.cast(builder, args[1], n_rows, types.intp)
+        zero = ir.Constant(context.get_value_type(vector), None)
+        sums = []
+        for r in range(acc.rows):
+            q = zero
+            for v in range(acc.vectors):
+                g = builder.extract_value(args[0], r * acc.vectors + v)
+                q = _fmuladd(builder, g, g, q)
+            sums.append(builder.select(builder.icmp_signed("<", count.type(r), count), q, zero))
+        while len(sums) > 1:
+            sums = [builder.fadd(sums[m], sums[m + 1]) if m + 1 < len(sums) else sums[m]
+                    for m in range(0, len(sums), 2)]
+        return sums[0]
+
+    return vector(acc, n_rows), codegen
+
+
+def _python_zeros_block(like):
+    profile = host_profile()
+    return np.zeros((profile.block_rows, strip_width(like)), like.dtype)
+
+
+def _python_column(X, p):
+    return X[p, :block_rows()].copy()
+
+
+def _python_row(Y, p, c0):
+    return Y[p, c0:c0 + strip_width(Y)].copy()
+
+
+def _python_store_block(out, r0, c0, acc, n_rows):
+    out[r0:r0 + n_rows, c0:c0 + acc.shape[1]] = acc[:n_rows]
+
+
+def _python_block_squares(acc, n_rows):
+    squares = acc[:n_rows] ** 2
+    return squares.reshape(-1, lanes(acc)).sum(axis=0).astype(acc.dtype)
+
+
 def _python_zeros(like):
     return np.zeros(lanes(like), like.dtype)
 
@@ -403,12 +755,23 @@ fma: Callable[..., Any]
 square_add: Callable[..., Any]
 add: Callable[..., Any]
 total: Callable[..., Any]
+zeros_block: Callable[..., Any]
+column: Callable[..., Any]
+row: Callable[..., Any]
+outer: Callable[..., Any]
+store_block: Callable[..., Any]
+block_squares: Callable[..., Any]
 if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same steps on NumPy rows
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total
     _matrix_view = _python_matrix
+    # a Block is a (block_rows, strip_width) array, and acc += outer(x, y) NumPy's outer product
+    zeros_block, column, row, outer = _python_zeros_block, _python_column, _python_row, np.outer
+    store_block, block_squares = _python_store_block, _python_block_squares
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
     _matrix_view = _matrix
+    zeros_block, column, row, outer = _zeros_block, _column, _row, _outer
+    store_block, block_squares = _store_block, _block_squares

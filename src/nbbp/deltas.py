@@ -2,9 +2,10 @@
 
 from numba import prange
 
-from ._jit import helper, jit, kernel, part
-from ._simd import (PACK_MIN_ROWS, STRIP_MAX, fma, lanes, load, matrix, pack_group, padded,
-                    padded_in_kernel, store, strip_source, strips_per_group, zeros)
+from ._jit import PARALLEL_MIN_ELEMENTS, helper, jit, kernel, part
+from ._simd import (PACK_MIN_ROWS, block_rows, column, matrix, outer, pack_group, pack_row_panel,
+                    padded, padded_in_kernel, row, store_block, strip_max, strip_source,
+                    strip_width, strips_per_group, zeros_block)
 from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -50,56 +51,35 @@ def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
 
 
 @helper
-def _delta_block(delta_next, k0, V, v0, delta, j0):
-    """delta_kj = sum_i w_ij delta_next_ki for 4 samples from k0 (clamped to the batch) and the
-    2 vectors of neurons from j0; V[i, v0:] holds w_ij from j0 on (W_next, or its packed strip).
-
-    8 vector sums stay in registers over the whole i-sum: each step loads 2 vectors of row i of
-    W once, for 4 samples. Float32, 1 thread: 88 GFLOP/s at 256x1024x1024 (NumPy 92).
-    """
-    n_samples = delta.shape[0]
-    width = lanes(delta)
-    k1, k2, k3 = min(k0 + 1, n_samples - 1), min(k0 + 2, n_samples - 1), min(k0 + 3, n_samples - 1)
-    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = zeros(delta)
-    for i in range(delta_next.shape[1]):
-        w0, w1 = load(V, i, v0), load(V, i, v0 + width)
-        d = delta_next[k0, i]
-        s00, s01 = fma(s00, d, w0), fma(s01, d, w1)
-        d = delta_next[k1, i]
-        s10, s11 = fma(s10, d, w0), fma(s11, d, w1)
-        d = delta_next[k2, i]
-        s20, s21 = fma(s20, d, w0), fma(s21, d, w1)
-        d = delta_next[k3, i]
-        s30, s31 = fma(s30, d, w0), fma(s31, d, w1)
-    store(delta, k0, j0, s00)
-    store(delta, k0, j0 + width, s01)
-    store(delta, k1, j0, s10)
-    store(delta, k1, j0 + width, s11)
-    store(delta, k2, j0, s20)
-    store(delta, k2, j0 + width, s21)
-    store(delta, k3, j0, s30)
-    store(delta, k3, j0 + width, s31)
+def _delta_block(D, d0, V, v0, delta, k0, j0, n_rows):
+    """delta_kj = sum_i delta_next_ki w_ij for the block's n_rows <= block_rows samples k from
+    k0 and its strip_width neurons j from j0. D[d0 + i, r] = delta_next_(k0 + r)i (the block's
+    panel of delta_next); V[i, v0 + c] = w_i(j0 + c) (W_next, or its packed strip)."""
+    acc = zeros_block(delta)
+    for i in range(V.shape[0]):
+        acc += outer(column(D, d0 + i), row(V, i, v0))  # delta_kj += delta_next_ki w_ij
+    store_block(delta, k0, j0, acc, n_rows)
 
 
 @part
-def _delta_strip(strip, first, delta_next, W_next, delta, scratch):
-    """sum_i w_ij delta_next_ki for every sample k and one strip of 2 vectors of neurons j. The
+def _delta_strip(strip, first, D, delta_next, W_next, delta, scratch):
+    """sum_i delta_next_ki w_ij for every sample k and one strip of strip_width neurons j. The
     strip past the last whole one is computed padded with zeros, into its own slice of scratch,
     and its columns copied out (one scalar sum per column read W_next down its columns: at
     128x100x100 the 4 such columns took as long as the 6 strips). Strips from ``first`` on
-    are read packed."""
+    are read packed; D: the panels of delta_next."""
     n_samples, n_hidden = delta.shape
     n_next = W_next.shape[0]
-    width = 2 * lanes(delta)
+    width = strip_width(delta)
+    rows = block_rows()
     j0 = strip * width
     V, v0 = strip_source(W_next, strip, width, first, scratch)
     whole = j0 + width <= n_hidden
     out, j_out = delta, j0
     if not whole:
         out, j_out = matrix(scratch, n_next * padded_in_kernel(n_hidden), n_samples, width), 0
-    for k0 in range(0, n_samples, 4):
-        # The last block ends at the last sample, recomputing a few rows with the same sums.
-        _delta_block(delta_next, max(0, min(k0, n_samples - 4)), V, v0, out, j_out)
+    for k0 in range(0, n_samples, rows):
+        _delta_block(D, k0 // rows * n_next, V, v0, out, k0, j_out, min(rows, n_samples - k0))
     if not whole:
         for k in range(n_samples):
             for c in range(n_hidden - j0):
@@ -107,19 +87,32 @@ def _delta_strip(strip, first, delta_next, W_next, delta, scratch):
 
 
 @part
-def _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch):
+def _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch):
     """Strips g group .. g group + group - 1 of the delta rule, those of W_next from ``first`` on
     packed first, together."""
     s0, s1 = g * group, min(g * group + group, n_strips)
     pack_group(W_next, s0, s1, first, scratch)
     for strip in range(s0, s1):
-        _delta_strip(strip, first, delta_next, W_next, delta, scratch)
+        _delta_strip(strip, first, D, delta_next, W_next, delta, scratch)
 
 
 def scratch_size(n_samples, n_hidden, n_next):
     """Length of the scratch buffer hidden_delta needs: the packed strips of W_next (the last
-    padded), and one strip of delta."""
-    return n_next * padded(n_hidden) + n_samples * STRIP_MAX
+    padded), one strip of delta, and delta_next in panels of block_rows samples."""
+    rows = block_rows()
+    return (n_next * padded(n_hidden) + n_samples * strip_max()
+            + n_next * rows * ((n_samples + rows - 1) // rows))
+
+
+@helper
+def _panels(scratch, n_samples, n_hidden, n_next):
+    """The panels of delta_next in scratch, after W_next's strips and delta's padded strip:
+    rows q n_next .. q n_next + n_next - 1 hold samples q block_rows .. of delta_next,
+    transposed."""
+    rows = block_rows()
+    n_panels = (n_samples + rows - 1) // rows
+    return matrix(scratch, n_next * padded_in_kernel(n_hidden) + n_samples * strip_max(),
+                  n_panels * n_next, rows)
 
 
 @kernel
@@ -127,14 +120,25 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     """delta_kj = f'(z_kj) sum_i w_ij delta_next_ki (the delta rule).
 
     delta_next: (n_samples, n_next); W_next: (n_next, n_hidden); Z, A: (n_samples, n_hidden).
-    Writes delta (n_samples, n_hidden) in place. Parallel over strips of 2 vectors of neurons j,
-    then f' serially; from PACK_MIN_ROWS samples up each strip of W_next is first packed
-    into ``scratch`` (1-D, scratch_size(n_samples, n_hidden, n_next) long), and the last, when
-    n_hidden is not a whole number of strips, always.
+    Writes delta (n_samples, n_hidden) in place. Parallel over strips of strip_width neurons j,
+    then f' serially. In ``scratch`` (1-D, scratch_size(n_samples, n_hidden, n_next) long):
+    delta_next in panels of block_rows samples; from PACK_MIN_ROWS samples up each strip of
+    W_next, packed, and the last, when n_hidden is not a whole number of strips, always.
     """
-    width = 2 * lanes(delta)
+    width = strip_width(delta)
+    rows = block_rows()
     n_samples, n_hidden = delta.shape
+    n_next = W_next.shape[0]
     n_strips = (n_hidden + width - 1) // width
+    D = _panels(scratch, n_samples, n_hidden, n_next)
+    n_panels = (n_samples + rows - 1) // rows
+    # A copy of delta_next: on the thread pool only when large, as weight_gradients' panels.
+    if parallel and n_samples * n_next >= PARALLEL_MIN_ELEMENTS:
+        for q in prange(n_panels):
+            pack_row_panel(delta_next, q * rows, q * n_next, D)
+    else:
+        for q in range(n_panels):
+            pack_row_panel(delta_next, q * rows, q * n_next, D)
     # From PACK_MIN_ROWS samples up each group of strips of W_next is packed by its task, else
     # only the ragged last strip.
     first = 0 if n_samples >= PACK_MIN_ROWS else n_hidden // width
@@ -142,10 +146,10 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch)
+            _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch)
     else:
         for g in range(n_groups):
-            _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch)
+            _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch)
     # serially, as forward_layer's activation
     times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
 

@@ -4,78 +4,35 @@ dE/db_i = mean_k delta_ki."""
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, STRIP_MAX, add, fma, lanes, load, matrix, pack_group, padded,
-                    padded_in_kernel, scale, square_add, store, strip_source, strips_per_group,
-                    total, zeros)
+from ._simd import (PACK_MIN_ROWS, add, block_rows, block_squares, column, matrix, outer,
+                    pack_column_panel, pack_group, padded, padded_in_kernel, row, store_block,
+                    strip_max, strip_source, strip_width, strips_per_group, total, zeros,
+                    zeros_block)
 from .deltas import scratch_size as delta_scratch_size
 
 
 @helper
-def _gradient_block(P, p0, V, v0, dW, i0, n_rows, j0, squares):
-    """dW_ij = (1/n) sum_k delta_ki a_kj, for the n_rows <= 4 neurons from i0 and the 2 vectors of
-    inputs from j0. P[p0:p0 + n] is delta's panel of columns i0.. (4 wide, so the 4 delta_ki of
-    a step are at fixed offsets from one pointer), V[k, v0:] a_kj from j0 on (A_prev, or its
-    packed strip). Reading delta in place, at 4 column offsets of a runtime stride, LLVM kept
-    16 addresses of its 4x-unrolled loop on the stack: W2's first layer, 32x784x128 float32 on 2
-    threads, 67 -> 54 us packed (NumPy 51); 256x1024x1024 120-140 -> 167-173 GFLOP/s.
-
-    8 vector sums stay in registers over the whole k-sum: each step loads 2 vectors of row k of
-    A_prev once, for 4 neurons (past n_rows, the panel repeats the last column, and the store
-    writes the last row's sums again). Returns the vector ``squares`` plus the squares of the
-    n_rows rows' dW_ij, lane by lane.
-    """
-    n_samples = V.shape[0]
-    width = lanes(dW)
-    inv_n = dW.dtype.type(1) / n_samples
-    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = zeros(dW)
-    for k in range(n_samples):
-        a0, a1 = load(V, k, v0), load(V, k, v0 + width)
-        d = P[p0 + k, 0]
-        s00, s01 = fma(s00, d, a0), fma(s01, d, a1)
-        d = P[p0 + k, 1]
-        s10, s11 = fma(s10, d, a0), fma(s11, d, a1)
-        d = P[p0 + k, 2]
-        s20, s21 = fma(s20, d, a0), fma(s21, d, a1)
-        d = P[p0 + k, 3]
-        s30, s31 = fma(s30, d, a0), fma(s31, d, a1)
-    # each row's squares apart, then added in a tree: one add a block on the chain through
-    # ``squares`` (8 dependent square_adds a block made W2's first layer 10% slower)
-    q0 = _store_row(dW, i0, j0, s00, s01, inv_n, True)
-    q1 = _store_row(dW, i0 + min(1, n_rows - 1), j0, s10, s11, inv_n, n_rows > 1)
-    q2 = _store_row(dW, i0 + min(2, n_rows - 1), j0, s20, s21, inv_n, n_rows > 2)
-    q3 = _store_row(dW, i0 + min(3, n_rows - 1), j0, s30, s31, inv_n, n_rows > 3)
-    return add(squares, add(add(q0, q1), add(q2, q3)))
-
-
-@helper
-def _store_row(dW, i, j0, s0, s1, inv_n, counted):
-    """dW[i, j0:] = inv_n (s0, s1); returns their squares, lane by lane, if ``counted``, else
-    zeros."""
-    g0, g1 = scale(s0, inv_n), scale(s1, inv_n)
-    store(dW, i, j0, g0)
-    store(dW, i, j0 + lanes(dW), g1)
-    if counted:
-        return square_add(square_add(zeros(dW), g0), g1)
-    return zeros(dW)
+def _gradient_block(P, p0, V, v0, dW, i0, j0, n_rows):
+    """dW_ij = (1/n) sum_k delta_ki a_kj for the block's n_rows <= block_rows neurons i from i0
+    and its strip_width inputs j from j0. P[p0 + k, r] = delta_k(i0 + r) (the block's panel of
+    delta); V[k, v0 + c] = a_k(j0 + c) (A_prev, or its packed strip). Returns the squares of the
+    dW_ij it stores, summed lane by lane (a Vector)."""
+    acc = zeros_block(dW)
+    for k in range(V.shape[0]):
+        acc += outer(column(P, p0 + k), row(V, k, v0))  # dW_ij += delta_ki a_kj
+    acc = acc * (dW.dtype.type(1) / V.shape[0])
+    store_block(dW, i0, j0, acc, n_rows)
+    return block_squares(acc, n_rows)
 
 
 @helper
 def _delta_panels(scratch, n_samples, n_in, n_out):
-    """Delta's packed panels in scratch, after the strips of A_prev: rows p n .. p n + n - 1
-    hold delta's columns 4p .. 4p + 3 (one view, not one per block: each view of an array
+    """Delta's packed panels in scratch, after the strips of A_prev: rows q n .. q n + n - 1
+    hold delta's columns q block_rows .. (one view, not one per block: each view of an array
     costs a pair of atomic reference counts)."""
-    return matrix(scratch, n_samples * padded_in_kernel(n_in), (n_out + 3) // 4 * n_samples, 4)
-
-
-@part
-def _pack_panel(delta, panel, P):
-    """Rows panel n .. panel n + n - 1 of P: delta's columns 4 panel .. 4 panel + 3, repeating
-    its last column past its end."""
-    n_samples, n_out = delta.shape
-    i0, p0 = 4 * panel, panel * n_samples
-    for k in range(n_samples):
-        for c in range(4):
-            P[p0 + k, c] = delta[k, min(i0 + c, n_out - 1)]
+    rows = block_rows()
+    return matrix(scratch, n_samples * padded_in_kernel(n_in),
+                  (n_out + rows - 1) // rows * n_samples, rows)
 
 
 @helper
@@ -93,14 +50,15 @@ def _bias_gradients(delta, db):
 
 @part
 def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scratch, P, sums):
-    """dW_ij for every neuron i and one strip of 2 vectors of inputs j, and sums[strip], the
+    """dW_ij for every neuron i and one strip of strip_width inputs j, and sums[strip], the
     sum of their squares. The strip past the last whole one is computed padded with zeros,
     into its own slice of scratch after delta's panels, and its columns copied out (one scalar
     sum per column, reading delta down its columns, made 128x100x100 take 50 us against 29 at
     128x96x96). Strips from ``first`` on are read packed. P: _delta_panels."""
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
-    width = 2 * lanes(dW)
+    width = strip_width(dW)
+    rows = block_rows()
     j0 = strip * width
     j1 = min(j0 + width, n_in)
     V, v0 = strip_source(A_prev, strip, width, first, scratch)
@@ -108,9 +66,9 @@ def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scra
     if j1 - j0 < width:
         out, j_out = matrix(scratch, n_samples * padded_in_kernel(n_in) + P.size, n_out, width), 0
     squares = zeros(dW)  # the padding's columns are zeros: they add nothing
-    for i0 in range(0, n_out, 4):
-        squares = _gradient_block(P, i0 // 4 * n_samples, V, v0, out, i0, min(4, n_out - i0),
-                                  j_out, squares)
+    for i0 in range(0, n_out, rows):
+        squares = add(squares, _gradient_block(P, i0 // rows * n_samples, V, v0, out, i0, j_out,
+                                               min(rows, n_out - i0)))
     sums[strip] = total(squares)
     if j1 - j0 < width:
         for i in range(n_out):
@@ -146,17 +104,22 @@ def _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_m
 def _strip_sums(scratch, n_samples, n_in, n_out, n_strips):
     """Where weight_gradients keeps each strip's sum of squares: in scratch, after the strips of
     A_prev, delta's panels and the padded strip of dW."""
-    start = n_samples * (padded_in_kernel(n_in) + 4 * ((n_out + 3) // 4)) + n_out * STRIP_MAX
+    rows = block_rows()
+    start = (n_samples * (padded_in_kernel(n_in) + rows * ((n_out + rows - 1) // rows))
+             + n_out * strip_max())
     return matrix(scratch, start, 1, n_strips)[0]  # checked: IndexError past scratch's end
 
 
 def scratch_size(n_samples, n_in, n_out):
     """Length of the scratch buffer that weight_gradients and the delta rule back through it
     (deltas.hidden_delta with W_next = W) need for a layer of these sizes: the packed strips of
-    A_prev (the last padded), panels of delta, one strip of dW and a sum per strip (strips are 8
-    float64 wide, 16 float32); or deltas.scratch_size."""
-    gradients = (n_samples * (padded(n_in) + 4 * ((n_out + 3) // 4)) + n_out * STRIP_MAX
-                 + (n_in + 7) // 8)
+    A_prev (the last padded), delta in panels of block_rows columns, one strip of dW and a sum
+    per strip (strip_max() float32 columns wide, half as many float64); or
+    deltas.scratch_size."""
+    rows = block_rows()
+    float64_width = strip_max() // 2
+    gradients = (n_samples * (padded(n_in) + rows * ((n_out + rows - 1) // rows))
+                 + n_out * strip_max() + (n_in + float64_width - 1) // float64_width)
     return max(gradients, delta_scratch_size(n_samples, n_in, n_out))
 
 
@@ -168,25 +131,26 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
     Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over panels of
-    delta, then over strips of 2 vectors of inputs j, in groups; db serially. In ``scratch``
-    (1-D, scratch_size(n, n_in, n_out) long): delta in panels of 4 columns, packed strips of
+    delta, then over strips of strip_width inputs j, in groups; db serially. In ``scratch``
+    (1-D, scratch_size(n, n_in, n_out) long): delta in panels of block_rows columns, packed strips of
     A_prev from PACK_MIN_ROWS neurons up (and the last, when n_in is not a whole number of
     strips, always), a sum of squares per strip. Biases are not penalised.
     """
     n_samples, n_out = delta.shape
-    width = 2 * lanes(dW)
+    width = strip_width(dW)
+    rows = block_rows()
     n_strips = (dW.shape[1] + width - 1) // width
     P = _delta_panels(scratch, n_samples, dW.shape[1], n_out)
     sums = _strip_sums(scratch, n_samples, dW.shape[1], n_out, n_strips)
-    n_panels = (n_out + 3) // 4
+    n_panels = (n_out + rows - 1) // rows
     # A copy of delta: on the thread pool only when large (W2's 32x128 is not: a parallel loop
     # there is one more wake-up of the pool a batch).
     if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
-        for panel in prange(n_panels):
-            _pack_panel(delta, panel, P)
+        for q in prange(n_panels):
+            pack_column_panel(delta, q * rows, q * n_samples, P)
     else:
-        for panel in range(n_panels):
-            _pack_panel(delta, panel, P)
+        for q in range(n_panels):
+            pack_column_panel(delta, q * rows, q * n_samples, P)
     # O(n n_out) adds, vectorised along the row: serially (as a last task of the strips' parallel
     # loop it left one thread a group of strips more than the other at 256x1024x1024)
     if has_bias:
