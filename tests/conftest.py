@@ -25,8 +25,10 @@ OUTPUT_LOSS_PAIRS = (
     + [("softmax", "cross_entropy"), ("sigmoid", "cross_entropy")]
 )
 # (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
-# a batch of one sample, and sizes that span several kernel tiles with ragged ends.
-LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (4, 33, 65), (70, 37, 101), (131, 37, 67)]
+# a batch of one sample, and sizes that span several kernel tiles with ragged ends (9x70x13: a
+# layer read in place, past one strip of AVX-512 float32 columns, ragged).
+LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (9, 70, 13), (4, 33, 65),
+                (70, 37, 101), (131, 37, 67)]
 # Shapes where the delta rule and the gradients pack strips of W (64 samples up) and A_prev (64
 # neurons up), with ragged strips, panels of delta and blocks; from 64 strips (1,024 float32
 # columns, 512 float64) in groups of 4, the last group short.
@@ -48,6 +50,37 @@ def assert_equivalent(got, expected, dtype):
     if np.dtype(dtype) == np.float32 and np.size(expected):
         t["atol"] = max(t["atol"], t["rtol"] * float(np.max(np.abs(expected))))
     assert_allclose(got, expected, **t)
+
+
+def sum_error_bound(abs_sum, n_terms, dtype):
+    """How far two evaluations of a sum of n_terms terms, in any two orders, in ``dtype``, can
+    be apart, where the terms' absolute values add up to ``abs_sum``: each is within gamma_n
+    abs_sum of the exact sum, gamma_n = n u / (1 - n u) with u the unit roundoff (Higham,
+    Accuracy and Stability of Numerical Algorithms, sec. 3.1), so 2 gamma_n abs_sum. A dot
+    product that cancels is small with an error of this size, whatever order a CPU sums in."""
+    u = np.finfo(dtype).eps / 2
+    n = max(int(n_terms), 1)
+    return 2 * n * u / (1 - n * u) * np.asarray(abs_sum, dtype=np.float64)
+
+
+# Roundings after a sum (a bias added, a factor f'(z) or 1/n applied, an activation evaluated)
+# each add at most u relative error: a few of them, with room.
+POST_SUM_ROUNDINGS = 8
+
+
+def assert_sums_equivalent(got, expected, abs_sum, n_terms, dtype, extra=0.0):
+    """A kernel's sums equal their reference twin's within sum_error_bound, elementwise, plus a
+    few roundings of the result, plus ``extra`` (the error of a factor computed apart)."""
+    u = np.finfo(dtype).eps / 2
+    bound = (sum_error_bound(abs_sum, n_terms, dtype) + extra
+             + POST_SUM_ROUNDINGS * u * np.abs(np.asarray(expected, dtype=np.float64))
+             + np.finfo(dtype).tiny)
+    error = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
+    excess = np.ravel(error - bound)
+    worst = int(np.argmax(excess)) if excess.size else 0
+    assert np.all(error <= bound), (
+        f"{np.sum(~(error <= bound))} of {np.size(error)} elements past the sum's error bound; "
+        f"worst: error {np.ravel(error)[worst]:.3g} against bound {np.ravel(bound)[worst]:.3g}")
 
 
 @pytest.fixture(params=[False, True], ids=["serial", "parallel"])

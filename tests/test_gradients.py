@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, PACKED_DELTA_SHAPES, PACKED_SHAPES
+from conftest import assert_sums_equivalent, sum_error_bound, DTYPES, LAYER_SHAPES, PACKED_DELTA_SHAPES, PACKED_SHAPES
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp._simd import PACK_MIN_ROWS, STRIP_GROUP
+from nbbp._simd import PACK_MIN_ROWS, STRIP_GROUP, block_rows, strip_max, strip_width
 from nbbp.gradients import scratch_size, weight_gradients
 
 
@@ -29,14 +29,23 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
     sum_sq = weight_gradients(delta, A_prev, W, dtype(l2), mask, masked, dW, db, has_bias,
                               parallel, scratch)
     dW_ref, db_ref = reference.gradients(delta, A_prev, mask if masked else None, W, l2)
-    assert_equivalent(dW, dW_ref, dtype)
-    # the sum of squares, for ||dE/dW||: each row once, where the last block of 4 neurons
-    # stores its last row again
-    assert_equivalent(sum_sq, np.sum(dW_ref.astype(np.float64) ** 2), dtype)
+    # (1/n) times a sum of n terms delta_ki a_kj, plus l2 w_ij
+    abs_sum = (np.abs(delta.astype(np.float64)).T @ np.abs(A_prev.astype(np.float64)) / n_samples
+               + l2 * np.abs(W.astype(np.float64)))
+    assert_sums_equivalent(dW, dW_ref, abs_sum, n_samples + 1, dtype)
+    # the sum of squares, for ||dE/dW||, each row once (a block's rows past n_out are not
+    # counted): each dW_ij^2 moves by at most 2 |dW_ij| times its bound, and the sum of
+    # n_out n_in squares has its own
+    g = np.abs(dW_ref.astype(np.float64))
+    square_bound = np.sum(2 * g * sum_error_bound(abs_sum, n_samples + 1, dtype) + g * g * 1e-6
+                          * (dtype == np.float32))
+    assert_sums_equivalent(sum_sq, np.sum(g ** 2), np.sum(g ** 2) + square_bound,
+                           dW.size + 1, dtype)
     if masked:
         assert_array_equal(dW[mask == 0], 0)
     if has_bias:
-        assert_equivalent(db, db_ref, dtype)
+        assert_sums_equivalent(db, db_ref, np.abs(delta.astype(np.float64)).sum(axis=0)
+                               / n_samples, n_samples, dtype)
     else:
         assert np.isnan(db).all()  # untouched when the layer has no bias
 
@@ -44,32 +53,45 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
 def test_the_shapes_tested_take_every_packed_path():
     # The equivalence tests above pass scratch buffers of exactly scratch_size: these shapes make
     # the kernel read A_prev in place (below 64 neurons) and pack its strips (64 up), each with
-    # a last strip past n_in padded, and pack delta into panels of 4 columns with a last panel
-    # that repeats its last column; the delta rule packs strips of W from 64 samples up.
+    # a last strip past n_in padded, and pack delta into panels of block_rows columns with a
+    # last panel that repeats its last column; the delta rule packs strips of W from 64 samples
+    # up. Strips are strip_width wide: 2 vectors of the host profile, per dtype.
     shapes = LAYER_SHAPES + PACKED_SHAPES
-    assert any(n_out < PACK_MIN_ROWS and n_in >= 16 for _, n_in, n_out in shapes)
-    assert any(n_out < PACK_MIN_ROWS and n_in > 16 and n_in % 16 for _, n_in, n_out in shapes)
-    assert any(n_out >= PACK_MIN_ROWS and n_in % 16 for _, n_in, n_out in shapes)
-    assert any(n_out % 4 and n_out > 4 for _, _, n_out in shapes)
-    assert any(n >= PACK_MIN_ROWS and n_in % 16 for n, n_in, _ in PACKED_SHAPES)
-    # strips in groups (float32), the last group short, its last strip ragged
+    rows = block_rows()
+    widths = [strip_width(np.empty(0, dtype)) for dtype in DTYPES]
+    for w in widths:
+        assert any(n_out < PACK_MIN_ROWS and n_in >= w for _, n_in, n_out in shapes)
+        assert any(n_out < PACK_MIN_ROWS and n_in > w and n_in % w for _, n_in, n_out in shapes)
+        assert any(n_out >= PACK_MIN_ROWS and n_in % w for _, n_in, n_out in shapes)
+        assert any(n >= PACK_MIN_ROWS and n_in % w for n, n_in, _ in PACKED_SHAPES)
+    assert any(n_out % rows and n_out > rows for _, _, n_out in shapes)
+    assert any(n % rows and n > rows for n, _, _ in PACKED_DELTA_SHAPES)
+    # strips in groups (in the dtype with the narrower strips), the last group short, its last
+    # strip ragged
+    w = min(widths)
     grouped = 16 * STRIP_GROUP
-    assert any(n_out >= PACK_MIN_ROWS and n_in > 16 * grouped and n_in % 16 and
-               -(-n_in // 16) % STRIP_GROUP for _, n_in, n_out in PACKED_SHAPES)
-    assert any(n >= PACK_MIN_ROWS and n_in > 16 * grouped and n_in % 16 and
-               -(-n_in // 16) % STRIP_GROUP for n, n_in, _ in PACKED_DELTA_SHAPES)
+    assert any(n_out >= PACK_MIN_ROWS and n_in > w * grouped and n_in % w and
+               -(-n_in // w) % STRIP_GROUP for _, n_in, n_out in PACKED_SHAPES)
+    assert any(n >= PACK_MIN_ROWS and n_in > w * grouped and n_in % w and
+               -(-n_in // w) % STRIP_GROUP for n, n_in, _ in PACKED_DELTA_SHAPES)
 
 
-@pytest.mark.parametrize("n_samples, n_in, n_out, size", [
-    # per sample, strips of A_prev (n_in rounded up to 16: 100 -> 112) and 4 delta columns a
-    # panel; one strip (16) of dW per neuron; a sum of squares per strip (of 8 or more: 100 -> 13)
-    (63, 100, 63, 63 * (112 + 64) + 63 * 16 + 13), (10, 100, 4, 10 * (112 + 4) + 4 * 16 + 13),
-    (3, 5, 1, 3 * (16 + 4) + 16 + 1),
-    # the delta rule's packed W_next (n_out x n_in rounded up) and one strip of delta, where
-    # that is larger
-    (64, 100, 512, 512 * 112 + 64 * 16), (600, 100, 511, 600 * (112 + 512) + 511 * 16 + 13)])
-def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out, size):
-    assert scratch_size(n_samples, n_in, n_out) == size
+def _padded(n):
+    return strip_max() * -(-n // strip_max())
+
+
+@pytest.mark.parametrize("n_samples, n_in, n_out", [(63, 100, 63), (10, 100, 4), (3, 5, 1),
+                                                    (64, 100, 512), (600, 100, 511)])
+def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out):
+    rows, width = block_rows(), strip_max()
+    # per sample, strips of A_prev (n_in rounded up to whole strips) and delta in panels of
+    # block_rows columns; one strip of dW per neuron; a sum of squares per float64 strip
+    gradients = (n_samples * (_padded(n_in) + rows * -(-n_out // rows)) + n_out * width
+                 + -(-n_in // (width // 2)))
+    # the delta rule's packed W_next (n_out x n_in rounded up), one strip of delta per sample,
+    # and delta_next in panels of block_rows samples
+    delta_rule = n_out * _padded(n_in) + n_samples * width + n_out * rows * -(-n_samples // rows)
+    assert scratch_size(n_samples, n_in, n_out) == max(gradients, delta_rule)
 
 
 def test_weight_gradients_with_too_small_a_scratch_buffer_raises():

@@ -692,6 +692,274 @@ def _block_squares(typingctx, acc, n_rows):
     return vector(acc, n_rows), codegen
 
 
+# ------------------------------------------------------------- blocks of dot products
+class Dots(types.Type):
+    """The forward kernel's block: dot_block = (rows, cols) Vectors of partial sums, one per
+    pair of a row of one matrix (a sample's a_k) and a row of another (a neuron's w_i), over
+    the lanes of j."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.rows, self.cols = host_profile().dot_block
+        self.lanes = _lanes_of(dtype)
+        super().__init__(name=f"Dots({dtype}, {self.rows} x {self.cols} x {self.lanes})")
+
+
+class Rows(types.Type):
+    """``count`` Vectors: one vector of columns j .. j + lanes - 1 from each of ``count`` rows."""
+
+    def __init__(self, dtype, count):
+        self.dtype, self.count = dtype, count
+        self.lanes = _lanes_of(dtype)
+        super().__init__(name=f"Rows({dtype}, {count} x {self.lanes})")
+
+
+class Pairs(types.Type):
+    """pairs(a, w): the products a_r w_c of every pair of a Rows of Dots' rows and one of its
+    cols, not formed: ``acc + pairs(a, w)`` is one fused multiply-add per pair."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        super().__init__(name=f"Pairs({dtype})")
+
+
+@register_model(Dots)
+class _DotsModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
+                                                    fe_type.rows * fe_type.cols))
+
+
+@register_model(Rows)
+class _RowsModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
+                                                    fe_type.count))
+
+
+@register_model(Pairs)
+class _PairsModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        rows, cols = host_profile().dot_block
+        a = dmm.lookup(Rows(fe_type.dtype, rows)).get_value_type()
+        w = dmm.lookup(Rows(fe_type.dtype, cols)).get_value_type()
+        super().__init__(dmm, fe_type, ir.LiteralStructType([a, w]))
+
+
+def dot_rows():
+    """Samples in the forward kernel's block (host profile)."""
+    return host_profile().dot_block[0]
+
+
+@overload(dot_rows, inline="always")
+def _dot_rows():
+    n = host_profile().dot_block[0]
+    return lambda: n
+
+
+def dot_cols():
+    """Neurons in the forward kernel's block (host profile)."""
+    return host_profile().dot_block[1]
+
+
+@overload(dot_cols, inline="always")
+def _dot_cols():
+    n = host_profile().dot_block[1]
+    return lambda: n
+
+
+@intrinsic
+def _zeros_dots(typingctx, like):
+    """Dots of zeros of ``like``'s dtype."""
+    if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
+        return None
+    dots = Dots(like.dtype)
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(context.get_value_type(dots), None)
+
+    return dots(like), codegen
+
+
+def _rows_intrinsic(which):
+    """rows(M, r0, j, n) for the Dots' rows (which = 0) or cols (1): the Vectors M[r, j:j +
+    lanes] of rows r0 .. r0 + count - 1 (past M's last row, its last row again); with n <
+    lanes, only the first n columns are read and the rest are 0 (a masked load)."""
+
+    def typer(typingctx, M, r0, j, n):
+        if not _is_c_matrix(M) or not all(isinstance(t, types.Integer) for t in (r0, j, n)):
+            return None
+        count = host_profile().dot_block[which]
+        rows_type = Rows(M.dtype, count)
+        vector = Vector(M.dtype)
+
+        def codegen(context, builder, signature, args):
+            a = context.make_array(M)(context, builder, args[0])
+            last = builder.sub(cgutils.unpack_tuple(builder, a.shape)[0], ir.IntType(64)(1))
+            first = context.cast(builder, args[1], r0, types.intp)
+            column = context.cast(builder, args[2], j, types.intp)
+            valid = context.cast(builder, args[3], n, types.intp)
+            whole = builder.icmp_signed(">=", valid, valid.type(vector.lanes))
+            vector_type = context.get_value_type(vector)
+            lane_ids = ir.Constant(ir.VectorType(ir.IntType(64), vector.lanes),
+                                   [ir.IntType(64)(m) for m in range(vector.lanes)])
+            splat = builder.insert_element(ir.Constant(lane_ids.type, ir.Undefined), valid,
+                                           ir.IntType(32)(0))
+            splat = builder.shuffle_vector(splat, ir.Constant(lane_ids.type, ir.Undefined),
+                                           ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes),
+                                                       None))
+            mask = builder.icmp_signed("<", lane_ids, splat)
+            masked_load = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vector_type, [vector_type.as_pointer(),
+                                                              ir.IntType(32), mask.type,
+                                                              vector_type]),
+                f"llvm.masked.load.v{vector.lanes}f{M.dtype.bitwidth}"
+                f".p0v{vector.lanes}f{M.dtype.bitwidth}")
+            value = ir.Constant(context.get_value_type(rows_type), ir.Undefined)
+            align = M.dtype.bitwidth // 8
+            for r in range(count):
+                index = builder.add(first, first.type(r))
+                index = builder.select(builder.icmp_signed("<", index, last), index, last)
+                with builder.if_else(whole, likely=True) as (full, part):
+                    with full:
+                        pointer = _vector_pointer(context, builder, M, args[0], index, column,
+                                                  vector)
+                        loaded = builder.load(pointer, align=align)
+                        full_block = builder.block
+                    with part:  # bounds-checked at its first column only: the rest is masked
+                        start = cgutils.get_item_pointer2(
+                            context, builder, a.data, cgutils.unpack_tuple(builder, a.shape),
+                            cgutils.unpack_tuple(builder, a.strides), M.layout, [index, column],
+                            wraparound=False, boundscheck=context.enable_boundscheck)
+                        partial = builder.call(masked_load, [
+                            builder.bitcast(start, vector_type.as_pointer()),
+                            ir.IntType(32)(align), mask, ir.Constant(vector_type, None)])
+                        part_block = builder.block
+                phi = builder.phi(vector_type)
+                phi.add_incoming(loaded, full_block)
+                phi.add_incoming(partial, part_block)
+                value = builder.insert_value(value, phi, r)
+            return value
+
+        return rows_type(M, r0, j, n), codegen
+
+    return intrinsic(typer)
+
+
+_sample_rows = _rows_intrinsic(0)
+_neuron_rows = _rows_intrinsic(1)
+
+
+@intrinsic
+def _pairs(typingctx, a, w):
+    """pairs(a, w) of the Dots' rows and cols, to be added to Dots."""
+    if not isinstance(a, Rows) or not isinstance(w, Rows) or a.dtype != w.dtype:
+        return None
+    pairs_type = Pairs(a.dtype)
+
+    def codegen(context, builder, signature, args):
+        value = ir.Constant(context.get_value_type(pairs_type), ir.Undefined)
+        return builder.insert_value(builder.insert_value(value, args[0], 0), args[1], 1)
+
+    return pairs_type(a, w), codegen
+
+
+@intrinsic
+def _add_pairs(typingctx, acc, product):
+    """acc_rc + a_r w_c for every pair (r, c) of the block, lane by lane."""
+    if not isinstance(acc, Dots) or not isinstance(product, Pairs) or acc.dtype != product.dtype:
+        return None
+
+    def codegen(context, builder, signature, args):
+        a, w = builder.extract_value(args[1], 0), builder.extract_value(args[1], 1)
+        a_rows = [builder.extract_value(a, r) for r in range(acc.rows)]
+        w_rows = [builder.extract_value(w, c) for c in range(acc.cols)]
+        dots = args[0]
+        for r in range(acc.rows):
+            for c in range(acc.cols):
+                index = r * acc.cols + c
+                dots = builder.insert_value(
+                    dots, _fmuladd(builder, a_rows[r], w_rows[c],
+                                   builder.extract_value(dots, index)), index)
+        return dots
+
+    return acc(acc, product), codegen
+
+
+@overload(operator.add)
+@overload(operator.iadd)
+def _dots_plus_pairs(acc, product):
+    if isinstance(acc, Dots) and isinstance(product, Pairs):
+        return lambda acc, product: _add_pairs(acc, product)
+    return None
+
+
+@intrinsic
+def _store_dots(typingctx, out, r0, c0, acc, n_rows, n_cols):
+    """out[r0 + r, c0 + c] = the sum of acc_rc's lanes, for r < n_rows and c < n_cols."""
+    if (not _is_c_matrix(out) or not isinstance(acc, Dots) or acc.dtype != out.dtype
+            or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows, n_cols))):
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = Vector(acc.dtype)
+        element = context.get_value_type(acc.dtype)
+        reduce = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(element, [element, context.get_value_type(vector)]),
+            f"llvm.vector.reduce.fadd.v{vector.lanes}f{acc.dtype.bitwidth}")
+        row0 = context.cast(builder, args[1], r0, types.intp)
+        col0 = context.cast(builder, args[2], c0, types.intp)
+        rows = context.cast(builder, args[4], n_rows, types.intp)
+        cols = context.cast(builder, args[5], n_cols, types.intp)
+        a = context.make_array(out)(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, a.shape)
+        strides = cgutils.unpack_tuple(builder, a.strides)
+        for r in range(acc.rows):
+            for c in range(acc.cols):
+                inside = builder.and_(builder.icmp_signed("<", rows.type(r), rows),
+                                      builder.icmp_signed("<", cols.type(c), cols))
+                with builder.if_then(inside, likely=True):
+                    total_value = builder.call(reduce, [ir.Constant(element, 0.0),
+                                                        builder.extract_value(args[3],
+                                                                              r * acc.cols + c)])
+                    total_value.fastmath.add("reassoc")
+                    pointer = cgutils.get_item_pointer2(
+                        context, builder, a.data, shape, strides, out.layout,
+                        [builder.add(row0, row0.type(r)), builder.add(col0, col0.type(c))],
+                        wraparound=False, boundscheck=context.enable_boundscheck)
+                    builder.store(total_value, pointer)
+        return context.get_dummy_value()
+
+    return types.void(out, r0, c0, acc, n_rows, n_cols), codegen
+
+
+def _python_zeros_dots(like):
+    rows, cols = host_profile().dot_block
+    return np.zeros((rows, cols, lanes(like)), like.dtype)
+
+
+def _python_rows(count):
+    def rows(M, r0, j, n):
+        width = lanes(M)
+        out = np.zeros((count, width), M.dtype)
+        for r in range(count):
+            k = min(r0 + r, M.shape[0] - 1)
+            m = min(n, width)
+            out[r, :m] = M[k, j:j + m]
+        return out
+    return rows
+
+
+def _python_pairs(a, w):
+    return a[:, None, :] * w[None, :, :]
+
+
+def _python_store_dots(out, r0, c0, acc, n_rows, n_cols):
+    out[r0:r0 + n_rows, c0:c0 + n_cols] = acc[:n_rows, :n_cols].sum(axis=2)
+
+
 def _python_zeros_block(like):
     profile = host_profile()
     return np.zeros((profile.block_rows, strip_width(like)), like.dtype)
@@ -761,6 +1029,11 @@ row: Callable[..., Any]
 outer: Callable[..., Any]
 store_block: Callable[..., Any]
 block_squares: Callable[..., Any]
+zeros_dots: Callable[..., Any]
+sample_rows: Callable[..., Any]
+neuron_rows: Callable[..., Any]
+pairs: Callable[..., Any]
+store_dots: Callable[..., Any]
 if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same steps on NumPy rows
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
@@ -769,9 +1042,14 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
     # a Block is a (block_rows, strip_width) array, and acc += outer(x, y) NumPy's outer product
     zeros_block, column, row, outer = _python_zeros_block, _python_column, _python_row, np.outer
     store_block, block_squares = _python_store_block, _python_block_squares
+    zeros_dots, pairs, store_dots = _python_zeros_dots, _python_pairs, _python_store_dots
+    sample_rows, neuron_rows = (_python_rows(host_profile().dot_block[0]),
+                                _python_rows(host_profile().dot_block[1]))
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
     _matrix_view = _matrix
     zeros_block, column, row, outer = _zeros_block, _column, _row, _outer
     store_block, block_squares = _store_block, _block_squares
+    zeros_dots, pairs, store_dots = _zeros_dots, _pairs, _store_dots
+    sample_rows, neuron_rows = _sample_rows, _neuron_rows

@@ -3,11 +3,12 @@
 from numba import prange
 
 from ._jit import PARALLEL_MIN_WORK, helper, jit, kernel, part
+from ._simd import dot_cols, dot_rows, lanes, neuron_rows, pairs, sample_rows, store_dots, zeros_dots
 from .activations import activate_rows
 
-# A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each group of 3
-# rows of W is reused from L1 across the tile's 8 blocks of 4 samples. Float32, 2 threads, at
-# 256x1024x1024: 140 GFLOP/s tiled against 65 with whole-batch sample blocks (NumPy: 147).
+# A tile is 32 samples x 48 neurons: its 32 rows of A_prev stay in L2 while each block of rows
+# of W is reused from L1 across the tile's blocks of samples. AMD EPYC (Zen 3), float32, 2
+# threads, at 256x1024x1024: 140 GFLOP/s tiled against 65 with whole-batch sample blocks.
 SAMPLE_TILE = 32
 NEURON_TILE = 48
 
@@ -16,22 +17,23 @@ NEURON_TILE = 48
 def neuron_tile(n_samples, n_in, n_out):
     """Neurons per tile of an (n_samples, n_in) x (n_in, n_out) product: NEURON_TILE, except in
     a product for the thread pool (use_threads) over a batch of one sample tile. There the
-    neurons are cut into tiles of NEURON_TILE or fewer, a multiple of the 3-neuron block, of an
-    even count where the neurons allow it, so that 2 threads get equal shares: at 32x784x128 the
-    tiles of 48 were 48, 48 and 32, one thread doing twice the other's work (forward 60 -> 44
-    us); now 33, 33, 33 and 29. It depends on the shapes alone, never on the thread count; and
-    as every width is a multiple of 3, each z_ki is computed by the same code whatever the width.
-    A ``part``: inlined into its callers, its loop cost 2 s of a first fit.
+    neurons are cut into tiles of NEURON_TILE or fewer, a multiple of the block's dot_cols
+    neurons, of an even count where the neurons allow it, so that 2 threads get equal shares:
+    at 32x784x128 the tiles of 48 were 48, 48 and 32, one thread doing twice the other's work
+    (forward 60 -> 44 us). It depends on the shapes alone, never on the thread count; and each
+    z_ki is computed by the same code whatever the width. A ``part``: inlined into its callers,
+    its loop cost 2 s of a first fit.
     """
+    step = dot_cols()
     if n_samples > SAMPLE_TILE or n_samples * n_in * n_out < PARALLEL_MIN_WORK:
         return NEURON_TILE
-    n_blocks = (n_out + 2) // 3
+    n_blocks = (n_out + step - 1) // step
     n_tiles = max(2, (n_out + NEURON_TILE - 1) // NEURON_TILE)
     n_tiles += n_tiles % 2
-    width = 3 * ((n_blocks + n_tiles - 1) // n_tiles)
-    while ((n_out + width - 1) // width) % 2 == 1 and width > 3:
+    width = step * ((n_blocks + n_tiles - 1) // n_tiles)
+    while ((n_out + width - 1) // width) % 2 == 1 and width > step:
         n_tiles += 2  # e.g. 2048 neurons: 44 tiles of 48 are 43; 46 of 45 are 46
-        width = 3 * ((n_blocks + n_tiles - 1) // n_tiles)
+        width = step * ((n_blocks + n_tiles - 1) // n_tiles)
     return width
 
 
@@ -42,60 +44,32 @@ def n_tiles(n_samples, n_out, width):
 
 
 @helper
-def _dot(A_prev, k, W, i):
-    """sum_j w_ij a_kj for one sample k and one neuron i."""
-    z = W.dtype.type(0)
-    for j in range(W.shape[1]):
-        z += W[i, j] * A_prev[k, j]
-    return z
+def _forward_block(A_prev, W, Z, k0, i0, n_rows, n_cols):
+    """z_ki = sum_j w_ij a_kj for the block's n_rows <= dot_rows samples k from k0 and n_cols <=
+    dot_cols neurons i from i0: one Vector of sums per (k, i) over the lanes of j, then the
+    sum of its lanes."""
+    n_in = A_prev.shape[1]
+    step = lanes(Z)
+    acc = zeros_dots(Z)
+    for j in range(0, n_in, step):  # the last vector, past n_in, reads zeros
+        acc += pairs(sample_rows(A_prev, k0, j, n_in - j), neuron_rows(W, i0, j, n_in - j))  # z_ki += a_kj w_ij
+    store_dots(Z, k0, i0, acc, n_rows, n_cols)
 
 
 @part
 def _forward_tile(tile, A_prev, W, Z, width):
     """z_ki = sum_j w_ij a_kj over one tile of SAMPLE_TILE samples x ``width`` neurons (the
-    caller's neuron_tile)."""
+    caller's neuron_tile), in blocks of dot_rows x dot_cols."""
     n_samples, n_out = Z.shape
-    n_in = W.shape[1]
     n_neuron_tiles = (n_out + width - 1) // width
     k_start = tile // n_neuron_tiles * SAMPLE_TILE
     i_start = tile % n_neuron_tiles * width
     k_end = min(k_start + SAMPLE_TILE, n_samples)
     i_end = min(i_start + width, n_out)
-    k_blocks_end = k_start + (k_end - k_start) // 4 * 4
-    i_blocks_end = i_start + (i_end - i_start) // 3 * 3
-    for i0 in range(i_start, i_blocks_end, 3):
-        for k0 in range(k_start, k_blocks_end, 4):
-            # 4 samples x 3 neurons per pass over j: 12 sums held in registers, each a_kj and
-            # w_ij loaded once for 3 or 4 multiply-adds. Single-thread float32 against one dot
-            # product at a time: 71 vs 27 GFLOP/s at 256x1024x1024, 89 vs 39 at 32x784x128.
-            # 4x4 spills the 16 AVX2 registers (49 and 56).
-            z00 = z01 = z02 = z10 = z11 = z12 = Z.dtype.type(0)
-            z20 = z21 = z22 = z30 = z31 = z32 = Z.dtype.type(0)
-            for j in range(n_in):
-                a0, a1, a2, a3 = A_prev[k0, j], A_prev[k0 + 1, j], A_prev[k0 + 2, j], A_prev[k0 + 3, j]
-                w0, w1, w2 = W[i0, j], W[i0 + 1, j], W[i0 + 2, j]
-                z00 += w0 * a0
-                z01 += w1 * a0
-                z02 += w2 * a0
-                z10 += w0 * a1
-                z11 += w1 * a1
-                z12 += w2 * a1
-                z20 += w0 * a2
-                z21 += w1 * a2
-                z22 += w2 * a2
-                z30 += w0 * a3
-                z31 += w1 * a3
-                z32 += w2 * a3
-            Z[k0, i0], Z[k0, i0 + 1], Z[k0, i0 + 2] = z00, z01, z02
-            Z[k0 + 1, i0], Z[k0 + 1, i0 + 1], Z[k0 + 1, i0 + 2] = z10, z11, z12
-            Z[k0 + 2, i0], Z[k0 + 2, i0 + 1], Z[k0 + 2, i0 + 2] = z20, z21, z22
-            Z[k0 + 3, i0], Z[k0 + 3, i0 + 1], Z[k0 + 3, i0 + 2] = z30, z31, z32
-        for k in range(k_blocks_end, k_end):
-            for i in range(i0, i0 + 3):
-                Z[k, i] = _dot(A_prev, k, W, i)
-    for i in range(i_blocks_end, i_end):
-        for k in range(k_start, k_end):
-            Z[k, i] = _dot(A_prev, k, W, i)
+    for i0 in range(i_start, i_end, dot_cols()):
+        for k0 in range(k_start, k_end, dot_rows()):
+            _forward_block(A_prev, W, Z, k0, i0, min(dot_rows(), k_end - k0),
+                           min(dot_cols(), i_end - i0))
 
 
 @helper
