@@ -69,8 +69,9 @@ def test_thread_pool_batches_of_one_sample_tile_get_an_even_number_of_tiles(n_sa
 @pytest.mark.parametrize("n_samples, n_in, n_out, tiles", [(32, 64, 32, 1), (64, 784, 128, 6)])
 def test_small_products_and_larger_batches_keep_whole_tiles(n_samples, n_in, n_out, tiles):
     # 32x64x32 stays on one thread, 64 samples make 2 sample tiles: tiles of NEURON_TILE neurons
+    # (rounded down to whole blocks)
     width = neuron_tile.py_func(n_samples, n_in, n_out)
-    assert width == NEURON_TILE
+    assert width == NEURON_TILE // dot_cols() * dot_cols()
     assert n_tiles.py_func(n_samples, n_out, width) == tiles
 
 

@@ -3,7 +3,9 @@
     nbbp demo [--epochs N] [--plot out.png]       train on built-in 2-D spirals and report
     nbbp train --data FILE.csv|FILE.npz [--sizes 4,32,3 | --hidden 32] [--epochs N] [--model out.npz]
     nbbp predict --model FILE.npz --data FILE.csv|FILE.npz [--proba] [--out FILE.csv]
-    nbbp bench [--workloads W1,W2] [--threads N]   nbbp against PyTorch, JAX and scikit-learn
+    nbbp bench [--workloads W1,W2] [--threads N] [--isa avx2]
+                                                  nbbp against PyTorch, JAX and scikit-learn
+    nbbp info                                     the host profile, versions and threading
 
 Data files: a ``.npz`` with arrays ``X`` (and ``y`` to train), or a ``.csv`` of numbers with an
 optional header row, whose target column for ``train`` is the last one unless ``--target``
@@ -269,6 +271,14 @@ def predict(args):
     return 0
 
 
+def info(args):
+    from .host import info_lines
+
+    for line in info_lines():
+        print(line)
+    return 0
+
+
 def _needs_matplotlib(option):
     try:
         import matplotlib  # noqa: F401
@@ -324,6 +334,10 @@ def build_parser():
     p.add_argument("--proba", action="store_true", help="class probabilities, not labels")
     p.add_argument("--out", help="write a .csv here instead of printing")
     p.set_defaults(run=predict)
+
+    p = commands.add_parser("info", help="the host profile the kernels are built for, with the "
+                            "versions and threading a bug report needs")
+    p.set_defaults(run=info)
 
     commands.add_parser("bench", help="nbbp against PyTorch, JAX and scikit-learn (see "
                         "'nbbp bench --help')", add_help=False)

@@ -2,6 +2,7 @@
 BENCHMARKS.md, in one process, one system after another, on the same data and thread count.
 
     nbbp bench [--workloads W1,W2] [--threads N] [--repeat R] [--dtype float32] [--quick]
+               [--isa avx2]
     python bench/compare.py [same options]
 
 Every system trains the same MLP (ReLU hidden layers, softmax output, cross-entropy, plain SGD
@@ -21,6 +22,7 @@ bench/.
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import platform
 import sys
@@ -53,6 +55,61 @@ TARGETS = [
     ("W4", "PyTorch", 1.0),
     ("D1", "PyTorch", 1.0),
 ]
+
+
+# --isa: the environment that holds each system to an instruction set, set before any of them
+# is imported. Numba compiles for NUMBA_CPU_NAME with NUMBA_CPU_FEATURES (empty: that CPU's own
+# features; unset, Numba would add the host's, AVX-512 included).
+ISA_LIMITS = {
+    "avx2": {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "",
+             "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "ONEDNN_MAX_CPU_ISA": "AVX2", "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
+             "OPENBLAS_CORETYPE": "Haswell"},
+}
+
+
+def isa_environment(isa, environ):
+    """``environ`` with the variables of ISA_LIMITS[isa] set (XLA_FLAGS appended to)."""
+    env = dict(environ)
+    for name, value in ISA_LIMITS[isa].items():
+        if name == "XLA_FLAGS" and env.get(name):
+            value = f"{env[name]} {value}"
+        env[name] = value
+    env["NBBP_BENCH_ISA"] = isa
+    return env
+
+
+def isa_lines():
+    """What each system reports of the instruction set it runs (a peer that ignores its knob
+    shows here)."""
+    from .host import host_profile
+
+    profile = host_profile()
+    lines = [f"nbbp: {profile.isa} ({profile.cpu_name}), {profile.vector_bytes}-byte vectors"]
+    try:
+        import torch
+
+        lines.append(f"PyTorch: ATen CPU capability {torch.backends.cpu.get_cpu_capability()} "
+                     "(oneDNN's own kernels choose theirs at run time)")
+    except ImportError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i.get('internal_api')} {i.get('architecture') or ''}".strip()
+                for i in threadpool_info() if i.get("user_api") == "blas"]
+        if blas:
+            lines.append("NumPy's BLAS: " + ", ".join(blas))
+    except ImportError:
+        pass
+    if "jax" in _installed_peers():
+        lines.append("JAX: XLA does not report the instruction set it compiled for; "
+                     f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    return lines
+
+
+def _installed_peers():
+    return {name for name in ("torch", "jax", "sklearn") if importlib.util.find_spec(name)}
 
 
 class Skipped(Exception):
@@ -326,9 +383,12 @@ def machine_lines(threads):
     for package in ("numba", "numpy", "torch", "jax", "scikit-learn"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{package} {metadata.version(package)}")
+    from .host import host_profile
+
     return [
         f"machine: {processor or platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
         f"{platform.system()} {platform.release()}",
+        *("nbbp host profile: " + line for line in host_profile().describe()),
         f"numba threading layer: {numba.threading_layer()}, threads: {threads} "
         f"(NUMBA_NUM_THREADS = {numba.config.NUMBA_NUM_THREADS})",
         "versions: " + ", ".join(versions),
@@ -388,6 +448,10 @@ def parse_args(argv, prog=None):
                         help="data and parameter precision (scikit-learn always runs float64)")
     parser.add_argument("--quick", action="store_true",
                         help="10x fewer samples per workload: a smoke run, not a measurement")
+    parser.add_argument("--isa", choices=["native"] + sorted(ISA_LIMITS), default="native",
+                        help="hold every system to this instruction set, as far as each allows "
+                        "(avx2 on an AVX-512 host: NUMBA_CPU_NAME=haswell and each peer's knob); "
+                        "the run happens in a fresh process with those variables set")
     args = parser.parse_args(argv)
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in args.workloads if w not in WORKLOADS]
@@ -403,10 +467,22 @@ def parse_args(argv, prog=None):
 
 def main(argv=None, prog=None):
     args = parse_args(argv, prog)
+    if args.isa != "native" and os.environ.get("NBBP_BENCH_ISA") != args.isa:
+        # every system must start under the limits: a fresh interpreter
+        import subprocess
+
+        argv = sys.argv[1:] if argv is None else list(argv)
+        command = [sys.executable, "-m", "nbbp", "bench", *argv]
+        return subprocess.run(command, env=isa_environment(args.isa, os.environ)).returncode
     xla_note = configure_xla(args.threads)  # before anything imports jax
     dtype = np.dtype(args.dtype)
     for line in machine_lines(args.threads):
         print(line)
+    if args.isa != "native":
+        print(f"--isa {args.isa}: " + ", ".join(f"{k}={v!r}" for k, v in
+                                                ISA_LIMITS[args.isa].items()))
+        for line in isa_lines():
+            print("  " + line)
     ceiling = numpy_matmul_gflops(args.threads, dtype)
     print(f"NumPy {dtype} matmul 1024x1024 @ 1024x1024: {ceiling:.1f} GFLOP/s "
           f"(the ceiling; '% matmul' below is a share of it)")

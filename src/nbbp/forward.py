@@ -26,9 +26,9 @@ def neuron_tile(n_samples, n_in, n_out):
     """
     step = dot_cols()
     if n_samples > SAMPLE_TILE or n_samples * n_in * n_out < PARALLEL_MIN_WORK:
-        return NEURON_TILE
+        return NEURON_TILE // step * step
     n_blocks = (n_out + step - 1) // step
-    n_tiles = max(2, (n_out + NEURON_TILE - 1) // NEURON_TILE)
+    n_tiles = max(2, (n_out + NEURON_TILE - 1) // NEURON_TILE)  # of at most NEURON_TILE
     n_tiles += n_tiles % 2
     width = step * ((n_blocks + n_tiles - 1) // n_tiles)
     while ((n_out + width - 1) // width) % 2 == 1 and width > step:

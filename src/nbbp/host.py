@@ -91,10 +91,13 @@ class HostProfile:
     @property
     def dot_block(self):
         """(samples, neurons) of the forward kernel's block of dot products, each a Vector of
-        partial sums over j: 4 x 4 with 32 vector registers, 4 x 3 with 16 (on the AVX2 host 4 x
-        4 spilled: 49 GFLOP/s a thread against 71 for 4 x 3)."""
-        return (4, 4) if self.vector_registers >= 32 else (4, 3)
+        partial sums over j. 4 x 5 with 32 vector registers: 20 sums and the 9 vectors a step
+        loads (Xeon, AVX-512, float32, 1 thread: 256x1024x1024 99 -> 106 GFLOP/s and 128x784x128
+        115 -> 155 against 4 x 4; 4 x 6 needed 34 registers and spilled 2 sums). 4 x 3 with 16
+        (AMD EPYC, AVX2: 4 x 4 spilled, 49 GFLOP/s a thread against 71)."""
+        return (4, 5) if self.vector_registers >= 32 else (4, 3)
 
+    @property
     def describe(self):
         """Lines for ``nbbp info`` and the benchmark's header."""
         features = self.cpu_features if len(self.cpu_features) <= 60 else (
