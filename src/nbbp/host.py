@@ -97,7 +97,6 @@ class HostProfile:
         (AMD EPYC, AVX2: 4 x 4 spilled, 49 GFLOP/s a thread against 71)."""
         return (4, 5) if self.vector_registers >= 32 else (4, 3)
 
-    @property
     def describe(self):
         """Lines for ``nbbp info`` and the benchmark's header."""
         features = self.cpu_features if len(self.cpu_features) <= 60 else (
