@@ -8,16 +8,17 @@ and LLVM's SLP vectoriser, which could build one, is off in Numba, so intrinsics
 ``zeros``, ``load``, ``store``, ``fma`` (acc + x * v with a scalar x), ``scale``, ``square_add``,
 ``add`` and ``total`` (the sum of the lanes).
 
-A ``Block`` is the register block of a matrix product, BLIS's micro-tile: ``block_rows`` rows x
-``block_vectors`` vectors of sums, held in registers over a whole sum over p. A kernel writes its
-block body as its formula, over rows r and the columns c of the block::
+A block of ``Sums`` is the register block of a matrix product, BLIS's micro-tile: ``block_rows``
+rows x ``block_vectors`` vectors of sums, held in registers over a whole sum over p. A kernel
+writes its block body as its formula, over rows r and the columns c of the block::
 
     acc += outer(column(X, p), row(Y, p, c0))    # acc_rc += x_rp y_pc
 
 where ``column(X, p)`` is the block's ``block_rows`` scalars X[p, 0:block_rows] of a packed panel
 (x_rp), and ``row(Y, p, c0)`` the block's vectors of row p of Y from column c0 (y_pc). ``acc +=
 outer(x, y)`` compiles to one fused multiply-add per vector of the block, a broadcast of x_rp
-each row.
+each row. The forward kernel's block of dot products is Sums too, one Vector of partial sums
+per (sample, neuron) pair: ``acc += pairs(sample_rows(...), neuron_rows(...))``.
 """
 
 import operator
@@ -363,6 +364,26 @@ def _scale(typingctx, v, x):
     return v(v, x), codegen
 
 
+def _fmuladd(builder, x, y, acc):
+    """x * y + acc, one fused multiply-add per lane where the machine has one."""
+    bits = 64 if isinstance(acc.type.element, ir.DoubleType) else 32
+    fmuladd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(acc.type, [acc.type] * 3),
+        f"llvm.fmuladd.v{acc.type.count}f{bits}")
+    return builder.call(fmuladd, [x, y, acc])
+
+
+def _lane_sum(context, builder, v, dtype):
+    """The sum of a vector's lanes, in any order (a tree of adds)."""
+    element = context.get_value_type(dtype)
+    reduce = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(element, [element, v.type]),
+        f"llvm.vector.reduce.fadd.v{v.type.count}f{dtype.bitwidth}")
+    call = builder.call(reduce, [ir.Constant(element, 0.0), v])
+    call.fastmath.add("reassoc")  # else LLVM adds the lanes one after another
+    return call
+
+
 @intrinsic
 def _fma(typingctx, acc, x, v):
     """acc + x * v for a scalar x: one fused multiply-add per lane where the machine has one."""
@@ -370,12 +391,7 @@ def _fma(typingctx, acc, x, v):
         return None
 
     def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(acc)
-        broadcast = _broadcast(context, builder, args[1], x, acc)
-        fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vector_type, [vector_type] * 3),
-            f"llvm.fmuladd.v{acc.lanes}f{acc.dtype.bitwidth}")
-        return builder.call(fmuladd, [broadcast, args[2], args[0]])
+        return _fmuladd(builder, _broadcast(context, builder, args[1], x, acc), args[2], args[0])
 
     return acc(acc, x, v), codegen
 
@@ -387,11 +403,7 @@ def _square_add(typingctx, acc, v):
         return None
 
     def codegen(context, builder, signature, args):
-        vector_type = context.get_value_type(acc)
-        fmuladd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vector_type, [vector_type] * 3),
-            f"llvm.fmuladd.v{acc.lanes}f{acc.dtype.bitwidth}")
-        return builder.call(fmuladd, [args[1], args[1], args[0]])
+        return _fmuladd(builder, args[1], args[1], args[0])
 
     return acc(acc, v), codegen
 
@@ -415,26 +427,33 @@ def _total(typingctx, v):
         return None
 
     def codegen(context, builder, signature, args):
-        element = context.get_value_type(v.dtype)
-        reduce = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(element, [element, context.get_value_type(v)]),
-            f"llvm.vector.reduce.fadd.v{v.lanes}f{v.dtype.bitwidth}")
-        call = builder.call(reduce, [ir.Constant(element, 0.0), args[0]])
-        call.fastmath.add("reassoc")  # else LLVM adds the lanes one after another
-        return call
+        return _lane_sum(context, builder, args[0], v.dtype)
 
     return v.dtype(v), codegen
 
 
-# ------------------------------------------------------------------ register blocks
-class Block(types.Type):
-    """block_rows x block_vectors Vectors of ``dtype``: the sums of a register block."""
+# ------------------------------------------------------------------ blocks of sums
+# Two kernels' blocks, one set of types. A block of sums is a grid of Vectors held in registers:
+# the delta rule's and the gradients' block_rows x block_vectors (acc += outer(column, row): a
+# scalar of a panel times a row's vectors), the forward's dot_block (acc += pairs(sample_rows,
+# neuron_rows): a vector of one row times a vector of another, lane by lane).
+class Sums(types.Type):
+    """rows x cols Vectors of ``dtype``: the sums of a block."""
 
-    def __init__(self, dtype):
-        self.dtype = dtype
-        self.rows, self.vectors = host_profile().block_rows, host_profile().block_vectors
+    def __init__(self, dtype, rows, cols):
+        self.dtype, self.rows, self.cols = dtype, rows, cols
         self.lanes = _lanes_of(dtype)
-        super().__init__(name=f"Block({dtype}, {self.rows} x {self.vectors} x {self.lanes})")
+        super().__init__(name=f"Sums({dtype}, {rows} x {cols} x {self.lanes})")
+
+
+class Vectors(types.Type):
+    """``count`` Vectors of ``dtype``: a row's consecutive vectors, or one vector of each of
+    ``count`` rows."""
+
+    def __init__(self, dtype, count):
+        self.dtype, self.count = dtype, count
+        self.lanes = _lanes_of(dtype)
+        super().__init__(name=f"Vectors({dtype}, {count} x {self.lanes})")
 
 
 class Column(types.Type):
@@ -446,34 +465,24 @@ class Column(types.Type):
         super().__init__(name=f"Column({dtype} x {self.rows})")
 
 
-class Row(types.Type):
-    """A block's block_vectors Vectors y_pc of one step p (its columns)."""
+class Product(types.Type):
+    """The products x_r y_c of every pair of a left operand (a Column, or Vectors) and a right
+    one (Vectors), not formed: ``acc + product`` is one fused multiply-add per pair."""
 
-    def __init__(self, dtype):
-        self.dtype = dtype
-        self.vectors, self.lanes = host_profile().block_vectors, _lanes_of(dtype)
-        super().__init__(name=f"Row({dtype}, {self.vectors} x {self.lanes})")
-
-
-class Outer(types.Type):
-    """outer(x, y), the block of products x_r y_c, not formed: ``acc + outer(x, y)`` compiles
-    to one fused multiply-add per vector."""
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-        super().__init__(name=f"Outer({dtype})")
+    def __init__(self, left, right):
+        self.dtype, self.left, self.right = right.dtype, left, right
+        super().__init__(name=f"Product({left}, {right})")
 
 
-def _llvm_vector(context, dtype):
-    return ir.VectorType(context.get_value_type(dtype), _lanes_of(dtype))
+@register_model(Sums)
+@register_model(Vectors)
+class _VectorArrayModel(models.PrimitiveModel):
+    """An LLVM array of Vectors: rows x cols of them, or count."""
 
-
-@register_model(Block)
-class _BlockModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         element = dmm.lookup(fe_type.dtype).get_value_type()
-        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
-                                                    fe_type.rows * fe_type.vectors))
+        n = fe_type.count if isinstance(fe_type, Vectors) else fe_type.rows * fe_type.cols
+        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes), n))
 
 
 @register_model(Column)
@@ -483,42 +492,39 @@ class _ColumnModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.ArrayType(element, fe_type.rows))
 
 
-@register_model(Row)
-class _RowModel(models.PrimitiveModel):
+@register_model(Product)
+class _ProductModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        element = dmm.lookup(fe_type.dtype).get_value_type()
-        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
-                                                    fe_type.vectors))
+        super().__init__(dmm, fe_type, ir.LiteralStructType([
+            dmm.lookup(fe_type.left).get_value_type(), dmm.lookup(fe_type.right).get_value_type()]))
 
 
-@register_model(Outer)
-class _OuterModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        column = dmm.lookup(Column(fe_type.dtype)).get_value_type()
-        row = dmm.lookup(Row(fe_type.dtype)).get_value_type()
-        super().__init__(dmm, fe_type, ir.LiteralStructType([column, row]))
+def _block_sums(dtype):
+    return Sums(dtype, host_profile().block_rows, host_profile().block_vectors)
 
 
-def _fmuladd(builder, x, y, acc):
-    """x * y + acc, one fused multiply-add per lane where the machine has one."""
-    bits = 64 if isinstance(acc.type.element, ir.DoubleType) else 32
-    fmuladd = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(acc.type, [acc.type] * 3),
-        f"llvm.fmuladd.v{acc.type.count}f{bits}")
-    return builder.call(fmuladd, [x, y, acc])
+def _dot_sums(dtype):
+    return Sums(dtype, *host_profile().dot_block)
 
 
-@intrinsic
-def _zeros_block(typingctx, like):
-    """A Block of zeros of ``like``'s dtype."""
-    if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
-        return None
-    block = Block(like.dtype)
+def _zeros_intrinsic(sums_of):
+    """zeros(like): the Sums that ``sums_of(dtype)`` gives, of zeros of ``like``'s dtype."""
 
-    def codegen(context, builder, signature, args):
-        return ir.Constant(context.get_value_type(block), None)
+    def typer(typingctx, like):
+        if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
+            return None
+        sums = sums_of(like.dtype)
 
-    return block(like), codegen
+        def codegen(context, builder, signature, args):
+            return ir.Constant(context.get_value_type(sums), None)
+
+        return sums(like), codegen
+
+    return intrinsic(typer)
+
+
+_zeros_block = _zeros_intrinsic(_block_sums)
+_zeros_dots = _zeros_intrinsic(_dot_sums)
 
 
 @intrinsic
@@ -552,17 +558,18 @@ def _column(typingctx, X, p):
 
 @intrinsic
 def _row(typingctx, Y, p, c0):
-    """The Row of block_vectors Vectors Y[p, c0 + v lanes:], v < block_vectors."""
+    """The block_vectors Vectors Y[p, c0 + v lanes:], v < block_vectors: a block's columns of one
+    row."""
     if not _is_c_matrix(Y) or not isinstance(p, types.Integer) or not isinstance(c0, types.Integer):
         return None
-    row_type = Row(Y.dtype)
+    row_type = Vectors(Y.dtype, host_profile().block_vectors)
     vector = Vector(Y.dtype)
 
     def codegen(context, builder, signature, args):
         p_index = context.cast(builder, args[1], p, types.intp)
         c_index = context.cast(builder, args[2], c0, types.intp)
         value = ir.Constant(context.get_value_type(row_type), ir.Undefined)
-        for v in range(row_type.vectors):
+        for v in range(row_type.count):
             column = builder.add(c_index, c_index.type(v * row_type.lanes))
             pointer = _vector_pointer(context, builder, Y, args[0], p_index, column, vector)
             value = builder.insert_value(value, builder.load(pointer, align=Y.dtype.bitwidth // 8),
@@ -572,227 +579,15 @@ def _row(typingctx, Y, p, c0):
     return row_type(Y, p, c0), codegen
 
 
-@intrinsic
-def _outer(typingctx, x, y):
-    """outer(x, y) of a Column and a Row, to be added to a Block."""
-    if not isinstance(x, Column) or not isinstance(y, Row) or x.dtype != y.dtype:
-        return None
-    outer_type = Outer(x.dtype)
-
-    def codegen(context, builder, signature, args):
-        value = ir.Constant(context.get_value_type(outer_type), ir.Undefined)
-        value = builder.insert_value(value, args[0], 0)
-        return builder.insert_value(value, args[1], 1)
-
-    return outer_type(x, y), codegen
-
-
-@intrinsic
-def _add_outer(typingctx, acc, product):
-    """acc_rc + x_r y_c for every row r and vector c of the block."""
-    if not isinstance(acc, Block) or not isinstance(product, Outer) or acc.dtype != product.dtype:
-        return None
-
-    def codegen(context, builder, signature, args):
-        vector = Vector(acc.dtype)
-        block, x, y = args[0], builder.extract_value(args[1], 0), builder.extract_value(args[1], 1)
-        ys = [builder.extract_value(y, v) for v in range(acc.vectors)]
-        for r in range(acc.rows):
-            x_r = _broadcast(context, builder, builder.extract_value(x, r), acc.dtype, vector)
-            for v in range(acc.vectors):
-                index = r * acc.vectors + v
-                block = builder.insert_value(
-                    block, _fmuladd(builder, x_r, ys[v], builder.extract_value(block, index)),
-                    index)
-        return block
-
-    return acc(acc, product), codegen
-
-
-@intrinsic
-def _scale_block(typingctx, acc, x):
-    """x acc_rc for a scalar x."""
-    if not isinstance(acc, Block) or not _is_scalar(x):
-        return None
-
-    def codegen(context, builder, signature, args):
-        x_v = _broadcast(context, builder, args[1], x, Vector(acc.dtype))
-        block = args[0]
-        for index in range(acc.rows * acc.vectors):
-            block = builder.insert_value(block, builder.fmul(builder.extract_value(block, index),
-                                                             x_v), index)
-        return block
-
-    return acc(acc, x), codegen
-
-
-@overload(operator.add)
-@overload(operator.iadd)
-def _block_plus_outer(acc, product):
-    if isinstance(acc, Block) and isinstance(product, Outer):
-        return lambda acc, product: _add_outer(acc, product)
-    return None
-
-
-@overload(operator.mul)
-def _block_times_scalar(acc, x):
-    if isinstance(acc, Block) and _is_scalar(x):
-        return lambda acc, x: _scale_block(acc, x)
-    return None
-
-
-@intrinsic
-def _store_block(typingctx, out, r0, c0, acc, n_rows):
-    """out[r0 + r, c0 + c] = acc_rc for the rows r < n_rows of the block and all its columns."""
-    if (not _is_c_matrix(out) or not isinstance(acc, Block) or acc.dtype != out.dtype
-            or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows))):
-        return None
-    vector = Vector(acc.dtype)
-
-    def codegen(context, builder, signature, args):
-        row0 = context.cast(builder, args[1], r0, types.intp)
-        col0 = context.cast(builder, args[2], c0, types.intp)
-        count = context.cast(builder, args[4], n_rows, types.intp)
-        for r in range(acc.rows):
-            with builder.if_then(builder.icmp_signed("<", count.type(r), count), likely=True):
-                for v in range(acc.vectors):
-                    pointer = _vector_pointer(context, builder, out, args[0],
-                                              builder.add(row0, row0.type(r)),
-                                              builder.add(col0, col0.type(v * acc.lanes)), vector)
-                    builder.store(builder.extract_value(args[3], r * acc.vectors + v), pointer,
-                                  align=out.dtype.bitwidth // 8)
-        return context.get_dummy_value()
-
-    return types.void(out, r0, c0, acc, n_rows), codegen
-
-
-@intrinsic
-def _block_squares(typingctx, acc, n_rows):
-    """sum over the rows r < n_rows and vectors c of acc_rc * acc_rc, lane by lane: a Vector
-    (each row's squares apart, then the rows added in a tree)."""
-    if not isinstance(acc, Block) or not isinstance(n_rows, types.Integer):
-        return None
-    vector = Vector(acc.dtype)
-
-    def codegen(context, builder, signature, args):
-        count = context.cast(builder, args[1], n_rows, types.intp)
-        zero = ir.Constant(context.get_value_type(vector), None)
-        sums = []
-        for r in range(acc.rows):
-            q = zero
-            for v in range(acc.vectors):
-                g = builder.extract_value(args[0], r * acc.vectors + v)
-                q = _fmuladd(builder, g, g, q)
-            sums.append(builder.select(builder.icmp_signed("<", count.type(r), count), q, zero))
-        while len(sums) > 1:
-            sums = [builder.fadd(sums[m], sums[m + 1]) if m + 1 < len(sums) else sums[m]
-                    for m in range(0, len(sums), 2)]
-        return sums[0]
-
-    return vector(acc, n_rows), codegen
-
-
-# ------------------------------------------------------------- blocks of dot products
-class Dots(types.Type):
-    """The forward kernel's block: dot_block = (rows, cols) Vectors of partial sums, one per
-    pair of a row of one matrix (a sample's a_k) and a row of another (a neuron's w_i), over
-    the lanes of j."""
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-        self.rows, self.cols = host_profile().dot_block
-        self.lanes = _lanes_of(dtype)
-        super().__init__(name=f"Dots({dtype}, {self.rows} x {self.cols} x {self.lanes})")
-
-
-class Rows(types.Type):
-    """``count`` Vectors: one vector of columns j .. j + lanes - 1 from each of ``count`` rows."""
-
-    def __init__(self, dtype, count):
-        self.dtype, self.count = dtype, count
-        self.lanes = _lanes_of(dtype)
-        super().__init__(name=f"Rows({dtype}, {count} x {self.lanes})")
-
-
-class Pairs(types.Type):
-    """pairs(a, w): the products a_r w_c of every pair of a Rows of Dots' rows and one of its
-    cols, not formed: ``acc + pairs(a, w)`` is one fused multiply-add per pair."""
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-        super().__init__(name=f"Pairs({dtype})")
-
-
-@register_model(Dots)
-class _DotsModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        element = dmm.lookup(fe_type.dtype).get_value_type()
-        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
-                                                    fe_type.rows * fe_type.cols))
-
-
-@register_model(Rows)
-class _RowsModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        element = dmm.lookup(fe_type.dtype).get_value_type()
-        super().__init__(dmm, fe_type, ir.ArrayType(ir.VectorType(element, fe_type.lanes),
-                                                    fe_type.count))
-
-
-@register_model(Pairs)
-class _PairsModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        rows, cols = host_profile().dot_block
-        a = dmm.lookup(Rows(fe_type.dtype, rows)).get_value_type()
-        w = dmm.lookup(Rows(fe_type.dtype, cols)).get_value_type()
-        super().__init__(dmm, fe_type, ir.LiteralStructType([a, w]))
-
-
-def dot_rows():
-    """Samples in the forward kernel's block (host profile)."""
-    return host_profile().dot_block[0]
-
-
-@overload(dot_rows, inline="always")
-def _dot_rows():
-    n = host_profile().dot_block[0]
-    return lambda: n
-
-
-def dot_cols():
-    """Neurons in the forward kernel's block (host profile)."""
-    return host_profile().dot_block[1]
-
-
-@overload(dot_cols, inline="always")
-def _dot_cols():
-    n = host_profile().dot_block[1]
-    return lambda: n
-
-
-@intrinsic
-def _zeros_dots(typingctx, like):
-    """Dots of zeros of ``like``'s dtype."""
-    if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
-        return None
-    dots = Dots(like.dtype)
-
-    def codegen(context, builder, signature, args):
-        return ir.Constant(context.get_value_type(dots), None)
-
-    return dots(like), codegen
-
-
 def _rows_intrinsic(which):
-    """rows(M, r0, j, n) for the Dots' rows (which = 0) or cols (1): the Vectors M[r, j:j +
-    lanes] of rows r0 .. r0 + count - 1 (past M's last row, its last row again); with n <
+    """rows(M, r0, j, n) for the dot_block's samples (which = 0) or neurons (1): the Vectors M[r,
+    j:j + lanes] of rows r0 .. r0 + count - 1 (past M's last row, its last row again); with n <
     lanes, only the first n columns are read and the rest are 0 (a masked load)."""
 
     def typer(typingctx, M, r0, j, n):
         if not _is_c_matrix(M) or not all(isinstance(t, types.Integer) for t in (r0, j, n)):
             return None
-        count = host_profile().dot_block[which]
-        rows_type = Rows(M.dtype, count)
+        rows_type = Vectors(M.dtype, host_profile().dot_block[which])
         vector = Vector(M.dtype)
 
         def codegen(context, builder, signature, args):
@@ -819,7 +614,7 @@ def _rows_intrinsic(which):
                 f".p0v{vector.lanes}f{M.dtype.bitwidth}")
             value = ir.Constant(context.get_value_type(rows_type), ir.Undefined)
             align = M.dtype.bitwidth // 8
-            for r in range(count):
+            for r in range(rows_type.count):
                 index = builder.add(first, first.type(r))
                 index = builder.select(builder.icmp_signed("<", index, last), index, last)
                 with builder.if_else(whole, likely=True) as (full, part):
@@ -853,62 +648,163 @@ _neuron_rows = _rows_intrinsic(1)
 
 
 @intrinsic
-def _pairs(typingctx, a, w):
-    """pairs(a, w) of the Dots' rows and cols, to be added to Dots."""
-    if not isinstance(a, Rows) or not isinstance(w, Rows) or a.dtype != w.dtype:
+def _product(typingctx, x, y):
+    """outer(x, y) of a Column and a block's row, or pairs(a, w) of the dot_block's sample and
+    neuron Vectors: to be added to Sums."""
+    if not isinstance(x, (Column, Vectors)) or not isinstance(y, Vectors) or x.dtype != y.dtype:
         return None
-    pairs_type = Pairs(a.dtype)
+    product_type = Product(x, y)
 
     def codegen(context, builder, signature, args):
-        value = ir.Constant(context.get_value_type(pairs_type), ir.Undefined)
+        value = ir.Constant(context.get_value_type(product_type), ir.Undefined)
         return builder.insert_value(builder.insert_value(value, args[0], 0), args[1], 1)
 
-    return pairs_type(a, w), codegen
+    return product_type(x, y), codegen
 
 
 @intrinsic
-def _add_pairs(typingctx, acc, product):
-    """acc_rc + a_r w_c for every pair (r, c) of the block, lane by lane."""
-    if not isinstance(acc, Dots) or not isinstance(product, Pairs) or acc.dtype != product.dtype:
+def _add_product(typingctx, acc, product):
+    """acc_rc + x_r y_c for every row r and column c of the block (x_r a Column's scalar, then
+    broadcast, or a Vector), one fused multiply-add each."""
+    if (not isinstance(acc, Sums) or not isinstance(product, Product) or acc.dtype != product.dtype
+            or (acc.rows, acc.cols) != (_length(product.left), product.right.count)):
         return None
 
     def codegen(context, builder, signature, args):
-        a, w = builder.extract_value(args[1], 0), builder.extract_value(args[1], 1)
-        a_rows = [builder.extract_value(a, r) for r in range(acc.rows)]
-        w_rows = [builder.extract_value(w, c) for c in range(acc.cols)]
-        dots = args[0]
+        vector = Vector(acc.dtype)
+        x, y = builder.extract_value(args[1], 0), builder.extract_value(args[1], 1)
+        ys = [builder.extract_value(y, c) for c in range(acc.cols)]
+        sums = args[0]
         for r in range(acc.rows):
+            x_r = builder.extract_value(x, r)
+            if isinstance(product.left, Column):
+                x_r = _broadcast(context, builder, x_r, acc.dtype, vector)
             for c in range(acc.cols):
                 index = r * acc.cols + c
-                dots = builder.insert_value(
-                    dots, _fmuladd(builder, a_rows[r], w_rows[c],
-                                   builder.extract_value(dots, index)), index)
-        return dots
+                sums = builder.insert_value(
+                    sums, _fmuladd(builder, x_r, ys[c], builder.extract_value(sums, index)), index)
+        return sums
 
     return acc(acc, product), codegen
 
 
+def _length(operand):
+    return operand.rows if isinstance(operand, Column) else operand.count
+
+
 @overload(operator.add)
 @overload(operator.iadd)
-def _dots_plus_pairs(acc, product):
-    if isinstance(acc, Dots) and isinstance(product, Pairs):
-        return lambda acc, product: _add_pairs(acc, product)
+def _sums_plus_product(acc, product):
+    if isinstance(acc, Sums) and isinstance(product, Product):
+        return lambda acc, product: _add_product(acc, product)
     return None
+
+
+@intrinsic
+def _scale_sums(typingctx, acc, x):
+    """x acc_rc for a scalar x."""
+    if not isinstance(acc, Sums) or not _is_scalar(x):
+        return None
+
+    def codegen(context, builder, signature, args):
+        x_v = _broadcast(context, builder, args[1], x, Vector(acc.dtype))
+        sums = args[0]
+        for index in range(acc.rows * acc.cols):
+            sums = builder.insert_value(sums, builder.fmul(builder.extract_value(sums, index), x_v),
+                                        index)
+        return sums
+
+    return acc(acc, x), codegen
+
+
+@overload(operator.mul)
+def _sums_times_scalar(acc, x):
+    if isinstance(acc, Sums) and _is_scalar(x):
+        return lambda acc, x: _scale_sums(acc, x)
+    return None
+
+
+@intrinsic
+def _store_block(typingctx, out, r0, c0, acc, n_rows):
+    """out[r0 + r, c0 + c] = acc_rc for the rows r < n_rows of the block and all its columns."""
+    if (not _is_c_matrix(out) or not isinstance(acc, Sums) or acc.dtype != out.dtype
+            or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows))):
+        return None
+    vector = Vector(acc.dtype)
+
+    def codegen(context, builder, signature, args):
+        row0 = context.cast(builder, args[1], r0, types.intp)
+        col0 = context.cast(builder, args[2], c0, types.intp)
+        count = context.cast(builder, args[4], n_rows, types.intp)
+        for r in range(acc.rows):
+            with builder.if_then(builder.icmp_signed("<", count.type(r), count), likely=True):
+                for c in range(acc.cols):
+                    pointer = _vector_pointer(context, builder, out, args[0],
+                                              builder.add(row0, row0.type(r)),
+                                              builder.add(col0, col0.type(c * acc.lanes)), vector)
+                    builder.store(builder.extract_value(args[3], r * acc.cols + c), pointer,
+                                  align=out.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.void(out, r0, c0, acc, n_rows), codegen
+
+
+@intrinsic
+def _block_squares(typingctx, acc, n_rows):
+    """sum over the rows r < n_rows and columns c of acc_rc * acc_rc, lane by lane: a Vector
+    (each row's squares apart, then the rows added in a tree)."""
+    if not isinstance(acc, Sums) or not isinstance(n_rows, types.Integer):
+        return None
+    vector = Vector(acc.dtype)
+
+    def codegen(context, builder, signature, args):
+        count = context.cast(builder, args[1], n_rows, types.intp)
+        zero = ir.Constant(context.get_value_type(vector), None)
+        sums = []
+        for r in range(acc.rows):
+            q = zero
+            for c in range(acc.cols):
+                g = builder.extract_value(args[0], r * acc.cols + c)
+                q = _fmuladd(builder, g, g, q)
+            sums.append(builder.select(builder.icmp_signed("<", count.type(r), count), q, zero))
+        while len(sums) > 1:
+            sums = [builder.fadd(sums[m], sums[m + 1]) if m + 1 < len(sums) else sums[m]
+                    for m in range(0, len(sums), 2)]
+        return sums[0]
+
+    return vector(acc, n_rows), codegen
+
+
+def dot_rows():
+    """Samples in the forward kernel's block (host profile)."""
+    return host_profile().dot_block[0]
+
+
+@overload(dot_rows, inline="always")
+def _dot_rows():
+    n = host_profile().dot_block[0]
+    return lambda: n
+
+
+def dot_cols():
+    """Neurons in the forward kernel's block (host profile)."""
+    return host_profile().dot_block[1]
+
+
+@overload(dot_cols, inline="always")
+def _dot_cols():
+    n = host_profile().dot_block[1]
+    return lambda: n
 
 
 @intrinsic
 def _store_dots(typingctx, out, r0, c0, acc, n_rows, n_cols):
     """out[r0 + r, c0 + c] = the sum of acc_rc's lanes, for r < n_rows and c < n_cols."""
-    if (not _is_c_matrix(out) or not isinstance(acc, Dots) or acc.dtype != out.dtype
+    if (not _is_c_matrix(out) or not isinstance(acc, Sums) or acc.dtype != out.dtype
             or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows, n_cols))):
         return None
 
     def codegen(context, builder, signature, args):
-        vector = Vector(acc.dtype)
-        element = context.get_value_type(acc.dtype)
-        reduce = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(element, [element, context.get_value_type(vector)]),
-            f"llvm.vector.reduce.fadd.v{vector.lanes}f{acc.dtype.bitwidth}")
         row0 = context.cast(builder, args[1], r0, types.intp)
         col0 = context.cast(builder, args[2], c0, types.intp)
         rows = context.cast(builder, args[4], n_rows, types.intp)
@@ -921,10 +817,9 @@ def _store_dots(typingctx, out, r0, c0, acc, n_rows, n_cols):
                 inside = builder.and_(builder.icmp_signed("<", rows.type(r), rows),
                                       builder.icmp_signed("<", cols.type(c), cols))
                 with builder.if_then(inside, likely=True):
-                    total_value = builder.call(reduce, [ir.Constant(element, 0.0),
-                                                        builder.extract_value(args[3],
-                                                                              r * acc.cols + c)])
-                    total_value.fastmath.add("reassoc")
+                    total_value = _lane_sum(context, builder,
+                                            builder.extract_value(args[3], r * acc.cols + c),
+                                            acc.dtype)
                     pointer = cgutils.get_item_pointer2(
                         context, builder, a.data, shape, strides, out.layout,
                         [builder.add(row0, row0.type(r)), builder.add(col0, col0.type(c))],
@@ -935,34 +830,13 @@ def _store_dots(typingctx, out, r0, c0, acc, n_rows, n_cols):
     return types.void(out, r0, c0, acc, n_rows, n_cols), codegen
 
 
-def _python_zeros_dots(like):
-    rows, cols = host_profile().dot_block
-    return np.zeros((rows, cols, lanes(like)), like.dtype)
-
-
-def _python_rows(count):
-    def rows(M, r0, j, n):
-        width = lanes(M)
-        out = np.zeros((count, width), M.dtype)
-        for r in range(count):
-            k = min(r0 + r, M.shape[0] - 1)
-            m = min(n, width)
-            out[r, :m] = M[k, j:j + m]
-        return out
-    return rows
-
-
-def _python_pairs(a, w):
-    return a[:, None, :] * w[None, :, :]
-
-
-def _python_store_dots(out, r0, c0, acc, n_rows, n_cols):
-    out[r0:r0 + n_rows, c0:c0 + n_cols] = acc[:n_rows, :n_cols].sum(axis=2)
-
-
-def _python_zeros_block(like):
-    profile = host_profile()
-    return np.zeros((profile.block_rows, strip_width(like)), like.dtype)
+# Under NUMBA_DISABLE_JIT: Sums are a (rows, cols, lanes) array, a Column a 1-D array, Vectors a
+# (count, lanes) array, and the products NumPy's broadcasting.
+def _python_sums(shape_of):
+    def zeros(like):
+        rows, cols = shape_of()
+        return np.zeros((rows, cols, lanes(like)), like.dtype)
+    return zeros
 
 
 def _python_column(X, p):
@@ -970,16 +844,36 @@ def _python_column(X, p):
 
 
 def _python_row(Y, p, c0):
-    return Y[p, c0:c0 + strip_width(Y)].copy()
+    return Y[p, c0:c0 + strip_width(Y)].reshape(-1, lanes(Y)).copy()
+
+
+def _python_rows(which):
+    def rows(M, r0, j, n):
+        width = lanes(M)
+        out = np.zeros((host_profile().dot_block[which], width), M.dtype)
+        for r in range(out.shape[0]):
+            m = min(n, width)
+            out[r, :m] = M[min(r0 + r, M.shape[0] - 1), j:j + m]
+        return out
+    return rows
+
+
+def _python_product(x, y):
+    if x.ndim == 1:  # a Column: each scalar times every vector
+        return x[:, None, None] * y[None, :, :]
+    return x[:, None, :] * y[None, :, :]
 
 
 def _python_store_block(out, r0, c0, acc, n_rows):
-    out[r0:r0 + n_rows, c0:c0 + acc.shape[1]] = acc[:n_rows]
+    out[r0:r0 + n_rows, c0:c0 + acc.shape[1] * acc.shape[2]] = acc[:n_rows].reshape(n_rows, -1)
 
 
 def _python_block_squares(acc, n_rows):
-    squares = acc[:n_rows] ** 2
-    return squares.reshape(-1, lanes(acc)).sum(axis=0).astype(acc.dtype)
+    return (acc[:n_rows] ** 2).reshape(-1, acc.shape[2]).sum(axis=0).astype(acc.dtype)
+
+
+def _python_store_dots(out, r0, c0, acc, n_rows, n_cols):
+    out[r0:r0 + n_rows, c0:c0 + n_cols] = acc[:n_rows, :n_cols].sum(axis=2)
 
 
 def _python_zeros(like):
@@ -1039,17 +933,17 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total
     _matrix_view = _python_matrix
-    # a Block is a (block_rows, strip_width) array, and acc += outer(x, y) NumPy's outer product
-    zeros_block, column, row, outer = _python_zeros_block, _python_column, _python_row, np.outer
-    store_block, block_squares = _python_store_block, _python_block_squares
-    zeros_dots, pairs, store_dots = _python_zeros_dots, _python_pairs, _python_store_dots
-    sample_rows, neuron_rows = (_python_rows(host_profile().dot_block[0]),
-                                _python_rows(host_profile().dot_block[1]))
+    zeros_block = _python_sums(lambda: (host_profile().block_rows, host_profile().block_vectors))
+    zeros_dots = _python_sums(lambda: host_profile().dot_block)
+    column, row, outer, pairs = _python_column, _python_row, _python_product, _python_product
+    sample_rows, neuron_rows = _python_rows(0), _python_rows(1)
+    store_block, block_squares, store_dots = (_python_store_block, _python_block_squares,
+                                              _python_store_dots)
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
     _matrix_view = _matrix
-    zeros_block, column, row, outer = _zeros_block, _column, _row, _outer
-    store_block, block_squares = _store_block, _block_squares
-    zeros_dots, pairs, store_dots = _zeros_dots, _pairs, _store_dots
+    zeros_block, zeros_dots = _zeros_block, _zeros_dots
+    column, row, outer, pairs = _column, _row, _product, _product
     sample_rows, neuron_rows = _sample_rows, _neuron_rows
+    store_block, block_squares, store_dots = _store_block, _block_squares, _store_dots

@@ -102,14 +102,10 @@ def isa_lines():
             lines.append("NumPy's BLAS: " + ", ".join(blas))
     except ImportError:
         pass
-    if "jax" in _installed_peers():
+    if importlib.util.find_spec("jax"):
         lines.append("JAX: XLA does not report the instruction set it compiled for; "
                      f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     return lines
-
-
-def _installed_peers():
-    return {name for name in ("torch", "jax", "sklearn") if importlib.util.find_spec(name)}
 
 
 class Skipped(Exception):
@@ -366,30 +362,17 @@ def numpy_matmul_gflops(threads, dtype=np.float32, n=1024, repeat=5):
 def machine_lines(threads):
     import numba
 
-    processor = platform.processor()
-    if not processor or processor == platform.machine():
-        with contextlib.suppress(OSError):
-            with open("/proc/cpuinfo") as f:
-                processor = next((line.split(":", 1)[1].strip() for line in f
-                                  if line.startswith("model name")), processor)
+    from .host import cpu_model, host_profile, threading_layer
 
-    @numba.njit(parallel=True, cache=False)
-    def _touch(a):  # the threading layer is chosen when the first parallel region runs
-        for i in numba.prange(a.shape[0]):
-            a[i] = i
-
-    _touch(np.empty(4))
     versions = []
     for package in ("numba", "numpy", "torch", "jax", "scikit-learn"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{package} {metadata.version(package)}")
-    from .host import host_profile
-
     return [
-        f"machine: {processor or platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
+        f"machine: {cpu_model()}, os.cpu_count() = {os.cpu_count()}, "
         f"{platform.system()} {platform.release()}",
         *("nbbp host profile: " + line for line in host_profile().describe()),
-        f"numba threading layer: {numba.threading_layer()}, threads: {threads} "
+        f"numba threading layer: {threading_layer()}, threads: {threads} "
         f"(NUMBA_NUM_THREADS = {numba.config.NUMBA_NUM_THREADS})",
         "versions: " + ", ".join(versions),
     ]

@@ -1,6 +1,7 @@
 """Gradients of E: dE/dw_ij = mean_k delta_ki a_kj (+ lambda w_ij with l2) and
 dE/db_i = mean_k delta_ki."""
 
+import numpy as np
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
@@ -117,9 +118,9 @@ def scratch_size(n_samples, n_in, n_out):
     per strip (strip_max() float32 columns wide, half as many float64); or
     deltas.scratch_size."""
     rows = block_rows()
-    float64_width = strip_max() // 2
+    narrowest = strip_width(np.empty(0, np.float64))  # the most strips, so the most sums
     gradients = (n_samples * (padded(n_in) + rows * ((n_out + rows - 1) // rows))
-                 + n_out * strip_max() + (n_in + float64_width - 1) // float64_width)
+                 + n_out * strip_max() + (n_in + narrowest - 1) // narrowest)
     return max(gradients, delta_scratch_size(n_samples, n_in, n_out))
 
 

@@ -99,8 +99,9 @@ class HostProfile:
 
     def describe(self):
         """Lines for ``nbbp info`` and the benchmark's header."""
+        enabled = [f for f in self.cpu_features.split(",") if f.startswith("+")]
         features = self.cpu_features if len(self.cpu_features) <= 60 else (
-            f"{len(self.cpu_features.split(','))} flags")
+            f"{len(enabled)} features enabled")
         return [
             f"CPU (LLVM): {self.cpu_name} [{features or 'the CPU defaults'}]",
             f"CPU (OS): {cpu_model()}",
@@ -275,11 +276,11 @@ def info_lines():
              f"({platform.system()} {platform.machine()})"]
     lines += profile.describe()
     lines.append(f"threads: {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
-                 f"(Numba), {os.cpu_count()} CPUs; threading layer: {_threading_layer()}")
+                 f"(Numba), {os.cpu_count()} CPUs; threading layer: {threading_layer()}")
     return lines
 
 
-def _threading_layer():
+def threading_layer():
     """Numba's threading layer, which is chosen when the first parallel region runs: run a tiny
     one (not cached: it exists only for this)."""
     import numba
