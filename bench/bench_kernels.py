@@ -93,7 +93,8 @@ class LayerKernels(_Threads):
 
     def time_forward(self, shape, lib, dtype, threads):
         if lib == "nbbp":
-            forward_layer(self.A_prev, self.W, self.b, True, RELU, self.Z, self.A, self.parallel)
+            forward_layer(self.A_prev, self.W, self.b, True, RELU, self.Z, self.A, self.parallel,
+                          self.scratch)
         else:
             reference.forward([self.W], [self.b], self.A_prev, ["relu"])
 
@@ -175,7 +176,7 @@ class NetworkKernels(_Threads):
             A_prev = self.X
             for l, (W, b) in enumerate(zip(self.weights, self.biases)):
                 forward_layer(A_prev, W, b, True, self.codes[l], self.Zs[l], self.As[l],
-                              self.parallel[l])
+                              self.parallel[l], self.scratch)
                 A_prev = self.As[l]
         else:
             reference.forward(self.weights, self.biases, self.X, self.activations)

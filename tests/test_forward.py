@@ -4,25 +4,37 @@ import numba
 import numpy as np
 import pytest
 from conftest import assert_sums_equivalent, DTYPES, LAYER_SHAPES, OUTPUTS
+
+# Strips of W transposed in whole tiles of lanes x lanes and in ragged ones (n_in or n_out not a
+# multiple of the lanes), a ragged last strip of neurons, ragged blocks of samples, and from 64
+# strips (2,048 float32 neurons, 1,024 float64) groups of STRIP_GROUP, the last one short.
+FORWARD_SHAPES = [(32, 64, 32), (29, 517, 101), (13, 48, 64), (25, 1030, 2090)]
 from numpy.testing import assert_allclose
 
 from nbbp import reference
 from nbbp.activations import ACTIVATIONS
-from nbbp._simd import dot_cols
-from nbbp.forward import NEURON_TILE, forward_layer, n_tiles, neuron_tile
+from nbbp._simd import STRIP_GROUP, strip_width, strips_per_group
+from nbbp.forward import forward_layer, scratch_size
+
+
+def forward(A_prev, W, b, has_bias, code, Z, A, parallel):
+    """forward_layer with a scratch buffer of its size, filled with NaN: a kernel that read
+    scratch it had not written would show it."""
+    scratch = np.full(scratch_size(A_prev.shape[0], W.shape[1], W.shape[0]), np.nan, Z.dtype)
+    forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("has_bias", [True, False])
 @pytest.mark.parametrize("name", OUTPUTS)
-@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES)
+@pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES + FORWARD_SHAPES)
 def test_forward_layer_equals_reference(rng, parallel, n_samples, n_in, n_out, name, has_bias, dtype):
     A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     b = rng.normal(size=n_out).astype(dtype) if has_bias else np.zeros(0, dtype)
     Z = np.empty((n_samples, n_out), dtype)
     A = np.empty_like(Z)
-    forward_layer(A_prev, W, b, has_bias, ACTIVATIONS[name], Z, A, parallel)
+    forward(A_prev, W, b, has_bias, ACTIVATIONS[name], Z, A, parallel)
     zs, a_list = reference.forward([W], [b if has_bias else None], A_prev, [name])
     assert_forward_equivalent(Z, A, zs[0], a_list[1], A_prev, W, b if has_bias else None, dtype)
 
@@ -47,38 +59,24 @@ def test_forward_layer_by_hand():
     b = np.array([0.5, -1.0])
     Z = np.empty((1, 2))
     A = np.empty((1, 2))
-    forward_layer(A_prev, W, b, True, ACTIVATIONS["tanh"], Z, A, False)
+    forward(A_prev, W, b, True, ACTIVATIONS["tanh"], Z, A, False)
     assert_allclose(Z, [[-0.5, -2.0]], rtol=0, atol=0)
     assert_allclose(A, np.tanh([[-0.5, -2.0]]), rtol=1e-15)
 
 
-# Batches of one sample tile large enough for the thread pool: the neurons are cut into an even
-# number of tiles (forward.neuron_tile), a multiple of the block's neurons wide: with blocks of 4
-# neurons, 32, 32, 32 and 32 at 32x784x128; 28, 28, 28 and 17 at 29x517x101.
-BALANCED_SHAPES = [(32, 784, 128), (29, 517, 101)]
-
-
-@pytest.mark.parametrize("n_samples, n_in, n_out", [(32, 784, 128), (29, 517, 101), (32, 512, 2048)])
-def test_thread_pool_batches_of_one_sample_tile_get_an_even_number_of_tiles(n_samples, n_in,
-                                                                             n_out):
-    width = neuron_tile.py_func(n_samples, n_in, n_out)
-    assert width % dot_cols() == 0 and width <= NEURON_TILE
-    assert n_tiles.py_func(n_samples, n_out, width) % 2 == 0
-
-
-@pytest.mark.parametrize("n_samples, n_in, n_out, tiles", [(32, 64, 32, 1), (64, 784, 128, 6)])
-def test_small_products_and_larger_batches_keep_whole_tiles(n_samples, n_in, n_out, tiles):
-    # 32x64x32 stays on one thread, 64 samples make 2 sample tiles: tiles of NEURON_TILE neurons
-    # (rounded down to whole blocks)
-    width = neuron_tile.py_func(n_samples, n_in, n_out)
-    assert width == NEURON_TILE // dot_cols() * dot_cols()
-    assert n_tiles.py_func(n_samples, n_out, width) == tiles
+def test_forward_shapes_cover_ragged_strips_tiles_and_groups():
+    for dtype in DTYPES:
+        width = strip_width(np.empty(0, dtype))
+        step = width // 2  # lanes
+        assert any(n_out % width and n_in % step for _, n_in, n_out in FORWARD_SHAPES)
+        assert any(-(-n_out // width) % STRIP_GROUP and strips_per_group(-(-n_out // width)) > 1
+                   for _, _, n_out in FORWARD_SHAPES)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_samples, n_in, n_out", BALANCED_SHAPES)
-def test_forward_layer_in_even_tiles_equals_reference_and_ignores_threads(rng, n_samples, n_in,
-                                                                          n_out, dtype):
+@pytest.mark.parametrize("n_samples, n_in, n_out", [(32, 784, 128), (29, 517, 101), (25, 1030, 2090)])
+def test_forward_layer_on_the_thread_pool_equals_reference_and_ignores_threads(rng, n_samples,
+                                                                               n_in, n_out, dtype):
     A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     b = rng.normal(size=n_out).astype(dtype)
@@ -90,7 +88,7 @@ def test_forward_layer_in_even_tiles_equals_reference_and_ignores_threads(rng, n
             numba.set_num_threads(threads)
             Z = np.empty((n_samples, n_out), dtype)
             A = np.empty_like(Z)
-            forward_layer(A_prev, W, b, True, ACTIVATIONS["relu"], Z, A, True)
+            forward(A_prev, W, b, True, ACTIVATIONS["relu"], Z, A, True)
             assert_forward_equivalent(Z, A, zs[0], a_list[1], A_prev, W, b, dtype)
             results.append(Z)
     finally:
@@ -100,15 +98,15 @@ def test_forward_layer_in_even_tiles_equals_reference_and_ignores_threads(rng, n
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_forward_layer_rows_do_not_depend_on_the_tiling(rng, dtype):
-    # 32 rows are cut into tiles of 33 neurons, 64 rows into tiles of 48: each z_ki is still
-    # computed by the same code, so the first 32 rows agree bitwise.
+def test_forward_layer_rows_do_not_depend_on_the_batch(rng, dtype):
+    # Each z_ki is one sum in one order, whatever block its sample falls in: the first 32 rows of
+    # a batch of 64 agree bitwise with a batch of 32.
     A_prev = rng.normal(size=(64, 784)).astype(dtype)
     W = rng.normal(size=(128, 784)).astype(dtype)
     b = rng.normal(size=128).astype(dtype)
     rows = []
     for n in (32, 64):
         Z = np.empty((n, 128), dtype)
-        forward_layer(A_prev[:n], W, b, True, ACTIVATIONS["relu"], Z, np.empty_like(Z), True)
+        forward(A_prev[:n], W, b, True, ACTIVATIONS["relu"], Z, np.empty_like(Z), True)
         rows.append(Z[:32])
     np.testing.assert_array_equal(rows[0], rows[1])

@@ -81,7 +81,8 @@ def _padded(n):
 
 
 @pytest.mark.parametrize("n_samples, n_in, n_out", [(63, 100, 63), (10, 100, 4), (3, 5, 1),
-                                                    (64, 100, 512), (600, 100, 511)])
+                                                    (64, 100, 512), (600, 100, 511),
+                                                    (2, 1000, 40)])
 def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out):
     rows, width = block_rows(), strip_max()
     # per sample, strips of A_prev (n_in rounded up to whole strips) and delta in panels of
@@ -91,7 +92,9 @@ def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out):
     # the delta rule's packed W_next (n_out x n_in rounded up), one strip of delta per sample,
     # and delta_next in panels of block_rows samples
     delta_rule = n_out * _padded(n_in) + n_samples * width + n_out * rows * -(-n_samples // rows)
-    assert scratch_size(n_samples, n_in, n_out) == max(gradients, delta_rule)
+    # the forward's strips of W transposed (n_in x n_out rounded up) and one strip of Z per sample
+    forward = n_in * _padded(n_out) + n_samples * width
+    assert scratch_size(n_samples, n_in, n_out) == max(gradients, delta_rule, forward)
 
 
 def test_weight_gradients_with_too_small_a_scratch_buffer_raises():

@@ -245,7 +245,8 @@ def test_layer_kernels_serial_or_parallel_equal_reference(n, n_in, n_out, hidden
 
     Z = np.full((n, n_out), np.nan, dtype)
     A = np.full_like(Z, np.nan)
-    forward_layer(A_prev, W, b, has_bias, ACTIVATIONS[hidden], Z, A, parallel)
+    forward_layer(A_prev, W, b, has_bias, ACTIVATIONS[hidden], Z, A, parallel,
+                  np.full(scratch_size(n, n_in, n_out), np.nan, dtype))
     (Z_ref,), _ = reference.forward([W], [b if has_bias else None], A_prev, [hidden])
     assert_equivalent(Z, Z_ref, dtype)
     assert_equivalent(A, reference.activation(hidden, Z), dtype)  # f of the same z

@@ -6,8 +6,8 @@ from conftest import DTYPES
 from numpy.testing import assert_array_equal
 
 from nbbp._jit import jit
-from nbbp._simd import (add, fma, lanes, load, matrix, pack_strips, scale, square_add, store,
-                        total, zeros)
+from nbbp._simd import (add, block_rows, down, outer, row, store_block, strip_width, zeros_block, fma, lanes, load, matrix, pack_strips, pack_transposed_strips,
+                        scale, square_add, store, total, transpose_tile, zeros)
 
 
 @jit()
@@ -125,3 +125,65 @@ def test_pack_strips_writes_only_its_rows_and_strips(rng, dtype, s0, s1):
         rows = slice(s * n_rows + 2, s * n_rows + 5)
         expected[rows] = whole[rows]
     assert_array_equal(S, expected)
+
+
+@jit()
+def _transpose_tile(src, r0, c0, dst, d0, e0):
+    transpose_tile(src, r0, c0, dst, d0, e0)
+
+
+@jit()
+def _down_column(X, k0, p, out):
+    """out[r] = the Column down(X, k0, p)'s scalar r, through a block: outer with a row of ones."""
+    ones = np.ones((1, strip_width(X)), X.dtype)
+    acc = zeros_block(X)
+    acc += outer(down(X, k0, p), row(ones, 0, 0))
+    block = np.empty((out.shape[0], ones.shape[1]), X.dtype)
+    store_block(block, 0, 0, acc, out.shape[0])
+    for r in range(out.shape[0]):
+        out[r] = block[r, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transpose_tile_moves_each_element_to_its_mirror(dtype):
+    n = lanes(np.empty(0, dtype))
+    src = np.arange(3 * n * 2 * n, dtype=dtype).reshape(3 * n, 2 * n)  # every element distinct
+    dst = np.full((2 * n + 1, 3 * n), np.nan, dtype)
+    _transpose_tile(src, n, n, dst, 1, 2)
+    expected = np.full_like(dst, np.nan)
+    expected[1:1 + n, 2:2 + n] = src[n:2 * n, n:2 * n].T
+    assert_array_equal(dst, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_rows, n_cols", [(32, 64), (10, 32), (70, 37), (33, 17), (1, 1), (64, 5)])
+def test_pack_transposed_strips_stacks_each_strip_of_rows_transposed(rng, dtype, n_rows, n_cols):
+    # whole tiles, a row too short for one (37, 17, 5), strips of rows past a whole tile (10, 70,
+    # 33, 1)
+    width = 2 * lanes(np.empty(0, dtype))
+    src = rng.normal(size=(n_rows, n_cols)).astype(dtype)
+    n_strips = -(-n_rows // width)
+    S = np.full((n_strips * n_cols, width), np.nan, dtype)
+    pack_transposed_strips(src, 0, n_strips, S)
+    assert_array_equal(S, _expected_strips(np.ascontiguousarray(src.T), width))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pack_transposed_strips_writes_only_its_strips(rng, dtype):
+    width = 2 * lanes(np.empty(0, dtype))
+    src = rng.normal(size=(3 * width - 3, 19)).astype(dtype)  # 3 strips, the last ragged
+    S = np.full((3 * 19, width), np.nan, dtype)
+    pack_transposed_strips(src, 1, 3, S)
+    expected = _expected_strips(np.ascontiguousarray(src.T), width)
+    expected[:19] = np.nan
+    assert_array_equal(S, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k0", [0, 3, 8])
+def test_down_reads_a_column_and_repeats_the_last_row(dtype, k0):
+    rows = block_rows()
+    X = np.arange(10 * 3, dtype=dtype).reshape(10, 3)
+    out = np.full(rows, np.nan, dtype)
+    _down_column(X, k0, 1, out)
+    assert_array_equal(out, X[np.minimum(np.arange(k0, k0 + rows), 9), 1])

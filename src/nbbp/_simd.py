@@ -15,10 +15,11 @@ writes its block body as its formula, over rows r and the columns c of the block
     acc += outer(column(X, p), row(Y, p, c0))    # acc_rc += x_rp y_pc
 
 where ``column(X, p)`` is the block's ``block_rows`` scalars X[p, 0:block_rows] of a packed panel
-(x_rp), and ``row(Y, p, c0)`` the block's vectors of row p of Y from column c0 (y_pc). ``acc +=
-outer(x, y)`` compiles to one fused multiply-add per vector of the block, a broadcast of x_rp
-each row. The forward kernel's block of dot products is Sums too, one Vector of partial sums
-per (sample, neuron) pair: ``acc += pairs(sample_rows(...), neuron_rows(...))``.
+(x_rp), or ``down(X, r0, p)`` the same scalars read down column p of an unpacked X from row r0
+(X[r0 + r, p]), and ``row(Y, p, c0)`` the block's vectors of row p of Y from column c0 (y_pc).
+``acc += outer(x, y)`` compiles to one fused multiply-add per vector of the block, a broadcast
+of x_rp each row. All three matrix kernels run this one micro-kernel: the forward over W's
+strips transposed (``pack_transposed_strips``, lanes x lanes tiles transposed in registers).
 """
 
 import operator
@@ -218,6 +219,42 @@ def pack_strips(src, p0, p1, s0, s1, S):
                 S[r, c] = 0
 
 
+@part
+def pack_transposed_strips(src, s0, s1, S):
+    """S[s m + p, c] = src[s w + c, p] for every column p of src (n, m), the strips s0 <= s < s1
+    of w = S.shape[1] = strip_width(src) rows of src, and c < w; 0 past src's last row.
+
+    Each strip of w rows of src becomes m contiguous rows of S: the strip transposed. Square
+    tiles of lanes x lanes are transposed in registers (transpose_tile); a last part of a row
+    too short for a tile, and rows past a whole tile's reach, element by element.
+    """
+    n_rows, n_cols = src.shape
+    width = S.shape[1]
+    step = lanes(S)
+    whole = n_cols // step * step
+    for s in range(s0, s1):
+        for c0 in range(0, width, step):
+            i0 = s * width + c0
+            if i0 + step <= n_rows:
+                for p0 in range(0, whole, step):
+                    transpose_tile(src, i0, p0, S, s * n_cols + p0, c0)
+                for p in range(whole, n_cols):
+                    for c in range(step):
+                        S[s * n_cols + p, c0 + c] = src[i0 + c, p]
+            else:
+                for p in range(n_cols):
+                    for c in range(step):
+                        S[s * n_cols + p, c0 + c] = src[i0 + c, p] if i0 + c < n_rows else 0
+
+
+@helper
+def transposed_strips(src, width, scratch):
+    """The (n_strips m, width) view of scratch that pack_transposed_strips fills for src (n, m),
+    with n_strips strips of width rows."""
+    n_strips = (src.shape[0] + width - 1) // width
+    return matrix(scratch, 0, n_strips * src.shape[1], width)
+
+
 @helper
 def packed_strips(src, width, scratch):
     """The (n_strips n, width) view of scratch that pack_strips fills for src (n, n_cols)."""
@@ -338,6 +375,51 @@ def _store(typingctx, a, k, j, v):
     return types.void(a, k, j, v), codegen
 
 
+@intrinsic
+def _transpose_tile(typingctx, src, r0, c0, dst, d0, e0):
+    """dst[d0 + c, e0 + r] = src[r0 + r, c0 + c] for r, c < lanes: a square tile of src, loaded
+    as its lanes rows, transposed in registers and stored as lanes rows of dst.
+
+    The transposition takes log2(lanes) rounds. The round of a power of two b pairs each row i
+    that has bit b clear with row i + b, and in each pair swaps the lanes that have bit b set in
+    row i with the lanes that have it clear in row i + b: one shuffle of the two rows for each
+    (so a[r, c] moves to where bit b of r and bit b of c are exchanged; after every round, to
+    a[c, r]).
+    """
+    if (not _is_c_matrix(src) or not _is_c_matrix(dst) or src.dtype != dst.dtype
+            or not all(isinstance(t, types.Integer) for t in (r0, c0, d0, e0))):
+        return None
+    vector = Vector(src.dtype)
+    n = vector.lanes
+
+    def codegen(context, builder, signature, args):
+        row0, col0, drow0, dcol0 = (context.cast(builder, value, t, types.intp) for value, t in
+                                    zip(args[1:3] + args[4:6], (r0, c0, d0, e0)))
+        align = src.dtype.bitwidth // 8
+        rows = [builder.load(_vector_pointer(context, builder, src, args[0],
+                                             builder.add(row0, row0.type(r)), col0, vector),
+                             align=align) for r in range(n)]
+        b = n // 2
+        while b >= 1:
+            keep = [c if c & b == 0 else n + c - b for c in range(n)]
+            swap = [c + b if c & b == 0 else n + c for c in range(n)]
+            for i in range(n):
+                if i & b == 0:
+                    upper, lower = rows[i], rows[i + b]
+                    rows[i], rows[i + b] = (
+                        builder.shuffle_vector(upper, lower, ir.Constant(
+                            ir.VectorType(ir.IntType(32), n), [ir.IntType(32)(m) for m in mask]))
+                        for mask in (keep, swap))
+            b //= 2
+        for c in range(n):
+            pointer = _vector_pointer(context, builder, dst, args[3],
+                                      builder.add(drow0, drow0.type(c)), dcol0, vector)
+            builder.store(rows[c], pointer, align=align)
+        return context.get_dummy_value()
+
+    return types.void(src, r0, c0, dst, d0, e0), codegen
+
+
 def _broadcast(context, builder, x_value, x_type, vector):
     """A Vector whose every lane is the scalar x."""
     vector_type = context.get_value_type(vector)
@@ -433,10 +515,8 @@ def _total(typingctx, v):
 
 
 # ------------------------------------------------------------------ blocks of sums
-# Two kernels' blocks, one set of types. A block of sums is a grid of Vectors held in registers:
-# the delta rule's and the gradients' block_rows x block_vectors (acc += outer(column, row): a
-# scalar of a panel times a row's vectors), the forward's dot_block (acc += pairs(sample_rows,
-# neuron_rows): a vector of one row times a vector of another, lane by lane).
+# A block of sums is a grid of Vectors held in registers, block_rows x block_vectors: acc +=
+# outer(column, row), a scalar of each row of the block times a row's vectors.
 class Sums(types.Type):
     """rows x cols Vectors of ``dtype``: the sums of a block."""
 
@@ -447,8 +527,7 @@ class Sums(types.Type):
 
 
 class Vectors(types.Type):
-    """``count`` Vectors of ``dtype``: a row's consecutive vectors, or one vector of each of
-    ``count`` rows."""
+    """``count`` Vectors of ``dtype``: a row's consecutive vectors."""
 
     def __init__(self, dtype, count):
         self.dtype, self.count = dtype, count
@@ -466,8 +545,8 @@ class Column(types.Type):
 
 
 class Product(types.Type):
-    """The products x_r y_c of every pair of a left operand (a Column, or Vectors) and a right
-    one (Vectors), not formed: ``acc + product`` is one fused multiply-add per pair."""
+    """The products x_r y_c of every scalar of a Column and every Vector of a row, not formed:
+    ``acc + product`` is one fused multiply-add per pair."""
 
     def __init__(self, left, right):
         self.dtype, self.left, self.right = right.dtype, left, right
@@ -503,10 +582,6 @@ def _block_sums(dtype):
     return Sums(dtype, host_profile().block_rows, host_profile().block_vectors)
 
 
-def _dot_sums(dtype):
-    return Sums(dtype, *host_profile().dot_block)
-
-
 def _zeros_intrinsic(sums_of):
     """zeros(like): the Sums that ``sums_of(dtype)`` gives, of zeros of ``like``'s dtype."""
 
@@ -524,7 +599,6 @@ def _zeros_intrinsic(sums_of):
 
 
 _zeros_block = _zeros_intrinsic(_block_sums)
-_zeros_dots = _zeros_intrinsic(_dot_sums)
 
 
 @intrinsic
@@ -557,6 +631,34 @@ def _column(typingctx, X, p):
 
 
 @intrinsic
+def _down(typingctx, X, k0, p):
+    """The Column X[k0, p], ..., X[k0 + block_rows - 1, p]: a block's scalars of step p read down
+    column p of a matrix X, unpacked (past X's last row, its last row again)."""
+    if not _is_c_matrix(X) or not isinstance(k0, types.Integer) or not isinstance(p, types.Integer):
+        return None
+    column_type = Column(X.dtype)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(X)(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, a.shape)
+        strides = cgutils.unpack_tuple(builder, a.strides)
+        last = builder.sub(shape[0], shape[0].type(1))
+        first = context.cast(builder, args[1], k0, types.intp)
+        p_index = context.cast(builder, args[2], p, types.intp)
+        value = ir.Constant(context.get_value_type(column_type), ir.Undefined)
+        for r in range(column_type.rows):
+            k = builder.add(first, first.type(r))
+            k = builder.select(builder.icmp_signed("<", k, last), k, last)
+            pointer = cgutils.get_item_pointer2(context, builder, a.data, shape, strides,
+                                                X.layout, [k, p_index], wraparound=False,
+                                                boundscheck=context.enable_boundscheck)
+            value = builder.insert_value(value, builder.load(pointer), r)
+        return value
+
+    return column_type(X, k0, p), codegen
+
+
+@intrinsic
 def _row(typingctx, Y, p, c0):
     """The block_vectors Vectors Y[p, c0 + v lanes:], v < block_vectors: a block's columns of one
     row."""
@@ -579,79 +681,10 @@ def _row(typingctx, Y, p, c0):
     return row_type(Y, p, c0), codegen
 
 
-def _rows_intrinsic(which):
-    """rows(M, r0, j, n) for the dot_block's samples (which = 0) or neurons (1): the Vectors M[r,
-    j:j + lanes] of rows r0 .. r0 + count - 1 (past M's last row, its last row again); with n <
-    lanes, only the first n columns are read and the rest are 0 (a masked load)."""
-
-    def typer(typingctx, M, r0, j, n):
-        if not _is_c_matrix(M) or not all(isinstance(t, types.Integer) for t in (r0, j, n)):
-            return None
-        rows_type = Vectors(M.dtype, host_profile().dot_block[which])
-        vector = Vector(M.dtype)
-
-        def codegen(context, builder, signature, args):
-            a = context.make_array(M)(context, builder, args[0])
-            last = builder.sub(cgutils.unpack_tuple(builder, a.shape)[0], ir.IntType(64)(1))
-            first = context.cast(builder, args[1], r0, types.intp)
-            column = context.cast(builder, args[2], j, types.intp)
-            valid = context.cast(builder, args[3], n, types.intp)
-            whole = builder.icmp_signed(">=", valid, valid.type(vector.lanes))
-            vector_type = context.get_value_type(vector)
-            lane_ids = ir.Constant(ir.VectorType(ir.IntType(64), vector.lanes),
-                                   [ir.IntType(64)(m) for m in range(vector.lanes)])
-            splat = builder.insert_element(ir.Constant(lane_ids.type, ir.Undefined), valid,
-                                           ir.IntType(32)(0))
-            splat = builder.shuffle_vector(splat, ir.Constant(lane_ids.type, ir.Undefined),
-                                           ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes),
-                                                       None))
-            mask = builder.icmp_signed("<", lane_ids, splat)
-            masked_load = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vector_type, [vector_type.as_pointer(),
-                                                              ir.IntType(32), mask.type,
-                                                              vector_type]),
-                f"llvm.masked.load.v{vector.lanes}f{M.dtype.bitwidth}"
-                f".p0v{vector.lanes}f{M.dtype.bitwidth}")
-            value = ir.Constant(context.get_value_type(rows_type), ir.Undefined)
-            align = M.dtype.bitwidth // 8
-            for r in range(rows_type.count):
-                index = builder.add(first, first.type(r))
-                index = builder.select(builder.icmp_signed("<", index, last), index, last)
-                with builder.if_else(whole, likely=True) as (full, part):
-                    with full:
-                        pointer = _vector_pointer(context, builder, M, args[0], index, column,
-                                                  vector)
-                        loaded = builder.load(pointer, align=align)
-                        full_block = builder.block
-                    with part:  # bounds-checked at its first column only: the rest is masked
-                        start = cgutils.get_item_pointer2(
-                            context, builder, a.data, cgutils.unpack_tuple(builder, a.shape),
-                            cgutils.unpack_tuple(builder, a.strides), M.layout, [index, column],
-                            wraparound=False, boundscheck=context.enable_boundscheck)
-                        partial = builder.call(masked_load, [
-                            builder.bitcast(start, vector_type.as_pointer()),
-                            ir.IntType(32)(align), mask, ir.Constant(vector_type, None)])
-                        part_block = builder.block
-                phi = builder.phi(vector_type)
-                phi.add_incoming(loaded, full_block)
-                phi.add_incoming(partial, part_block)
-                value = builder.insert_value(value, phi, r)
-            return value
-
-        return rows_type(M, r0, j, n), codegen
-
-    return intrinsic(typer)
-
-
-_sample_rows = _rows_intrinsic(0)
-_neuron_rows = _rows_intrinsic(1)
-
-
 @intrinsic
 def _product(typingctx, x, y):
-    """outer(x, y) of a Column and a block's row, or pairs(a, w) of the dot_block's sample and
-    neuron Vectors: to be added to Sums."""
-    if not isinstance(x, (Column, Vectors)) or not isinstance(y, Vectors) or x.dtype != y.dtype:
+    """outer(x, y) of a Column and a block's row: to be added to Sums."""
+    if not isinstance(x, Column) or not isinstance(y, Vectors) or x.dtype != y.dtype:
         return None
     product_type = Product(x, y)
 
@@ -664,10 +697,10 @@ def _product(typingctx, x, y):
 
 @intrinsic
 def _add_product(typingctx, acc, product):
-    """acc_rc + x_r y_c for every row r and column c of the block (x_r a Column's scalar, then
-    broadcast, or a Vector), one fused multiply-add each."""
+    """acc_rc + x_r y_c for every row r and column c of the block (x_r a Column's scalar,
+    broadcast), one fused multiply-add each."""
     if (not isinstance(acc, Sums) or not isinstance(product, Product) or acc.dtype != product.dtype
-            or (acc.rows, acc.cols) != (_length(product.left), product.right.count)):
+            or (acc.rows, acc.cols) != (product.left.rows, product.right.count)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -676,9 +709,7 @@ def _add_product(typingctx, acc, product):
         ys = [builder.extract_value(y, c) for c in range(acc.cols)]
         sums = args[0]
         for r in range(acc.rows):
-            x_r = builder.extract_value(x, r)
-            if isinstance(product.left, Column):
-                x_r = _broadcast(context, builder, x_r, acc.dtype, vector)
+            x_r = _broadcast(context, builder, builder.extract_value(x, r), acc.dtype, vector)
             for c in range(acc.cols):
                 index = r * acc.cols + c
                 sums = builder.insert_value(
@@ -686,10 +717,6 @@ def _add_product(typingctx, acc, product):
         return sums
 
     return acc(acc, product), codegen
-
-
-def _length(operand):
-    return operand.rows if isinstance(operand, Column) else operand.count
 
 
 @overload(operator.add)
@@ -775,61 +802,6 @@ def _block_squares(typingctx, acc, n_rows):
     return vector(acc, n_rows), codegen
 
 
-def dot_rows():
-    """Samples in the forward kernel's block (host profile)."""
-    return host_profile().dot_block[0]
-
-
-@overload(dot_rows, inline="always")
-def _dot_rows():
-    n = host_profile().dot_block[0]
-    return lambda: n
-
-
-def dot_cols():
-    """Neurons in the forward kernel's block (host profile)."""
-    return host_profile().dot_block[1]
-
-
-@overload(dot_cols, inline="always")
-def _dot_cols():
-    n = host_profile().dot_block[1]
-    return lambda: n
-
-
-@intrinsic
-def _store_dots(typingctx, out, r0, c0, acc, n_rows, n_cols):
-    """out[r0 + r, c0 + c] = the sum of acc_rc's lanes, for r < n_rows and c < n_cols."""
-    if (not _is_c_matrix(out) or not isinstance(acc, Sums) or acc.dtype != out.dtype
-            or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows, n_cols))):
-        return None
-
-    def codegen(context, builder, signature, args):
-        row0 = context.cast(builder, args[1], r0, types.intp)
-        col0 = context.cast(builder, args[2], c0, types.intp)
-        rows = context.cast(builder, args[4], n_rows, types.intp)
-        cols = context.cast(builder, args[5], n_cols, types.intp)
-        a = context.make_array(out)(context, builder, args[0])
-        shape = cgutils.unpack_tuple(builder, a.shape)
-        strides = cgutils.unpack_tuple(builder, a.strides)
-        for r in range(acc.rows):
-            for c in range(acc.cols):
-                inside = builder.and_(builder.icmp_signed("<", rows.type(r), rows),
-                                      builder.icmp_signed("<", cols.type(c), cols))
-                with builder.if_then(inside, likely=True):
-                    total_value = _lane_sum(context, builder,
-                                            builder.extract_value(args[3], r * acc.cols + c),
-                                            acc.dtype)
-                    pointer = cgutils.get_item_pointer2(
-                        context, builder, a.data, shape, strides, out.layout,
-                        [builder.add(row0, row0.type(r)), builder.add(col0, col0.type(c))],
-                        wraparound=False, boundscheck=context.enable_boundscheck)
-                    builder.store(total_value, pointer)
-        return context.get_dummy_value()
-
-    return types.void(out, r0, c0, acc, n_rows, n_cols), codegen
-
-
 # Under NUMBA_DISABLE_JIT: Sums are a (rows, cols, lanes) array, a Column a 1-D array, Vectors a
 # (count, lanes) array, and the products NumPy's broadcasting.
 def _python_sums(shape_of):
@@ -843,25 +815,16 @@ def _python_column(X, p):
     return X[p, :block_rows()].copy()
 
 
+def _python_down(X, k0, p):
+    return X[np.minimum(np.arange(k0, k0 + block_rows()), X.shape[0] - 1), p].copy()
+
+
 def _python_row(Y, p, c0):
     return Y[p, c0:c0 + strip_width(Y)].reshape(-1, lanes(Y)).copy()
 
 
-def _python_rows(which):
-    def rows(M, r0, j, n):
-        width = lanes(M)
-        out = np.zeros((host_profile().dot_block[which], width), M.dtype)
-        for r in range(out.shape[0]):
-            m = min(n, width)
-            out[r, :m] = M[min(r0 + r, M.shape[0] - 1), j:j + m]
-        return out
-    return rows
-
-
 def _python_product(x, y):
-    if x.ndim == 1:  # a Column: each scalar times every vector
-        return x[:, None, None] * y[None, :, :]
-    return x[:, None, :] * y[None, :, :]
+    return x[:, None, None] * y[None, :, :]  # each scalar of the Column times every vector
 
 
 def _python_store_block(out, r0, c0, acc, n_rows):
@@ -872,8 +835,9 @@ def _python_block_squares(acc, n_rows):
     return (acc[:n_rows] ** 2).reshape(-1, acc.shape[2]).sum(axis=0).astype(acc.dtype)
 
 
-def _python_store_dots(out, r0, c0, acc, n_rows, n_cols):
-    out[r0:r0 + n_rows, c0:c0 + n_cols] = acc[:n_rows, :n_cols].sum(axis=2)
+def _python_transpose_tile(src, r0, c0, dst, d0, e0):
+    n = lanes(src)
+    dst[d0:d0 + n, e0:e0 + n] = src[r0:r0 + n, c0:c0 + n].T
 
 
 def _python_zeros(like):
@@ -919,31 +883,28 @@ add: Callable[..., Any]
 total: Callable[..., Any]
 zeros_block: Callable[..., Any]
 column: Callable[..., Any]
+down: Callable[..., Any]
 row: Callable[..., Any]
 outer: Callable[..., Any]
 store_block: Callable[..., Any]
 block_squares: Callable[..., Any]
-zeros_dots: Callable[..., Any]
-sample_rows: Callable[..., Any]
-neuron_rows: Callable[..., Any]
-pairs: Callable[..., Any]
-store_dots: Callable[..., Any]
+transpose_tile: Callable[..., Any]
 if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same steps on NumPy rows
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total
     _matrix_view = _python_matrix
+    transpose_tile = _python_transpose_tile
+    down = _python_down
     zeros_block = _python_sums(lambda: (host_profile().block_rows, host_profile().block_vectors))
-    zeros_dots = _python_sums(lambda: host_profile().dot_block)
-    column, row, outer, pairs = _python_column, _python_row, _python_product, _python_product
-    sample_rows, neuron_rows = _python_rows(0), _python_rows(1)
-    store_block, block_squares, store_dots = (_python_store_block, _python_block_squares,
-                                              _python_store_dots)
+    column, row, outer = _python_column, _python_row, _python_product
+    store_block, block_squares = _python_store_block, _python_block_squares
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
     _matrix_view = _matrix
-    zeros_block, zeros_dots = _zeros_block, _zeros_dots
-    column, row, outer, pairs = _column, _row, _product, _product
-    sample_rows, neuron_rows = _sample_rows, _neuron_rows
-    store_block, block_squares, store_dots = _store_block, _block_squares, _store_dots
+    transpose_tile = _transpose_tile
+    down = _down
+    zeros_block = _zeros_block
+    column, row, outer = _column, _row, _product
+    store_block, block_squares = _store_block, _block_squares

@@ -10,6 +10,7 @@ from ._simd import (PACK_MIN_ROWS, add, block_rows, block_squares, column, matri
                     strip_max, strip_source, strip_width, strips_per_group, total, zeros,
                     zeros_block)
 from .deltas import scratch_size as delta_scratch_size
+from .forward import scratch_size as forward_scratch_size
 
 
 @helper
@@ -112,16 +113,17 @@ def _strip_sums(scratch, n_samples, n_in, n_out, n_strips):
 
 
 def scratch_size(n_samples, n_in, n_out):
-    """Length of the scratch buffer that weight_gradients and the delta rule back through it
-    (deltas.hidden_delta with W_next = W) need for a layer of these sizes: the packed strips of
-    A_prev (the last padded), delta in panels of block_rows columns, one strip of dW and a sum
-    per strip (strip_max() float32 columns wide, half as many float64); or
-    deltas.scratch_size."""
+    """Length of the scratch buffer that a layer of these sizes needs for each of its three
+    kernels: weight_gradients (the packed strips of A_prev, the last padded, delta in panels of
+    block_rows columns, one strip of dW and a sum per strip, strip_max() float32 columns wide,
+    half as many float64), the delta rule back through it (deltas.hidden_delta with W_next = W)
+    and its forward_layer."""
     rows = block_rows()
     narrowest = strip_width(np.empty(0, np.float64))  # the most strips, so the most sums
     gradients = (n_samples * (padded(n_in) + rows * ((n_out + rows - 1) // rows))
                  + n_out * strip_max() + (n_in + narrowest - 1) // narrowest)
-    return max(gradients, delta_scratch_size(n_samples, n_in, n_out))
+    return max(gradients, delta_scratch_size(n_samples, n_in, n_out),
+               forward_scratch_size(n_samples, n_in, n_out))
 
 
 @kernel

@@ -88,15 +88,6 @@ class HostProfile:
         88 GFLOP/s a thread, and 4 x 3 spilled."""
         return 3 * self.vector_registers // 8
 
-    @property
-    def dot_block(self):
-        """(samples, neurons) of the forward kernel's block of dot products, each a Vector of
-        partial sums over j. 4 x 5 with 32 vector registers: 20 sums and the 9 vectors a step
-        loads (Xeon, AVX-512, float32, 1 thread: 256x1024x1024 99 -> 106 GFLOP/s and 128x784x128
-        115 -> 155 against 4 x 4; 4 x 6 needed 34 registers and spilled 2 sums). 4 x 3 with 16
-        (AMD EPYC, AVX2: 4 x 4 spilled, 49 GFLOP/s a thread against 71)."""
-        return (4, 5) if self.vector_registers >= 32 else (4, 3)
-
     def describe(self):
         """Lines for ``nbbp info`` and the benchmark's header."""
         enabled = [f for f in self.cpu_features.split(",") if f.startswith("+")]
@@ -111,8 +102,7 @@ class HostProfile:
             f"({self.cache_source})",
             f"register block: {self.block_rows} rows x {self.block_vectors} vectors "
             f"({self.block_rows} x {self.block_vectors * self.lanes(4)} float32, "
-            f"{self.block_rows} x {self.block_vectors * self.lanes(8)} float64); "
-            f"forward's dot products: {self.dot_block[0]} samples x {self.dot_block[1]} neurons",
+            f"{self.block_rows} x {self.block_vectors * self.lanes(8)} float64)",
         ]
 
 

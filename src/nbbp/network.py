@@ -24,6 +24,7 @@ from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
 from .deltas import hidden_delta, output_delta, residual_delta
 from .forward import add_skip_and_activate, forward_layer
+from .forward import scratch_size as forward_scratch_size
 from .gradients import scratch_size, weight_gradients
 from .history import DivergenceError, History
 from .initializers import INITIALIZERS, default_init, initial_weights
@@ -576,11 +577,13 @@ class Network:
             Z = np.empty((n, n_out), dtype=self.dtype)
             A = np.empty_like(Z)
             parallel = use_threads(n * W.size)
+            scratch = np.empty(forward_scratch_size(n, W.shape[1], n_out), dtype=self.dtype)
             cache = None
             if bn_off < 0 and skip_from < 0:
-                forward_layer(a_list[-1], W, bias, b is not None, code, Z, A, parallel)
+                forward_layer(a_list[-1], W, bias, b is not None, code, Z, A, parallel, scratch)
             else:
-                forward_layer(a_list[-1], W, bias, b is not None, IDENTITY, Z, Z, parallel)
+                forward_layer(a_list[-1], W, bias, b is not None, IDENTITY, Z, Z, parallel,
+                              scratch)
                 elementwise = n * n_out >= PARALLEL_MIN_ELEMENTS
                 if bn_off >= 0 and training:
                     cache = (np.empty_like(Z), np.empty(n_out, dtype=self.dtype))

@@ -137,7 +137,8 @@ def _skip_targets(layout, s):
 
 
 @jit(inline=True)
-def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf):
+def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
+                 scratch):
     """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf, in
     training mode.
 
@@ -162,9 +163,10 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
         parallel = nb * W.size >= PARALLEL_MIN_WORK
         has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
         if stats is None or (not has_bn and skip_from < 0):
-            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel)
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel, scratch)
         else:
-            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel)
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel,
+                          scratch)
             elementwise = nb * n_out >= PARALLEL_MIN_ELEMENTS
             if has_bn:
                 gamma, beta, running_mean, running_var = _batch_norm(theta, stats, layout, l)
@@ -278,7 +280,8 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         else:
             _gather(Y, order, start, Yb)
 
-        forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf)
+        forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
+                     scratch)
 
         # loss of this batch, at the weights it saw
         out_code = layout[n_layers - 1, CODE]
