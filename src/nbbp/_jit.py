@@ -89,6 +89,11 @@ helper = jit(inline=True)
 # gradient kernels, with their timings equal or better (the forward at 256x1024x1024: 3.9 ->
 # 3.4 ms).
 part = jit()
+# A part called from a prange loop takes the loop's index as np.int64(index): Numba types a
+# prange index as uint64, and a part called with uint64 from the parallel loop and int64 from
+# the serial one was compiled twice (3 parts, about 0.8 s of a first fit). Likewise a literal
+# argument (a 0 for the first row) types as Literal[int] and compiles a specialisation of its
+# own: pass np.int64(0).
 
 
 def start_thread_pool():

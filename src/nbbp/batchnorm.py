@@ -75,7 +75,7 @@ def batchnorm_train(Z, gamma, beta, eps, momentum, update_running, running_mean,
     n_blocks = (Z.shape[1] + BLOCK - 1) // BLOCK
     if parallel:
         for block in prange(n_blocks):
-            _train_block(block, Z, gamma, beta, eps, momentum, update_running, running_mean,
+            _train_block(np.int64(block), Z, gamma, beta, eps, momentum, update_running, running_mean,
                          running_var, Z_hat, mean, inv_std)
     else:
         for block in range(n_blocks):
@@ -139,7 +139,7 @@ def batchnorm_backward(delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin, p
     n_blocks = (delta.shape[1] + BLOCK - 1) // BLOCK
     if parallel:
         for block in prange(n_blocks):
-            _backward_block(block, delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin)
+            _backward_block(np.int64(block), delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin)
     else:
         for block in range(n_blocks):
             _backward_block(block, delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin)

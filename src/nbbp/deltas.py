@@ -1,5 +1,6 @@
 """Deltas delta_i = dE/dz_i: at the output layer, and by the delta rule for hidden layers."""
 
+import numpy as np
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, jit, kernel, part
@@ -146,12 +147,12 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch)
+            _delta_group(np.int64(g), group, first, n_strips, D, delta_next, W_next, delta, scratch)
     else:
         for g in range(n_groups):
             _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch)
     # serially, as forward_layer's activation
-    times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
+    times_derivative_rows(Z, A, np.int64(0), delta.shape[0], code, delta)
 
 
 # O(width) work per sample, serial like output_delta (see forward.add_skip_and_activate).
@@ -166,4 +167,4 @@ def residual_delta(delta, delta_skip, Z, A, code):
     for k in range(delta.shape[0]):
         for j in range(delta.shape[1]):
             delta[k, j] += delta_skip[k, j]
-    times_derivative_rows(Z, A, 0, delta.shape[0], code, delta)
+    times_derivative_rows(Z, A, np.int64(0), delta.shape[0], code, delta)

@@ -1,5 +1,6 @@
 """Forward pass of one layer: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i)."""
 
+import numpy as np
 from numba import prange
 
 from ._jit import helper, jit, kernel, part
@@ -86,7 +87,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _forward_group(g, group, n_strips, A_prev, W, Z, scratch)
+            _forward_group(np.int64(g), group, n_strips, A_prev, W, Z, scratch)
     else:
         for g in range(n_groups):
             _forward_group(g, group, n_strips, A_prev, W, Z, scratch)

@@ -165,7 +165,7 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW,
+            _gradient_group(np.int64(g), group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW,
                             scratch, P, sums)
     else:
         for g in range(n_groups):
