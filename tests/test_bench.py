@@ -62,7 +62,7 @@ def test_compare_skips_missing_peers_and_threadpoolctl(monkeypatch, capsys):
         assert rate(rows[system]) is None
         assert " ".join(rows[system]).endswith(f"skipped: {module.replace('sklearn', 'scikit-learn')}"
                                                " is not installed")
-    assert "W1  >=  1.0x JAX       n/a (JAX did not run)" in out
+    assert "W1  >=  2.0x JAX       n/a (JAX did not run)" in out
 
 
 def test_compare_runs_installed_peers(monkeypatch, capsys):

@@ -89,9 +89,8 @@ def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out):
     # block_rows columns; one strip of dW per neuron; a sum of squares per float64 strip
     gradients = (n_samples * (_padded(n_in) + rows * -(-n_out // rows)) + n_out * width
                  + -(-n_in // (width // 2)))
-    # the delta rule's packed W_next (n_out x n_in rounded up), one strip of delta per sample,
-    # and delta_next in panels of block_rows samples
-    delta_rule = n_out * _padded(n_in) + n_samples * width + n_out * rows * -(-n_samples // rows)
+    # the delta rule's packed W_next (n_out x n_in rounded up) and one strip of delta per sample
+    delta_rule = n_out * _padded(n_in) + n_samples * width
     # the forward's strips of W transposed (n_in x n_out rounded up) and one strip of Z per sample
     forward = n_in * _padded(n_out) + n_samples * width
     assert scratch_size(n_samples, n_in, n_out) == max(gradients, delta_rule, forward)

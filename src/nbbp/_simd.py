@@ -1,5 +1,5 @@
 """The machine side of the kernels, in one place: short vectors and register blocks sized by the
-host profile (nbbp.host), packing into contiguous strips and panels, aligned buffers. The kernel
+host profile (nbbp.host), packing into contiguous strips, aligned buffers. The kernel
 modules keep the formulas; this module keeps what depends on the CPU.
 
 A ``Vector`` is ``lanes(a)`` consecutive elements of a row, held in one SIMD register (16 float32
@@ -12,14 +12,14 @@ A block of ``Sums`` is the register block of a matrix product, BLIS's micro-tile
 rows x ``block_vectors`` vectors of sums, held in registers over a whole sum over p. A kernel
 writes its block body as its formula, over rows r and the columns c of the block::
 
-    acc += outer(column(X, p), row(Y, p, c0))    # acc_rc += x_rp y_pc
+    acc += outer(down(X, r0, p), row(Y, p, c0))    # acc_rc += x_(r0 + r)p y_pc
 
-where ``column(X, p)`` is the block's ``block_rows`` scalars X[p, 0:block_rows] of a packed panel
-(x_rp), or ``down(X, r0, p)`` the same scalars read down column p of an unpacked X from row r0
-(X[r0 + r, p]), and ``row(Y, p, c0)`` the block's vectors of row p of Y from column c0 (y_pc).
-``acc += outer(x, y)`` compiles to one fused multiply-add per vector of the block, a broadcast
-of x_rp each row. All three matrix kernels run this one micro-kernel: the forward over W's
-strips transposed (``pack_transposed_strips``, lanes x lanes tiles transposed in registers).
+where ``down(X, r0, p)`` is the block's ``block_rows`` scalars of step p read down column p of X
+from row r0 (``across(X, p, c0)``: along row p from column c0), ``row(Y, p, c0)`` the block's
+vectors of row p of Y from column c0, and ``acc += outer(x, y)`` one fused multiply-add per
+vector of the block, a broadcast of each scalar. All three matrix kernels run this one
+micro-kernel: the forward over W's strips transposed (``pack_transposed_strips``, lanes x lanes
+tiles transposed in registers), the delta rule and the gradients over strips of W and A_prev.
 """
 
 import operator
@@ -70,7 +70,7 @@ def _lanes(a):
 
 
 def block_rows():
-    """Rows of a register block (host profile): the width of a packed panel."""
+    """Rows of a register block (host profile)."""
     return host_profile().block_rows
 
 
@@ -280,18 +280,6 @@ def strip_source(src, strip, width, first, scratch):
         return src, strip * width
     n_rows = src.shape[0]
     return matrix(scratch, strip * n_rows * width, n_rows, width), 0
-
-
-@part
-def pack_row_panel(src, k0, start, P):
-    """P[start + p, r] = src[min(k0 + r, n - 1), p] for every column p of src (n, m) and r <
-    P.shape[1]: block_rows rows of src from k0, transposed into a panel whose step p holds the
-    block's scalars side by side (rows past src's end repeat its last row)."""
-    n_rows, n_cols = src.shape
-    for r in range(P.shape[1]):
-        k = min(k0 + r, n_rows - 1)
-        for p in range(n_cols):
-            P[start + p, r] = src[k, p]
 
 
 @part
@@ -601,61 +589,46 @@ def _zeros_intrinsic(sums_of):
 _zeros_block = _zeros_intrinsic(_block_sums)
 
 
-@intrinsic
-def _column(typingctx, X, p):
-    """The Column X[p, 0], ..., X[p, block_rows - 1] of a packed panel X."""
-    if not _is_c_matrix(X) or not isinstance(p, types.Integer):
-        return None
-    column_type = Column(X.dtype)
+def _column_intrinsic(doc, along_rows):
+    """An intrinsic reading a Column from a matrix X: ``down(X, r0, p)`` the scalars X[r0 + r, p]
+    (along_rows), ``across(X, p, c0)`` the scalars X[p, c0 + r], for r < block_rows; an index
+    past X's last row or column is read as the last one."""
 
-    def codegen(context, builder, signature, args):
-        a = context.make_array(X)(context, builder, args[0])
-        shape = cgutils.unpack_tuple(builder, a.shape)
-        strides = cgutils.unpack_tuple(builder, a.strides)
-        p_index = context.cast(builder, args[1], p, types.intp)
-        check = context.enable_boundscheck
-        if check:  # the last scalar inside the row, like any other index
-            cgutils.get_item_pointer2(context, builder, a.data, shape, strides, X.layout,
-                                      [p_index, ir.Constant(p_index.type, column_type.rows - 1)],
-                                      wraparound=False, boundscheck=True)
-        first = cgutils.get_item_pointer2(context, builder, a.data, shape, strides, X.layout,
-                                          [p_index, ir.Constant(p_index.type, 0)],
-                                          wraparound=False, boundscheck=check)
-        value = ir.Constant(context.get_value_type(column_type), ir.Undefined)
-        for r in range(column_type.rows):
-            element = builder.load(builder.gep(first, [ir.Constant(ir.IntType(64), r)]))
-            value = builder.insert_value(value, element, r)
-        return value
+    def typer(typingctx, X, i, j):
+        if not _is_c_matrix(X) or not isinstance(i, types.Integer) or not isinstance(j, types.Integer):
+            return None
+        column_type = Column(X.dtype)
 
-    return column_type(X, p), codegen
+        def codegen(context, builder, signature, args):
+            a = context.make_array(X)(context, builder, args[0])
+            shape = cgutils.unpack_tuple(builder, a.shape)
+            strides = cgutils.unpack_tuple(builder, a.strides)
+            row0 = context.cast(builder, args[1], i, types.intp)
+            col0 = context.cast(builder, args[2], j, types.intp)
+            axis = 0 if along_rows else 1
+            start = (row0, col0)[axis]
+            last = builder.sub(shape[axis], shape[axis].type(1))
+            value = ir.Constant(context.get_value_type(column_type), ir.Undefined)
+            for r in range(column_type.rows):
+                index = builder.add(start, start.type(r))
+                index = builder.select(builder.icmp_signed("<", index, last), index, last)
+                indices = [index, col0] if along_rows else [row0, index]
+                pointer = cgutils.get_item_pointer2(context, builder, a.data, shape, strides,
+                                                    X.layout, indices, wraparound=False,
+                                                    boundscheck=context.enable_boundscheck)
+                value = builder.insert_value(value, builder.load(pointer), r)
+            return value
+
+        return column_type(X, i, j), codegen
+
+    typer.__doc__ = doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def _down(typingctx, X, k0, p):
-    """The Column X[k0, p], ..., X[k0 + block_rows - 1, p]: a block's scalars of step p read down
-    column p of a matrix X, unpacked (past X's last row, its last row again)."""
-    if not _is_c_matrix(X) or not isinstance(k0, types.Integer) or not isinstance(p, types.Integer):
-        return None
-    column_type = Column(X.dtype)
-
-    def codegen(context, builder, signature, args):
-        a = context.make_array(X)(context, builder, args[0])
-        shape = cgutils.unpack_tuple(builder, a.shape)
-        strides = cgutils.unpack_tuple(builder, a.strides)
-        last = builder.sub(shape[0], shape[0].type(1))
-        first = context.cast(builder, args[1], k0, types.intp)
-        p_index = context.cast(builder, args[2], p, types.intp)
-        value = ir.Constant(context.get_value_type(column_type), ir.Undefined)
-        for r in range(column_type.rows):
-            k = builder.add(first, first.type(r))
-            k = builder.select(builder.icmp_signed("<", k, last), k, last)
-            pointer = cgutils.get_item_pointer2(context, builder, a.data, shape, strides,
-                                                X.layout, [k, p_index], wraparound=False,
-                                                boundscheck=context.enable_boundscheck)
-            value = builder.insert_value(value, builder.load(pointer), r)
-        return value
-
-    return column_type(X, k0, p), codegen
+_down = _column_intrinsic("The Column X[r0, p], ..., X[r0 + block_rows - 1, p]: a block's scalars "
+                          "of step p, down column p of X.", along_rows=True)
+_across = _column_intrinsic("The Column X[p, c0], ..., X[p, c0 + block_rows - 1]: a block's "
+                            "scalars of step p, across row p of X.", along_rows=False)
 
 
 @intrinsic
@@ -811,12 +784,12 @@ def _python_sums(shape_of):
     return zeros
 
 
-def _python_column(X, p):
-    return X[p, :block_rows()].copy()
+def _python_down(X, r0, p):
+    return X[np.minimum(np.arange(r0, r0 + block_rows()), X.shape[0] - 1), p].copy()
 
 
-def _python_down(X, k0, p):
-    return X[np.minimum(np.arange(k0, k0 + block_rows()), X.shape[0] - 1), p].copy()
+def _python_across(X, p, c0):
+    return X[p, np.minimum(np.arange(c0, c0 + block_rows()), X.shape[1] - 1)].copy()
 
 
 def _python_row(Y, p, c0):
@@ -882,8 +855,8 @@ square_add: Callable[..., Any]
 add: Callable[..., Any]
 total: Callable[..., Any]
 zeros_block: Callable[..., Any]
-column: Callable[..., Any]
 down: Callable[..., Any]
+across: Callable[..., Any]
 row: Callable[..., Any]
 outer: Callable[..., Any]
 store_block: Callable[..., Any]
@@ -895,16 +868,16 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
     square_add, add, total = _python_square_add, _python_add, _python_total
     _matrix_view = _python_matrix
     transpose_tile = _python_transpose_tile
-    down = _python_down
+    down, across = _python_down, _python_across
     zeros_block = _python_sums(lambda: (host_profile().block_rows, host_profile().block_vectors))
-    column, row, outer = _python_column, _python_row, _python_product
+    row, outer = _python_row, _python_product
     store_block, block_squares = _python_store_block, _python_block_squares
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
     _matrix_view = _matrix
     transpose_tile = _transpose_tile
-    down = _down
+    down, across = _down, _across
     zeros_block = _zeros_block
-    column, row, outer = _column, _row, _product
+    row, outer = _row, _product
     store_block, block_squares = _store_block, _block_squares

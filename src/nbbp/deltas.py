@@ -3,10 +3,10 @@
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN_ELEMENTS, helper, jit, kernel, part
-from ._simd import (PACK_MIN_ROWS, block_rows, column, matrix, outer, pack_group, pack_row_panel,
-                    padded, padded_in_kernel, row, store_block, strip_max, strip_source,
-                    strip_width, strips_per_group, zeros_block)
+from ._jit import helper, jit, kernel, part
+from ._simd import (PACK_MIN_ROWS, block_rows, down, matrix, outer, pack_group, padded,
+                    padded_in_kernel, row, store_block, strip_max, strip_source, strip_width,
+                    strips_per_group, zeros_block)
 from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
@@ -52,23 +52,23 @@ def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
 
 
 @helper
-def _delta_block(D, d0, V, v0, delta, k0, j0, n_rows):
+def _delta_block(delta_next, V, v0, delta, k0, j0, n_rows):
     """delta_kj = sum_i delta_next_ki w_ij for the block's n_rows <= block_rows samples k from
-    k0 and its strip_width neurons j from j0. D[d0 + i, r] = delta_next_(k0 + r)i (the block's
-    panel of delta_next); V[i, v0 + c] = w_i(j0 + c) (W_next, or its packed strip)."""
+    k0 and its strip_width neurons j from j0. V[i, v0 + c] = w_i(j0 + c) (W_next, or its packed
+    strip)."""
     acc = zeros_block(delta)
     for i in range(V.shape[0]):
-        acc += outer(column(D, d0 + i), row(V, i, v0))  # delta_kj += delta_next_ki w_ij
+        acc += outer(down(delta_next, k0, i), row(V, i, v0))  # delta_kj += delta_next_ki w_ij
     store_block(delta, k0, j0, acc, n_rows)
 
 
 @part
-def _delta_strip(strip, first, D, delta_next, W_next, delta, scratch):
+def _delta_strip(strip, first, delta_next, W_next, delta, scratch):
     """sum_i delta_next_ki w_ij for every sample k and one strip of strip_width neurons j. The
     strip past the last whole one is computed padded with zeros, into its own slice of scratch,
     and its columns copied out (one scalar sum per column read W_next down its columns: at
     128x100x100 the 4 such columns took as long as the 6 strips). Strips from ``first`` on
-    are read packed; D: the panels of delta_next."""
+    are read packed."""
     n_samples, n_hidden = delta.shape
     n_next = W_next.shape[0]
     width = strip_width(delta)
@@ -80,7 +80,7 @@ def _delta_strip(strip, first, D, delta_next, W_next, delta, scratch):
     if not whole:
         out, j_out = matrix(scratch, n_next * padded_in_kernel(n_hidden), n_samples, width), 0
     for k0 in range(0, n_samples, rows):
-        _delta_block(D, k0 // rows * n_next, V, v0, out, k0, j_out, min(rows, n_samples - k0))
+        _delta_block(delta_next, V, v0, out, k0, j_out, min(rows, n_samples - k0))
     if not whole:
         for k in range(n_samples):
             for c in range(n_hidden - j0):
@@ -88,32 +88,19 @@ def _delta_strip(strip, first, D, delta_next, W_next, delta, scratch):
 
 
 @part
-def _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch):
+def _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch):
     """Strips g group .. g group + group - 1 of the delta rule, those of W_next from ``first`` on
     packed first, together."""
     s0, s1 = g * group, min(g * group + group, n_strips)
     pack_group(W_next, s0, s1, first, scratch)
     for strip in range(s0, s1):
-        _delta_strip(strip, first, D, delta_next, W_next, delta, scratch)
+        _delta_strip(strip, first, delta_next, W_next, delta, scratch)
 
 
 def scratch_size(n_samples, n_hidden, n_next):
     """Length of the scratch buffer hidden_delta needs: the packed strips of W_next (the last
-    padded), one strip of delta, and delta_next in panels of block_rows samples."""
-    rows = block_rows()
-    return (n_next * padded(n_hidden) + n_samples * strip_max()
-            + n_next * rows * ((n_samples + rows - 1) // rows))
-
-
-@helper
-def _panels(scratch, n_samples, n_hidden, n_next):
-    """The panels of delta_next in scratch, after W_next's strips and delta's padded strip:
-    rows q n_next .. q n_next + n_next - 1 hold samples q block_rows .. of delta_next,
-    transposed."""
-    rows = block_rows()
-    n_panels = (n_samples + rows - 1) // rows
-    return matrix(scratch, n_next * padded_in_kernel(n_hidden) + n_samples * strip_max(),
-                  n_panels * n_next, rows)
+    padded) and one strip of delta."""
+    return n_next * padded(n_hidden) + n_samples * strip_max()
 
 
 @kernel
@@ -123,23 +110,12 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     delta_next: (n_samples, n_next); W_next: (n_next, n_hidden); Z, A: (n_samples, n_hidden).
     Writes delta (n_samples, n_hidden) in place. Parallel over strips of strip_width neurons j,
     then f' serially. In ``scratch`` (1-D, scratch_size(n_samples, n_hidden, n_next) long):
-    delta_next in panels of block_rows samples; from PACK_MIN_ROWS samples up each strip of
-    W_next, packed, and the last, when n_hidden is not a whole number of strips, always.
+    from PACK_MIN_ROWS samples up each strip of W_next, packed, and the last, when n_hidden is
+    not a whole number of strips, always. delta_next is read in place, down its columns.
     """
     width = strip_width(delta)
-    rows = block_rows()
     n_samples, n_hidden = delta.shape
-    n_next = W_next.shape[0]
     n_strips = (n_hidden + width - 1) // width
-    D = _panels(scratch, n_samples, n_hidden, n_next)
-    n_panels = (n_samples + rows - 1) // rows
-    # A copy of delta_next: on the thread pool only when large, as weight_gradients' panels.
-    if parallel and n_samples * n_next >= PARALLEL_MIN_ELEMENTS:
-        for q in prange(n_panels):
-            pack_row_panel(delta_next, q * rows, q * n_next, D)
-    else:
-        for q in range(n_panels):
-            pack_row_panel(delta_next, q * rows, q * n_next, D)
     # From PACK_MIN_ROWS samples up each group of strips of W_next is packed by its task, else
     # only the ragged last strip.
     first = 0 if n_samples >= PACK_MIN_ROWS else n_hidden // width
@@ -147,10 +123,10 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _delta_group(np.int64(g), group, first, n_strips, D, delta_next, W_next, delta, scratch)
+            _delta_group(np.int64(g), group, first, n_strips, delta_next, W_next, delta, scratch)
     else:
         for g in range(n_groups):
-            _delta_group(g, group, first, n_strips, D, delta_next, W_next, delta, scratch)
+            _delta_group(g, group, first, n_strips, delta_next, W_next, delta, scratch)
     # serially, as forward_layer's activation
     times_derivative_rows(Z, A, np.int64(0), delta.shape[0], code, delta)
 

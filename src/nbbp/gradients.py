@@ -5,7 +5,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, add, block_rows, block_squares, column, matrix, outer,
+from ._simd import (PACK_MIN_ROWS, across, add, block_rows, block_squares, matrix, outer,
                     pack_column_panel, pack_group, padded, padded_in_kernel, row, store_block,
                     strip_max, strip_source, strip_width, strips_per_group, total, zeros,
                     zeros_block)
@@ -14,14 +14,14 @@ from .forward import scratch_size as forward_scratch_size
 
 
 @helper
-def _gradient_block(P, p0, V, v0, dW, i0, j0, n_rows):
+def _gradient_block(D, d0, c0, V, v0, dW, i0, j0, n_rows):
     """dW_ij = (1/n) sum_k delta_ki a_kj for the block's n_rows <= block_rows neurons i from i0
-    and its strip_width inputs j from j0. P[p0 + k, r] = delta_k(i0 + r) (the block's panel of
-    delta); V[k, v0 + c] = a_k(j0 + c) (A_prev, or its packed strip). Returns the squares of the
-    dW_ij it stores, summed lane by lane (a Vector)."""
+    and its strip_width inputs j from j0. D[d0 + k, c0 + r] = delta_k(i0 + r) (delta itself, or
+    the block's panel of it); V[k, v0 + c] = a_k(j0 + c) (A_prev, or its packed strip). Returns
+    the squares of the dW_ij it stores, summed lane by lane (a Vector)."""
     acc = zeros_block(dW)
     for k in range(V.shape[0]):
-        acc += outer(column(P, p0 + k), row(V, k, v0))  # dW_ij += delta_ki a_kj
+        acc += outer(across(D, d0 + k, c0), row(V, k, v0))  # dW_ij += delta_ki a_kj
     acc = acc * (dW.dtype.type(1) / V.shape[0])
     store_block(dW, i0, j0, acc, n_rows)
     return block_squares(acc, n_rows)
@@ -35,6 +35,31 @@ def _delta_panels(scratch, n_samples, n_in, n_out):
     rows = block_rows()
     return matrix(scratch, n_samples * padded_in_kernel(n_in),
                   (n_out + rows - 1) // rows * n_samples, rows)
+
+
+@helper
+def _delta_source(delta, scratch, n_in):
+    """What weight_gradients reads delta from: its panels in scratch (_delta_panels) where
+    _packs_delta, else delta itself. (One assignment: a view assigned to a variable that already
+    held delta was, in the parallel loop that packs the panels, delta again, and the panels were
+    written over delta's rows and past them.)"""
+    if _packs_delta(delta.shape[0]):
+        return _delta_panels(scratch, delta.shape[0], n_in, delta.shape[1])
+    return delta
+
+
+@helper
+def _packs_delta(n_samples):
+    """Whether weight_gradients reads delta from panels (else in place)."""
+    return n_samples >= PACK_MIN_ROWS
+
+
+@helper
+def _dw_strip_start(n_samples, n_in, n_out):
+    """Where the padded strip of dW starts in scratch: after the strips of A_prev and delta's
+    panels (room for them is kept whether or not delta is packed)."""
+    rows = block_rows()
+    return n_samples * (padded_in_kernel(n_in) + rows * ((n_out + rows - 1) // rows))
 
 
 @helper
@@ -56,7 +81,8 @@ def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scra
     sum of their squares. The strip past the last whole one is computed padded with zeros,
     into its own slice of scratch after delta's panels, and its columns copied out (one scalar
     sum per column, reading delta down its columns, made 128x100x100 take 50 us against 29 at
-    128x96x96). Strips from ``first`` on are read packed. P: _delta_panels."""
+    128x96x96). Strips from ``first`` on are read packed; delta from its panels P where P is
+    not delta itself (_packs_delta)."""
     n_samples = delta.shape[0]
     n_out, n_in = dW.shape
     width = strip_width(dW)
@@ -66,10 +92,11 @@ def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scra
     V, v0 = strip_source(A_prev, strip, width, first, scratch)
     out, j_out = dW, j0
     if j1 - j0 < width:
-        out, j_out = matrix(scratch, n_samples * padded_in_kernel(n_in) + P.size, n_out, width), 0
+        out, j_out = matrix(scratch, _dw_strip_start(n_samples, n_in, n_out), n_out, width), 0
     squares = zeros(dW)  # the padding's columns are zeros: they add nothing
     for i0 in range(0, n_out, rows):
-        squares = add(squares, _gradient_block(P, i0 // rows * n_samples, V, v0, out, i0, j_out,
+        d0, c0 = (i0 // rows * n_samples, 0) if _packs_delta(n_samples) else (0, i0)
+        squares = add(squares, _gradient_block(P, d0, c0, V, v0, out, i0, j_out,
                                                min(rows, n_out - i0)))
     sums[strip] = total(squares)
     if j1 - j0 < width:
@@ -106,9 +133,7 @@ def _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_m
 def _strip_sums(scratch, n_samples, n_in, n_out, n_strips):
     """Where weight_gradients keeps each strip's sum of squares: in scratch, after the strips of
     A_prev, delta's panels and the padded strip of dW."""
-    rows = block_rows()
-    start = (n_samples * (padded_in_kernel(n_in) + rows * ((n_out + rows - 1) // rows))
-             + n_out * strip_max())
+    start = _dw_strip_start(n_samples, n_in, n_out) + n_out * strip_max()
     return matrix(scratch, start, 1, n_strips)[0]  # checked: IndexError past scratch's end
 
 
@@ -133,27 +158,34 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     over the strips in their order: the same sum on any number of threads.
 
     delta: (n, n_out); A_prev: (n, n_in); W, mask: (n_out, n_in) (mask read only if ``has_mask``).
-    Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over panels of
-    delta, then over strips of strip_width inputs j, in groups; db serially. In ``scratch``
-    (1-D, scratch_size(n, n_in, n_out) long): delta in panels of block_rows columns, packed strips of
-    A_prev from PACK_MIN_ROWS neurons up (and the last, when n_in is not a whole number of
-    strips, always), a sum of squares per strip. Biases are not penalised.
+    Writes dW (n_out, n_in) and, if ``has_bias``, db (n_out,) in place. Parallel over strips
+    of strip_width inputs j, in groups; db serially. In ``scratch`` (1-D, scratch_size(n, n_in,
+    n_out) long): from PACK_MIN_ROWS samples up, delta in panels of block_rows columns (fewer
+    samples read it in place, along its rows); packed strips of A_prev from PACK_MIN_ROWS neurons
+    up (and the last, when n_in is not a whole number of strips, always); a sum of squares per
+    strip. Biases are not penalised.
     """
     n_samples, n_out = delta.shape
     width = strip_width(dW)
     rows = block_rows()
     n_strips = (dW.shape[1] + width - 1) // width
-    P = _delta_panels(scratch, n_samples, dW.shape[1], n_out)
     sums = _strip_sums(scratch, n_samples, dW.shape[1], n_out, n_strips)
-    n_panels = (n_out + rows - 1) // rows
-    # A copy of delta: on the thread pool only when large (W2's 32x128 is not: a parallel loop
-    # there is one more wake-up of the pool a batch).
-    if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
-        for q in prange(n_panels):
-            pack_column_panel(delta, q * rows, q * n_samples, P)
-    else:
-        for q in range(n_panels):
-            pack_column_panel(delta, q * rows, q * n_samples, P)
+    # A block reads delta_ki for its block_rows neurons i along each sample's row k: in place
+    # that is one cache line per sample, rows n_out apart, which a block of many samples evicts
+    # before the next block reuses it. From PACK_MIN_ROWS samples up delta is first copied into
+    # panels of block_rows columns (256x1024x1024: 215 GFLOP/s in place, 314 from panels);
+    # fewer samples read it in place (32x784x128: 169 from panels, 249 in place).
+    P = _delta_source(delta, scratch, dW.shape[1])
+    if _packs_delta(n_samples):
+        n_panels = (n_out + rows - 1) // rows
+        # on the thread pool only when large (W2's 32x128 is not: a parallel loop there is one
+        # more wake-up of the pool a batch)
+        if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
+            for q in prange(n_panels):
+                pack_column_panel(delta, q * rows, q * n_samples, P)
+        else:
+            for q in range(n_panels):
+                pack_column_panel(delta, q * rows, q * n_samples, P)
     # O(n n_out) adds, vectorised along the row: serially (as a last task of the strips' parallel
     # loop it left one thread a group of strips more than the other at 256x1024x1024)
     if has_bias:
@@ -165,8 +197,8 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     n_groups = (n_strips + group - 1) // group
     if parallel:
         for g in prange(n_groups):
-            _gradient_group(np.int64(g), group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW,
-                            scratch, P, sums)
+            _gradient_group(np.int64(g), group, first, n_strips, delta, A_prev, W, l2, mask,
+                            has_mask, dW, scratch, P, sums)
     else:
         for g in range(n_groups):
             _gradient_group(g, group, first, n_strips, delta, A_prev, W, l2, mask, has_mask, dW,
