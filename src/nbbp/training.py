@@ -94,6 +94,17 @@ def _gather(source, order, start, rows):
 
 
 @serial_driver
+def _consecutive(order, start, n):
+    """Whether order[start:start + n] are n consecutive rows (an epoch without shuffling): the
+    batch is then read in place, with no copy (128x784 float32: 18 us a batch)."""
+    first = order[start]
+    for r in range(1, n):
+        if order[start + r] != first + r:
+            return False
+    return True
+
+
+@serial_driver
 def _one_hot(labels, order, start, rows):
     """rows[r, :] = the one-hot row of class labels[order[start + r]]."""
     for r in range(rows.shape[0]):
@@ -250,8 +261,8 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
     built per batch so that no one-hot copy of the data set exists.
 
-    For each batch: gather rows, forward_pass (batch statistics), loss, output delta,
-    backward_pass, optimizer step. With batch normalisation, a last batch of one sample is
+    For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
+    (batch statistics), loss, output delta, backward_pass, optimizer step. With batch normalisation, a last batch of one sample is
     left out (batch statistics need two). Buffers hold one batch of every layer; ``scratch`` is
     the gradient kernel's, sized for the widest layer. Returns (sum over the samples trained on
     of J + l2/2 sum ||W||^2, number of optimizer steps taken, number of samples trained on);
@@ -272,12 +283,20 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         if nb == 1 and has_bn:
             break
         n_used += nb
-        Xb = matrix(x_buf, 0, nb, n_features)
-        Yb = matrix(y_buf, 0, nb, n_outputs)
-        _gather(X, order, start, Xb)
-        if use_labels:
-            _one_hot(labels, order, start, Yb)
+        first = order[start]
+        in_order = _consecutive(order, start, nb)
+        if in_order:  # the batch's rows, read in place
+            Xb = X[first:first + nb]
         else:
+            Xb = matrix(x_buf, 0, nb, n_features)
+            _gather(X, order, start, Xb)
+        if use_labels:
+            Yb = matrix(y_buf, 0, nb, n_outputs)
+            _one_hot(labels, order, start, Yb)
+        elif in_order:
+            Yb = Y[first:first + nb]
+        else:
+            Yb = matrix(y_buf, 0, nb, n_outputs)
             _gather(Y, order, start, Yb)
 
         forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
