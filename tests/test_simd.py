@@ -128,8 +128,8 @@ def test_pack_strips_writes_only_its_rows_and_strips(rng, dtype, s0, s1):
 
 
 @jit()
-def _transpose_tile(src, r0, c0, dst, d0, e0):
-    transpose_tile(src, r0, c0, dst, d0, e0)
+def _transpose_tile(src, r0, c0, n_rows, dst, d0, e0):
+    transpose_tile(src, r0, c0, n_rows, dst, d0, e0)
 
 
 @jit()
@@ -145,13 +145,17 @@ def _down_column(X, k0, p, out):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_transpose_tile_moves_each_element_to_its_mirror(dtype):
+@pytest.mark.parametrize("short", [0, 1, 3])
+def test_transpose_tile_moves_each_element_to_its_mirror(dtype, short):
+    # rows of the tile past n_rows (the last rows of src, when short) read as zeros
     n = lanes(np.empty(0, dtype))
-    src = np.arange(3 * n * 2 * n, dtype=dtype).reshape(3 * n, 2 * n)  # every element distinct
+    src = np.arange(1, 1 + (2 * n - short) * 2 * n, dtype=dtype).reshape(2 * n - short, 2 * n)
     dst = np.full((2 * n + 1, 3 * n), np.nan, dtype)
-    _transpose_tile(src, n, n, dst, 1, 2)
+    _transpose_tile(src, n, n, n - short, dst, 1, 2)
+    tile = np.zeros((n, n), dtype)
+    tile[:n - short] = src[n:, n:2 * n]
     expected = np.full_like(dst, np.nan)
-    expected[1:1 + n, 2:2 + n] = src[n:2 * n, n:2 * n].T
+    expected[1:1 + n, 2:2 + n] = tile.T
     assert_array_equal(dst, expected)
 
 

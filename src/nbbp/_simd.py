@@ -225,8 +225,8 @@ def pack_transposed_strips(src, s0, s1, S):
     of w = S.shape[1] = strip_width(src) rows of src, and c < w; 0 past src's last row.
 
     Each strip of w rows of src becomes m contiguous rows of S: the strip transposed. Square
-    tiles of lanes x lanes are transposed in registers (transpose_tile); a last part of a row
-    too short for a tile, and rows past a whole tile's reach, element by element.
+    tiles of lanes x lanes are transposed in registers (transpose_tile, with zeros for rows past
+    src's last); a last part of a row too short for a tile, element by element.
     """
     n_rows, n_cols = src.shape
     width = S.shape[1]
@@ -235,16 +235,17 @@ def pack_transposed_strips(src, s0, s1, S):
     for s in range(s0, s1):
         for c0 in range(0, width, step):
             i0 = s * width + c0
-            if i0 + step <= n_rows:
-                for p0 in range(0, whole, step):
-                    transpose_tile(src, i0, p0, S, s * n_cols + p0, c0)
-                for p in range(whole, n_cols):
-                    for c in range(step):
-                        S[s * n_cols + p, c0 + c] = src[i0 + c, p]
-            else:
+            valid = min(step, n_rows - i0)
+            if valid <= 0:
                 for p in range(n_cols):
                     for c in range(step):
-                        S[s * n_cols + p, c0 + c] = src[i0 + c, p] if i0 + c < n_rows else 0
+                        S[s * n_cols + p, c0 + c] = 0
+                continue
+            for p0 in range(0, whole, step):
+                transpose_tile(src, i0, p0, valid, S, s * n_cols + p0, c0)
+            for p in range(whole, n_cols):
+                for c in range(step):
+                    S[s * n_cols + p, c0 + c] = src[i0 + c, p] if c < valid else 0
 
 
 @helper
@@ -364,9 +365,10 @@ def _store(typingctx, a, k, j, v):
 
 
 @intrinsic
-def _transpose_tile(typingctx, src, r0, c0, dst, d0, e0):
-    """dst[d0 + c, e0 + r] = src[r0 + r, c0 + c] for r, c < lanes: a square tile of src, loaded
-    as its lanes rows, transposed in registers and stored as lanes rows of dst.
+def _transpose_tile(typingctx, src, r0, c0, n_rows, dst, d0, e0):
+    """dst[d0 + c, e0 + r] = src[r0 + r, c0 + c] for r, c < lanes, 0 for the rows r >= n_rows
+    (1 <= n_rows; past src's last row): a square tile of src, loaded as its lanes rows,
+    transposed in registers and stored as lanes rows of dst.
 
     The transposition takes log2(lanes) rounds. The round of a power of two b pairs each row i
     that has bit b clear with row i + b, and in each pair swaps the lanes that have bit b set in
@@ -375,18 +377,26 @@ def _transpose_tile(typingctx, src, r0, c0, dst, d0, e0):
     a[c, r]).
     """
     if (not _is_c_matrix(src) or not _is_c_matrix(dst) or src.dtype != dst.dtype
-            or not all(isinstance(t, types.Integer) for t in (r0, c0, d0, e0))):
+            or not all(isinstance(t, types.Integer) for t in (r0, c0, n_rows, d0, e0))):
         return None
     vector = Vector(src.dtype)
     n = vector.lanes
 
     def codegen(context, builder, signature, args):
-        row0, col0, drow0, dcol0 = (context.cast(builder, value, t, types.intp) for value, t in
-                                    zip(args[1:3] + args[4:6], (r0, c0, d0, e0)))
+        row0, col0, count, drow0, dcol0 = (
+            context.cast(builder, value, t, types.intp)
+            for value, t in zip(args[1:4] + args[5:7], (r0, c0, n_rows, d0, e0)))
         align = src.dtype.bitwidth // 8
-        rows = [builder.load(_vector_pointer(context, builder, src, args[0],
-                                             builder.add(row0, row0.type(r)), col0, vector),
-                             align=align) for r in range(n)]
+        zero = ir.Constant(context.get_value_type(vector), None)
+        last = builder.sub(count, count.type(1))
+        rows = []
+        for r in range(n):  # a row past n_rows loads the last one (in bounds), then reads 0
+            inside = builder.icmp_signed("<", count.type(r), count)
+            offset = builder.select(inside, count.type(r), last)
+            loaded = builder.load(_vector_pointer(context, builder, src, args[0],
+                                                  builder.add(row0, offset), col0, vector),
+                                  align=align)
+            rows.append(builder.select(inside, loaded, zero))
         b = n // 2
         while b >= 1:
             keep = [c if c & b == 0 else n + c - b for c in range(n)]
@@ -400,12 +410,12 @@ def _transpose_tile(typingctx, src, r0, c0, dst, d0, e0):
                         for mask in (keep, swap))
             b //= 2
         for c in range(n):
-            pointer = _vector_pointer(context, builder, dst, args[3],
+            pointer = _vector_pointer(context, builder, dst, args[4],
                                       builder.add(drow0, drow0.type(c)), dcol0, vector)
             builder.store(rows[c], pointer, align=align)
         return context.get_dummy_value()
 
-    return types.void(src, r0, c0, dst, d0, e0), codegen
+    return types.void(src, r0, c0, n_rows, dst, d0, e0), codegen
 
 
 def _broadcast(context, builder, x_value, x_type, vector):
@@ -808,9 +818,11 @@ def _python_block_squares(acc, n_rows):
     return (acc[:n_rows] ** 2).reshape(-1, acc.shape[2]).sum(axis=0).astype(acc.dtype)
 
 
-def _python_transpose_tile(src, r0, c0, dst, d0, e0):
+def _python_transpose_tile(src, r0, c0, n_rows, dst, d0, e0):
     n = lanes(src)
-    dst[d0:d0 + n, e0:e0 + n] = src[r0:r0 + n, c0:c0 + n].T
+    tile = np.zeros((n, n), src.dtype)
+    tile[:min(n_rows, n)] = src[r0:r0 + min(n_rows, n), c0:c0 + n]
+    dst[d0:d0 + n, e0:e0 + n] = tile.T
 
 
 def _python_zeros(like):
