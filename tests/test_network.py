@@ -728,3 +728,28 @@ def test_masks_are_copied_from_the_caller():
     assert net.masks[0][0, 0] == 0 and net.masks[0][1, 1] == 1
     with pytest.raises(ValueError, match="read-only"):
         net.masks[0][0, 0] = 1  # the enforced mask is changed through Network(masks=...) only
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_the_compiled_finite_check_finds_the_first_bad_row_in_any_block(rng, dtype, value):
+    # X is checked by a compiled kernel over blocks of FINITE_BLOCK_ROWS rows, on the thread
+    # pool from PARALLEL_MIN_WORK elements: the first bad row wins whichever block finds one,
+    # the largest finite values are not taken for inf, and both paths agree.
+    from nbbp._validation import FINITE_BLOCK_ROWS, _first_non_finite_row
+    n = 5 * FINITE_BLOCK_ROWS + 7
+    X = rng.normal(size=(n, 33)).astype(dtype)
+    X[n // 2, 4] = np.finfo(dtype).max
+    X[n // 3, 5] = -np.finfo(dtype).max
+    for parallel in (False, True):
+        assert _first_non_finite_row(X, parallel) == -1
+    for bad_rows in [(0,), (n - 1,), (3 * FINITE_BLOCK_ROWS + 1, n - 1), (n - 1, 2, FINITE_BLOCK_ROWS)]:
+        Y = X.copy()
+        for r in bad_rows:
+            Y[r, r % 33] = value
+        for parallel in (False, True):
+            assert _first_non_finite_row(Y, parallel) == min(bad_rows)
+    net = nbbp.Network([33, 2], dtype=dtype)
+    Y[min(bad_rows), 0] = value
+    with pytest.raises(ValueError, match=re.escape(f"X contains NaN or inf (first at row {min(bad_rows)})")):
+        net.forward(Y)

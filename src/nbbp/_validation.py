@@ -4,6 +4,9 @@ what was received; nothing here mutates its inputs."""
 import numbers
 
 import numpy as np
+from numba import prange
+
+from ._jit import PARALLEL_MIN_WORK, helper, kernel, part
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -73,12 +76,66 @@ FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(blo
 
 
 def _check_finite(arr, name, original_dtype):
-    for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
-        block = arr[start:start + FINITE_CHECK_ROWS]
-        if not np.isfinite(block).all():
-            row = start + int(np.argwhere(~np.isfinite(block))[0][0])
-            converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
-            raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
+    if (arr.ndim == 2 and arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous
+            and arr.flags.writeable and arr.shape[1] > 0):
+        # compiled, without a temporary: np.isfinite(X).all() took 6.3 ms of each fit on W2's
+        # 20,000 x 784 float32, 8% of an epoch; this 1.75 ms on 2 threads. Only for the arrays
+        # the kernels take (writeable float32 and float64), so it compiles nothing more.
+        row = int(_first_non_finite_row(arr, arr.size >= PARALLEL_MIN_WORK))
+    else:
+        row = -1
+        for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
+            block = arr[start:start + FINITE_CHECK_ROWS]
+            if not np.isfinite(block).all():
+                row = start + int(np.argwhere(~np.isfinite(block))[0][0])
+                break
+    if row >= 0:
+        converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
+        raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
+
+
+@helper
+def _row_is_finite(X, k):
+    """Whether row k of X holds only finite values: |x| < inf is false for NaN and for +-inf.
+    Counted over the row, which vectorises where an early exit would not."""
+    inf = X.dtype.type(np.inf)
+    bad = 0
+    for j in range(X.shape[1]):
+        bad += not abs(X[k, j]) < inf
+    return bad == 0
+
+
+# Rows per task of the compiled check: blocks small enough for 2 threads to share evenly.
+FINITE_BLOCK_ROWS = 256
+
+
+@part
+def _first_non_finite_in(X, block):
+    """The first row of block ``block`` (of FINITE_BLOCK_ROWS rows) of X with a NaN or an inf,
+    or -1."""
+    k0 = block * FINITE_BLOCK_ROWS
+    for k in range(k0, min(k0 + FINITE_BLOCK_ROWS, X.shape[0])):
+        if not _row_is_finite(X, k):
+            return k
+    return -1
+
+
+@kernel
+def _first_non_finite_row(X, parallel):
+    """The first row of the float matrix X holding a NaN or an inf, or -1. Parallel over blocks
+    of FINITE_BLOCK_ROWS rows."""
+    n_blocks = (X.shape[0] + FINITE_BLOCK_ROWS - 1) // FINITE_BLOCK_ROWS
+    firsts = np.empty(n_blocks, np.int64)
+    if parallel:
+        for block in prange(n_blocks):
+            firsts[block] = _first_non_finite_in(X, np.int64(block))
+    else:
+        for block in range(n_blocks):
+            firsts[block] = _first_non_finite_in(X, block)
+    for block in range(n_blocks):
+        if firsts[block] >= 0:
+            return firsts[block]
+    return -1
 
 
 def as_inputs(X, n_features, dtype, name="X"):
@@ -93,9 +150,9 @@ def as_inputs(X, n_features, dtype, name="X"):
         raise ValueError(f"{name} has {arr.shape[1]} features per sample; this network takes "
                          f"{n_features} (sizes[0])")
     with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=dtype)
+        out = _writeable(np.ascontiguousarray(arr, dtype=dtype))
     _check_finite(out, name, arr.dtype)
-    return _writeable(out)
+    return out
 
 
 def _checked_labels(arr, n_out, name):
