@@ -1,8 +1,6 @@
 """The one place that sets Numba's options, so no kernel's flags can drift from another's."""
 
 import os
-import tempfile
-import threading
 import warnings
 
 from numba import get_num_threads, njit
@@ -115,92 +113,118 @@ def use_threads(work):
     return work >= PARALLEL_MIN_WORK
 
 
-class _CompileLock:
-    """An exclusive lock, shared by every nbbp process of this user, held while Numba loads a
-    kernel from its on-disk cache or compiles and saves one.
+def _open_lock_file(path):
+    """The lock file at ``path``, opened (created if need be), or None where it cannot be."""
+    if fcntl is None:
+        return None
+    try:
+        return open(path, "a")
+    except OSError:
+        return None
 
-    Numba's cache is not safe when two processes compile the same parallel function at once:
-    both pick the same cache file number, one overwrites the other's code, and a later load
-    calls into the wrong machine code and crashes (numba issues 4807 and 10128; it crashed here
-    when two test runs compiled nbbp side by side). Re-entrant within a process, since compiling
-    the epoch driver compiles the kernels it calls.
+
+class _LockedCache:
+    """Numba's on-disk cache of one function, with a file lock per cache entry: a file beside
+    the function's index in its cache directory (``<index>.nbi.lock``), flock'ed shared while
+    a process loads an entry, and exclusive from a miss until the compiled entry is saved.
+
+    Numba's cache alone is not safe when two processes compile the same parallel function at
+    once: both pick the same cache file number, one overwrites the other's code, and a later
+    load calls into the wrong machine code and crashes (numba issues 4807 and 10128; it
+    crashed here when two test runs compiled nbbp side by side). Under this lock a function is
+    compiled by one process while the others wait for its entry and then load it, so processes
+    starting together on an empty cache compile each function once. A process whose entries
+    are in the cache never waits for a compile of another function, and processes with
+    different cache directories never wait for each other. (An earlier lock, one file per
+    user taken for every load as well, made a warm process's first fit take 23.7 s beside a
+    cold compile in another cache directory.) Locks are taken in the order of the call graph
+    (a function's lock before its callees'), which has no cycles, so processes cannot deadlock.
     """
 
-    def __init__(self):
-        self._rlock = threading.RLock()
-        self._depth = 0
-        self._file = None
+    def __init__(self, cache):
+        self._cache = cache
+        self._path = os.path.join(cache._cache_path, cache._cache_file._index_name + ".lock")
+        self._misses = []  # per miss, from load_overload to save_overload: the lock file or None
 
-    def __enter__(self):
-        # Numba's own compiler lock first, as a compile that Numba starts (of a function that
-        # calls an nbbp kernel) already holds it: one order, no deadlock between threads.
-        global_compiler_lock.acquire()
-        try:
-            self._rlock.acquire()
-            try:
-                if self._depth == 0 and fcntl is not None:
-                    self._file = self._locked_file()
-                self._depth += 1
-            except BaseException:  # a failed open or flock (Ctrl-C while waiting) holds nothing
-                self._rlock.release()
-                raise
-        except BaseException:
-            global_compiler_lock.release()
-            raise
-        return self
+    def __getattr__(self, name):
+        return getattr(self._cache, name)
 
-    @staticmethod
-    def _locked_file():
+    def load_overload(self, sig, target_context):
+        if any(f is not None for f in self._misses):
+            # this process compiles another signature of this function: it holds the lock
+            cres = self._cache.load_overload(sig, target_context)
+            if cres is None:
+                self._misses.append(None)
+            return cres
+        f = _open_lock_file(self._path)
+        if f is None:  # no lock to be had (no fcntl, or an unwritable directory): unserialised
+            cres = self._cache.load_overload(sig, target_context)
+            if cres is None:
+                self._misses.append(None)
+            return cres
+        keep = False
         try:
-            path = os.path.join(tempfile.gettempdir(), f"nbbp-compile-{os.getuid()}.lock")
-            f = open(path, "a")
-        except OSError:
-            # No writable temporary directory: compile unserialised rather than not at all.
-            return None
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except BaseException:
-            f.close()
-            raise
-        return f
-
-    def __exit__(self, *exc):
-        try:
-            self._depth -= 1
-            if self._depth == 0 and self._file is not None:
-                try:
-                    fcntl.flock(self._file, fcntl.LOCK_UN)
-                finally:
-                    self._file.close()
-                    self._file = None
+            fcntl.flock(f, fcntl.LOCK_SH)
+            cres = self._cache.load_overload(sig, target_context)
+            if cres is None:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                # another process may have compiled and saved it while this one waited
+                cres = self._cache.load_overload(sig, target_context)
+                keep = cres is None
         finally:
-            self._rlock.release()
-            global_compiler_lock.release()
+            if keep:
+                self._misses.append(f)
+            else:
+                f.close()  # closing the file releases its lock
+        return cres
 
+    def save_overload(self, sig, cres):
+        depth = len(self._misses) - 1
+        try:
+            self._cache.save_overload(sig, cres)
+        finally:
+            self.release_to(max(depth, 0))
 
-compile_lock = _CompileLock()
+    def release_to(self, depth):
+        """Release the locks of the misses past the first ``depth`` (a compile that failed, or
+        whose entry is saved)."""
+        while len(self._misses) > depth:
+            f = self._misses.pop()
+            if f is not None:
+                f.close()
 
 
 def _with_compile_lock(dispatcher):
-    """Route the dispatcher's compile (cache load, or compile and save) through compile_lock.
-    Numba calls ``dispatcher.compile`` only for a signature it has not loaded yet, so calls
-    that find their machine code pay nothing."""
+    """Give the dispatcher's on-disk cache its entry locks (_LockedCache). Numba calls
+    ``dispatcher.compile`` only for a signature it has not loaded yet, so calls that find their
+    machine code pay nothing."""
     unlocked = getattr(dispatcher, "compile", None)
     if unlocked is None:  # NUMBA_DISABLE_JIT: a plain Python function, nothing to compile
         return dispatcher
+    if not isinstance(dispatcher._cache, NullCache) and hasattr(dispatcher._cache, "_cache_file"):
+        dispatcher._cache = _LockedCache(dispatcher._cache)
 
     def compile(sig):
-        with compile_lock:
+        # Numba's own compiler lock, which its compile takes too: the cache's misses belong to
+        # one thread at a time.
+        with global_compiler_lock:
+            cache = dispatcher._cache
+            depth = len(cache._misses) if isinstance(cache, _LockedCache) else 0
             try:
                 return unlocked(sig)
             except OSError as error:
                 # The cache directory became unwritable (or unreadable) after import: compile
                 # without it. The machine code is kept if only the save failed.
+                if isinstance(cache, _LockedCache):
+                    cache.release_to(depth)
                 if isinstance(dispatcher._cache, NullCache):
                     raise
                 _no_cache(f"{type(error).__name__}: {error}")
                 dispatcher._cache = NullCache()
                 return unlocked(sig)
+            finally:
+                if isinstance(cache, _LockedCache):
+                    cache.release_to(depth)
 
     dispatcher.compile = compile
     return dispatcher
