@@ -753,3 +753,12 @@ def test_the_compiled_finite_check_finds_the_first_bad_row_in_any_block(rng, dty
     Y[min(bad_rows), 0] = value
     with pytest.raises(ValueError, match=re.escape(f"X contains NaN or inf (first at row {min(bad_rows)})")):
         net.forward(Y)
+
+
+@pytest.mark.parametrize("sizes, count", [([4, 10**9, 3], "8,000,000,003"),
+                                          ([2**63, 2], "18,446,744,073,709,551,618"),
+                                          ([4, 10**6, 10**6, 3], "1,000,009,000,003")])
+def test_a_network_too_large_for_memory_is_refused_before_allocating(sizes, count):
+    # a raw MemoryError (or OverflowError from the int64 layout) before; now the count and bytes
+    with pytest.raises(ValueError, match=rf"sizes \[.*\] make {count} parameters: [\d,]+ bytes"):
+        nbbp.Network(sizes)

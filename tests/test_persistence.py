@@ -5,6 +5,7 @@ a ValueError that names the file and the problem."""
 
 import gc
 import io
+import json
 import os
 import re
 import struct
@@ -418,7 +419,60 @@ def theta_with(path, index, value):
 
 # (id, how to spoil a real save at `path`, the problem the message must name). Every message
 # must also name the file.
+def with_header(path, key, shape):
+    """The file with entry ``key``'s .npy header claiming ``shape``, its data left as it was (a
+    small file whose header lies about its size)."""
+    members = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            members[info.filename] = archive.read(info)
+    data = np.load(io.BytesIO(members[key + ".npy"]), allow_pickle=False)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(data.dtype),
+                                                  "fortran_order": False, "shape": shape})
+    members[key + ".npy"] = header.getvalue() + data.tobytes()  # the header holds the magic
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def huge_architecture(path, widths):
+    """A real file rewritten to claim a two-layer network of ``widths``, its arrays unchanged."""
+    rewritten(path, sizes=np.array(widths, dtype=np.int64), activation=np.array(["relu"]),
+              bias=np.array([True, True]), has_mask=np.array([False, False]),
+              batch_norm=np.array([False]), residual=np.zeros((0, 2), np.int64))
+
+
+def rng_state_with(path, value):
+    state = json.loads(str(arrays_of(path)["rng_state"]))
+    state["state"]["state"] = value
+    rewritten(path, rng_state=np.array(json.dumps(state)))
+
+
+def negative_second_moment(path):
+    state = arrays_of(path)["optimizer_state"].copy()
+    state[1, 3] = -1e-3  # Adam's v: a running mean of squares
+    rewritten(path, optimizer_state=state)
+
+
 BAD_FILES = [
+    # hostile files: sizes and headers that would allocate far more than the file holds
+    ("theta header claiming 10^12 values", lambda p: with_header(p, "theta", (10**12,)),
+     "its entry 'theta' claims 8,000,000,000,000 bytes of data"),
+    ("sizes 10^6 x 10^6 with the file's small theta",
+     lambda p: huge_architecture(p, [10**6, 10**6, 3]),
+     r"parameters do not match its architecture: its theta has shape \(\d+,\), and sizes "
+     r"\[1000000, 1000000, 3\] need \(1000004000003,\)"),  # 10^12 + 10^6 + 3 10^6 + 3
+    ("sizes 20000 x 20000 with the file's small theta",
+     lambda p: huge_architecture(p, [20000, 20000, 3]), "parameters do not match its architecture"),
+    ("float sizes", lambda p: rewritten(p, sizes=np.array([5.0, 6.7, 6.0, 3.0])),
+     "sizes are not a list of 2 or more positive integers"),
+    ("rng_state with a 2^200 integer", lambda p: rng_state_with(p, 2**200),
+     "its rng_state is not a random generator's state"),
+    ("optimizer steps 2^63 - 3", lambda p: rewritten(p, optimizer_steps=np.array(2**63 - 3)),
+     r"optimizer step count 9223372036854775805 is past 2\^53"),
+    ("negative Adam second moments", negative_second_moment,
+     r"negative sums of squared gradients \(Adam\)"),
     ("truncated to half", lambda p: p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2]),
      "truncated or corrupted"),
     ("truncated by the last byte", lambda p: p.write_bytes(p.read_bytes()[:-1]),
@@ -613,3 +667,21 @@ def test_no_flipped_byte_loads_as_a_different_network(tmp_path, rng):
         unchanged += 1
     gc.collect()  # a file load left open would warn here, and warnings are errors
     assert refused > 0.8 * (refused + unchanged)
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda p: with_header(p, "theta", (10**12,)),
+    lambda p: huge_architecture(p, [20000, 20000, 3]),
+    lambda p: huge_architecture(p, [10**6, 10**6, 3])])
+def test_a_hostile_file_is_refused_without_allocating_what_it_claims(tmp_path, rng, spoil):
+    import tracemalloc
+
+    path = saved(trained_network(rng, "everything"), tmp_path)
+    spoil(path)
+    tracemalloc.start()
+    try:
+        load_error(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # the file is a few KB; 20000x20000 float64 alone is 3.2 GB

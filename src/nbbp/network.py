@@ -115,6 +115,41 @@ class Gradients(tuple):
         return self[1]
 
 
+def parameter_count(sizes, bias, batch_norm):
+    """(length of theta, length of stats) for these layer widths, bias flags (one per layer)
+    and batch_norm flags (one per hidden layer), in Python integers: W(l), b(l) where the layer
+    has a bias, gamma(l) and beta(l) (and two running statistics) where it is normalised."""
+    n_layers = len(sizes) - 1
+    n_params = n_stats = 0
+    for l in range(n_layers):
+        n_params += sizes[l] * sizes[l + 1] + (sizes[l + 1] if bias[l] else 0)
+        if l < n_layers - 1 and batch_norm[l]:
+            n_params += 2 * sizes[l + 1]
+            n_stats += 2 * sizes[l + 1]
+    return n_params, n_stats
+
+
+def _physical_memory():
+    """Bytes of memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(sizes, bias, batch_norm, dtype):
+    """A ValueError, before anything is allocated, for a network whose parameters and their
+    masks (two flat vectors) would not fit in this machine's memory, or whose count would not
+    fit the int64 offsets of the layout."""
+    n_params, _ = parameter_count(sizes, bias, batch_norm)
+    need = 2 * n_params * dtype.itemsize
+    available = _physical_memory()
+    if n_params >= 1 << 62 or (available is not None and need > available):
+        have = "" if available is None else f", more than this machine's {available / 2**30:,.1f} GiB"
+        raise ValueError(f"sizes {list(sizes)} make {n_params:,} parameters: {need:,} bytes "
+                         f"({need / 2**30:,.1f} GiB) for them and their masks in {dtype.name}{have}")
+
+
 class Network:
     """A multilayer perceptron trained by backpropagation with compiled per-neuron kernels.
 
@@ -210,6 +245,7 @@ class Network:
                 raise TypeError(f"batch_norm must be a bool or a list of bools, one per hidden "
                                 f"layer; got {flag!r}")
         skips = self._check_residual(residual, sizes)
+        _check_memory(sizes, bias, batch_norm, dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                                  or seed < 0):
             raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")

@@ -70,6 +70,44 @@ def save(net: Network, path: str | os.PathLike) -> None:
         raise
 
 
+# A deflated member expands at most about 1,032-fold: an entry whose header claims more bytes
+# than that of what the archive holds for it is a lie, rejected before anything is allocated.
+MAX_DEFLATE_RATIO = 1032
+# Optimizer steps past 2^53 lose integer precision in float64, and near 2^63 the next step's
+# bias correction overflows: such a count is not a real model's.
+MAX_OPTIMIZER_STEPS = 1 << 53
+# Arrays an nbbp file holds besides theta, mask_theta, optimizer_state and stats: small ones.
+SMALL_ENTRY_BYTES = 1 << 20
+
+
+def _entry_headers(f, path):
+    """{name: (shape, dtype, claimed bytes)} of the archive's .npy members, from their headers
+    alone, each checked against the bytes the archive holds for it."""
+    headers = {}
+    f.seek(0)
+    with zipfile.ZipFile(f) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+            claimed = dtype.itemsize
+            for n in shape:
+                claimed *= n
+            held = info.file_size
+            if info.compress_type != zipfile.ZIP_STORED:
+                held = min(held, info.compress_size * MAX_DEFLATE_RATIO)
+            if claimed > held:
+                raise ValueError(f"its entry {name!r} claims {claimed:,} bytes of data (shape "
+                                 f"{shape}) but the file holds {held:,} for it")
+            headers[name] = (tuple(shape), dtype, claimed)
+    f.seek(0)
+    return headers
+
+
 def _field(data, key, path):
     if key not in data.files:
         raise ValueError(f"{path} is not an nbbp model file: it has no {key!r} entry")
@@ -106,6 +144,7 @@ def load(path: str | os.PathLike) -> Network:
                              "an .npz archive")
         with data:
             try:
+                headers = _entry_headers(f, path)
                 fmt = str(_field(data, "format", path))
                 if fmt != FORMAT:
                     raise ValueError(f"{path} is not an nbbp model file (format {fmt!r})")
@@ -113,22 +152,31 @@ def load(path: str | os.PathLike) -> Network:
                 if version not in READABLE_VERSIONS:
                     raise ValueError(f"{path} has nbbp file version {version}; this nbbp reads "
                                      f"versions {', '.join(map(str, READABLE_VERSIONS))}")
-                fields = {k: _field(data, k, path) for k in (
-                    "sizes", "activation", "output", "loss", "init", "dtype", "bias", "has_mask",
-                    "theta", "mask_theta", "rng_state", "optimizer", "optimizer_args",
-                    "optimizer_state", "optimizer_steps")
-                    + (("batch_norm", "residual", "stats") if version >= 2 else ())}
+                large = ("theta", "mask_theta", "optimizer_state", "stats")
+                names = (("sizes", "activation", "output", "loss", "init", "dtype", "bias",
+                          "has_mask", "rng_state", "optimizer", "optimizer_args",
+                          "optimizer_steps") + (("batch_norm", "residual") if version >= 2 else ())
+                         + large[:3] + (large[3:] if version >= 2 else ()))
+                for key in names:
+                    if key in headers and key not in large and headers[key][2] > SMALL_ENTRY_BYTES:
+                        raise ValueError(f"its entry {key!r} holds {headers[key][2]:,} bytes; "
+                                         "an nbbp file's is small")
+                fields: dict[str, np.ndarray] = {}
+                for key in names:
+                    if key == "theta":  # the architecture is known: check the large entries'
+                        _check_entry_shapes(fields, headers, version)  # shapes before reading
+                    fields[key] = _field(data, key, path)
             except (ValueError, TypeError) as exc:
                 if isinstance(exc, ValueError) and str(exc).startswith(path):
                     raise
                 raise ValueError(f"{path} is not a readable nbbp model file: {exc}") from None
             except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
-                    RuntimeError) as exc:
+                    RuntimeError, MemoryError, OverflowError) as exc:
                 raise ValueError(f"{path} is not a readable nbbp model file (truncated or "
-                                 f"corrupted): {exc}") from None
+                                 f"corrupted): {type(exc).__name__}: {exc}") from None
 
     try:
-        sizes = [int(s) for s in fields["sizes"]]
+        sizes = _sizes(fields["sizes"])
         n_layers = len(sizes) - 1
         has_mask = [bool(m) for m in fields["has_mask"]]
         bias = [bool(b) for b in fields["bias"]]
@@ -173,7 +221,11 @@ def load(path: str | os.PathLike) -> Network:
         net._masked = np.flatnonzero(net._mask_theta == 0)
         net._layout[:, HAS_MASK] = has_mask
         net._check_parameters()
-        net.rng.bit_generator.state = json.loads(str(fields["rng_state"]))
+        try:
+            net.rng.bit_generator.state = json.loads(str(fields["rng_state"]))
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            raise ValueError(f"its rng_state is not a random generator's state: "
+                             f"{type(exc).__name__}: {exc}") from None
         name = str(fields["optimizer"])
         if name:
             if name not in ("SGD", "AdaGrad", "RMSProp", "Adam"):
@@ -185,11 +237,58 @@ def load(path: str | os.PathLike) -> Network:
                 raise ValueError("its optimizer state does not match its parameters")
             if not np.isfinite(state).all():
                 raise ValueError("its optimizer state holds NaN or inf")
-            steps = int(fields["optimizer_steps"])
+            # the running sums of squared gradients (AdaGrad, RMSProp: row 0; Adam: row 1)
+            squares = {"AdaGrad": 0, "RMSProp": 0, "Adam": 1}.get(name)
+            if squares is not None and np.any(state[squares] < 0):
+                raise ValueError(f"its optimizer state holds negative sums of squared "
+                                 f"gradients ({name})")
+            steps_field = fields["optimizer_steps"]
+            if steps_field.shape != () or steps_field.dtype.kind not in "iu":
+                raise ValueError("its optimizer step count is not an integer")
+            steps = int(steps_field)
             if steps < 0:
                 raise ValueError(f"its optimizer step count is negative ({steps})")
+            if steps > MAX_OPTIMIZER_STEPS:
+                raise ValueError(f"its optimizer step count {steps} is past 2^53")
             net._opt_state = np.ascontiguousarray(state)
             net._opt_steps = steps
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError, OverflowError,
+            MemoryError) as exc:
         raise ValueError(f"{path} is not a valid nbbp model file: {exc}") from None
     return net
+
+
+def _sizes(field):
+    """The layer widths of a file: whole positive numbers, at least 2 of them."""
+    if field.ndim != 1 or field.dtype.kind not in "iu" or len(field) < 2 or np.any(field < 1):
+        raise ValueError(f"its sizes are not a list of 2 or more positive integers (dtype "
+                         f"{field.dtype}, shape {field.shape})")
+    return [int(s) for s in field]
+
+
+def _check_entry_shapes(fields, headers, version):
+    """The large entries' shapes, from their headers, against the architecture in the small
+    ones: theta and mask_theta hold one value per parameter, stats two per normalised neuron,
+    the optimizer state a row per parameter."""
+    sizes = _sizes(fields["sizes"])
+    n_layers = len(sizes) - 1
+    bias = [bool(b) for b in fields["bias"]]
+    batch_norm = [bool(b) for b in fields.get("batch_norm", np.zeros(n_layers - 1, bool))]
+    if len(bias) != n_layers or len(batch_norm) != n_layers - 1:
+        return  # the Network's own checks name this (every entry's size is bounded by the file)
+    from .network import parameter_count
+
+    n_params, n_stats = parameter_count(sizes, bias, batch_norm)
+    expected = {"theta": (n_params,), "mask_theta": (n_params,)}
+    if version >= 2:
+        expected["stats"] = (n_stats,)
+    for key, shape in expected.items():
+        if key in headers and headers[key][0] != shape:
+            what = ("its running statistics do not match its architecture" if key == "stats"
+                    else "its parameters do not match its architecture")
+            raise ValueError(f"{what}: its {key} has shape {headers[key][0]}, and sizes {sizes} "
+                             f"need {shape}")
+    state = headers.get("optimizer_state")
+    if state is not None and (len(state[0]) != 2 or state[0][1] != n_params or state[0][0] > 2):
+        raise ValueError(f"its optimizer state does not match its parameters: shape {state[0]}, "
+                         f"where {n_params} parameters need (rows, {n_params}), 2 rows at most")
