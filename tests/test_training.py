@@ -478,10 +478,23 @@ def test_patience_with_early_stopping_holds_out_validation_data(rng):
     assert len(h.val_loss) == 2
 
 
-def test_a_callback_may_step_its_own_network(rng):
+@pytest.mark.parametrize("call", ["step", "fit", "partial_fit"])
+def test_a_callback_that_trains_its_own_network_is_refused_and_changes_nothing(rng, call):
+    # Before: allowed (a re-entrant lock), and a nested fit left the outer one running on with
+    # the inner call's Adam state. Now a RuntimeError, and the network keeps its first epoch.
     X, y = classification(rng)
-    net = nbbp.Network([5, 4, 3])
-    net.fit(X, y, epochs=2, callback=lambda epoch, h: net.step(X[:4], y[:4], 0.01) and None)
+    net = nbbp.Network([5, 4, 3], seed=2)
+    reference = nbbp.Network([5, 4, 3], seed=2)
+    reference.fit(X, y, epochs=1, optimizer="adam", shuffle=False)
+    nested = {"step": lambda: net.step(X[:4], y[:4], 0.01), "fit": lambda: net.fit(X, y),
+              "partial_fit": lambda: net.partial_fit(X, y)}[call]
+    with pytest.raises(RuntimeError, match=f"{call}: this network is in a training call already"):
+        net.fit(X, y, epochs=3, optimizer="adam", shuffle=False,
+                callback=lambda epoch, h: nested())
+    assert_array_equal(net._theta, reference._theta)  # epoch 0 completed, nothing after it
+    assert_array_equal(net._opt_state, reference._opt_state)
+    assert net._opt_steps == reference._opt_steps and net.history.epochs == 1
+    net.fit(X, y, epochs=1)  # and the network trains again afterwards
 
 
 @pytest.mark.parametrize("validation_fraction", [None, 0.2])
@@ -494,3 +507,54 @@ def test_labels_and_one_hot_rows_train_identically(rng, validation_fraction):
     hb = b.fit(X, np.eye(3)[y], epochs=2, batch_size=16, validation_fraction=validation_fraction)
     assert_array_equal(a._theta, b._theta)
     assert ha.loss == hb.loss and ha.val_loss == hb.val_loss
+
+
+# ------------------------------------------------------------- failures leave a consistent network
+def test_an_exception_inside_an_epoch_leaves_the_network_as_after_the_last_complete_epoch(
+        rng, monkeypatch):
+    from nbbp import network as network_module
+
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3], seed=3)
+    after = []
+    real, calls = network_module.train_epoch, []
+
+    def faulty(*args):
+        calls.append(1)
+        result = real(*args)  # the kernel has updated weights and Adam's state in place
+        if len(calls) == 2:
+            raise OverflowError("a fault inside epoch 1")
+        return result
+
+    monkeypatch.setattr(network_module, "train_epoch", faulty)
+    with pytest.raises(OverflowError, match="a fault inside epoch 1"):
+        net.fit(X, y, epochs=3, optimizer="adam", validation_fraction=0.2,
+                callback=lambda epoch, h: after.append(snapshot(net) + (h.as_arrays(),)))
+    theta, state, steps, opt, rng_state, recorded = after[0]
+    assert_unchanged(net, (theta, state, steps, opt, rng_state))
+    for key, values in net.history.as_arrays().items():
+        assert_array_equal(values, recorded[key])  # one epoch, as after epoch 0
+
+
+def test_a_callback_of_the_wrong_signature_is_refused_before_training(rng):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3])
+    before = snapshot(net)
+    with pytest.raises(TypeError, match="callback must be callable as callback\\(epoch, history\\)"):
+        net.fit(X, y, epochs=2, callback=lambda epoch: None)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("stop", [False, np.False_, np.bool_(0)])
+def test_false_of_either_kind_from_a_callback_stops_training(rng, stop):
+    X, y = classification(rng)
+    h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=5, callback=lambda epoch, hist: stop)
+    assert h.epochs == 1 and h.stopped_early
+
+
+def test_a_step_that_overflows_raises_and_keeps_the_weights():
+    net = nbbp.Network([2, 3, 2], seed=0)
+    before = net._theta.copy()
+    with pytest.raises(nbbp.DivergenceError, match="step diverged"):
+        net.step(np.array([[1e308, -1e308], [1e308, 1e308]]), np.array([0, 1]), 0.1)
+    assert_array_equal(net._theta, before)

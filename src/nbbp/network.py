@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import functools
 import numbers
 import os
@@ -73,13 +74,20 @@ def _one_trainer(method: TrainingMethod) -> TrainingMethod:
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
-        # Re-entrant: a callback may call step on its own network; another thread may not.
+        if self._training_thread == threading.get_ident():
+            # a callback training its own network: the outer fit would go on with the inner
+            # call's optimizer state and weights under its own hyperparameters
+            raise RuntimeError(f"{method.__name__}: this network is in a training call already "
+                               "(is this a callback?); a callback may read the network and stop "
+                               "training by returning False, not train it")
         if not self._training.acquire(blocking=False):
             raise RuntimeError(f"{method.__name__}: this network is already being trained in "
                                "another thread; train one network from one thread at a time")
+        self._training_thread = threading.get_ident()
         try:
             return method(self, *args, **kwargs)
         finally:
+            self._training_thread = None
             self._training.release()
 
     return cast(TrainingMethod, guarded)
@@ -113,6 +121,34 @@ class Gradients(tuple):
     @property
     def biases(self) -> list[np.ndarray | None]:
         return self[1]
+
+
+# History's per-epoch lists, which a failed epoch leaves as they were.
+HISTORY_LISTS = ("loss", "grad_norm", "delta_mean", "val_loss", "val_score")
+
+
+def _says_stop(result):
+    """Whether a callback's return value stops training: False, or a NumPy False (np.False_,
+    as ``loss > limit`` on NumPy scalars gives); None, True and anything else go on."""
+    return result is False or (isinstance(result, np.bool_) and not result)
+
+
+def _check_callback(callback):
+    """A TypeError, before training, for a callback that cannot be called as callback(epoch,
+    history)."""
+    if callback is None:
+        return
+    if not callable(callback):
+        raise TypeError(f"callback must be callable as callback(epoch, history); got {callback!r}")
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # a builtin without a signature: take it on trust
+        return
+    try:
+        signature.bind(0, None)
+    except TypeError as exc:
+        raise TypeError(f"callback must be callable as callback(epoch, history); "
+                        f"{getattr(callback, '__name__', callback)!r}{signature} cannot: {exc}") from None
 
 
 def parameter_count(sizes, bias, batch_norm):
@@ -302,19 +338,21 @@ class Network:
         self._optimizer: Optimizer | None = None
         self._opt_state = np.zeros((0, offset), dtype=dtype)
         self._opt_steps = 0
-        self._training = threading.RLock()
+        self._training = threading.Lock()
+        self._training_thread: int | None = None  # the thread in a training call, if any
         self.history = None
 
     def __getstate__(self):
         # copy.deepcopy and pickle: everything but the training lock, which no copy shares.
         state = dict(self.__dict__)
-        del state["_training"]
+        del state["_training"], state["_training_thread"]
         state["_weights"] = state["_biases"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._training = threading.RLock()
+        self._training = threading.Lock()
+        self._training_thread = None
         self._weights, self._biases = self._views(self._theta)
 
     # ----------------------------------------------------------------------------- properties
@@ -449,10 +487,16 @@ class Network:
         alpha = check.as_scalar(learning_rate, self.dtype, "learning_rate")
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, True, "step")
+        saved = (self._theta.copy(), self._stats.copy())
         grad, E = self._backprop(X, Y, update_running=True)
         zero = self.dtype.type(0)
         optimizer_update(SGD_CODE, self._theta, grad, self._opt_state[:0], alpha, zero, zero,
                          zero, 1, self._theta.size >= UPDATE_PARALLEL_MIN)
+        if not (np.isfinite(E) and np.isfinite(self._theta).all()
+                and np.isfinite(self._stats).all()):
+            self._theta[...], self._stats[...] = saved
+            raise DivergenceError(f"step diverged: the loss was {E} (a smaller learning_rate, or "
+                                  "inputs of a smaller scale); the network keeps its weights")
         return E
 
     @_one_trainer
@@ -495,7 +539,13 @@ class Network:
             Show a progress bar over the epochs with the loss (on stderr, when tqdm is
             installed), or print a line per epoch (every k-th epoch past 20 epochs, and the last).
         callback : callable or None
-            ``callback(epoch, history)`` after every epoch; returning False stops training.
+            ``callback(epoch, history)`` after every epoch (its signature is checked before
+            training starts); returning False, or NumPy's False, stops training, and any
+            other value (None included) goes on. It may read the network, not train it: a
+            ``fit``, ``partial_fit`` or ``step`` of the same network from a callback raises
+            RuntimeError. An exception from the callback, or from anywhere in an epoch,
+            leaves the network (weights, optimizer state and steps, random generator,
+            history) as after the last complete epoch.
 
         Returns
         -------
@@ -712,8 +762,7 @@ class Network:
         for name, flag in (("shuffle", shuffle), ("verbose", verbose)):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False; got {flag!r}")
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable as callback(epoch, history); got {callback!r}")
+        _check_callback(callback)
         if not isinstance(early_stopping, (bool, np.bool_)):
             raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
         if patience is not None:
@@ -831,50 +880,62 @@ class Network:
         start_thread_pool()
         try:
             for epoch in range(epochs):
-                with _interrupt_between_epochs():
-                    order = self.rng.permutation(n) if shuffle else np.arange(n)
-                    saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps,
-                             self._stats.copy())
-                    grad_norm_sum = np.zeros(L)
-                    delta_abs_sum = np.zeros(L)
-                    total, steps, n_used = train_epoch(
-                        X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
-                        self._layout, stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
-                        self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
-                        dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf, y_buf,
-                        z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
-                        delta_abs_sum)
-                    E = total / n_used
-                    if not (np.isfinite(E) and np.isfinite(self._theta).all()
-                            and np.isfinite(self._stats).all()):
-                        (self._theta[...], self._opt_state[...], self._opt_steps,
-                         self._stats[...]) = saved
-                        raise DivergenceError(
-                            f"training diverged in epoch {epoch}: the loss became {E} (try a smaller "
-                            "learning_rate); the network keeps the weights of the last finite epoch",
-                            history)
-                    self._opt_steps += steps
-                    history.loss.append(E)
-                    history.grad_norm.append(grad_norm_sum / steps)
-                    history.delta_mean.append(delta_abs_sum / (n_used * widths))
-                shown = {"loss": E}
-                if plan["X_val"] is not None:
-                    zs, a_list = self._forward(plan["X_val"])
-                    val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
-                    history.val_loss.append(val_loss)
-                    history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
-                    shown.update(val_loss=val_loss, val_score=history.val_score[-1])
-                    if plan["early_stopping"]:
-                        # NaN is never an improvement, not even as the first validation loss.
-                        if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
-                            best = (val_loss, epoch, self._theta.copy(), self._opt_state.copy(),
-                                    self._opt_steps, self._stats.copy())
-                            stale = 0
-                        else:
-                            stale += 1
+                # What the epoch changes, to put back if anything raises before it is recorded
+                # (a kernel, an overflow, Ctrl-C, the validation pass): the network is then as
+                # after the last complete epoch.
+                saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps,
+                         self._stats.copy(), self.rng.bit_generator.state, best, stale,
+                         {name: len(getattr(history, name)) for name in HISTORY_LISTS})
+                try:
+                    with _interrupt_between_epochs():
+                        order = self.rng.permutation(n) if shuffle else np.arange(n)
+                        grad_norm_sum = np.zeros(L)
+                        delta_abs_sum = np.zeros(L)
+                        total, steps, n_used = train_epoch(
+                            X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
+                            self._layout, stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
+                            self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
+                            dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf,
+                            y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
+                            delta_abs_sum)
+                        E = total / n_used
+                        if not (np.isfinite(E) and np.isfinite(self._theta).all()
+                                and np.isfinite(self._stats).all()):
+                            raise DivergenceError(
+                                f"training diverged in epoch {epoch}: the loss became {E} (try a "
+                                "smaller learning_rate); the network keeps the weights of the last "
+                                "finite epoch", history)
+                        self._opt_steps += steps
+                        history.loss.append(E)
+                        history.grad_norm.append(grad_norm_sum / steps)
+                        history.delta_mean.append(delta_abs_sum / (n_used * widths))
+                    shown = {"loss": E}
+                    if plan["X_val"] is not None:
+                        zs, a_list = self._forward(plan["X_val"])
+                        val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
+                        history.val_loss.append(val_loss)
+                        history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
+                        shown.update(val_loss=val_loss, val_score=history.val_score[-1])
+                        if plan["early_stopping"]:
+                            # NaN is never an improvement, not even as the first validation loss.
+                            if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
+                                best = (val_loss, epoch, self._theta.copy(),
+                                        self._opt_state.copy(), self._opt_steps,
+                                        self._stats.copy())
+                                stale = 0
+                            else:
+                                stale += 1
+                except BaseException:
+                    with _interrupt_between_epochs():
+                        (self._theta[...], self._opt_state[...], self._opt_steps, self._stats[...],
+                         rng_state, best, stale, lengths) = saved
+                        self.rng.bit_generator.state = rng_state
+                        for name, length in lengths.items():
+                            del getattr(history, name)[length:]
+                    raise
                 if progress is not None:
                     progress.epoch_done(epoch, shown)
-                stop = plan["callback"] is not None and plan["callback"](epoch, history) is False
+                stop = plan["callback"] is not None and _says_stop(plan["callback"](epoch, history))
                 if stop or (plan["early_stopping"] and stale >= plan["patience"]):
                     history.stopped_early = epoch + 1 < epochs
                     break
