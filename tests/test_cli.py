@@ -127,6 +127,10 @@ BAD = [
     ([], 2, "the following arguments are required: COMMAND"),
     (["bench", "--workloads", "W9"], 2, "--workloads takes names among"),
     (["demo", "--samples", "2"], 1, "--samples 2 is too few"),
+    # a traceback of 24 lines before: DivergenceError is a FloatingPointError
+    (["train", "--data", "{tmp}/huge.npz", "--optimizer", "sgd", "--learning-rate", "10"], 1,
+     "diverged"),
+    (["train", "--data", "{tmp}/empty.npz"], 1, "its X is empty (shape (0, 4)): no samples"),
 ]
 
 
@@ -139,12 +143,15 @@ def test_bad_arguments_and_files_give_one_line(tmp_path, data, argv, code, messa
     (tmp_path / "text.csv").write_text("1,2,3\n4,x,6\n")
     (tmp_path / "nan.csv").write_text("1,2,0\nnan,5,1\n")
     np.savez(tmp_path / "x_only.npz", X=np.ones((3, 4)))
+    np.savez(tmp_path / "huge.npz", X=np.full((40, 4), 1e30), y=np.arange(40) % 3)
+    np.savez(tmp_path / "empty.npz", X=np.zeros((0, 4)), y=np.zeros(0, np.int64))
     nbbp.Network([4, 3, 3]).save(tmp_path / "m.npz")
     result = subprocess.run([sys.executable, "-m", "nbbp", *(a.format(tmp=tmp_path) for a in argv)],
                             capture_output=True, text=True, timeout=300,
                             env={k: v for k, v in os.environ.items() if k != "NBBP_TRACEBACK"})
     assert result.returncode == code, result.stderr
-    lines = result.stderr.splitlines()
+    # the report: one line (after the progress bar of a training that started, if any)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "fit: " not in line]
     assert len(lines) == 1 and lines[0].startswith("nbbp") and "error: " in lines[0], result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
@@ -160,3 +167,15 @@ def test_bench_runs_the_comparison(capsys, monkeypatch):
     assert "W1 tiny: sizes 64-32-10" in out and "skipped: torch" in out
     nbbp_row = next(line for line in out.splitlines() if line.startswith("  nbbp "))
     assert float(nbbp_row.split()[1].replace(",", "")) > 0
+
+
+def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
+    # Excel writes UTF-8 with a byte-order mark; read as text its first cell was "\ufeff1.5",
+    # not a number, so the first data row was taken for a header and dropped.
+    from nbbp.cli import _read_csv
+
+    path = tmp_path / "bom.csv"
+    path.write_bytes("1.5,2,0\n3,4,1\n5,6,0\n".encode("utf-8-sig"))
+    X, y = _read_csv(str(path), -1)
+    assert_array_equal(X, [[1.5, 2], [3, 4], [5, 6]])
+    assert_array_equal(y, [0, 1, 0])

@@ -455,3 +455,15 @@ def test_digits_example_small_and_compared(digits_example, capsys):
     # Five epochs already reach about 90% (measured 91.8% and 90.4%).
     assert result["accuracy"] > 0.8 and result["sklearn_accuracy"] > 0.8
     assert "nbbp MLPClassifier" in out and "sklearn MLPClassifier" in out
+
+
+def test_a_first_partial_fit_with_a_label_outside_classes_is_refused():
+    # LabelBinarizer one-hots an unknown label as all zeros, which trained those samples as
+    # class 0; scikit-learn raises ValueError
+    from nbbp.sklearn import MLPClassifier
+
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    clf = MLPClassifier(hidden_layer_sizes=(4,))
+    with pytest.raises(ValueError, match=r"y has classes array\(\[7\]\) that are not in classes="):
+        clf.partial_fit(X, [0, 1, 2, 7, 1, 0], classes=[0, 1, 2])
+    assert not hasattr(clf, "classes_")

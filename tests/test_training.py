@@ -558,3 +558,13 @@ def test_a_step_that_overflows_raises_and_keeps_the_weights():
     with pytest.raises(nbbp.DivergenceError, match="step diverged"):
         net.step(np.array([[1e308, -1e308], [1e308, 1e308]]), np.array([0, 1]), 0.1)
     assert_array_equal(net._theta, before)
+
+
+@pytest.mark.parametrize("dtype, rate", [(np.float32, 1e-46), (np.float32, 1e-300)])
+def test_a_learning_rate_that_rounds_to_0_in_the_dtype_is_refused(rng, dtype, rate):
+    X, y = classification(rng)
+    net = nbbp.Network([5, 4, 3], dtype=dtype)
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=f"learning_rate={rate!r} is too small for a .* it rounds to 0"):
+        net.fit(X, y, epochs=1, learning_rate=rate)
+    assert_unchanged(net, before)

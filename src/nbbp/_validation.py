@@ -38,10 +38,12 @@ def check_positive_number(value, name):
 
 def as_scalar(value, dtype, name):
     """``value`` in ``dtype``, refusing one that overflows it (1e39 is inf in float32)."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         out = dtype.type(value)
     if not np.isfinite(out):
         raise ValueError(f"{name}={value!r} is too large for a {dtype} network")
+    if out == 0 and value != 0:  # 1e-46 is 0 in float32: training would change nothing
+        raise ValueError(f"{name}={value!r} is too small for a {dtype} network: it rounds to 0")
     return out
 
 

@@ -61,7 +61,10 @@ def _read_npz(path):
         with np.load(path, allow_pickle=False) as data:
             if "X" not in data.files:
                 raise CommandError(f"{path}: no array 'X' (has {sorted(data.files)})")
-            return data["X"], data["y"] if "y" in data.files else None
+            X = data["X"]
+            if X.ndim == 0 or X.shape[0] == 0:
+                raise CommandError(f"{path}: its X is empty (shape {X.shape}): no samples")
+            return X, data["y"] if "y" in data.files else None
     except CommandError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
@@ -70,7 +73,7 @@ def _read_npz(path):
 
 def _read_csv(path, target):
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark is not data
             rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise CommandError(f"{path}: not a readable .csv file ({error})") from None
@@ -362,8 +365,9 @@ def main(argv=None):
     except CommandError as error:
         print(f"nbbp: error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, OSError) as error:
-        # Network's and load's errors name the problem; one line of it is the report.
+    except (ValueError, TypeError, OSError, FloatingPointError) as error:
+        # Network's and load's errors name the problem, and DivergenceError (a
+        # FloatingPointError) what diverged: one line of it is the report.
         # NBBP_TRACEBACK=1 shows the whole traceback instead, to debug nbbp itself.
         if os.environ.get("NBBP_TRACEBACK"):
             raise

@@ -623,6 +623,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  "class label, such as np.unique(y_all)")
             binarizer = LabelBinarizer()
             binarizer.fit(y if multilabel or classes is None else unique_labels(classes))
+            if classes is not None and not multilabel:
+                # LabelBinarizer would one-hot an unknown label as all zeros: class 0 by argmax
+                unknown = np.setdiff1d(unique_labels(y), binarizer.classes_)
+                if unknown.size:
+                    raise ValueError(f"y has classes {unknown!r} that are not in classes="
+                                     f"{binarizer.classes_!r}")
             encoder = dict(_label_binarizer=binarizer, classes_=binarizer.classes_)
         else:
             binarizer, encoder = self._label_binarizer, {}
