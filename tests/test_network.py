@@ -762,3 +762,17 @@ def test_a_network_too_large_for_memory_is_refused_before_allocating(sizes, coun
     # a raw MemoryError (or OverflowError from the int64 layout) before; now the count and bytes
     with pytest.raises(ValueError, match=rf"sizes \[.*\] make {count} parameters: [\d,]+ bytes"):
         nbbp.Network(sizes)
+
+
+@pytest.mark.parametrize("method", ["forward", "predict", "predict_proba", "loss", "score"])
+@pytest.mark.parametrize("dtype, big", [(np.float64, 1e308), (np.float32, 3e38)])
+def test_an_overflow_on_finite_inputs_is_reported_not_returned(method, dtype, big):
+    # NaN probabilities, and class 0 from predict, before
+    net = nbbp.Network([2, 3, 2], seed=0, dtype=dtype)
+    X = np.array([[1.0, 2.0], [big, big]], dtype=dtype)
+    call = {"forward": lambda: net.forward(X), "predict": lambda: net.predict(X),
+            "predict_proba": lambda: net.predict_proba(X), "loss": lambda: net.loss(X, [0, 1]),
+            "score": lambda: net.score(X, [0, 1])}[method]
+    with pytest.raises(FloatingPointError, match=r"layer 0 \(of 2\) overflowed: .*\(first at sample 1\)"):
+        call()
+    assert np.isfinite(net.forward(X[:1])).all()  # the finite row alone is fine

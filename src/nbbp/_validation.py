@@ -96,6 +96,14 @@ def _check_finite(arr, name, original_dtype):
         raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
 
 
+def first_non_finite_row(arr):
+    """The first row of a float matrix holding a NaN or an inf, or -1."""
+    if arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous and arr.flags.writeable:
+        return int(_first_non_finite_row(arr, arr.size >= PARALLEL_MIN_WORK))
+    bad = ~np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else -1
+
+
 @helper
 def _row_is_finite(X, k):
     """Whether row k of X holds only finite values: |x| < inf is false for NaN and for +-inf.

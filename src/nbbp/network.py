@@ -151,6 +151,19 @@ def _check_callback(callback):
                         f"{getattr(callback, '__name__', callback)!r}{signature} cannot: {exc}") from None
 
 
+def _check_finite_layers(zs, a_list, what):
+    """A FloatingPointError naming the first layer whose pre-activations or activations are not
+    finite, for inputs that were (checked on the way in): an overflow, which would otherwise
+    come out as NaN probabilities, and class 0 from predict."""
+    for l, (Z, A) in enumerate(zip(zs, a_list[1:])):
+        row = max(int(check.first_non_finite_row(Z)), int(check.first_non_finite_row(A)))
+        if row >= 0:
+            raise FloatingPointError(
+                f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
+                f"finite inputs (first at sample {row}); the inputs or weights are too large "
+                f"for {Z.dtype.name}")
+
+
 def parameter_count(sizes, bias, batch_norm):
     """(length of theta, length of stats) for these layer widths, bias flags (one per layer)
     and batch_norm flags (one per hidden layer), in Python integers: W(l), b(l) where the layer
@@ -440,7 +453,8 @@ class Network:
         training = self._check_training(training)
         X = self._inputs(X)
         self._check_batch(X, training, "forward(training=True)")
-        _, a_list = self._forward(X, training)
+        zs, a_list = self._forward(X, training)
+        _check_finite_layers(zs, a_list, "forward")
         return a_list[-1]
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False) -> float:
@@ -455,6 +469,7 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, training, "loss(training=True)")
         zs, a_list = self._forward(X, training)
+        _check_finite_layers(zs, a_list, "loss")
         return self._loss(zs[-1], a_list[-1], Y)
 
     def gradients(self, X: ArrayLike, y: ArrayLike) -> Gradients:
@@ -604,7 +619,8 @@ class Network:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
         (averaged over outputs)."""
         X, Y = self._inputs_and_targets(X, y)
-        _, a_list = self._forward(X)
+        zs, a_list = self._forward(X)
+        _check_finite_layers(zs, a_list, "score")
         return self._score(a_list[-1], Y)
 
     def save(self, path: str | os.PathLike) -> None:
