@@ -91,8 +91,8 @@ def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out):
                  + -(-n_in // (width // 2)))
     # the delta rule's packed W_next (n_out x n_in rounded up) and one strip of delta per sample
     delta_rule = n_out * _padded(n_in) + n_samples * width
-    # the forward's strips of W transposed (n_in x n_out rounded up) and one strip of Z per sample
-    forward = n_in * _padded(n_out) + n_samples * width
+    # the forward's strips of W transposed (n_in x n_out rounded up) and a block of one strip of Z
+    forward = n_in * _padded(n_out) + rows * width
     assert scratch_size(n_samples, n_in, n_out) == max(gradients, delta_rule, forward)
 
 
@@ -101,9 +101,12 @@ def test_weight_gradients_with_too_small_a_scratch_buffer_raises():
     # as in float64, under every profile
     delta, A_prev = np.ones((3, 2), np.float32), np.ones((3, 3), np.float32)
     W, dW, db = np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32), np.zeros(2, np.float32)
+    rows, width = block_rows(), strip_max()
+    need = 3 * (_padded(3) + rows * -(-2 // rows)) + 2 * width + -(-3 // (width // 2))
+    assert need <= scratch_size(3, 3, 2)  # the gradients' own share of the layer's scratch
     with pytest.raises(IndexError, match="out of bounds"):
         weight_gradients(delta, A_prev, W, np.float32(0), W, False, dW, db, True, False,
-                         np.empty(scratch_size(3, 3, 2) - 1, np.float32))
+                         np.empty(need - 1, np.float32))
 
 
 def test_weight_gradients_by_hand():

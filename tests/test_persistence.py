@@ -419,17 +419,18 @@ def theta_with(path, index, value):
 
 # (id, how to spoil a real save at `path`, the problem the message must name). Every message
 # must also name the file.
-def with_header(path, key, shape):
-    """The file with entry ``key``'s .npy header claiming ``shape``, its data left as it was (a
-    small file whose header lies about its size)."""
+def with_header(path, key, shape, descr=None):
+    """The file with entry ``key``'s .npy header claiming ``shape`` (and ``descr``), its data left
+    as it was (a small file whose header lies about its size)."""
     members = {}
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             members[info.filename] = archive.read(info)
     data = np.load(io.BytesIO(members[key + ".npy"]), allow_pickle=False)
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(data.dtype),
-                                                  "fortran_order": False, "shape": shape})
+    descr = descr or np.lib.format.dtype_to_descr(data.dtype)
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
     members[key + ".npy"] = header.getvalue() + data.tobytes()  # the header holds the magic
     with zipfile.ZipFile(path, "w") as archive:
         for name, content in members.items():
@@ -455,7 +456,53 @@ def negative_second_moment(path):
     rewritten(path, optimizer_state=state)
 
 
+def with_lying_directory(path):
+    """theta's header claiming 10^8 float64 values, and the zip directory claiming as many
+    bytes for it (both stated by the file, neither backed by its bytes)."""
+    with_header(path, "theta", (10**8,))
+    raw = bytearray(path.read_bytes())
+    claimed = 8 * 10**8 + 128
+    for signature, size_at, name_len_at, name_at in ((b"PK\x01\x02", 24, 28, 46),
+                                                      (b"PK\x03\x04", 22, 26, 30)):
+        start = 0
+        while (start := raw.find(signature, start)) >= 0:
+            name_len = struct.unpack_from("<H", raw, start + name_len_at)[0]
+            if raw[start + name_at:start + name_at + name_len] == b"theta.npy":
+                struct.pack_into("<I", raw, start + size_at, claimed)
+                if signature == b"PK\x01\x02":
+                    struct.pack_into("<I", raw, start + 20, claimed)  # and the stored size
+            start += 4
+    path.write_bytes(bytes(raw))
+
+
+def deflated_and_corrupted(path):
+    members = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            members[info.filename] = archive.read(info)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("theta.npy")
+    data_start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for k in range(data_start + 40, data_start + 48):
+        raw[k] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
 BAD_FILES = [
+    # found by a review: sizes the zip directory states, 0-byte elements, nested JSON, zlib
+    ("directory and header lying together", with_lying_directory,
+     "its entry 'theta' claims 800,000,000 bytes of data"),
+    ("bias of 0-byte strings", lambda p: with_header(p, "bias", (3_000_000,), "<U0"),
+     "its entry 'bias' has dtype <U0 of 0-byte elements"),
+    ("rng_state nested 100,000 deep", lambda p: rewritten(p, rng_state=np.array("[" * 100_000)),
+     "rng_state|not a valid nbbp model file"),
+    ("optimizer_args nested 100,000 deep",
+     lambda p: rewritten(p, optimizer_args=np.array("[" * 100_000)), "not a valid nbbp model file"),
+    ("a deflated theta corrupted", deflated_and_corrupted, "truncated or corrupted"),
     # hostile files: sizes and headers that would allocate far more than the file holds
     ("theta header claiming 10^12 values", lambda p: with_header(p, "theta", (10**12,)),
      "its entry 'theta' claims 8,000,000,000,000 bytes of data"),

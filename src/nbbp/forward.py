@@ -11,37 +11,39 @@ from .activations import activate_rows
 
 
 @helper
-def _forward_block(A_prev, V, Z, k0, i0, n_rows):
-    """z_ki = sum_j a_kj w_ij for the block's n_rows <= block_rows samples k from k0 and its
-    strip_width neurons i from i0. V[j, c] = w_(i0 + c)j (the strip of W, transposed)."""
-    acc = zeros_block(Z)
+def _forward_block(A_prev, V, out, k0, r0, c0, n_rows):
+    """z_ki = sum_j a_kj w_ij for the block's n_rows <= block_rows samples k from k0 and the
+    strip_width neurons i of V, into out[r0 + k - k0, c0 + i - i0]. V[j, c] = w_(i0 + c)j (the
+    strip of W, transposed)."""
+    acc = zeros_block(out)
     for j in range(V.shape[0]):
         acc += outer(down(A_prev, k0, j), row(V, j, 0))  # z_ki += a_kj w_ij
-    store_block(Z, k0, i0, acc, n_rows)
+    store_block(out, r0, c0, acc, n_rows)
 
 
 @part
 def _forward_strip(strip, A_prev, W, Z, scratch):
     """sum_j a_kj w_ij for every sample k and one strip of strip_width neurons i, from the strip
-    of W transposed (pack_transposed_strips) and P, the panels of A_prev. The strip past the
-    last whole one is computed padded with zeros, into its own slice of scratch, and its
-    columns copied out."""
+    of W transposed (pack_transposed_strips) and A_prev read in place. The strip past the last
+    whole one is computed padded with zeros, a block of samples at a time, into a block of
+    scratch, and its columns copied out."""
     n_samples, n_out = Z.shape
     n_in = W.shape[1]
     width = strip_width(Z)
     rows = block_rows()
     i0 = strip * width
     V = matrix(scratch, strip * n_in * width, n_in, width)
-    whole = i0 + width <= n_out
-    out, i_out = Z, i0
-    if not whole:
-        out, i_out = matrix(scratch, n_in * padded_in_kernel(n_out), n_samples, width), 0
-    for k0 in range(0, n_samples, rows):
-        _forward_block(A_prev, V, out, k0, i_out, min(rows, n_samples - k0))
-    if not whole:
-        for k in range(n_samples):
-            for c in range(n_out - i0):
-                Z[k, i0 + c] = out[k, c]
+    if i0 + width <= n_out:
+        for k0 in range(0, n_samples, rows):
+            _forward_block(A_prev, V, Z, k0, k0, i0, min(rows, n_samples - k0))
+    else:
+        out = matrix(scratch, n_in * padded_in_kernel(n_out), rows, width)
+        for k0 in range(0, n_samples, rows):
+            n_rows = min(rows, n_samples - k0)
+            _forward_block(A_prev, V, out, k0, 0, 0, n_rows)
+            for r in range(n_rows):
+                for c in range(n_out - i0):
+                    Z[k0 + r, i0 + c] = out[r, c]
 
 
 @part
@@ -56,8 +58,8 @@ def _forward_group(g, group, n_strips, A_prev, W, Z, scratch):
 
 def scratch_size(n_samples, n_in, n_out):
     """Length of the scratch buffer forward_layer needs: W's strips transposed (the last padded)
-    and one strip of Z."""
-    return n_in * padded(n_out) + n_samples * strip_max()
+    and a block of block_rows samples of one strip of Z, whatever the number of samples."""
+    return n_in * padded(n_out) + block_rows() * strip_max()
 
 
 @helper

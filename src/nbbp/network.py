@@ -156,8 +156,9 @@ def _check_finite_layers(zs, a_list, what):
     finite, for inputs that were (checked on the way in): an overflow, which would otherwise
     come out as NaN probabilities, and class 0 from predict."""
     for l, (Z, A) in enumerate(zip(zs, a_list[1:])):
-        row = max(int(check.first_non_finite_row(Z)), int(check.first_non_finite_row(A)))
-        if row >= 0:
+        rows = [r for r in (check.first_non_finite_row(Z), check.first_non_finite_row(A)) if r >= 0]
+        if rows:
+            row = min(rows)
             raise FloatingPointError(
                 f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
                 f"finite inputs (first at sample {row}); the inputs or weights are too large "
@@ -897,13 +898,15 @@ class Network:
         try:
             for epoch in range(epochs):
                 # What the epoch changes, to put back if anything raises before it is recorded
-                # (a kernel, an overflow, Ctrl-C, the validation pass): the network is then as
-                # after the last complete epoch.
+                # (a kernel, an overflow, the validation pass): the network is then as after the
+                # last complete epoch.
                 saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps,
-                         self._stats.copy(), self.rng.bit_generator.state, best, stale,
+                         self._stats.copy(), self.rng.bit_generator.state,
                          {name: len(getattr(history, name)) for name in HISTORY_LISTS})
-                try:
-                    with _interrupt_between_epochs():
+                # Ctrl-C is held back over the whole epoch, its validation included, and raised
+                # once the epoch is recorded (so a recorded epoch is never rolled back for it)
+                with _interrupt_between_epochs():
+                    try:
                         order = self.rng.permutation(n) if shuffle else np.arange(n)
                         grad_norm_sum = np.zeros(L)
                         delta_abs_sum = np.zeros(L)
@@ -925,30 +928,29 @@ class Network:
                         history.loss.append(E)
                         history.grad_norm.append(grad_norm_sum / steps)
                         history.delta_mean.append(delta_abs_sum / (n_used * widths))
-                    shown = {"loss": E}
-                    if plan["X_val"] is not None:
-                        zs, a_list = self._forward(plan["X_val"])
-                        val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
-                        history.val_loss.append(val_loss)
-                        history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
-                        shown.update(val_loss=val_loss, val_score=history.val_score[-1])
-                        if plan["early_stopping"]:
-                            # NaN is never an improvement, not even as the first validation loss.
-                            if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
-                                best = (val_loss, epoch, self._theta.copy(),
-                                        self._opt_state.copy(), self._opt_steps,
-                                        self._stats.copy())
-                                stale = 0
-                            else:
-                                stale += 1
-                except BaseException:
-                    with _interrupt_between_epochs():
-                        (self._theta[...], self._opt_state[...], self._opt_steps, self._stats[...],
-                         rng_state, best, stale, lengths) = saved
+                        shown = {"loss": E}
+                        if plan["X_val"] is not None:
+                            zs, a_list = self._forward(plan["X_val"])
+                            val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
+                            history.val_loss.append(val_loss)
+                            history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
+                            shown.update(val_loss=val_loss, val_score=history.val_score[-1])
+                            if plan["early_stopping"]:
+                                # NaN is never an improvement, not even the first one.
+                                if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
+                                    best = (val_loss, epoch, self._theta.copy(),
+                                            self._opt_state.copy(), self._opt_steps,
+                                            self._stats.copy())
+                                    stale = 0
+                                else:
+                                    stale += 1
+                    except BaseException:
+                        (self._theta[...], self._opt_state[...], self._opt_steps,
+                         self._stats[...], rng_state, lengths) = saved
                         self.rng.bit_generator.state = rng_state
                         for name, length in lengths.items():
                             del getattr(history, name)[length:]
-                    raise
+                        raise
                 if progress is not None:
                     progress.epoch_done(epoch, shown)
                 stop = plan["callback"] is not None and _says_stop(plan["callback"](epoch, history))

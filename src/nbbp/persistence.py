@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,8 +83,10 @@ SMALL_ENTRY_BYTES = 1 << 20
 
 def _entry_headers(f, path):
     """{name: (shape, dtype, claimed bytes)} of the archive's .npy members, from their headers
-    alone, each checked against the bytes the archive holds for it."""
+    alone, each checked against the bytes the archive holds for it: its sizes in the zip's
+    directory (which the file itself states) and, above all, the file's own size."""
     headers = {}
+    file_bytes = os.fstat(f.fileno()).st_size
     f.seek(0)
     with zipfile.ZipFile(f) as archive:
         for info in archive.infolist():
@@ -94,12 +97,15 @@ def _entry_headers(f, path):
                     shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
                 else:
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+            if dtype.itemsize == 0:  # <U0, |S0: any number of elements in 0 bytes
+                raise ValueError(f"its entry {name!r} has dtype {dtype} of 0-byte elements")
             claimed = dtype.itemsize
             for n in shape:
                 claimed *= n
-            held = info.file_size
+            stored = min(info.compress_size, file_bytes)
+            held = min(info.file_size, stored)
             if info.compress_type != zipfile.ZIP_STORED:
-                held = min(held, info.compress_size * MAX_DEFLATE_RATIO)
+                held = min(info.file_size, stored * MAX_DEFLATE_RATIO)
             if claimed > held:
                 raise ValueError(f"its entry {name!r} claims {claimed:,} bytes of data (shape "
                                  f"{shape}) but the file holds {held:,} for it")
@@ -171,7 +177,7 @@ def load(path: str | os.PathLike) -> Network:
                     raise
                 raise ValueError(f"{path} is not a readable nbbp model file: {exc}") from None
             except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
-                    RuntimeError, MemoryError, OverflowError) as exc:
+                    RuntimeError, MemoryError, OverflowError, zlib.error) as exc:
                 raise ValueError(f"{path} is not a readable nbbp model file (truncated or "
                                  f"corrupted): {type(exc).__name__}: {exc}") from None
 
@@ -223,7 +229,7 @@ def load(path: str | os.PathLike) -> Network:
         net._check_parameters()
         try:
             net.rng.bit_generator.state = json.loads(str(fields["rng_state"]))
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
             raise ValueError(f"its rng_state is not a random generator's state: "
                              f"{type(exc).__name__}: {exc}") from None
         name = str(fields["optimizer"])
@@ -253,7 +259,7 @@ def load(path: str | os.PathLike) -> Network:
             net._opt_state = np.ascontiguousarray(state)
             net._opt_steps = steps
     except (ValueError, TypeError, KeyError, json.JSONDecodeError, OverflowError,
-            MemoryError) as exc:
+            MemoryError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise ValueError(f"{path} is not a valid nbbp model file: {exc}") from None
     return net
 

@@ -411,8 +411,10 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
             return
-        output = network.forward(X_val)
-        score = self._score_outputs(output, y_val) if np.isfinite(output).all() else np.nan
+        try:
+            score = self._score_outputs(network.forward(X_val), y_val)
+        except FloatingPointError:  # the validation outputs overflowed
+            score = np.nan
         self.validation_scores_.append(score)
         if verbose:
             print(f"Validation score: {score:.6f}", flush=True)

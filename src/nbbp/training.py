@@ -262,10 +262,11 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
     built per batch so that no one-hot copy of the data set exists.
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
-    (batch statistics), loss, output delta, backward_pass, optimizer step. With batch normalisation, a last batch of one sample is
-    left out (batch statistics need two). Buffers hold one batch of every layer; ``scratch`` is
-    the gradient kernel's, sized for the widest layer. Returns (sum over the samples trained on
-    of J + l2/2 sum ||W||^2, number of optimizer steps taken, number of samples trained on);
+    (batch statistics), loss, output delta, backward_pass, optimizer step. With batch
+    normalisation, a last batch of one sample is left out (batch statistics need two). Buffers
+    hold one batch of every layer; ``scratch`` is the three matrix kernels', sized for the
+    largest layer. Returns (sum over the samples trained on of J + l2/2 sum ||W||^2, number of
+    optimizer steps taken, number of samples trained on);
     adds each batch's ||dE/dW(l)|| to grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
     """
     n_samples, n_features = X.shape
