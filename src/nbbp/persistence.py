@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from typing import TYPE_CHECKING
@@ -177,7 +178,8 @@ def load(path: str | os.PathLike) -> Network:
                     raise
                 raise ValueError(f"{path} is not a readable nbbp model file: {exc}") from None
             except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
-                    RuntimeError, MemoryError, OverflowError, zlib.error) as exc:
+                    RuntimeError, MemoryError, OverflowError, zlib.error, SyntaxError,
+                    tokenize.TokenError) as exc:  # the last two: a .npy header that won't parse
                 raise ValueError(f"{path} is not a readable nbbp model file (truncated or "
                                  f"corrupted): {type(exc).__name__}: {exc}") from None
 
