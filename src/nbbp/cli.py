@@ -84,13 +84,13 @@ def _read_csv(path, target):
         header, rows = [cell.strip() for cell in rows[0]], rows[1:]
         if not rows:
             raise CommandError(f"{path}: the file has a header and no data rows")
-    width = len(rows[0])
+    width = len(rows[0]) if header is None else len(header)
     values = np.empty((len(rows), width))
     for r, row in enumerate(rows):
         line = r + 1 + (header is not None)
         if len(row) != width:
             raise CommandError(f"{path}: line {line} has {len(row)} columns; line "
-                               f"{1 + (header is not None)} has {width}")
+                               f"1{' (the header)' if header is not None else ''} has {width}")
         for c, cell in enumerate(row):
             try:
                 values[r, c] = float(cell)
