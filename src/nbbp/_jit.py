@@ -150,14 +150,10 @@ class _LockedCache:
         return getattr(self._cache, name)
 
     def load_overload(self, sig, target_context):
-        if any(f is not None for f in self._misses):
-            # this process compiles another signature of this function: it holds the lock
-            cres = self._cache.load_overload(sig, target_context)
-            if cres is None:
-                self._misses.append(None)
-            return cres
-        f = _open_lock_file(self._path)
-        if f is None:  # no lock to be had (no fcntl, or an unwritable directory): unserialised
+        # Unlocked where this process compiles another signature of this function (it holds
+        # the lock) or where no lock is to be had (no fcntl, or an unwritable directory).
+        f = None if any(m is not None for m in self._misses) else _open_lock_file(self._path)
+        if f is None:
             cres = self._cache.load_overload(sig, target_context)
             if cres is None:
                 self._misses.append(None)

@@ -319,19 +319,6 @@ def _is_c_matrix(a):
 
 
 @intrinsic
-def _zeros(typingctx, like):
-    """A Vector of zeros of ``like``'s dtype."""
-    if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
-        return None
-    vector = Vector(like.dtype)
-
-    def codegen(context, builder, signature, args):
-        return ir.Constant(context.get_value_type(vector), None)
-
-    return vector(like), codegen
-
-
-@intrinsic
 def _load(typingctx, a, k, j):
     """The Vector a[k, j], ..., a[k, j + lanes - 1] of a C-contiguous matrix ``a``."""
     if not _is_c_matrix(a) or not isinstance(k, types.Integer) or not isinstance(j, types.Integer):
@@ -581,7 +568,8 @@ def _block_sums(dtype):
 
 
 def _zeros_intrinsic(sums_of):
-    """zeros(like): the Sums that ``sums_of(dtype)`` gives, of zeros of ``like``'s dtype."""
+    """zeros(like): the Vector or Sums that ``sums_of(dtype)`` gives, of zeros of ``like``'s
+    dtype."""
 
     def typer(typingctx, like):
         if not isinstance(like, types.Array) or not isinstance(like.dtype, types.Float):
@@ -596,6 +584,7 @@ def _zeros_intrinsic(sums_of):
     return intrinsic(typer)
 
 
+_zeros = _zeros_intrinsic(Vector)  # a Vector of zeros
 _zeros_block = _zeros_intrinsic(_block_sums)
 
 

@@ -78,30 +78,28 @@ FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(blo
 
 
 def _check_finite(arr, name, original_dtype, compiled=True):
-    if (compiled and arr.ndim == 2 and arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous
-            and arr.flags.writeable and arr.shape[1] > 0):
-        # compiled, without a temporary: np.isfinite(X).all() took 6.3 ms of each fit on W2's
-        # 20,000 x 784 float32, 8% of an epoch; this 1.75 ms on 2 threads. Only for the arrays
-        # the kernels take (writeable float32 and float64), so it compiles nothing more.
-        row = int(_first_non_finite_row(arr, arr.size >= PARALLEL_MIN_WORK))
-    else:
-        row = -1
-        for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
-            block = arr[start:start + FINITE_CHECK_ROWS]
-            if not np.isfinite(block).all():
-                row = start + int(np.argwhere(~np.isfinite(block))[0][0])
-                break
+    row = first_non_finite_row(arr, compiled)
     if row >= 0:
         converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
         raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
 
 
-def first_non_finite_row(arr):
-    """The first row of a float matrix holding a NaN or an inf, or -1."""
-    if arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous and arr.flags.writeable:
+def first_non_finite_row(arr, compiled=True):
+    """The first row (index along the first axis) of ``arr`` holding a NaN or an inf, or -1.
+
+    A writeable float32/float64 C-contiguous matrix, the arrays the kernels take, is checked by
+    a compiled kernel without a temporary (``compiled``; it compiles nothing more for them):
+    np.isfinite(X).all() took 6.3 ms of each fit on W2's 20,000 x 784 float32, 8% of an epoch,
+    this 1.75 ms on 2 threads. Anything else by NumPy, FINITE_CHECK_ROWS rows at a time.
+    """
+    if (compiled and arr.ndim == 2 and arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous
+            and arr.flags.writeable and arr.shape[1] > 0):
         return int(_first_non_finite_row(arr, arr.size >= PARALLEL_MIN_WORK))
-    bad = ~np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
-    return int(np.argmax(bad)) if bad.any() else -1
+    for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
+        block = arr[start:start + FINITE_CHECK_ROWS]
+        if not np.isfinite(block).all():
+            return start + int(np.argwhere(~np.isfinite(block))[0][0])
+    return -1
 
 
 @helper
