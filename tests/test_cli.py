@@ -131,6 +131,13 @@ BAD = [
     (["train", "--data", "{tmp}/huge.npz", "--optimizer", "sgd", "--learning-rate", "10"], 1,
      "diverged"),
     (["train", "--data", "{tmp}/empty.npz"], 1, "its X is empty (shape (0, 4)): no samples"),
+    # a latin-1 file read as UTF-8: the byte is located, and the option that reads it named
+    (["train", "--data", "{tmp}/latin1.csv"], 1,
+     "latin1.csv: line 3, column 2: byte 0xe9 is not utf-8 text (--encoding names"),
+    (["train", "--data", "{tmp}/d.csv", "--encoding", "klingon"], 2,
+     "unknown text encoding 'klingon'"),
+    (["predict", "--model", "{tmp}/m.npz", "--data", "{tmp}/x.csv", "--encoding", "base64"], 2,
+     "unknown text encoding 'base64'"),
 ]
 
 
@@ -142,6 +149,7 @@ def test_bad_arguments_and_files_give_one_line(tmp_path, data, argv, code, messa
     (tmp_path / "ragged.csv").write_text("1,2,3\n4,5,6\n7,8\n")
     (tmp_path / "text.csv").write_text("1,2,3\n4,x,6\n")
     (tmp_path / "nan.csv").write_text("1,2,0\nnan,5,1\n")
+    (tmp_path / "latin1.csv").write_bytes("a,b,y\n1,2,0\n3,caf\u00e9,1\n".encode("latin-1"))
     np.savez(tmp_path / "x_only.npz", X=np.ones((3, 4)))
     np.savez(tmp_path / "huge.npz", X=np.full((40, 4), 1e30), y=np.arange(40) % 3)
     np.savez(tmp_path / "empty.npz", X=np.zeros((0, 4)), y=np.zeros(0, np.int64))
@@ -179,3 +187,23 @@ def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
     X, y = _read_csv(str(path), -1)
     assert_array_equal(X, [[1.5, 2], [3, 4], [5, 6]])
     assert_array_equal(y, [0, 1, 0])
+
+
+@pytest.mark.parametrize("encoding, argv", [("utf-16", []), ("utf-32", []),
+                                            ("utf-8-sig", []), ("cp1252", ["--encoding", "cp1252"]),
+                                            ("latin-1", ["--encoding", "latin-1"])])
+def test_a_csv_in_another_encoding_trains_as_its_utf8_twin(tmp_path, data, capsys, encoding,
+                                                           argv):
+    # UTF-16 and UTF-32 (Excel's "Unicode text") are told by their byte-order mark; 8-bit
+    # encodings by --encoding. The header's non-ASCII name is the target.
+    X, y = data
+    text = "\u00e4,b,c,d,caf\u00e9\n" + "".join(",".join(repr(float(v)) for v in row)
+                                           + f",{label}\n" for row, label in zip(X, y))
+    (tmp_path / "utf8.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "other.csv").write_text(text, encoding=encoding)
+    common = ["--epochs", "2", "--quiet", "--target", "caf\u00e9"]
+    assert run(["train", "--data", str(tmp_path / "utf8.csv"), "--model",
+                str(tmp_path / "a.npz"), *common], capsys)[0] == 0
+    assert run(["train", "--data", str(tmp_path / "other.csv"), "--model",
+                str(tmp_path / "b.npz"), *common, *argv], capsys)[0] == 0
+    assert_array_equal(nbbp.load(tmp_path / "a.npz")._theta, nbbp.load(tmp_path / "b.npz")._theta)

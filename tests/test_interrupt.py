@@ -78,3 +78,51 @@ def test_sigint_in_a_subprocess_stops_fit_between_epochs(tmp_path):
             child.kill()
     assert child.returncode == 0, err
     assert out.strip().endswith("consistent: True"), out
+
+
+class Alarm(Exception):
+    """Raised by the SIGALRM handler, at whatever bytecode step is running."""
+
+
+def test_an_interrupt_anywhere_in_step_leaves_all_of_the_step_or_none():
+    # Batch normalisation's running averages change in the forward pass, the weights after the
+    # backward pass: an interrupt between the two left averages of one step with weights of
+    # the step before. A timer interrupts steps at random points; after each, the network must
+    # equal a clean copy with or without that step.
+    import copy
+
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(64, 6)), rng.integers(0, 3, size=64)
+    net = nbbp.Network([6, 16, 16, 3], batch_norm=True, seed=1)
+
+    armed = [False]
+
+    def alarm(signum, frame):
+        if armed[0]:  # not once the loop has left the try below
+            armed[0] = False
+            raise Alarm
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    interrupted = 0
+    try:
+        for _ in range(2000):
+            before = copy.deepcopy(net)
+            try:
+                armed[0] = True
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, 4e-4))
+                net.step(X, y, 0.05)
+                armed[0] = False
+            except Alarm:
+                interrupted += 1
+            after = copy.deepcopy(before)
+            after.step(X, y, 0.05)
+            same_as = [other for other in (before, after)
+                       if np.array_equal(net._theta, other._theta)
+                       and np.array_equal(net._stats, other._stats)]
+            assert same_as, "a step left part of its update"
+            if interrupted >= 200:
+                break
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert interrupted >= 20  # the timer did land inside step

@@ -704,7 +704,7 @@ def test_copies_and_pickles_are_independent_networks():
         assert_array_equal(other.forward(X), net.forward(X))
         other.weights[1][...] = 0
         assert not np.array_equal(other.forward(X), net.forward(X))
-        assert other._training is not net._training
+        assert other._trainer is not net._trainer
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

@@ -9,13 +9,16 @@
 
 Data files: a ``.npz`` with arrays ``X`` (and ``y`` to train), or a ``.csv`` of numbers with an
 optional header row, whose target column for ``train`` is the last one unless ``--target``
-names another (``predict`` reads every column as a feature). Bad arguments and unreadable files
-end with a one-line ``nbbp: error: ...`` on stderr and exit code 2 (usage) or 1 (data), never a
-traceback.
+names another (``predict`` reads every column as a feature). A ``.csv`` is UTF-8 unless
+``--encoding`` names another or it starts with a byte-order mark (UTF-8, UTF-16 or UTF-32).
+Bad arguments and unreadable files end with a one-line ``nbbp: error: ...`` on stderr and exit
+code 2 (usage) or 1 (data), never a traceback.
 """
 
 import argparse
+import codecs
 import csv
+import io
 import os
 import pathlib
 import sys
@@ -40,9 +43,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------------------------ data
-def read_table(path, target=None):
+def read_table(path, target=None, encoding="utf-8"):
     """(X, y) from a .npz (arrays X and y) or a .csv file; y is None when ``target`` is None and
-    the file has no target (a .csv without --target, or a .npz without y)."""
+    the file has no target (a .csv without --target, or a .npz without y). A .csv is read in
+    ``encoding`` unless it starts with a byte-order mark, which decides."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise CommandError(f"{path}: no such file")
@@ -50,7 +54,7 @@ def read_table(path, target=None):
     if suffix == ".npz":
         return _read_npz(path)
     if suffix == ".csv":
-        return _read_csv(path, target)
+        return _read_csv(path, target, encoding)
     raise CommandError(f"{path}: expected a .csv or .npz file")
 
 
@@ -71,11 +75,39 @@ def _read_npz(path):
         raise CommandError(f"{path}: not a readable .npz file ({error})") from None
 
 
-def _read_csv(path, target):
+# Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                    (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _decode(path, encoding):
+    """The text of a .csv file: a byte-order mark picks its encoding (and is not data),
+    otherwise ``encoding``. Bytes that do not decode are reported by line and column."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark is not data
-            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as error:
+        raise CommandError(f"{path}: not a readable .csv file ({error.strerror})") from None
+    encoding = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)),
+                    encoding)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        start = data.rfind(b"\n", 0, error.start) + 1  # of the line, in UTF-8-like encodings
+        line = data.count(b"\n", 0, error.start) + 1
+        prefix = data[start:error.start].decode(encoding, errors="replace")
+        column = len(next(csv.reader([prefix]), [""]) or [""])
+        raise CommandError(f"{path}: line {line}, column {column}: byte "
+                           f"0x{data[error.start]:02x} is not {encoding} text (--encoding names "
+                           "the file's encoding, e.g. --encoding latin-1)") from None
+
+
+def _read_csv(path, target, encoding="utf-8"):
+    text = _decode(path, encoding)
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""))
+                if any(cell.strip() for cell in row)]
+    except csv.Error as error:
         raise CommandError(f"{path}: not a readable .csv file ({error})") from None
     if not rows:
         raise CommandError(f"{path}: the file has no rows")
@@ -169,6 +201,18 @@ def _int_list(text):
     return values
 
 
+def _encoding(text):
+    """A text encoding Python knows, e.g. utf-8, latin-1, cp1252, utf-16."""
+    try:  # LookupError for unknown names and for bytes-to-bytes codecs (base64); b"" skips both
+        b"a".decode(text)
+    except UnicodeDecodeError:  # utf-16 and others that need more than a byte
+        pass
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"unknown text encoding {text!r} (e.g. utf-8, "
+                                         "latin-1, cp1252, utf-16)") from None
+    return text
+
+
 def _positive(kind):
     def parse(text):
         try:
@@ -219,7 +263,7 @@ def train(args):
 
     if args.target is not None and not args.data.lower().endswith(".csv"):
         raise CommandError("--target picks a column of a .csv file; a .npz file holds X and y")
-    X, y = read_table(args.data, args.target if args.target is not None else -1)
+    X, y = read_table(args.data, args.target if args.target is not None else -1, args.encoding)
     if y is None:
         raise CommandError(f"{args.data}: no array 'y' of targets to train on")
     loss = args.loss or guess_loss(y)
@@ -251,7 +295,7 @@ def predict(args):
         net = nbbp.load(args.model)
     except FileNotFoundError:
         raise CommandError(f"{args.model}: no such file") from None
-    X, _ = read_table(args.data)
+    X, _ = read_table(args.data, encoding=args.encoding)
     if args.proba:
         if net.loss_name == "squared_error":
             raise CommandError(f"--proba needs a classifier; {args.model} is a regression model "
@@ -310,6 +354,8 @@ def build_parser():
     p.add_argument("--data", required=True, help=".npz with X and y, or .csv (target: last column)")
     p.add_argument("--target", help="the .csv target column, by header name or number from 0 "
                    "(default: the last)")
+    p.add_argument("--encoding", type=_encoding, default="utf-8", help="of a .csv file "
+                   "(default utf-8; a byte-order mark decides where there is one)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--sizes", type=_int_list, help="every layer's width, inputs first, "
                       "e.g. 4,32,3")
@@ -334,6 +380,8 @@ def build_parser():
     p = commands.add_parser("predict", help="predict with a saved model")
     p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
     p.add_argument("--data", required=True, help=".npz with X, or .csv of features only")
+    p.add_argument("--encoding", type=_encoding, default="utf-8", help="of a .csv file "
+                   "(default utf-8; a byte-order mark decides where there is one)")
     p.add_argument("--proba", action="store_true", help="class probabilities, not labels")
     p.add_argument("--out", help="write a .csv here instead of printing")
     p.set_defaults(run=predict)

@@ -74,21 +74,24 @@ def _one_trainer(method: TrainingMethod) -> TrainingMethod:
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
-        if self._training_thread == threading.get_ident():
+        me = threading.get_ident()
+        if self._trainer.get("thread") == me:
             # a callback training its own network: the outer fit would go on with the inner
             # call's optimizer state and weights under its own hyperparameters
             raise RuntimeError(f"{method.__name__}: this network is in a training call already "
                                "(is this a callback?); a callback may read the network and stop "
                                "training by returning False, not train it")
-        if not self._training.acquire(blocking=False):
-            raise RuntimeError(f"{method.__name__}: this network is already being trained in "
-                               "another thread; train one network from one thread at a time")
-        self._training_thread = threading.get_ident()
         try:
+            # dict.setdefault claims the network in one step under the GIL, inside the try:
+            # an interrupt (Ctrl-C) on either side of it still ends in the finally clause, so
+            # no claim outlives its call (a lock acquired before the try could)
+            if self._trainer.setdefault("thread", me) != me:
+                raise RuntimeError(f"{method.__name__}: this network is already being trained in "
+                                   "another thread; train one network from one thread at a time")
             return method(self, *args, **kwargs)
         finally:
-            self._training_thread = None
-            self._training.release()
+            if self._trainer.get("thread") == me:
+                del self._trainer["thread"]
 
     return cast(TrainingMethod, guarded)
 
@@ -352,21 +355,19 @@ class Network:
         self._optimizer: Optimizer | None = None
         self._opt_state = np.zeros((0, offset), dtype=dtype)
         self._opt_steps = 0
-        self._training = threading.Lock()
-        self._training_thread: int | None = None  # the thread in a training call, if any
+        self._trainer: dict[str, int] = {}  # "thread": the thread in a training call, if any
         self.history = None
 
     def __getstate__(self):
-        # copy.deepcopy and pickle: everything but the training lock, which no copy shares.
+        # copy.deepcopy and pickle: everything but the training claim, which no copy shares.
         state = dict(self.__dict__)
-        del state["_training"], state["_training_thread"]
+        del state["_trainer"]
         state["_weights"] = state["_biases"] = None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._training = threading.Lock()
-        self._training_thread = None
+        self._trainer = {}
         self._weights, self._biases = self._views(self._theta)
 
     # ----------------------------------------------------------------------------- properties
@@ -504,15 +505,19 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, True, "step")
         saved = (self._theta.copy(), self._stats.copy())
-        grad, E = self._backprop(X, Y, update_running=True)
-        zero = self.dtype.type(0)
-        optimizer_update(SGD_CODE, self._theta, grad, self._opt_state[:0], alpha, zero, zero,
-                         zero, 1, self._theta.size >= UPDATE_PARALLEL_MIN)
-        if not (np.isfinite(E) and np.isfinite(self._theta).all()
-                and np.isfinite(self._stats).all()):
+        try:  # the running averages change in the forward pass, the weights after it
+            grad, E = self._backprop(X, Y, update_running=True)
+            zero = self.dtype.type(0)
+            optimizer_update(SGD_CODE, self._theta, grad, self._opt_state[:0], alpha, zero, zero,
+                             zero, 1, self._theta.size >= UPDATE_PARALLEL_MIN)
+            if not (np.isfinite(E) and np.isfinite(self._theta).all()
+                    and np.isfinite(self._stats).all()):
+                raise DivergenceError(f"step diverged: the loss was {E} (a smaller "
+                                      "learning_rate, or inputs of a smaller scale); the network "
+                                      "keeps its weights")
+        except BaseException:  # Ctrl-C between the two included: all of the step, or none
             self._theta[...], self._stats[...] = saved
-            raise DivergenceError(f"step diverged: the loss was {E} (a smaller learning_rate, or "
-                                  "inputs of a smaller scale); the network keeps its weights")
+            raise
         return E
 
     @_one_trainer
