@@ -84,12 +84,22 @@ class Alarm(Exception):
     """Raised by the SIGALRM handler, at whatever bytecode step is running."""
 
 
-def test_an_interrupt_anywhere_in_step_leaves_all_of_the_step_or_none():
+TRAINING_CALLS = {
+    "step": lambda net, X, y: net.step(X, y, 0.05),
+    "partial_fit": lambda net, X, y: net.partial_fit(X, y, batch_size=16, optimizer="adam",
+                                                     learning_rate=0.01),
+}
+
+
+@pytest.mark.parametrize("call", TRAINING_CALLS)
+def test_an_interrupt_anywhere_in_a_training_call_leaves_all_of_it_or_none(call):
     # Batch normalisation's running averages change in the forward pass, the weights after the
     # backward pass: an interrupt between the two left averages of one step with weights of
-    # the step before. A timer interrupts steps at random points; after each, the network must
-    # equal a clean copy with or without that step.
+    # the step before. A timer interrupts calls at random points; after each, the network must
+    # equal a clean copy with or without that call, and still train.
     import copy
+
+    train = TRAINING_CALLS[call]
 
     rng = np.random.default_rng(7)
     X, y = rng.normal(size=(64, 6)), rng.integers(0, 3, size=64)
@@ -109,17 +119,21 @@ def test_an_interrupt_anywhere_in_step_leaves_all_of_the_step_or_none():
             before = copy.deepcopy(net)
             try:
                 armed[0] = True
-                signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, 4e-4))
-                net.step(X, y, 0.05)
+                signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, 4e-4 if call == 'step' else 2e-3))
+                train(net, X, y)
                 armed[0] = False
             except Alarm:
                 interrupted += 1
             after = copy.deepcopy(before)
-            after.step(X, y, 0.05)
+            train(after, X, y)
             same_as = [other for other in (before, after)
                        if np.array_equal(net._theta, other._theta)
-                       and np.array_equal(net._stats, other._stats)]
-            assert same_as, "a step left part of its update"
+                       and np.array_equal(net._stats, other._stats)
+                       and np.array_equal(net._opt_state, other._opt_state)
+                       and net._opt_steps == other._opt_steps
+                       and (net.history and net.history.loss) == (other.history
+                                                                  and other.history.loss)]
+            assert same_as, f"{call} left part of its update"
             if interrupted >= 200:
                 break
     finally:
