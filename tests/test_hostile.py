@@ -106,17 +106,11 @@ BAD_CONSTRUCTOR = [
     ("sizes nested lists", dict(sizes=[[4], [5], [3]]), ValueError,
      "sizes must hold positive integers"),
     pytest.param(dict(sizes=np.array(4)), TypeError, "sizes must be a list of layer widths",
-                 id="sizes a 0-d array",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: raw 'iteration over a 0-d "
-                                         "array' TypeError that does not name sizes")),
+                 id="sizes a 0-d array"),
     pytest.param(dict(sizes={4, 5, 3}), TypeError, "sizes must be a list of layer widths",
-                 id="sizes a set",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: an unordered set is accepted "
-                                         "and silently sorted into sizes [3, 4, 5]")),
+                 id="sizes a set"),
     pytest.param(dict(sizes={4: "in", 5: "hidden", 3: "out"}), TypeError,
-                 "sizes must be a list of layer widths", id="sizes a dict",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: a dict is accepted, its keys "
-                                         "taken as the widths")),
+                 "sizes must be a list of layer widths", id="sizes a dict"),
     ("activation None", dict(activation=None), ValueError, "activation must be one of .*; got None"),
     ("activation bytes", dict(activation=b"relu"), ValueError, "activation must be one of .*b'relu'"),
     ("activation ReLU", dict(activation="ReLU"), ValueError, "activation must be one of .*'ReLU'"),
@@ -150,9 +144,7 @@ BAD_CONSTRUCTOR = [
     ("mask of Nones", dict(masks=[np.full((5, 4), None), None]), ValueError,
      re.escape("masks[0] must hold only 0 and 1")),
     pytest.param(dict(masks=[ragged_mask(), None]), ValueError, re.escape("masks[0]"),
-                 id="mask ragged",
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: NumPy's 'inhomogeneous shape' "
-                                         "ValueError escapes, not naming masks[0]")),
+                 id="mask ragged"),
     ("residual an array of pairs", dict(sizes=[4, 5, 5, 3], residual=np.array([[1, 2]])),
      TypeError, "residual must be None, an int or a list of"),
     ("residual a set", dict(sizes=[4, 5, 5, 3], residual={(1, 2)}), TypeError,
@@ -268,8 +260,6 @@ def test_bad_X_is_rejected_and_changes_nothing(method, bad, exc, match):
     assert_rejected(trained(), call, exc, match)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _validation._check_finite says 'after conversion to "
-                   "float32' whenever the dtype changed, though the NaN was in the caller's array")
 def test_a_nan_already_in_float64_X_is_not_blamed_on_the_conversion_to_float32():
     bad = X.copy()
     bad[3, 1] = np.nan
@@ -432,20 +422,12 @@ def test_numpy_scalars_for_counts_and_rates_train_as_python_numbers():
     assert_array_equal(a._theta, b._theta)
 
 
-FRACTION_BUG = pytest.mark.xfail(strict=True, reason="BUG: np.isfinite on a fractions.Fraction (a "
-                                 "numbers.Real) raises NumPy's 'ufunc isfinite not supported' "
-                                 "TypeError, naming no argument (_validation.check_positive_number, "
-                                 "Network._plan's l2 check, optimizers._check_real)")
-
-
-@FRACTION_BUG
 def test_a_fraction_learning_rate_steps_as_its_float():
     a, b = fresh(), fresh()
     assert a.step(X, Y, fractions.Fraction(1, 10)) == b.step(X, Y, 0.1)
     assert_array_equal(a._theta, b._theta)
 
 
-@FRACTION_BUG
 def test_a_fraction_l2_trains_as_its_float():
     a, b = fresh(), fresh()
     a.fit(X, Y, l2=fractions.Fraction(1, 100), **FIT)
@@ -453,7 +435,6 @@ def test_a_fraction_l2_trains_as_its_float():
     assert_array_equal(a._theta, b._theta)
 
 
-@FRACTION_BUG
 def test_a_fraction_momentum_is_its_float():
     assert nbbp.SGD(momentum=fractions.Fraction(9, 10)) == nbbp.SGD(momentum=0.9)
 
@@ -475,9 +456,6 @@ def test_bad_optimizer_objects_name_the_hyperparameter(make, match):
 # ------------------------------------------------------------------------------------------------
 # Overflow and non-finite parameters: reported, never returned as NaN
 # ------------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="BUG: Network.gradients returns NaN gradients for finite "
-                   "inputs that overflow, where forward, loss and score raise FloatingPointError "
-                   "(gradients skips _check_finite_layers)")
 @pytest.mark.parametrize("dtype, big", [(np.float64, 1e308), (np.float32, 3e38)])
 def test_gradients_of_an_overflowing_batch_are_reported_not_returned(dtype, big):
     net = nbbp.Network([2, 3, 2], seed=0, dtype=dtype)
@@ -485,9 +463,6 @@ def test_gradients_of_an_overflowing_batch_are_reported_not_returned(dtype, big)
         net.gradients(np.array([[1.0, 2.0], [big, big]], dtype=dtype), [0, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a NaN weight set by hand trains into DivergenceError "
-                   "'try a smaller learning_rate', which misleads: nothing names weights[0] (masked "
-                   "weights set by hand are named, network._check_parameters)")
 def test_a_nan_weight_set_by_hand_is_named_before_training():
     net = trained()
     net.weights[0][2, 1] = np.nan
@@ -495,8 +470,6 @@ def test_a_nan_weight_set_by_hand_is_named_before_training():
                     re.escape("weights[0]"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: save writes a network whose weights hold NaN, which "
-                   "load then refuses ('its parameters hold NaN or inf'): a file that cannot be read")
 def test_a_network_that_save_writes_can_be_loaded(tmp_path):
     net = trained()
     net.weights[0][0, 0] = np.nan
@@ -676,17 +649,12 @@ def test_save_into_a_read_only_folder_raises_permission_error(tmp_path):
         folder.chmod(0o700)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the error of a save into a missing folder names only "
-                   "the temporary file (.nbbp-XXXX.npz.tmp), not the path the caller gave")
 def test_save_into_a_missing_folder_names_the_path_given(tmp_path):
     path = tmp_path / "missing" / "model.npz"
     with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
         trained().save(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: persistence.save passes a bytes folder and str "
-                   "prefix to tempfile.mkstemp: 'Can't mix bytes and non-bytes in path "
-                   "components'; load takes the same bytes path")
 def test_save_takes_a_bytes_path_as_load_does(tmp_path):
     net = trained()
     path = os.fsencode(tmp_path / "model.npz")
@@ -694,9 +662,6 @@ def test_save_takes_a_bytes_path_as_load_does(tmp_path):
     assert_array_equal(nbbp.load(path)._theta, net._theta)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: save's atomic os.replace swaps any special file at "
-                   "the path for a regular file (a FIFO here; as root, Network.save('/dev/null') "
-                   "deletes the /dev/null device); it should refuse a path that is not a regular file")
 def test_save_onto_a_fifo_refuses_and_leaves_it_a_fifo(tmp_path):
     path = tmp_path / "pipe.npz"
     os.mkfifo(path)
@@ -1074,7 +1039,6 @@ def test_a_float32_regressor_refuses_targets_too_large_for_float32(sk):
         MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, dtype=np.float32).fit(Xs, np.full(30, 1e300))
 
 
-@FRACTION_BUG
 def test_a_fraction_alpha_is_its_float(sk):
     MLPClassifier, _, Xs, ys = sk
     kwargs = dict(hidden_layer_sizes=(5,), max_iter=2, random_state=0)

@@ -28,12 +28,40 @@ def check_dtype(dtype) -> np.dtype:
     return dt
 
 
+def finite_float(value):
+    """``value`` as a finite Python float if it is a real number other than a bool (an int, a
+    float, a NumPy scalar, a Fraction), else None. np.isfinite refuses a Fraction; float()
+    takes every numbers.Real, and an int past float's range raises OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return number if np.isfinite(number) else None
+
+
 def check_positive_number(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive number; got {type(value).__name__} {value!r}")
-    if not np.isfinite(value) or value <= 0:
+    number = finite_float(value)
+    if number is None or number <= 0:
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return float(value)
+    return number
+
+
+def check_real(value, name, low=-np.inf, high=np.inf, low_open=False, high_open=False):
+    """``value`` as a float, if it is a finite real number in the interval from ``low`` to
+    ``high`` (each end closed unless ``low_open`` / ``high_open``)."""
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}; got {value!r}")
+    return number
 
 
 def as_scalar(value, dtype, name):
@@ -77,10 +105,15 @@ def _writeable(arr):
 FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(block), not O(data)
 
 
-def _check_finite(arr, name, original_dtype, compiled=True):
+def _check_finite(arr, name, original, compiled=True):
+    """A ValueError naming the first row of ``arr`` (``original`` converted) that holds NaN or
+    inf; where that row of ``original`` is finite, the conversion overflowed (1e39 in float32),
+    and the message says so."""
     row = first_non_finite_row(arr, compiled)
     if row >= 0:
-        converted = "" if arr.dtype == original_dtype else f" after conversion to {arr.dtype}"
+        converted = ""
+        if arr is not original and np.isfinite(original[row]).all():
+            converted = f" after conversion to {arr.dtype} (a value too large for it)"
         raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
 
 
@@ -159,7 +192,7 @@ def as_inputs(X, n_features, dtype, name="X"):
                          f"{n_features} (sizes[0])")
     with np.errstate(over="ignore", invalid="ignore"):
         out = _writeable(np.ascontiguousarray(arr, dtype=dtype))
-    _check_finite(out, name, arr.dtype)
+    _check_finite(out, name, arr)
     return out
 
 
@@ -182,7 +215,7 @@ def as_labels(y, n_samples, n_out, name="y"):
         return None
     if arr.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
-    _check_finite(arr, name, arr.dtype, compiled=False)  # any dtype: no compile for it
+    _check_finite(arr, name, arr, compiled=False)  # any dtype: no compile for it
     return _checked_labels(arr, n_out, name)
 
 
@@ -198,7 +231,7 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
         raise ValueError(f"{name} must be 1-D or 2-D; got shape {arr.shape}")
     if arr.shape[0] != n_samples:
         raise ValueError(f"X has {n_samples} samples but {name} has {arr.shape[0]}")
-    _check_finite(arr, name, arr.dtype, compiled=False)  # any dtype: no compile for it
+    _check_finite(arr, name, arr, compiled=False)  # any dtype: no compile for it
 
     if loss == "cross_entropy" and arr.ndim == 1:
         labels = _checked_labels(arr, n_out, name)
@@ -221,5 +254,5 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
                              "(non-negative, summing to 1)")
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, name, arr.dtype)
+    _check_finite(out, name, arr)
     return _writeable(out)

@@ -154,20 +154,6 @@ def _check_callback(callback):
                         f"{getattr(callback, '__name__', callback)!r}{signature} cannot: {exc}") from None
 
 
-def _check_finite_layers(zs, a_list, what):
-    """A FloatingPointError naming the first layer whose pre-activations or activations are not
-    finite, for inputs that were (checked on the way in): an overflow, which would otherwise
-    come out as NaN probabilities, and class 0 from predict."""
-    for l, (Z, A) in enumerate(zip(zs, a_list[1:])):
-        rows = [r for r in (check.first_non_finite_row(Z), check.first_non_finite_row(A)) if r >= 0]
-        if rows:
-            row = min(rows)
-            raise FloatingPointError(
-                f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
-                f"finite inputs (first at sample {row}); the inputs or weights are too large "
-                f"for {Z.dtype.name}")
-
-
 def parameter_count(sizes, bias, batch_norm):
     """(length of theta, length of stats) for these layer widths, bias flags (one per layer)
     and batch_norm flags (one per hidden layer), in Python integers: W(l), b(l) where the layer
@@ -456,7 +442,7 @@ class Network:
         X = self._inputs(X)
         self._check_batch(X, training, "forward(training=True)")
         zs, a_list = self._forward(X, training)
-        _check_finite_layers(zs, a_list, "forward")
+        self._check_finite_layers(zs, a_list, "forward")
         return a_list[-1]
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False) -> float:
@@ -471,7 +457,7 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, training, "loss(training=True)")
         zs, a_list = self._forward(X, training)
-        _check_finite_layers(zs, a_list, "loss")
+        self._check_finite_layers(zs, a_list, "loss")
         return self._loss(zs[-1], a_list[-1], Y)
 
     def gradients(self, X: ArrayLike, y: ArrayLike) -> Gradients:
@@ -488,6 +474,12 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, True, "gradients")
         grad, _ = self._backprop(X, Y)
+        if check.first_non_finite_row(grad.reshape(1, -1)) >= 0:
+            zs, a_list = self._forward(X, True)
+            self._check_finite_layers(zs, a_list, "gradients")  # names the layer, if the
+            raise FloatingPointError(  # forward pass overflowed already
+                "gradients: the gradients overflowed (inf or NaN) for finite inputs; the inputs "
+                f"or weights are too large for {self.dtype.name}")
         return Gradients(*self._views(grad), *self._batch_norm_views(grad))
 
     @_one_trainer
@@ -504,6 +496,7 @@ class Network:
         alpha = check.as_scalar(learning_rate, self.dtype, "learning_rate")
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, True, "step")
+        self._check_finite_parameters("step")
         saved = (self._theta.copy(), self._stats.copy())
         try:  # the running averages change in the forward pass, the weights after it
             grad, E = self._backprop(X, Y, update_running=True)
@@ -626,7 +619,7 @@ class Network:
         (averaged over outputs)."""
         X, Y = self._inputs_and_targets(X, y)
         zs, a_list = self._forward(X)
-        _check_finite_layers(zs, a_list, "score")
+        self._check_finite_layers(zs, a_list, "score")
         return self._score(a_list[-1], Y)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -774,9 +767,12 @@ class Network:
     def _plan(self, X, y, batch_size, learning_rate, l2, validation_data, validation_fraction,
               early_stopping, patience, callback, shuffle, verbose):
         """Validate every training argument before anything changes; return what _train needs."""
+        self._check_finite_parameters("training")
         learning_rate = check.check_positive_number(learning_rate, "learning_rate")
-        if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not np.isfinite(l2) or l2 < 0:
+        l2_value = check.finite_float(l2)
+        if l2_value is None or l2_value < 0:
             raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
+        l2 = l2_value
         check.as_scalar(learning_rate, self.dtype, "learning_rate")
         check.as_scalar(l2, self.dtype, "l2")
         if batch_size is not None:
@@ -972,6 +968,41 @@ class Network:
                 self._stats[...] = stats
         return history
 
+    def _non_finite_parameter(self):
+        """The name of the first parameter array holding NaN or inf ("weights[0]", ...), or None.
+        Training never leaves one (a diverging epoch is rolled back), so it was set by hand."""
+        vectors = (self._theta, self._stats)
+        if all(check.first_non_finite_row(v.reshape(1, -1)) < 0 for v in vectors if v.size):
+            return None
+        for name in ("weights", "biases", "gammas", "betas", "running_means", "running_vars"):
+            for l, a in enumerate(getattr(self, name)):
+                if a is not None and not np.isfinite(a).all():
+                    return f"{name}[{l}]"
+        return "a parameter"
+
+    def _check_finite_parameters(self, what):
+        """Refuse to train or save a network whose parameters hold NaN or inf: training would
+        spread them and report a divergence, and ``load`` refuses such a file."""
+        name = self._non_finite_parameter()
+        if name is not None:
+            raise ValueError(f"{what}: {name} holds NaN or inf (set by hand?); give it finite "
+                             "values first")
+
+    def _check_finite_layers(self, zs, a_list, what):
+        """A FloatingPointError naming the first layer whose pre-activations or activations are
+        not finite, for inputs that were (checked on the way in): an overflow, which would
+        otherwise come out as NaN probabilities, and class 0 from predict. (A ValueError naming
+        the parameter if the cause is a NaN or inf set by hand in the parameters.)"""
+        for l, (Z, A) in enumerate(zip(zs, a_list[1:])):
+            rows = [r for r in (check.first_non_finite_row(Z), check.first_non_finite_row(A))
+                    if r >= 0]
+            if rows:
+                self._check_finite_parameters(what)
+                raise FloatingPointError(
+                    f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
+                    f"finite inputs (first at sample {min(rows)}); the inputs or weights are too "
+                    f"large for {Z.dtype.name}")
+
     def _check_parameters(self):
         if self._masked.size and np.any(self._theta[self._masked] != 0):
             layer = next(l for l, W in enumerate(self._views(self._mask_theta)[0])
@@ -1044,7 +1075,10 @@ class Network:
 
     @staticmethod
     def _check_sizes(sizes):
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        # An ordered sequence: a set would come out sorted, a dict as its keys, and a 0-d array
+        # has a __len__ that raises
+        if (isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray))
+                or np.ndim(sizes) == 0):
             raise TypeError(f"sizes must be a list of layer widths such as [2, 3, 1]; got {sizes!r}")
         sizes = list(sizes)
         if len(sizes) < 2:
@@ -1067,7 +1101,12 @@ class Network:
             if m is None:
                 out.append(None)
                 continue
-            arr = np.asarray(m)
+            try:
+                arr = np.asarray(m)
+            except (ValueError, TypeError) as exc:  # ragged rows
+                raise ValueError(f"masks[{l}] must be a 0/1 array of shape "
+                                 f"{(sizes[l + 1], sizes[l])}; could not make an array of it: "
+                                 f"{exc}") from None
             shape = (sizes[l + 1], sizes[l])
             if arr.shape != shape:
                 raise ValueError(f"masks[{l}] must have shape {shape} (sizes[{l + 1}], sizes[{l}]); "

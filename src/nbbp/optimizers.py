@@ -7,12 +7,12 @@ weight has g = 0 always, so its state stays 0 and the weight stays exactly 0 und
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel
+from ._validation import check_real
 
 SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
 
@@ -104,17 +104,6 @@ def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, t, paralle
 
 
 # ------------------------------------------------------------------- hyperparameter objects
-def _check_real(value, name, low, high, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}; got {value!r}")
-    return float(value)
-
-
 class Optimizer:
     """Base of the optimizer specs: hyperparameters only. The state (velocity, moments, step
     count) lives in the Network, shaped like its flat parameter vector."""
@@ -142,7 +131,7 @@ class SGD(Optimizer):
     (nesterov: w <- w - alpha (g + mu v))."""
 
     def __init__(self, momentum: float = 0.0, nesterov: bool = False) -> None:
-        self.momentum = _check_real(momentum, "momentum", 0.0, 1.0, high_open=True)
+        self.momentum = check_real(momentum, "momentum", 0.0, 1.0, high_open=True)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise ValueError(f"nesterov must be True or False; got {nesterov!r}")
         if nesterov and self.momentum == 0:
@@ -170,7 +159,7 @@ class AdaGrad(Optimizer):
     n_state = 1
 
     def __init__(self, eps: float = 1e-10) -> None:
-        self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
         return (self.eps, 0.0, 0.0)
@@ -183,8 +172,8 @@ class RMSProp(Optimizer):
     n_state = 1
 
     def __init__(self, rho: float = 0.99, eps: float = 1e-8) -> None:
-        self.rho = _check_real(rho, "rho", 0.0, 1.0, high_open=True)
-        self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
+        self.rho = check_real(rho, "rho", 0.0, 1.0, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
         return (self.rho, self.eps, 0.0)
@@ -198,9 +187,9 @@ class Adam(Optimizer):
     n_state = 2
 
     def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        self.beta1 = _check_real(beta1, "beta1", 0.0, 1.0, high_open=True)
-        self.beta2 = _check_real(beta2, "beta2", 0.0, 1.0, high_open=True)
-        self.eps = _check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
+        self.beta1 = check_real(beta1, "beta1", 0.0, 1.0, high_open=True)
+        self.beta2 = check_real(beta2, "beta2", 0.0, 1.0, high_open=True)
+        self.eps = check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
         return (self.beta1, self.beta2, self.eps)

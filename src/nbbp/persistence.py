@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -32,7 +33,16 @@ def save(net: Network, path: str | os.PathLike) -> None:
     network's random generator. It is written to a temporary file in the same folder and
     renamed over ``path``, so a crash mid-write leaves any previous file intact.
     """
-    path = os.fspath(path)
+    net._check_finite_parameters("save")  # load refuses such a file
+    path = os.fsdecode(os.fspath(path))  # a bytes path too, as load takes
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save to {path!r}: no folder {folder!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if os.path.lexists(path) and not os.path.isfile(path):  # a device or a FIFO, which the
+        # rename below would replace with a file
+        raise ValueError(f"cannot save to {path!r}: it exists and is not a regular file")
     arrays = {
         "format": np.array(FORMAT),
         "version": np.array(VERSION),
@@ -55,7 +65,6 @@ def save(net: Network, path: str | os.PathLike) -> None:
         "optimizer_state": net._opt_state,
         "optimizer_steps": np.array(net._opt_steps, dtype=np.int64),
     }
-    folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".nbbp-", suffix=".npz.tmp", dir=folder)
     try:
         umask = os.umask(0)

@@ -48,17 +48,6 @@ ADAPTIVE_FACTOR = 5.0
 ADAPTIVE_MIN_RATE = 1e-6
 
 
-def _real(value, name, low, high=np.inf, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}; got {value!r}")
-    return float(value)
-
-
 def _integer(value, name, low=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
@@ -234,9 +223,9 @@ class _BaseMLP(BaseEstimator):
         for name, low, low_open in (("alpha", 0.0, False), ("learning_rate_init", 0.0, True),
                                     ("power_t", 0.0, False), ("tol", 0.0, False),
                                     ("epsilon", 0.0, True)):
-            _real(getattr(self, name), name, low, low_open=low_open)
+            check.check_real(getattr(self, name), name, low, low_open=low_open)
         for name in ("momentum", "beta_1", "beta_2", "validation_fraction"):
-            _real(getattr(self, name), name, 0.0, 1.0, high_open=True)
+            check.check_real(getattr(self, name), name, 0.0, 1.0, high_open=True)
         return dict(hidden=[int(s) for s in hidden], max_iter=_integer(self.max_iter, "max_iter"),
                     n_iter_no_change=n_iter_no_change, verbose=verbose,
                     dtype=check.check_dtype(self.dtype))
