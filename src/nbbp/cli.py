@@ -213,6 +213,17 @@ def _encoding(text):
     return text
 
 
+def _seed(text):
+    """A random seed: a whole number >= 0, as NumPy's generators take."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {value}")
+    return value
+
+
 def _positive(kind):
     def parse(text):
         try:
@@ -345,7 +356,7 @@ def build_parser():
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--learning-rate", type=_positive(float), default=0.05)
     p.add_argument("--samples", type=_positive(int), default=3000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--plot", metavar="PNG", help="write loss curves, gradient flow and the "
                    "decision boundary to this image (needs matplotlib)")
     p.set_defaults(run=demo)
@@ -372,7 +383,7 @@ def build_parser():
     p.add_argument("--learning-rate", type=_positive(float), default=0.001)
     p.add_argument("--validation-fraction", type=float, default=None)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--model", default="model.npz", help="where to save it (default model.npz)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=train)

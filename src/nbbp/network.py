@@ -859,15 +859,16 @@ class Network:
             self._optimizer = opt
             self._opt_state = aligned_zeros((opt.n_state, self._theta.size), self.dtype)
             self._opt_steps = 0
+        completed = [0]  # epochs recorded: counted here, since a callback can edit history
         try:
-            return self._train(plan, epochs)
+            return self._train(plan, epochs, completed)
         except BaseException:
-            if self.history is saved[4] or self.history.epochs == 0:
+            if completed[0] == 0:
                 self._optimizer, self._opt_state, self._opt_steps, rng_state, self.history = saved
                 self.rng.bit_generator.state = rng_state
             raise
 
-    def _train(self, plan, epochs):
+    def _train(self, plan, epochs, completed):
         shuffle, verbose = plan["shuffle"], plan["verbose"]
         if plan["split_rng"] is not None:
             self.rng.bit_generator.state = plan["split_rng"].bit_generator.state
@@ -945,6 +946,8 @@ class Network:
                                     stale = 0
                                 else:
                                     stale += 1
+                        completed[0] = epoch + 1  # recorded: a Ctrl-C held back till the
+                        # end of this block, or a later error, keeps it
                     except BaseException:
                         (self._theta[...], self._opt_state[...], self._opt_steps,
                          self._stats[...], rng_state, lengths) = saved

@@ -124,6 +124,14 @@ def _entry_headers(f, path):
     return headers
 
 
+def _native(array):
+    """``array`` in the machine's byte order: a file written on a big-endian host holds '>f8'
+    arrays, which np.load reads as they are."""
+    if array.dtype.byteorder in "=|" or array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
+
+
 def _field(data, key, path):
     if key not in data.files:
         raise ValueError(f"{path} is not an nbbp model file: it has no {key!r} entry")
@@ -149,6 +157,10 @@ def load(path: str | os.PathLike) -> Network:
     # the archive (zipfile raises NotImplementedError or RuntimeError for some corrupt headers,
     # and NumPy a ValueError that suggests unpickling) becomes one ValueError naming the file.
     with open(path, "rb") as f:
+        if not zipfile.is_zipfile(f):  # NumPy's own message would suggest unpickling it
+            raise ValueError(f"{path} is not a readable nbbp model file: not an .npz (zip) "
+                             "archive, or one truncated or corrupted")
+        f.seek(0)
         try:
             data = np.load(f, allow_pickle=False)
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError,
@@ -164,7 +176,11 @@ def load(path: str | os.PathLike) -> Network:
                 fmt = str(_field(data, "format", path))
                 if fmt != FORMAT:
                     raise ValueError(f"{path} is not an nbbp model file (format {fmt!r})")
-                version = int(_field(data, "version", path))
+                version_field = _field(data, "version", path)
+                if version_field.shape != () or version_field.dtype.kind not in "iu":
+                    raise ValueError(f"{path} is not a readable nbbp model file: its version "
+                                     f"is not a whole number ({version_field!r})")
+                version = int(version_field)
                 if version not in READABLE_VERSIONS:
                     raise ValueError(f"{path} has nbbp file version {version}; this nbbp reads "
                                      f"versions {', '.join(map(str, READABLE_VERSIONS))}")
@@ -181,7 +197,7 @@ def load(path: str | os.PathLike) -> Network:
                 for key in names:
                     if key == "theta":  # the architecture is known: check the large entries'
                         _check_entry_shapes(fields, headers, version)  # shapes before reading
-                    fields[key] = _field(data, key, path)
+                    fields[key] = _native(_field(data, key, path))
             except (ValueError, TypeError) as exc:
                 if isinstance(exc, ValueError) and str(exc).startswith(path):
                     raise

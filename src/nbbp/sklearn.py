@@ -226,6 +226,9 @@ class _BaseMLP(BaseEstimator):
             check.check_real(getattr(self, name), name, low, low_open=low_open)
         for name in ("momentum", "beta_1", "beta_2", "validation_fraction"):
             check.check_real(getattr(self, name), name, 0.0, 1.0, high_open=True)
+        if self.early_stopping and self.validation_fraction == 0:
+            raise ValueError("validation_fraction must be > 0 with early_stopping=True: early "
+                             "stopping scores a held-out fraction of the data; got 0")
         return dict(hidden=[int(s) for s in hidden], max_iter=_integer(self.max_iter, "max_iter"),
                     n_iter_no_change=n_iter_no_change, verbose=verbose,
                     dtype=check.check_dtype(self.dtype))
@@ -237,6 +240,20 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------------------ fitting
     def _fit(self, X, y, incremental, classes=None):
+        """fit and partial_fit. A call that fails before it completes an epoch (bad y after
+        validate_data has reset n_features_in_, a network the dtype cannot train) leaves the
+        estimator as it was: unfitted, or fitted as before."""
+        saved = self.__dict__.copy()
+        completed = [0]  # epochs this call trained
+        try:
+            return self._fit_epochs(X, y, incremental, classes, completed)
+        except BaseException:
+            if completed[0] == 0:
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+            raise
+
+    def _fit_epochs(self, X, y, incremental, classes, completed):
         params = self._checked_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True: it trains one "
@@ -312,7 +329,8 @@ class _BaseMLP(BaseEstimator):
             self._rate = self.learning_rate_init
         self._network = network
         try:
-            self._train(network, X, targets, X_val, y_val, rng, batch_size, params, incremental)
+            self._train(network, X, targets, X_val, y_val, rng, batch_size, params, incremental,
+                        completed)
         finally:
             self.coefs_, self.intercepts_ = self._read_parameters(network)
         if self.early_stopping:
@@ -320,8 +338,10 @@ class _BaseMLP(BaseEstimator):
                                              for arrays in self._best_parameters)
         return self
 
-    def _train(self, network, X, targets, X_val, y_val, rng, batch_size, params, incremental):
-        """scikit-learn's epoch loop; each epoch runs in Network.partial_fit."""
+    def _train(self, network, X, targets, X_val, y_val, rng, batch_size, params, incremental,
+               completed):
+        """scikit-learn's epoch loop; each epoch runs in Network.partial_fit. Counts the
+        epochs done in ``completed[0]``."""
         optimizer = self._optimizer()
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
         n = X.shape[0]
@@ -331,6 +351,7 @@ class _BaseMLP(BaseEstimator):
                 order = rng.permutation(n) if self.shuffle else None
                 self.loss_ = self._epoch(network, X, targets, order, batch_size, optimizer)
                 self.n_iter_ += 1
+                completed[0] += 1
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)
                 if params["verbose"]:
@@ -769,6 +790,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _y_checks = {"y_numeric": True}
 
     def _targets(self, y, dtype, incremental, first_pass, classes):
+        largest = np.abs(y).max(initial=0)
+        if largest > np.finfo(dtype).max:  # finite (validate_data), but inf in dtype
+            raise ValueError(f"y holds a value too large for {np.dtype(dtype).name} "
+                             f"({largest:.6g}; its largest is {np.finfo(dtype).max:.6g})")
         targets = _writeable(np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=dtype))
         return targets, targets.shape[1], "identity", {}
 
