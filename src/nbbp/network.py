@@ -37,11 +37,18 @@ from .training import (B_OFF, BN_OFF, CODE, HAS_MASK, N_COLUMNS, N_IN, N_OUT, SK
                        STATS_OFF, W_OFF, train_epoch)
 
 
+# The Ctrl-C handlers held back by the training calls in progress (main thread only), inner
+# last: each entry is (the handler it replaced, the frames of the SIGINTs it noted).
+_HELD: list[tuple[Any, list]] = []
+
+
 @contextlib.contextmanager
-def _interrupt_between_epochs():
-    """Hold back Ctrl-C (SIGINT) while an epoch runs and is recorded, so that KeyboardInterrupt
-    arrives between epochs: parameters, optimizer state (Adam's t included) and History then
-    agree. The compiled epoch could not be stopped midway anyway.
+def _interrupts_held():
+    """Hold back Ctrl-C (SIGINT) over a training call: it is raised as KeyboardInterrupt only
+    at a point where parameters, optimizer state (Adam's t included) and History agree, that
+    is between fit's recorded epochs (``_deliver_held_interrupt``) or once the call returns.
+    Nothing in the call (a compiled kernel, Numba's thread-pool lock, the claim on the network)
+    is cut short by it. The compiled epoch could not be stopped midway anyway.
 
     The Python-level handler is swapped for one that only notes the signal, and the previous
     handler runs afterwards. (Masking SIGINT in the main thread is not enough: the kernel then
@@ -52,17 +59,33 @@ def _interrupt_between_epochs():
             or signal.getsignal(signal.SIGINT) is None):  # a handler set from C: leave it be
         yield
         return
-    received = []
+    received: list = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    _HELD.append((previous, received))
     try:
         yield
     finally:
+        _HELD.pop()
         signal.signal(signal.SIGINT, previous)
         if received:
-            if callable(previous):
-                previous(signal.SIGINT, received[0])  # default_int_handler raises KeyboardInterrupt
-            elif previous == signal.SIG_DFL:
-                signal.raise_signal(signal.SIGINT)
+            _run_handler(previous, received[0])
+
+
+def _deliver_held_interrupt():
+    """At a point where the network is consistent: raise a Ctrl-C that the innermost hold
+    noted, as its previous handler would have (KeyboardInterrupt)."""
+    if _HELD and _HELD[-1][1]:
+        previous, received = _HELD[-1]
+        frame = received[0]
+        received.clear()
+        _run_handler(previous, frame)
+
+
+def _run_handler(handler, frame):
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # default_int_handler raises KeyboardInterrupt
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)
 
 
 TrainingMethod = TypeVar("TrainingMethod", bound=Callable[..., Any])
@@ -70,7 +93,8 @@ TrainingMethod = TypeVar("TrainingMethod", bound=Callable[..., Any])
 
 def _one_trainer(method: TrainingMethod) -> TrainingMethod:
     """Refuse a second training call (fit, partial_fit, step) on a network that one is already
-    updating from another thread: the updates would interleave on the same parameters."""
+    updating, from another thread or from a callback: the updates would interleave on the same
+    parameters."""
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
@@ -81,16 +105,15 @@ def _one_trainer(method: TrainingMethod) -> TrainingMethod:
             raise RuntimeError(f"{method.__name__}: this network is in a training call already "
                                "(is this a callback?); a callback may read the network and stop "
                                "training by returning False, not train it")
-        try:
-            # dict.setdefault claims the network in one step under the GIL, inside the try:
-            # an interrupt (Ctrl-C) on either side of it still ends in the finally clause, so
-            # no claim outlives its call (a lock acquired before the try could)
+        # Ctrl-C is held back from before the claim until after its release: no claim outlives
+        # its call. dict.setdefault claims the network in one step under the GIL.
+        with _interrupts_held():
             if self._trainer.setdefault("thread", me) != me:
                 raise RuntimeError(f"{method.__name__}: this network is already being trained in "
                                    "another thread; train one network from one thread at a time")
-            return method(self, *args, **kwargs)
-        finally:
-            if self._trainer.get("thread") == me:
+            try:
+                return method(self, *args, **kwargs)
+            finally:
                 del self._trainer["thread"]
 
     return cast(TrainingMethod, guarded)
@@ -905,56 +928,56 @@ class Network:
                 saved = (self._theta.copy(), self._opt_state.copy(), self._opt_steps,
                          self._stats.copy(), self.rng.bit_generator.state,
                          {name: len(getattr(history, name)) for name in HISTORY_LISTS})
-                # Ctrl-C is held back over the whole epoch, its validation included, and raised
-                # once the epoch is recorded (so a recorded epoch is never rolled back for it)
-                with _interrupt_between_epochs():
-                    try:
-                        order = self.rng.permutation(n) if shuffle else np.arange(n)
-                        grad_norm_sum = np.zeros(L)
-                        delta_abs_sum = np.zeros(L)
-                        total, steps, n_used = train_epoch(
-                            X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
-                            self._layout, stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
-                            self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
-                            dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf,
-                            y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
-                            delta_abs_sum)
-                        E = total / n_used
-                        if not (np.isfinite(E) and np.isfinite(self._theta).all()
-                                and np.isfinite(self._stats).all()):
-                            raise DivergenceError(
-                                f"training diverged in epoch {epoch}: the loss became {E} (try a "
-                                "smaller learning_rate); the network keeps the weights of the last "
-                                "finite epoch", history)
-                        self._opt_steps += steps
-                        history.loss.append(E)
-                        history.grad_norm.append(grad_norm_sum / steps)
-                        history.delta_mean.append(delta_abs_sum / (n_used * widths))
-                        shown = {"loss": E}
-                        if plan["X_val"] is not None:
-                            zs, a_list = self._forward(plan["X_val"])
-                            val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
-                            history.val_loss.append(val_loss)
-                            history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
-                            shown.update(val_loss=val_loss, val_score=history.val_score[-1])
-                            if plan["early_stopping"]:
-                                # NaN is never an improvement, not even the first one.
-                                if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
-                                    best = (val_loss, epoch, self._theta.copy(),
-                                            self._opt_state.copy(), self._opt_steps,
-                                            self._stats.copy())
-                                    stale = 0
-                                else:
-                                    stale += 1
-                        completed[0] = epoch + 1  # recorded: a Ctrl-C held back till the
-                        # end of this block, or a later error, keeps it
-                    except BaseException:
-                        (self._theta[...], self._opt_state[...], self._opt_steps,
-                         self._stats[...], rng_state, lengths) = saved
-                        self.rng.bit_generator.state = rng_state
-                        for name, length in lengths.items():
-                            del getattr(history, name)[length:]
-                        raise
+                # Ctrl-C is held back (by the training call) over the whole epoch, its validation
+                # included, and raised once the epoch is recorded, below (so a recorded epoch is
+                # never rolled back for it)
+                try:
+                    order = self.rng.permutation(n) if shuffle else np.arange(n)
+                    grad_norm_sum = np.zeros(L)
+                    delta_abs_sum = np.zeros(L)
+                    total, steps, n_used = train_epoch(
+                        X, Y, labels, order, batch_size, self._theta, grad, self._mask_theta,
+                        self._layout, stats, dt(BN_EPS), dt(BN_MOMENTUM), self._loss_code,
+                        self._eps, dt(plan["l2"]), self._optimizer.code, self._opt_state,
+                        dt(plan["learning_rate"]), h0, h1, h2, self._opt_steps, x_buf,
+                        y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
+                        delta_abs_sum)
+                    E = total / n_used
+                    if not (np.isfinite(E) and np.isfinite(self._theta).all()
+                            and np.isfinite(self._stats).all()):
+                        raise DivergenceError(
+                            f"training diverged in epoch {epoch}: the loss became {E} (try a "
+                            "smaller learning_rate); the network keeps the weights of the last "
+                            "finite epoch", history)
+                    self._opt_steps += steps
+                    history.loss.append(E)
+                    history.grad_norm.append(grad_norm_sum / steps)
+                    history.delta_mean.append(delta_abs_sum / (n_used * widths))
+                    shown = {"loss": E}
+                    if plan["X_val"] is not None:
+                        zs, a_list = self._forward(plan["X_val"])
+                        val_loss = self._loss(zs[-1], a_list[-1], plan["Y_val"])
+                        history.val_loss.append(val_loss)
+                        history.val_score.append(self._score(a_list[-1], plan["Y_val"]))
+                        shown.update(val_loss=val_loss, val_score=history.val_score[-1])
+                        if plan["early_stopping"]:
+                            # NaN is never an improvement, not even the first one.
+                            if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
+                                best = (val_loss, epoch, self._theta.copy(),
+                                        self._opt_state.copy(), self._opt_steps,
+                                        self._stats.copy())
+                                stale = 0
+                            else:
+                                stale += 1
+                    completed[0] = epoch + 1  # recorded: a later error or Ctrl-C keeps it
+                except BaseException:
+                    (self._theta[...], self._opt_state[...], self._opt_steps,
+                     self._stats[...], rng_state, lengths) = saved
+                    self.rng.bit_generator.state = rng_state
+                    for name, length in lengths.items():
+                        del getattr(history, name)[length:]
+                    raise
+                _deliver_held_interrupt()
                 if progress is not None:
                     progress.epoch_done(epoch, shown)
                 stop = plan["callback"] is not None and _says_stop(plan["callback"](epoch, history))
@@ -965,10 +988,9 @@ class Network:
             if progress is not None:
                 progress.close()
         if plan["early_stopping"] and best is not None:
-            with _interrupt_between_epochs():
-                _, history.best_epoch, theta, state, steps, stats = best
-                self._theta[...], self._opt_state[...], self._opt_steps = theta, state, steps
-                self._stats[...] = stats
+            _, history.best_epoch, theta, state, steps, stats = best
+            self._theta[...], self._opt_state[...], self._opt_steps = theta, state, steps
+            self._stats[...] = stats
         return history
 
     def _non_finite_parameter(self):
