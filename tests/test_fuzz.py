@@ -126,6 +126,7 @@ cells = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
 # name: np.delete raised IndexError (found by the 10-minute run)
 @example(rows=[["0.0", "0.0", ""], ["0.0", "0.0"]], delimiter=",", bom=False, target="", raw=None)
 @example(rows=[], delimiter=",", bom=False, target=None, raw=b"\xff\xfe\x00a")
+@example(rows=[], delimiter=",", bom=False, target=None, raw=b"\r\x00\x80")  # csv.Error locating it
 def test_the_csv_reader_returns_arrays_or_raises_command_error(tmp_path_factory, rows, delimiter,
                                                                bom, target, raw):
     path = tmp_path_factory.mktemp("fuzz") / "data.csv"

@@ -21,6 +21,7 @@ import csv
 import io
 import os
 import pathlib
+import re
 import sys
 import time
 import warnings
@@ -93,10 +94,9 @@ def _decode(path, encoding):
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
-        start = data.rfind(b"\n", 0, error.start) + 1  # of the line, in UTF-8-like encodings
-        line = data.count(b"\n", 0, error.start) + 1
-        prefix = data[start:error.start].decode(encoding, errors="replace")
-        column = len(next(csv.reader([prefix]), [""]) or [""])
+        # the line (csv's line ends: \r\n, \r or \n) and the column (by its commas) of the byte
+        lines = re.split(r"\r\n|\r|\n", data[:error.start].decode(encoding, errors="replace"))
+        line, column = len(lines), lines[-1].count(",") + 1
         raise CommandError(f"{path}: line {line}, column {column}: byte "
                            f"0x{data[error.start]:02x} is not {encoding} text (--encoding names "
                            "the file's encoding, e.g. --encoding latin-1)") from None
