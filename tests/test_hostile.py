@@ -1002,6 +1002,37 @@ def test_a_failed_refit_leaves_the_fitted_classifier_as_it_was(sk, refit):
     assert_array_equal(est.predict(Xs), predicted)
 
 
+def test_a_partial_fit_that_fails_in_its_last_batch_leaves_the_estimator_as_it_was(sk):
+    # An epoch runs as two Network.partial_fit calls, the full batches and then the last,
+    # partial one: here the last batch overflows, after the full ones were applied to the
+    # network (and to Adam's state). The estimator must train on as a twin that never saw it.
+    MLPClassifier, _, Xs, ys = sk
+    kwargs = dict(hidden_layer_sizes=(5,), batch_size=8, shuffle=False, random_state=0)
+    est, twin = MLPClassifier(**kwargs), MLPClassifier(**kwargs)
+    for e in (est, twin):
+        e.partial_fit(Xs, ys, classes=[0, 1, 2])
+    bad = Xs.copy()
+    bad[24:] = 1e200  # the last 6 of 30 samples: the second call's batch
+    with pytest.raises(ValueError, match="diverged"):
+        est.partial_fit(bad, ys)
+    for e in (est, twin):
+        e.partial_fit(Xs, ys)
+    for a, b in zip(est.coefs_ + est.intercepts_, twin.coefs_ + twin.intercepts_):
+        assert_array_equal(a, b)
+
+
+def test_the_coefs_a_fit_returned_do_not_follow_later_training(sk):
+    # np.ascontiguousarray(W.T) is a view of W when W has one row: a single-output model's
+    # last coefs_ (and early stopping's best weights) followed the live network.
+    _, MLPRegressor, Xs, _ = sk
+    est = MLPRegressor(hidden_layer_sizes=(5,), random_state=0)
+    est.partial_fit(Xs, Xs[:, 0])
+    kept, value = est.coefs_[-1], est.coefs_[-1].copy()
+    est.partial_fit(Xs, Xs[:, 0])
+    assert not np.array_equal(est.coefs_[-1], value)  # it trained
+    assert_array_equal(kept, value)
+
+
 def test_early_stopping_with_validation_fraction_0_names_it(sk):
     MLPClassifier, _, Xs, ys = sk
     with pytest.raises(ValueError, match="validation_fraction"):

@@ -37,48 +37,86 @@ from .training import (B_OFF, BN_OFF, CODE, HAS_MASK, N_COLUMNS, N_IN, N_OUT, SK
                        STATS_OFF, W_OFF, train_epoch)
 
 
-# The Ctrl-C handlers held back by the training calls in progress (main thread only), inner
-# last: each entry is (the handler it replaced, the frames of the SIGINTs it noted).
-_HELD: list[tuple[Any, list]] = []
+class _Hold:
+    """One training call's hold on Ctrl-C: the handler it replaced, and the first SIGINT it
+    noted (its frame), if any."""
+
+    def __init__(self):
+        self.noted: list = []
+        self.previous = signal.signal(signal.SIGINT, self.note)
+
+    def note(self, signum, frame):
+        if not self.noted:
+            self.noted.append(frame)
+
+
+# The holds of the training calls in progress in the main thread, the innermost last.
+_HELD: list[_Hold] = []
+
+
+def _holding():
+    """The innermost hold, when this is the main thread and a training call holds Ctrl-C."""
+    if _HELD and threading.current_thread() is threading.main_thread():
+        return _HELD[-1]
+    return None
 
 
 @contextlib.contextmanager
 def _interrupts_held():
     """Hold back Ctrl-C (SIGINT) over a training call: it is raised as KeyboardInterrupt only
-    at a point where parameters, optimizer state (Adam's t included) and History agree, that
-    is between fit's recorded epochs (``_deliver_held_interrupt``) or once the call returns.
-    Nothing in the call (a compiled kernel, Numba's thread-pool lock, the claim on the network)
-    is cut short by it. The compiled epoch could not be stopped midway anyway.
+    where parameters, optimizer state (Adam's t included) and History agree: between fit's
+    recorded epochs (``_deliver_held_interrupt``), in a callback or the progress display
+    (``_let_interrupts_through``), or once the call returns. Nothing else in the call (a
+    compiled kernel, Numba's thread-pool lock, the claim on the network) is cut short by it.
 
     The Python-level handler is swapped for one that only notes the signal, and the previous
     handler runs afterwards. (Masking SIGINT in the main thread is not enough: the kernel then
     delivers it to a worker thread, whose C handler still trips the main thread's next bytecode;
-    seen here as a network whose step count disagreed with its weights.) Main thread only.
+    seen here as a network whose step count disagreed with its weights.) Main thread only: a
+    Ctrl-C is the main thread's, and other threads' calls leave it alone.
     """
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is None):  # a handler set from C: leave it be
         yield
         return
-    received: list = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    _HELD.append((previous, received))
+    hold = _Hold()
+    _HELD.append(hold)
     try:
         yield
     finally:
         _HELD.pop()
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            _run_handler(previous, received[0])
+        signal.signal(signal.SIGINT, hold.previous)
+        if hold.noted:
+            _run_handler(hold.previous, hold.noted[0])
 
 
 def _deliver_held_interrupt():
-    """At a point where the network is consistent: raise a Ctrl-C that the innermost hold
-    noted, as its previous handler would have (KeyboardInterrupt)."""
-    if _HELD and _HELD[-1][1]:
-        previous, received = _HELD[-1]
-        frame = received[0]
-        received.clear()
-        _run_handler(previous, frame)
+    """At a point where the network is consistent: raise a Ctrl-C the training call noted,
+    through the handler it replaced (KeyboardInterrupt, or the end of the process under
+    SIG_DFL)."""
+    hold = _holding()
+    if hold is not None and hold.noted:
+        frame = hold.noted.pop()
+        signal.signal(signal.SIGINT, hold.previous)
+        _run_handler(hold.previous, frame)
+        signal.signal(signal.SIGINT, hold.note)  # a handler that returned (one that logs)
+
+
+def _let_interrupts_through():
+    """Ctrl-C as usual from here (the network is consistent, the user's code runs: a callback,
+    the progress display), so a slow callback can still be stopped; ``_hold_interrupts_again``
+    ends it. No finally clause puts the hold back: after an exception, the call's own hold
+    restores the handler, and a late one here would leave the hold's handler behind."""
+    _deliver_held_interrupt()
+    hold = _holding()
+    if hold is not None:
+        signal.signal(signal.SIGINT, hold.previous)
+    return hold
+
+
+def _hold_interrupts_again(hold):
+    if hold is not None:
+        signal.signal(signal.SIGINT, hold.note)
 
 
 def _run_handler(handler, frame):
@@ -977,10 +1015,11 @@ class Network:
                     for name, length in lengths.items():
                         del getattr(history, name)[length:]
                     raise
-                _deliver_held_interrupt()
+                hold = _let_interrupts_through()  # the epoch is recorded: Ctrl-C may come
                 if progress is not None:
                     progress.epoch_done(epoch, shown)
                 stop = plan["callback"] is not None and _says_stop(plan["callback"](epoch, history))
+                _hold_interrupts_again(hold)
                 if stop or (plan["early_stopping"] and stale >= plan["patience"]):
                     history.stopped_early = epoch + 1 < epochs
                     break

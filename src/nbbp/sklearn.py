@@ -11,6 +11,7 @@ This is the only nbbp module that imports scikit-learn (the ``nbbp[sklearn]`` ex
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -244,6 +245,11 @@ class _BaseMLP(BaseEstimator):
         validate_data has reset n_features_in_, a network the dtype cannot train) leaves the
         estimator as it was: unfitted, or fitted as before."""
         saved = self.__dict__.copy()
+        # The network a partial_fit or warm start trains on: an epoch is two Network.partial_fit
+        # calls (full batches, then the last one), and a failure in the second leaves the first
+        # applied, optimizer state included. A copy is what "as it was" restores.
+        if "_network" in saved and (incremental or self.warm_start):  # else a new one trains
+            saved["_network"] = copy.deepcopy(saved["_network"])
         completed = [0]  # epochs this call trained
         try:
             return self._fit_epochs(X, y, incremental, classes, completed)
@@ -455,7 +461,9 @@ class _BaseMLP(BaseEstimator):
     @staticmethod
     def _read_parameters(network):
         """(coefs, intercepts) in scikit-learn's orientation: copies, not views."""
-        coefs = [np.ascontiguousarray(W.T) for W in network.weights]
+        # W.T.copy(): np.ascontiguousarray(W.T) is a view of W itself when W has one row or one
+        # column (a single output), and then followed training
+        coefs = [W.T.copy() for W in network.weights]
         return coefs, [b.copy() for b in network.biases]
 
     def _load_parameters(self, network):
