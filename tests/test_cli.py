@@ -133,7 +133,8 @@ BAD = [
     (["train", "--data", "{tmp}/empty.npz"], 1, "its X is empty (shape (0, 4)): no samples"),
     # a latin-1 file read as UTF-8: the byte is located, and the option that reads it named
     (["train", "--data", "{tmp}/latin1.csv"], 1,
-     "latin1.csv: line 3, column 2: byte 0xe9 is not utf-8 text (--encoding names"),
+     "latin1.csv: line 3, column 2: bytes e9 are not utf-8 text (invalid continuation byte; "
+     "utf-8 is the default); --encoding names"),
     (["train", "--data", "{tmp}/d.csv", "--encoding", "klingon"], 2,
      "unknown text encoding 'klingon'"),
     (["predict", "--model", "{tmp}/m.npz", "--data", "{tmp}/x.csv", "--encoding", "base64"], 2,
@@ -207,3 +208,14 @@ def test_a_csv_in_another_encoding_trains_as_its_utf8_twin(tmp_path, data, capsy
     assert run(["train", "--data", str(tmp_path / "other.csv"), "--model",
                 str(tmp_path / "b.npz"), *common, *argv], capsys)[0] == 0
     assert_array_equal(nbbp.load(tmp_path / "a.npz")._theta, nbbp.load(tmp_path / "b.npz")._theta)
+
+
+def test_an_explicit_encoding_wins_over_what_looks_like_a_byte_order_mark(tmp_path):
+    # a latin-1 header starting with "\u00ff\u00fe" is the bytes of UTF-16's mark
+    from nbbp.cli import _read_csv
+
+    path = tmp_path / "l1.csv"
+    path.write_bytes("\u00ff\u00fe,b,y\n1,2,0\n3,4,1\n".encode("latin-1"))
+    X, y = _read_csv(str(path), -1, "latin-1")
+    assert_array_equal(X, [[1, 2], [3, 4]])
+    assert_array_equal(y, [0, 1])

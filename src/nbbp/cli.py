@@ -10,7 +10,7 @@
 Data files: a ``.npz`` with arrays ``X`` (and ``y`` to train), or a ``.csv`` of numbers with an
 optional header row, whose target column for ``train`` is the last one unless ``--target``
 names another (``predict`` reads every column as a feature). A ``.csv`` is UTF-8 unless
-``--encoding`` names another or it starts with a byte-order mark (UTF-8, UTF-16 or UTF-32).
+it starts with a byte-order mark (UTF-8, UTF-16 or UTF-32) or ``--encoding`` names another.
 Bad arguments and unreadable files end with a one-line ``nbbp: error: ...`` on stderr and exit
 code 2 (usage) or 1 (data), never a traceback.
 """
@@ -44,10 +44,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ------------------------------------------------------------------------------------ data
-def read_table(path, target=None, encoding="utf-8"):
+def read_table(path, target=None, encoding=None):
     """(X, y) from a .npz (arrays X and y) or a .csv file; y is None when ``target`` is None and
     the file has no target (a .csv without --target, or a .npz without y). A .csv is read in
-    ``encoding`` unless it starts with a byte-order mark, which decides."""
+    ``encoding``, or if None as its byte-order mark says, or as UTF-8."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise CommandError(f"{path}: no such file")
@@ -82,27 +82,35 @@ BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-
                     (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def _decode(path, encoding):
-    """The text of a .csv file: a byte-order mark picks its encoding (and is not data),
-    otherwise ``encoding``. Bytes that do not decode are reported by line and column."""
+def _decode(path, encoding=None):
+    """The text of a .csv file, in ``encoding`` if given (a UTF-8 byte-order mark is still not
+    data), else as its byte-order mark says, else UTF-8. Bytes that do not decode are reported
+    by line and column."""
     try:
         data = pathlib.Path(path).read_bytes()
     except OSError as error:
         raise CommandError(f"{path}: not a readable .csv file ({error.strerror})") from None
-    encoding = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)),
-                    encoding)
+    marked = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), None)
+    if encoding is None:
+        chosen, why = marked or "utf-8", "a byte-order mark says so" if marked else "the default"
+    else:
+        chosen, why = encoding, "--encoding"
+        if codecs.lookup(encoding).name == "utf-8" and marked == "utf-8-sig":
+            chosen = "utf-8-sig"
     try:
-        return data.decode(encoding)
+        return data.decode(chosen)
     except UnicodeDecodeError as error:
-        # the line (csv's line ends: \r\n, \r or \n) and the column (by its commas) of the byte
-        lines = re.split(r"\r\n|\r|\n", data[:error.start].decode(encoding, errors="replace"))
+        # the line (csv's line ends: \r\n, \r or \n) and the column (by its commas) of the bytes
+        lines = re.split(r"\r\n|\r|\n", data[:error.start].decode(chosen, errors="replace"))
         line, column = len(lines), lines[-1].count(",") + 1
-        raise CommandError(f"{path}: line {line}, column {column}: byte "
-                           f"0x{data[error.start]:02x} is not {encoding} text (--encoding names "
-                           "the file's encoding, e.g. --encoding latin-1)") from None
+        hint = ("; --encoding names the file's encoding, e.g. --encoding latin-1"
+                if encoding is None and not marked else "")
+        raise CommandError(f"{path}: line {line}, column {column}: bytes "
+                           f"{data[error.start:error.end].hex(' ')} are not {chosen} text "
+                           f"({error.reason}; {chosen} is {why}){hint}") from None
 
 
-def _read_csv(path, target, encoding="utf-8"):
+def _read_csv(path, target, encoding=None):
     text = _decode(path, encoding)
     try:
         rows = [row for row in csv.reader(io.StringIO(text, newline=""))
@@ -203,7 +211,7 @@ def _int_list(text):
 
 def _encoding(text):
     """A text encoding Python knows, e.g. utf-8, latin-1, cp1252, utf-16."""
-    try:  # LookupError for unknown names and for bytes-to-bytes codecs (base64); b"" skips both
+    try:  # LookupError for unknown names and for bytes-to-bytes codecs (base64); b"" skips both checks
         b"a".decode(text)
     except UnicodeDecodeError:  # utf-16 and others that need more than a byte
         pass
@@ -211,6 +219,11 @@ def _encoding(text):
         raise argparse.ArgumentTypeError(f"unknown text encoding {text!r} (e.g. utf-8, "
                                          "latin-1, cp1252, utf-16)") from None
     return text
+
+
+def _encoding_option(parser):
+    parser.add_argument("--encoding", type=_encoding, help="of a .csv file (default: as its "
+                        "byte-order mark says, else utf-8)")
 
 
 def _seed(text):
@@ -365,8 +378,7 @@ def build_parser():
     p.add_argument("--data", required=True, help=".npz with X and y, or .csv (target: last column)")
     p.add_argument("--target", help="the .csv target column, by header name or number from 0 "
                    "(default: the last)")
-    p.add_argument("--encoding", type=_encoding, default="utf-8", help="of a .csv file "
-                   "(default utf-8; a byte-order mark decides where there is one)")
+    _encoding_option(p)
     size = p.add_mutually_exclusive_group()
     size.add_argument("--sizes", type=_int_list, help="every layer's width, inputs first, "
                       "e.g. 4,32,3")
@@ -391,8 +403,7 @@ def build_parser():
     p = commands.add_parser("predict", help="predict with a saved model")
     p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
     p.add_argument("--data", required=True, help=".npz with X, or .csv of features only")
-    p.add_argument("--encoding", type=_encoding, default="utf-8", help="of a .csv file "
-                   "(default utf-8; a byte-order mark decides where there is one)")
+    _encoding_option(p)
     p.add_argument("--proba", action="store_true", help="class probabilities, not labels")
     p.add_argument("--out", help="write a .csv here instead of printing")
     p.set_defaults(run=predict)

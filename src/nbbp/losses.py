@@ -43,7 +43,7 @@ def loss_derivative(O, Y, k, loss_code, eps, G):
 # serial kernel compiles in 0.7 s against 2.2 s for a parallel one (first-fit compile time).
 # One loop over the samples per pair of codes, as activations.activate_rows: with the switch
 # inside one per-sample loop, W1's 32x10 softmax cross-entropy took 1.27 us a batch, against
-# 0.42 us with it outside.
+# 0.46 us with it outside (Intel Xeon, AVX-512, 1 thread).
 @jit()
 def sample_losses(Z, O, Y, out_code, loss_code, eps, J):
     """J_k = J(o_k, y_k) for every sample k; E = mean_k J_k.

@@ -620,7 +620,9 @@ class Network:
             ``fit``, ``partial_fit`` or ``step`` of the same network from a callback raises
             RuntimeError. An exception from the callback, or from anywhere in an epoch,
             leaves the network (weights, optimizer state and steps, random generator,
-            history) as after the last complete epoch.
+            history) as after the last complete epoch. Ctrl-C (in the main thread) is held
+            back while an epoch trains and raised once it is recorded, or at once in the
+            callback.
 
         Returns
         -------

@@ -7,7 +7,6 @@ weight has g = 0 always, so its state stays 0 and the weight stays exactly 0 und
 
 from __future__ import annotations
 
-
 import numpy as np
 from numba import prange
 

@@ -127,7 +127,7 @@ def _entry_headers(f, path):
 def _native(array):
     """``array`` in the machine's byte order: a file written on a big-endian host holds '>f8'
     arrays, which np.load reads as they are."""
-    if array.dtype.byteorder in "=|" or array.dtype.isnative:
+    if array.dtype.isnative:
         return array
     return array.astype(array.dtype.newbyteorder("="))
 
