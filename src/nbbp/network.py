@@ -10,7 +10,8 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -1143,8 +1144,8 @@ class Network:
     def _check_sizes(sizes):
         # An ordered sequence: a set would come out sorted, a dict as its keys, and a 0-d array
         # has a __len__ that raises
-        if (isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray))
-                or np.ndim(sizes) == 0):
+        if (isinstance(sizes, (str, bytes, AbstractSet, Mapping)) or not hasattr(sizes, "__len__")
+                or np.ndim(sizes) == 0):  # a list, tuple, array or pandas Series
             raise TypeError(f"sizes must be a list of layer widths such as [2, 3, 1]; got {sizes!r}")
         sizes = list(sizes)
         if len(sizes) < 2:
