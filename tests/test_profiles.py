@@ -22,6 +22,7 @@ PROFILES = {
     "generic": ({"NUMBA_CPU_NAME": "generic", "NUMBA_CPU_FEATURES": ""}, "sse"),
 }
 KERNEL_TESTS = ["test_forward.py", "test_deltas.py", "test_gradients.py", "test_simd.py",
+                "test_losses.py",
                 "test_training.py::test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads"]
 
 

@@ -39,16 +39,16 @@ from .training import (B_OFF, BN_OFF, CODE, HAS_MASK, N_COLUMNS, N_IN, N_OUT, SK
 
 
 class _Hold:
-    """One training call's hold on Ctrl-C: the handler it replaced, and the first SIGINT it
-    noted (its frame), if any."""
+    """One training call's hold on Ctrl-C: the handler it replaced, and (frame,) of the first
+    SIGINT it noted, or None (a frame itself may be None)."""
 
     def __init__(self):
-        self.noted: list = []
+        self.noted = None
         self.previous = signal.signal(signal.SIGINT, self.note)
 
     def note(self, signum, frame):
-        if not self.noted:
-            self.noted.append(frame)
+        if self.noted is None:
+            self.noted = (frame,)
 
 
 # The holds of the training calls in progress in the main thread, the innermost last.
@@ -87,7 +87,7 @@ def _interrupts_held():
     finally:
         _HELD.pop()
         signal.signal(signal.SIGINT, hold.previous)
-        if hold.noted:
+        if hold.noted is not None:
             _run_handler(hold.previous, hold.noted[0])
 
 
@@ -96,8 +96,8 @@ def _deliver_held_interrupt():
     through the handler it replaced (KeyboardInterrupt, or the end of the process under
     SIG_DFL)."""
     hold = _holding()
-    if hold is not None and hold.noted:
-        frame = hold.noted.pop()
+    if hold is not None and hold.noted is not None:
+        (frame,), hold.noted = hold.noted, None
         signal.signal(signal.SIGINT, hold.previous)
         _run_handler(hold.previous, frame)
         signal.signal(signal.SIGINT, hold.note)  # a handler that returned (one that logs)
@@ -570,7 +570,7 @@ class Network:
                 raise DivergenceError(f"step diverged: the loss was {E} (a smaller "
                                       "learning_rate, or inputs of a smaller scale); the network "
                                       "keeps its weights")
-        except BaseException:  # Ctrl-C between the two included: all of the step, or none
+        except BaseException:  # all of the step, or none (Ctrl-C waits for it: _one_trainer)
             self._theta[...], self._stats[...] = saved
             raise
         return E
