@@ -1,4 +1,4 @@
-"""asv: one kernel per benchmark at the shapes of BENCHMARKS.md's W2 and W4, nbbp against its
+"""asv: one kernel per benchmark at the shapes of bench/README.md's W2 and W4, nbbp against its
 NumPy reference twin.
 
 ``LayerKernels`` times one layer's forward pass, delta rule and gradients; ``NetworkKernels``
@@ -21,12 +21,12 @@ from nbbp.deltas import hidden_delta, output_delta
 from nbbp.forward import forward_layer
 from nbbp.gradients import scratch_size, weight_gradients
 from nbbp.losses import LOSSES
-from nbbp.optimizers import SGD_CODE, UPDATE_PARALLEL_MIN, optimizer_update
+from nbbp.optimizers import SGD_CODE, optimizer_update, update_in_parallel
 
 # (n_samples, n_in, n_out): W2's first layer, W4's hidden layer.
 SHAPES = {"W2 784x128 b32": (32, 784, 128), "W4 1024x1024 b256": (256, 1024, 1024)}
 
-# name: (sizes, batch), as in BENCHMARKS.md (ReLU hidden layers, softmax, cross-entropy).
+# name: (sizes, batch), as in bench/README.md (ReLU hidden layers, softmax, cross-entropy).
 NETWORKS = {"W2": ((784, 128, 64, 10), 32), "W4": ((1024, 1024, 1024, 10), 256)}
 
 LEARNING_RATE = 0.01
@@ -154,7 +154,7 @@ class NetworkKernels(_Threads):
         self.deltas = [np.empty_like(Z) for Z in self.Zs]
         self.parallel = [use_threads(n * W.size) for W in self.weights]
         self.scratch = np.empty(max(scratch_size(n, a, b) for a, b in zip(sizes[:-1], sizes[1:])), dt)
-        self.update_parallel = n_params >= UPDATE_PARALLEL_MIN  # as the epoch driver decides
+        self.update_parallel = update_in_parallel(n_params)  # as the epoch driver decides
         self.no_state = np.zeros((0, n_params), dt)
         self.alpha = dt.type(LEARNING_RATE)
         self.eps = dt.type(np.finfo(dt).eps)

@@ -3,7 +3,7 @@
 Steady state (``TrainEpoch.time_epoch``; ``BatchNormEpoch.time_epoch`` for the deep
 batch-normalised D1), memory (``FitMemory.peakmem_fit``), quality
 (``TrainingLoss.track_loss_after_5_epochs``, ``BatchNormEpoch.track_loss_after_3_epochs``) and
-cold start (``ColdStart.timeraw_import_and_first_fit``). Workloads are those of BENCHMARKS.md (ReLU hidden
+cold start (``ColdStart.timeraw_import_and_first_fit``). Workloads are those of bench/README.md (ReLU hidden
 layers, softmax output, cross-entropy, plain SGD, no shuffling); the peer comparison lives in
 bench/compare.py.
 """
@@ -21,7 +21,7 @@ import nbbp
 from nbbp import reference
 
 # name: (sizes, batch, samples). W4 runs on 1,024 samples (4 batches of 256) instead of
-# BENCHMARKS.md's 4,096, to keep asv runs short: an epoch's time is proportional to its batches,
+# bench/README.md's 4,096, to keep asv runs short: an epoch's time is proportional to its batches,
 # and bench/compare.py runs the full size.
 WORKLOADS = {
     "W1": ((64, 32, 10), 32, 20_000),

@@ -306,7 +306,7 @@ def test_three_epochs_of_each_optimizer_equal_reference(rng, name):
         **OPTIMIZERS[name])
     history = net.fit(X, y, epochs=3, batch_size=16, learning_rate=0.05, optimizer=name, l2=0.01,
                       shuffle=False)
-    assert net._opt_steps == 3 * 3
+    assert net._opt.steps == 3 * 3
     assert_allclose(history.loss, losses, rtol=1e-10)
     for l in range(net.n_layers):
         assert_allclose(net.weights[l], W_ref[l], rtol=1e-9, atol=1e-11)
@@ -395,7 +395,7 @@ def test_early_stopping_restores_the_running_averages_of_the_best_epoch(rng):
 
 # ------------------------------------------------------------------------------ bad input
 def snapshot(net):
-    return (net._theta.copy(), net._stats.copy(), net._opt_state.copy(), net._opt_steps,
+    return (net._theta.copy(), net._stats.copy(), net._opt.state.copy(), net._opt.steps,
             net.rng.bit_generator.state)
 
 

@@ -45,7 +45,7 @@ def assert_ran(rows, out):
     assert "W1 tiny: sizes 64-32-10, batch 32, 2,000 samples" in out
     assert rate(rows["nbbp"]) > 0
     assert rate(rows["nbbp.reference"]) > 0
-    assert "targets (BENCHMARKS.md)" in out
+    assert "targets (bench/README.md)" in out
 
 
 def test_compare_skips_missing_peers_and_threadpoolctl(monkeypatch, capsys):

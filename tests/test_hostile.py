@@ -57,7 +57,7 @@ def trained(**kwargs):
 
 def state(net):
     history = net.history
-    return dict(theta=net._theta.copy(), opt_state=net._opt_state.copy(), steps=net._opt_steps,
+    return dict(theta=net._theta.copy(), opt_state=net._opt.state.copy(), steps=net._opt.steps,
                 stats=net._stats.copy(), optimizer=net.optimizer,
                 rng=net.rng.bit_generator.state, history=history,
                 record=None if history is None else history.as_arrays())
@@ -224,7 +224,7 @@ def test_fit_on_odd_X_and_labels_equals_fit_on_clean_ones(name):
     hb = b.fit(np.asarray(odd_X, dtype=np.float64), np.asarray(Y), epochs=2, batch_size=4,
                optimizer="adam")
     assert_array_equal(a._theta, b._theta)
-    assert_array_equal(a._opt_state, b._opt_state)
+    assert_array_equal(a._opt.state, b._opt.state)
     assert ha.loss == hb.loss
 
 
@@ -505,8 +505,8 @@ def test_a_callback_that_raises_leaves_the_network_after_its_epoch(fail_after, e
         net.fit(X, Y, **{**FIT, "epochs": 4}, callback=callback)
     reference.fit(X, Y, **{**FIT, "epochs": fail_after + 1})
     assert_array_equal(net._theta, reference._theta)
-    assert_array_equal(net._opt_state, reference._opt_state)
-    assert net._opt_steps == reference._opt_steps
+    assert_array_equal(net._opt.state, reference._opt.state)
+    assert net._opt.steps == reference._opt.steps
     assert net.rng.bit_generator.state == reference.rng.bit_generator.state
     assert net.history.loss == reference.history.loss
 
@@ -530,11 +530,11 @@ def test_a_callback_that_empties_the_history_and_raises_leaves_a_consistent_netw
     with pytest.raises(Boom):
         net.fit(X, Y, **{**FIT, "epochs": 3}, callback=callback)
     rolled_back = (np.array_equal(net._theta, before["theta"])
-                   and np.array_equal(net._opt_state, before["opt_state"])
-                   and net._opt_steps == before["steps"])
+                   and np.array_equal(net._opt.state, before["opt_state"])
+                   and net._opt.steps == before["steps"])
     kept = (np.array_equal(net._theta, reference._theta)
-            and np.array_equal(net._opt_state, reference._opt_state)
-            and net._opt_steps == reference._opt_steps)
+            and np.array_equal(net._opt.state, reference._opt.state)
+            and net._opt.steps == reference._opt.steps)
     assert rolled_back or kept
 
 
@@ -581,7 +581,7 @@ def test_a_pickled_network_resumes_training_exactly(protocol):
     twin.partial_fit(X, Y, batch_size=4, optimizer="adam")
     assert_array_equal(twin._theta, net._theta)
     assert_array_equal(twin._stats, net._stats)
-    assert twin._opt_steps == net._opt_steps
+    assert twin._opt.steps == net._opt.steps
 
 
 def test_two_networks_trained_in_two_threads_equal_serial_runs():
@@ -716,7 +716,7 @@ def test_load_reads_a_model_by_content_not_by_name(tmp_path, how):
         path = os.fsencode(path)
     loaded = nbbp.load(path)
     assert_array_equal(loaded._theta, net._theta)
-    assert_array_equal(loaded._opt_state, net._opt_state)
+    assert_array_equal(loaded._opt.state, net._opt.state)
 
 
 class RunsACommand:

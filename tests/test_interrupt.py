@@ -39,8 +39,8 @@ def test_keyboard_interrupt_from_a_callback_keeps_a_consistent_network():
     assert net.history.epochs == 3
     expected = replay(3)
     assert_array_equal(net._theta, expected._theta)
-    assert_array_equal(net._opt_state, expected._opt_state)
-    assert net._opt_steps == expected._opt_steps == 3 * 7
+    assert_array_equal(net._opt.state, expected._opt.state)
+    assert net._opt.steps == expected._opt.steps == 3 * 7
     assert net.history.loss == expected.history.loss
 
 
@@ -59,8 +59,8 @@ except KeyboardInterrupt:
     epochs = net.history.epochs
     expected = replay(epochs)
     consistent = (np.array_equal(net._theta, expected._theta)
-                  and np.array_equal(net._opt_state, expected._opt_state)
-                  and net._opt_steps == expected._opt_steps == 7 * epochs
+                  and np.array_equal(net._opt.state, expected._opt.state)
+                  and net._opt.steps == expected._opt.steps == 7 * epochs
                   and net.history.loss == expected.history.loss)
     print("interrupted after", epochs, "epochs; consistent:", consistent, flush=True)
 """
@@ -127,8 +127,8 @@ def test_an_interrupt_anywhere_in_a_training_call_leaves_all_of_it_or_none(call)
             same_as = [other for other in (before, after)
                        if np.array_equal(net._theta, other._theta)
                        and np.array_equal(net._stats, other._stats)
-                       and np.array_equal(net._opt_state, other._opt_state)
-                       and net._opt_steps == other._opt_steps
+                       and np.array_equal(net._opt.state, other._opt.state)
+                       and net._opt.steps == other._opt.steps
                        and (net.history and net.history.loss) == (other.history
                                                                   and other.history.loss)]
             assert same_as, f"{call} left part of its update"
@@ -178,7 +178,7 @@ def test_ctrl_c_stops_a_slow_callback_at_once_and_keeps_its_epoch(timer):
     expected = replay(1)
     assert net.history.epochs == 1
     assert_array_equal(net._theta, expected._theta)
-    assert net._opt_steps == expected._opt_steps
+    assert net._opt.steps == expected._opt.steps
 
 
 def test_ctrl_c_in_a_fit_run_by_a_callback_stops_it_between_its_epochs(timer):

@@ -24,15 +24,15 @@ OPTIMIZERS = {
 
 def snapshot(net):
     """Everything a failed call must leave untouched."""
-    return (net._theta.copy(), net._opt_state.copy(), net._opt_steps, net.optimizer,
+    return (net._theta.copy(), net._opt.state.copy(), net._opt.steps, net.optimizer,
             net.rng.bit_generator.state)
 
 
 def assert_unchanged(net, before):
     theta, state, steps, opt, rng_state = before
     assert_array_equal(net._theta, theta)
-    assert_array_equal(net._opt_state, state)
-    assert net._opt_steps == steps
+    assert_array_equal(net._opt.state, state)
+    assert net._opt.steps == steps
     assert net.optimizer == opt
     assert net.rng.bit_generator.state == rng_state
 
@@ -67,7 +67,7 @@ def test_three_epochs_of_each_optimizer_with_l2_equal_reference(rng, name):
             assert_allclose(net.biases[l], b_ref[l], rtol=1e-10, atol=1e-10)
     assert_array_equal(net.weights[0][mask == 0], 0)  # masked weights stay exactly 0
     assert_allclose(history.loss, losses, rtol=1e-10)
-    assert net._opt_steps == 3 * 4  # 50 samples in batches of 16: the last partial batch is used
+    assert net._opt.steps == 3 * 4  # 50 samples in batches of 16: the last partial batch is used
 
 
 @pytest.mark.parametrize("batch_size, steps_per_epoch", [(None, 1), (1, 10), (4, 3)])
@@ -90,7 +90,7 @@ def test_batch_stochastic_and_minibatch_equal_reference_step_for_step(rng, batch
             X, y, epochs=epoch + 1, batch_size=size, learning_rate=0.1)
         assert_allclose(net.weights[0] if epoch == 1 else seen[0][:18].reshape(6, 3), W_ref[0],
                         rtol=1e-12, atol=1e-15)
-    assert net._opt_steps == 2 * steps_per_epoch
+    assert net._opt.steps == 2 * steps_per_epoch
 
 
 def test_shuffled_epochs_follow_the_networks_generator(rng):
@@ -109,7 +109,7 @@ def test_large_batch_is_clipped_with_a_warning(rng):
     net = nbbp.Network([5, 4, 3])
     with pytest.warns(UserWarning, match="batch_size=100 is larger than the 12 training samples"):
         net.fit(X, y, epochs=1, batch_size=100)
-    assert net._opt_steps == 1
+    assert net._opt.steps == 1
 
 
 # ---------------------------------------------------------------------------- reproducibility
@@ -162,8 +162,8 @@ def test_partial_fit_twice_equals_fit_for_two_epochs(rng, optimizer):
     for _ in range(2):
         b.partial_fit(X, y, batch_size=8, learning_rate=0.05, optimizer=optimizer, shuffle=False)
     assert_array_equal(a._theta, b._theta)
-    assert_array_equal(a._opt_state, b._opt_state)
-    assert a._opt_steps == b._opt_steps == 2 * 7
+    assert_array_equal(a._opt.state, b._opt.state)
+    assert a._opt.steps == b._opt.steps == 2 * 7
 
 
 def test_partial_fit_with_another_optimizer_starts_fresh_state(rng):
@@ -172,7 +172,7 @@ def test_partial_fit_with_another_optimizer_starts_fresh_state(rng):
     net.partial_fit(X, y, optimizer="adam")
     net.partial_fit(X, y, optimizer="momentum")
     assert net.optimizer == nbbp.SGD(momentum=0.9)
-    assert net._opt_steps == 2  # one epoch of 50 samples in batches of 32, counted afresh
+    assert net._opt.steps == 2  # one epoch of 50 samples in batches of 32, counted afresh
 
 
 # ----------------------------------------------------------------------------------- History
@@ -492,8 +492,8 @@ def test_a_callback_that_trains_its_own_network_is_refused_and_changes_nothing(r
         net.fit(X, y, epochs=3, optimizer="adam", shuffle=False,
                 callback=lambda epoch, h: nested())
     assert_array_equal(net._theta, reference._theta)  # epoch 0 completed, nothing after it
-    assert_array_equal(net._opt_state, reference._opt_state)
-    assert net._opt_steps == reference._opt_steps and net.history.epochs == 1
+    assert_array_equal(net._opt.state, reference._opt.state)
+    assert net._opt.steps == reference._opt.steps and net.history.epochs == 1
     net.fit(X, y, epochs=1)  # and the network trains again afterwards
 
 
@@ -512,12 +512,12 @@ def test_labels_and_one_hot_rows_train_identically(rng, validation_fraction):
 # ------------------------------------------------------------- failures leave a consistent network
 def test_an_exception_inside_an_epoch_leaves_the_network_as_after_the_last_complete_epoch(
         rng, monkeypatch):
-    from nbbp import network as network_module
+    from nbbp import training as training_module
 
     X, y = classification(rng)
     net = nbbp.Network([5, 4, 3], seed=3)
     after = []
-    real, calls = network_module.train_epoch, []
+    real, calls = training_module.train_epoch, []
 
     def faulty(*args):
         calls.append(1)
@@ -526,7 +526,7 @@ def test_an_exception_inside_an_epoch_leaves_the_network_as_after_the_last_compl
             raise OverflowError("a fault inside epoch 1")
         return result
 
-    monkeypatch.setattr(network_module, "train_epoch", faulty)
+    monkeypatch.setattr(training_module, "train_epoch", faulty)
     with pytest.raises(OverflowError, match="a fault inside epoch 1"):
         net.fit(X, y, epochs=3, optimizer="adam", validation_fraction=0.2,
                 callback=lambda epoch, h: after.append(snapshot(net) + (h.as_arrays(),)))

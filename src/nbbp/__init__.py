@@ -4,10 +4,11 @@ formulas. Importing nbbp compiles nothing: kernels compile on first use and are 
 from . import reference
 from .history import DivergenceError, History
 from .network import Network
+from ._version import __version__
 from .optimizers import SGD, AdaGrad, Adam, Optimizer, RMSProp
-from .persistence import load
 
-__version__ = "0.1.0"
+load = Network.load
+
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
            "Adam", "load", "reference", "MLPClassifier", "MLPRegressor", "__version__"]
 

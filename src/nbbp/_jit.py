@@ -6,6 +6,7 @@ import warnings
 from numba import get_num_threads, njit
 from numba.core.caching import NullCache
 from numba.core.compiler_lock import global_compiler_lock
+from numba.extending import register_jitable
 
 try:
     import fcntl
@@ -75,17 +76,18 @@ def _cached_if_possible(py_func, options):
         return njit(cache=False, **options)(py_func)
 
 
-# A kernel takes a last argument ``parallel``: True runs its outer loop as prange over threads,
-# False as a plain loop, over one body (inlined helpers, or calls of a ``part``). One compiled
+# A kernel takes an argument ``parallel``, its last but for a ``scratch`` buffer where it needs
+# one (forward_layer, hidden_delta, weight_gradients): True runs its outer loop as prange over
+# threads, False as a plain loop, over one body (inlined helpers, or calls of a ``part``). One compiled
 # function serves both, so a fit compiles and links each kernel once (a separate serial twin of
 # every kernel cost 6 s of a 31 s first fit, and linking both into the epoch driver 8 s more).
 kernel = jit(parallel=True)
 helper = jit(inline=True)
-# A large block of a kernel's work (a tile or strip of a matrix product, a block of batch
-# normalisation) is compiled once as a function of its own, called from the kernel's parallel
-# and serial loops, instead of inlined by Numba into each: 5 s less compile for the forward and
-# gradient kernels, with their timings equal or better (the forward at 256x1024x1024: 3.9 ->
-# 3.4 ms).
+# A serial function compiled on its own: the epoch driver, a kernel with little work per sample
+# (losses, the output delta), and a large block of a kernel's work (a tile or strip of a matrix
+# product, a block of batch normalisation), called from the kernel's parallel and serial loops
+# instead of inlined by Numba into each: 5 s less compile for the forward and gradient kernels,
+# with their timings equal or better (the forward at 256x1024x1024: 3.9 -> 3.4 ms).
 part = jit()
 # A part called from a prange loop takes the loop's index as np.int64(index): Numba types a
 # prange index as uint64, and a part called with uint64 from the parallel loop and int64 from
@@ -108,9 +110,18 @@ def start_thread_pool():
     get_num_threads()
 
 
+@register_jitable
 def use_threads(work):
-    """Whether a kernel call of ``work`` multiply-adds should run on the thread pool."""
+    """Whether a matrix kernel's call of ``work`` multiply-adds runs on the thread pool (from
+    Python and from compiled code alike)."""
     return work >= PARALLEL_MIN_WORK
+
+
+@register_jitable
+def use_threads_elementwise(n_elements):
+    """Whether a kernel doing a few operations per element of an array of n_elements (batch
+    normalisation, packing) runs on the thread pool."""
+    return n_elements >= PARALLEL_MIN_ELEMENTS
 
 
 def _open_lock_file(path):

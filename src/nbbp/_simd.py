@@ -4,9 +4,9 @@ modules keep the formulas; this module keeps what depends on the CPU.
 
 A ``Vector`` is ``lanes(a)`` consecutive elements of a row, held in one SIMD register (16 float32
 with AVX-512's 64 bytes, 8 with AVX2's 32, 4 with SSE's or NEON's 16). Numba has no vector type
-and LLVM's SLP vectoriser, which could build one, is off in Numba, so intrinsics build it:
-``zeros``, ``load``, ``store``, ``fma`` (acc + x * v with a scalar x), ``scale``, ``square_add``,
-``add`` and ``total`` (the sum of the lanes).
+and LLVM's SLP vectoriser, which could build one, is off in Numba, so eight intrinsics build and
+use it: ``zeros``, ``load``, ``store``, ``fma`` (acc + x * v with a scalar x), ``scale``,
+``square_add``, ``add`` and ``total`` (the sum of the lanes).
 
 A block of ``Sums`` is the register block of a matrix product, BLIS's micro-tile: ``block_rows``
 rows x ``block_vectors`` vectors of sums, held in registers over a whole sum over p. A kernel
@@ -19,7 +19,11 @@ from row r0 (``across(X, p, c0)``: along row p from column c0), ``row(Y, p, c0)`
 vectors of row p of Y from column c0, and ``acc += outer(x, y)`` one fused multiply-add per
 vector of the block, a broadcast of each scalar. All three matrix kernels run this one
 micro-kernel: the forward over W's strips transposed (``pack_transposed_strips``, lanes x lanes
-tiles transposed in registers), the delta rule and the gradients over strips of W and A_prev.
+tiles transposed in registers by ``transpose_tile``), the delta rule and the gradients over
+strips of W and A_prev. The blocks' intrinsics: ``zeros_block``, ``down``, ``across``, ``row``,
+``outer``, ``store_block`` (the first n_rows rows of a block into a matrix) and
+``block_squares`` (their squares, summed lane by lane). With NUMBA_DISABLE_JIT each intrinsic has
+a NumPy stand-in, at the end of this module.
 """
 
 import operator
@@ -154,6 +158,15 @@ def aligned_zeros(shape, dtype):
     raw = np.zeros(n_bytes + CACHE_LINE, np.uint8)
     start = -raw.ctypes.data % CACHE_LINE
     return raw[start:start + n_bytes].view(dtype).reshape(shape)
+
+
+def aligned(a):
+    """``a`` itself if its data start on a CACHE_LINE boundary, else an aligned copy."""
+    if a.ctypes.data % CACHE_LINE == 0 and a.flags.c_contiguous:
+        return a
+    copy = aligned_zeros(a.shape, a.dtype)
+    copy[...] = a
+    return copy
 
 
 def strip_max():

@@ -1,12 +1,20 @@
 """Input checks shared by the public API. Each error names the argument, what was expected and
 what was received; nothing here mutates its inputs."""
 
+import inspect
 import numbers
+import os
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN_WORK, helper, kernel, part
+from ._jit import helper, kernel, part, use_threads
+from ._layout import parameter_count
+from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS
+from .initializers import INITIALIZERS, default_init
+from .losses import LOSSES, VALID_OUTPUTS
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -127,7 +135,7 @@ def first_non_finite_row(arr, compiled=True):
     """
     if (compiled and arr.ndim == 2 and arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous
             and arr.flags.writeable and arr.shape[1] > 0):
-        return int(_first_non_finite_row(arr, arr.size >= PARALLEL_MIN_WORK))
+        return int(_first_non_finite_row(arr, use_threads(arr.size)))
     for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
         block = arr[start:start + FINITE_CHECK_ROWS]
         if not np.isfinite(block).all():
@@ -256,3 +264,217 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr)
     return _writeable(out)
+
+
+# ------------------------------------------------------------ the constructor and fit
+
+def check_training(training):
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training must be True or False; got {training!r}")
+    return bool(training)
+
+
+def check_residual(residual, sizes):
+    """The skips as sorted (s, t) pairs: a(s) is added to z(t)."""
+    L = len(sizes) - 1
+    if residual is None:
+        return []
+    if isinstance(residual, numbers.Integral) and not isinstance(residual, bool):
+        k = int(residual)
+        if k < 1:
+            raise ValueError(f"residual must be an int >= 1 (a skip every k layers), a list "
+                             f"of (from, to) pairs, or None; got {residual!r}")
+        pairs = [(s, s + k) for s in range(1, L - k, k) if sizes[s] == sizes[s + k]]
+        if not pairs:
+            raise ValueError(f"residual={k} adds no skip: sizes {sizes} have no hidden "
+                             f"layers s and s + {k} of equal width (s = 1, 1 + {k}, ...)")
+        return pairs
+    if isinstance(residual, (str, bytes)) or not isinstance(residual, (list, tuple)):
+        raise TypeError(f"residual must be None, an int or a list of (from, to) pairs; got "
+                        f"{residual!r}")
+    pairs = []
+    for pair in residual:
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in pair)):
+            raise TypeError(f"residual must be a list of (from, to) pairs of layer indices; "
+                            f"got the entry {pair!r}")
+        s, t = int(pair[0]), int(pair[1])
+        if not 0 <= s < t <= L:
+            raise ValueError(f"residual pair ({s}, {t}) must have 0 <= from < to <= {L} "
+                             "(layers count as in sizes, 0 the input)")
+        if sizes[s] != sizes[t]:
+            raise ValueError(f"residual pair ({s}, {t}) joins layers of different widths: "
+                             f"sizes[{s}] = {sizes[s]}, sizes[{t}] = {sizes[t]}")
+        if any(t == other for _, other in pairs):
+            raise ValueError(f"residual has two skips into layer {t}; at most one per layer")
+        pairs.append((s, t))
+    return sorted(pairs, key=lambda pair: pair[1])
+
+
+def check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def check_sizes(sizes):
+    # An ordered sequence: a set would come out sorted, a dict as its keys, and a 0-d array
+    # has a __len__ that raises
+    if (isinstance(sizes, (str, bytes, AbstractSet, Mapping)) or not hasattr(sizes, "__len__")
+            or np.ndim(sizes) == 0):  # a list, tuple, array or pandas Series
+        raise TypeError(f"sizes must be a list of layer widths such as [2, 3, 1]; got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least 2 entries (inputs and outputs); got {sizes!r}")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+            raise ValueError(f"sizes must hold positive integers; got {sizes!r}")
+    return [int(s) for s in sizes]
+
+
+def check_masks(masks, sizes, dtype):
+    n_layers = len(sizes) - 1
+    if masks is None:
+        return [None] * n_layers
+    if not isinstance(masks, (list, tuple)) or len(masks) != n_layers:
+        raise ValueError(f"masks must be None or a list of {n_layers} entries (one per layer, "
+                         "each a 0/1 array or None)")
+    out = []
+    for l, m in enumerate(masks):
+        if m is None:
+            out.append(None)
+            continue
+        try:
+            arr = np.asarray(m)
+        except (ValueError, TypeError) as exc:  # ragged rows
+            raise ValueError(f"masks[{l}] must be a 0/1 array of shape "
+                             f"{(sizes[l + 1], sizes[l])}; could not make an array of it: "
+                             f"{exc}") from None
+        shape = (sizes[l + 1], sizes[l])
+        if arr.shape != shape:
+            raise ValueError(f"masks[{l}] must have shape {shape} (sizes[{l + 1}], sizes[{l}]); "
+                             f"got {arr.shape}")
+        if arr.dtype.kind not in "biuf" or not np.all((arr == 0) | (arr == 1)):
+            raise ValueError(f"masks[{l}] must hold only 0 and 1")
+        out.append(np.array(arr, dtype=dtype, order="C"))  # a copy: the caller's array stays theirs
+    return out
+
+
+def _physical_memory():
+    """Bytes of memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(sizes, bias, batch_norm, dtype):
+    """A ValueError, before anything is allocated, for a network whose parameters and their
+    masks (two flat vectors) would not fit in this machine's memory, or whose count would not
+    fit the int64 offsets of the layout."""
+    n_params, _ = parameter_count(sizes, bias, batch_norm)
+    need = 2 * n_params * dtype.itemsize
+    available = _physical_memory()
+    if n_params >= 1 << 62 or (available is not None and need > available):
+        have = "" if available is None else f", more than this machine's {available / 2**30:,.1f} GiB"
+        raise ValueError(f"sizes {list(sizes)} make {n_params:,} parameters: {need:,} bytes "
+                         f"({need / 2**30:,.1f} GiB) for them and their masks in {dtype.name}{have}")
+
+
+def check_callback(callback):
+    """A TypeError, before training, for a callback that cannot be called as callback(epoch,
+    history)."""
+    if callback is None:
+        return
+    if not callable(callback):
+        raise TypeError(f"callback must be callable as callback(epoch, history); got {callback!r}")
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):  # a builtin without a signature: take it on trust
+        return
+    try:
+        signature.bind(0, None)
+    except TypeError as exc:
+        raise TypeError(f"callback must be callable as callback(epoch, history); "
+                        f"{getattr(callback, '__name__', callback)!r}{signature} cannot: {exc}") from None
+
+
+def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks, bias, batch_norm,
+                      residual):
+    """The Network constructor's arguments, checked and normalised, before anything is
+    allocated: (sizes, hidden activations, output, loss, init, dtype, masks, bias flags,
+    batch_norm flags, residual pairs, random generator)."""
+    sizes = check_sizes(sizes)
+    n_layers = len(sizes) - 1
+    if isinstance(activation, str) or not isinstance(activation, (list, tuple)):
+        check_choice(activation, HIDDEN_ACTIVATIONS + ("softmax",), "activation")
+    hidden = per_layer(activation, n_layers - 1, "activation")
+    for name in hidden:
+        if name == "softmax":
+            raise ValueError("activation 'softmax' is for the output layer only; hidden layers "
+                             f"take one of {list(HIDDEN_ACTIVATIONS)}")
+        check_choice(name, HIDDEN_ACTIVATIONS, "activation")
+    check_choice(loss, LOSSES, "loss")
+    check_choice(output, ACTIVATIONS, "output")
+    if output not in VALID_OUTPUTS[loss]:
+        raise ValueError(f"loss {loss!r} needs outputs in (0, 1): output must be one of "
+                         f"{list(VALID_OUTPUTS[loss])}; got {output!r}")
+    if output == "softmax" and sizes[-1] < 2:
+        raise ValueError("output 'softmax' needs at least 2 output neurons; got sizes[-1] = "
+                         f"{sizes[-1]} (use 'sigmoid' with 'log_loss' for one)")
+    if loss == "cross_entropy" and sizes[-1] < 2:
+        raise ValueError("loss 'cross_entropy' needs at least 2 output neurons, one per class; "
+                         f"got sizes[-1] = {sizes[-1]} (use 'sigmoid' with 'log_loss' for one)")
+    init = default_init(hidden) if init is None else check_choice(init, INITIALIZERS, "init")
+    dtype = check_dtype(dtype)
+    bias = per_layer(bias, n_layers, "bias")
+    for b in bias:
+        if not isinstance(b, (bool, np.bool_)):
+            raise TypeError(f"bias must be a bool or a list of bools; got {b!r}")
+    masks = check_masks(masks, sizes, dtype)
+    batch_norm = per_layer(batch_norm, n_layers - 1, "batch_norm")
+    for flag in batch_norm:
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"batch_norm must be a bool or a list of bools, one per hidden "
+                            f"layer; got {flag!r}")
+    skips = check_residual(residual, sizes)
+    check_memory(sizes, bias, batch_norm, dtype)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")
+    rng = np.random.default_rng(seed)
+    return sizes, hidden, output, loss, init, dtype, masks, bias, batch_norm, skips, rng
+
+
+def finite_parameters(vectors, arrays, what):
+    """A ValueError naming the first parameter array holding NaN or inf, for a call (``what``)
+    that cannot take them: training would spread them and report a divergence, and ``load``
+    refuses such a file. Training never leaves one (a diverging epoch is rolled back), so it was
+    set by hand. ``vectors``: the flat parameter vectors, checked first (fast); ``arrays()``:
+    {name: per-layer arrays or None}, searched in order for the name when one is not finite."""
+    if all(first_non_finite_row(v.reshape(1, -1)) < 0 for v in vectors if v.size):
+        return
+    name = "a parameter"
+    for key, per_layer_arrays in arrays().items():
+        bad = [l for l, a in enumerate(per_layer_arrays)
+               if a is not None and not np.isfinite(a).all()]
+        if bad:
+            name = f"{key}[{bad[0]}]"
+            break
+    raise ValueError(f"{what}: {name} holds NaN or inf (set by hand?); give it finite values "
+                     "first")
+
+
+def finite_layers(zs, a_list, what, parameters_checked):
+    """A FloatingPointError naming the first layer whose pre-activations or activations are not
+    finite, for inputs that were (checked on the way in): an overflow, which would otherwise
+    come out as NaN probabilities, and class 0 from predict. ``parameters_checked()`` first
+    raises its own error if the cause is a NaN or inf set by hand in the parameters."""
+    for l, (Z, A) in enumerate(zip(zs, a_list[1:])):
+        rows = [r for r in (first_non_finite_row(Z), first_non_finite_row(A)) if r >= 0]
+        if rows:
+            parameters_checked()
+            raise FloatingPointError(
+                f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
+                f"finite inputs (first at sample {min(rows)}); the inputs or weights are too "
+                f"large for {Z.dtype.name}")

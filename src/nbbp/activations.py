@@ -1,13 +1,12 @@
-"""Activation functions f(z_i) and their derivatives f'(z_i), as compiled helpers and kernels.
+"""Activation functions f(z_i) and their derivatives f'(z_i), as compiled helpers and row passes.
 
 Activations are passed to kernels as integer codes (``ACTIVATIONS[name]``), so one compiled
 kernel per dtype serves every activation.
 """
 
 import numpy as np
-from numba import prange
 
-from ._jit import helper, kernel, part
+from ._jit import helper, part
 
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
 
@@ -37,23 +36,7 @@ def _sigmoid(z, Z):
 
 # The row passes below are parts (compiled once, called by every kernel that activates or
 # differentiates rows): inlined into each kernel's loops, their loop per activation code cost a
-# first fit 7 s of compile. The matrix kernels call them once, serially, over the whole batch;
-# activation_forward and activation_derivative over blocks of ROW_BLOCK rows, in parallel.
-ROW_BLOCK = 16
-
-
-@helper
-def row_block(block, n_rows):
-    """(k0, k1): the rows of block number ``block`` of ROW_BLOCK rows."""
-    k0 = block * ROW_BLOCK
-    return k0, min(k0 + ROW_BLOCK, n_rows)
-
-
-@helper
-def n_row_blocks(n_rows):
-    return (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
-
-
+# first fit 7 s of compile. The matrix kernels call them once, serially, over the whole batch.
 @part
 def activate_rows(Z, k0, k1, code, A):
     """a_k = f(z_k) over the rows k0 <= k < k1; softmax subtracts the row maximum before exp.
@@ -122,41 +105,3 @@ def times_derivative_rows(Z, A, k0, k1, code, D):
         for k in range(k0, k1):
             for j in range(n):
                 D[k, j] *= one if Z[k, j] > 0 else slope
-
-
-@helper
-def _ones(D, k0, k1):
-    for k in range(k0, k1):
-        for j in range(D.shape[1]):
-            D[k, j] = 1
-
-
-@kernel
-def activation_forward(Z, code, A, parallel):
-    """a_ki = f(z_ki) for every sample k (softmax: over the row k).
-
-    Z, A: (n_samples, n) of one dtype; writes A in place. Parallel over blocks of samples.
-    """
-    if parallel:
-        for block in prange(n_row_blocks(Z.shape[0])):
-            k0, k1 = row_block(block, Z.shape[0])
-            activate_rows(Z, k0, k1, code, A)
-    else:
-        activate_rows(Z, 0, Z.shape[0], code, A)
-
-
-@kernel
-def activation_derivative(Z, A, code, D, parallel):
-    """d_ki = f'(z_ki), from z and a = f(z), for every code but SOFTMAX: 1 times f'(z_ki), by the
-    delta rule's row pass.
-
-    Z, A, D: (n_samples, n); writes D in place. Parallel over blocks of samples.
-    """
-    if parallel:
-        for block in prange(n_row_blocks(Z.shape[0])):
-            k0, k1 = row_block(block, Z.shape[0])
-            _ones(D, k0, k1)
-            times_derivative_rows(Z, A, k0, k1, code, D)
-    else:
-        _ones(D, 0, Z.shape[0])
-        times_derivative_rows(Z, A, 0, Z.shape[0], code, D)

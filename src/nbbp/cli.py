@@ -29,18 +29,13 @@ import zipfile
 
 import numpy as np
 
+from ._args import ArgumentParser
+
 OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "log_loss": "sigmoid", "squared_error": "identity"}
 
 
 class CommandError(Exception):
     """A problem with the user's arguments or files, reported as one line."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (``nbbp: error: ...``) and exits 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 # ------------------------------------------------------------------------------------ data

@@ -1,5 +1,5 @@
 """nbbp against its peers, side by side: one epoch of mini-batch SGD on the workloads of
-BENCHMARKS.md, in one process, one system after another, on the same data and thread count.
+bench/README.md, in one process, one system after another, on the same data and thread count.
 
     nbbp bench [--workloads W1,W2] [--threads N] [--repeat R] [--dtype float32] [--quick]
                [--isa avx2]
@@ -32,9 +32,11 @@ from importlib import metadata
 
 import numpy as np
 
+from ._args import ArgumentParser
+
 LEARNING_RATE = 0.01
 
-# name: (sizes, batch, samples), as in BENCHMARKS.md
+# name: (sizes, batch, samples), as in bench/README.md
 WORKLOADS = {
     "W1": ((64, 32, 10), 32, 20_000),
     "W2": ((784, 128, 64, 10), 32, 20_000),
@@ -47,7 +49,7 @@ DESCRIPTIONS = {"W1": "tiny", "W2": "medium", "W3": "medium, larger batch", "W4"
 # Workloads whose hidden layers are batch-normalised.
 BATCH_NORM = {"D1"}
 
-# (workload, peer, minimum of nbbp samples/s over the peer's), from BENCHMARKS.md
+# (workload, peer, minimum of nbbp samples/s over the peer's), from bench/README.md
 TARGETS = [
     ("W1", "JAX", 2.0), ("W1", "PyTorch", 20.0),
     ("W2", "JAX", 1.2), ("W2", "PyTorch", 3.0),
@@ -400,7 +402,7 @@ def format_table(rows, flops, ceiling):
 
 def summary_lines(rates):
     """rates: {workload: {system: samples/s or None}}. One line per target of a workload run."""
-    lines = ["targets (BENCHMARKS.md): nbbp samples/s over the peer's"]
+    lines = ["targets (bench/README.md): nbbp samples/s over the peer's"]
     for workload, peer, minimum in TARGETS:
         if workload not in rates:
             continue
@@ -417,7 +419,6 @@ def summary_lines(rates):
 def parse_args(argv, prog=None):
     import numba
 
-    from .cli import ArgumentParser
 
     parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)

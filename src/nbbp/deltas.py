@@ -3,7 +3,7 @@
 import numpy as np
 from numba import prange
 
-from ._jit import helper, jit, kernel, part
+from ._jit import helper, kernel, part
 from ._simd import (PACK_MIN_ROWS, block_rows, down, matrix, outer, pack_group, padded,
                     padded_in_kernel, row, store_block, strip_max, strip_source, strip_width,
                     strips_per_group, zeros_block)
@@ -39,7 +39,7 @@ def _output_delta_row(k, Z, O, Y, out_code, loss_code, eps, matched, delta):
 
 
 # O(n_out) work per sample, serial for the reason given at losses.sample_losses.
-@jit()
+@part
 def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
     """delta_ki = dJ/dz_ki: o_ki - y_ki for a matched pair, else f'(z_ki) dJ/do_ki, or for
     softmax sum_m dJ/do_km do_km/dz_ki = o_ki (g_ki - sum_m g_km o_km).
@@ -132,7 +132,7 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
 
 
 # O(width) work per sample, serial like output_delta (see forward.add_skip_and_activate).
-@jit()
+@part
 def residual_delta(delta, delta_skip, Z, A, code):
     """delta_kj <- f'(z_kj) (delta_kj + delta_skip_kj): the delta rule of a layer whose
     activation also feeds a residual connection. ``delta`` holds sum_i w_ij delta_next_ki (the

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import prange
 
-from ._jit import helper, jit, kernel, part
+from ._jit import helper, kernel, part
 from ._simd import (block_rows, down, matrix, outer, pack_transposed_strips, padded,
                     padded_in_kernel, row, store_block, strip_max, strip_width, strips_per_group,
                     transposed_strips, zeros_block)
@@ -100,7 +100,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
 
 # O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took
 # 7.8 s of a first fit's compile (of 61), for about 2 us a layer at 128x256 on 2 threads.
-@jit()
+@part
 def add_skip_and_activate(Z, A_skip, has_skip, code, A):
     """A residual connection: z_ki <- z_ki + a_ki(s), the activation of an earlier layer s of
     the same width (if ``has_skip``; else A_skip is not read), then a_k = f(z_k).

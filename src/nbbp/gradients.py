@@ -4,7 +4,7 @@ dE/db_i = mean_k delta_ki."""
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN_ELEMENTS, helper, kernel, part
+from ._jit import helper, kernel, part, use_threads_elementwise
 from ._simd import (PACK_MIN_ROWS, across, add, block_rows, block_squares, matrix, outer,
                     pack_column_panel, pack_group, padded, padded_in_kernel, row, store_block,
                     strip_max, strip_source, strip_width, strips_per_group, total, zeros,
@@ -180,7 +180,7 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
         n_panels = (n_out + rows - 1) // rows
         # on the thread pool only when large (W2's 32x128 is not: a parallel loop there is one
         # more wake-up of the pool a batch)
-        if parallel and n_samples * n_out >= PARALLEL_MIN_ELEMENTS:
+        if parallel and use_threads_elementwise(n_samples * n_out):
             for q in prange(n_panels):
                 pack_column_panel(delta, q * rows, q * n_samples, P)
         else:

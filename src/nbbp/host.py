@@ -258,7 +258,7 @@ def info_lines():
     import numba
     import numpy as np
 
-    from . import __version__
+    from ._version import __version__
 
     profile = host_profile()
     lines = [f"nbbp {__version__}, numba {numba.__version__}, llvmlite {llvmlite.__version__}, "

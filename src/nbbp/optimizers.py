@@ -7,10 +7,14 @@ weight has g = 0 always, so its state stays 0 and the weight stays exactly 0 und
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from ._jit import helper, kernel
+from ._simd import aligned, aligned_zeros
 from ._validation import check_real
 
 SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
@@ -19,6 +23,12 @@ SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = 
 # update does a few operations per parameter, not a dot product). Float32, 2 threads against 1:
 # Adam 84 vs 136 us and SGD 12 vs 16 us at 109,386 parameters (W2), Adam 15 vs 21 us at 16,000.
 UPDATE_PARALLEL_MIN = 1 << 15
+
+
+@register_jitable
+def update_in_parallel(n_params):
+    """Whether optimizer_update of n_params parameters runs on the thread pool."""
+    return n_params >= UPDATE_PARALLEL_MIN
 
 
 @helper
@@ -42,7 +52,8 @@ def _adagrad(p, param, grad, sum_sq, alpha, eps):
 @helper
 def _rmsprop(p, param, grad, mean_sq, alpha, rho, eps):
     g = grad[p]
-    s = rho * mean_sq[p] + (1 - rho) * g * g
+    one = param.dtype.type(1)  # a Python 1 would make Numba compute a float32 update in float64
+    s = rho * mean_sq[p] + (one - rho) * g * g
     mean_sq[p] = s
     param[p] -= alpha * g / (np.sqrt(s) + eps)
 
@@ -50,8 +61,9 @@ def _rmsprop(p, param, grad, mean_sq, alpha, rho, eps):
 @helper
 def _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2):
     g = grad[p]
-    m_p = beta1 * m[p] + (1 - beta1) * g
-    v_p = beta2 * v[p] + (1 - beta2) * g * g
+    one = param.dtype.type(1)  # (see _rmsprop)
+    m_p = beta1 * m[p] + (one - beta1) * g
+    v_p = beta2 * v[p] + (one - beta2) * g * g
     m[p] = m_p
     v[p] = v_p
     param[p] -= alpha * (m_p / bias1) / (np.sqrt(v_p / bias2) + eps)
@@ -92,14 +104,36 @@ def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, t, paralle
       m_p <- b1 m_p + (1 - b1) g_p; v_p <- b2 v_p + (1 - b2) g_p^2;
       w_p <- w_p - alpha (m_p / (1 - b1^t)) / (sqrt(v_p / (1 - b2^t)) + eps).
     """
-    bias1 = 1 - h0**t  # Adam's bias corrections (unused by the other rules)
-    bias2 = 1 - h1**t
+    # Adam's bias corrections (unused by the other rules), computed in float64 and rounded once
+    # to param's dtype, so that the per-parameter update stays in that dtype
+    bias1 = param.dtype.type(1 - h0**t)
+    bias2 = param.dtype.type(1 - h1**t)
     if parallel:
         for p in prange(param.shape[0]):
             _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2)
     else:
         for p in range(param.shape[0]):
             _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2)
+
+
+@dataclass
+class OptimizerState:
+    """What a network keeps of its training between calls: the optimizer it trains with (None
+    before any), its state (``optimizer.n_state`` rows laid out like theta: velocity, moments)
+    and the number of steps taken (Adam's t)."""
+
+    optimizer: Optimizer | None
+    state: np.ndarray
+    steps: int = 0
+
+    @classmethod
+    def fresh(cls, optimizer, n_params, dtype):
+        """State of zeros, aligned like the parameters, for ``optimizer`` (None: no rows)."""
+        n_state = 0 if optimizer is None else optimizer.n_state
+        return cls(optimizer, aligned_zeros((n_state, n_params), dtype), 0)
+
+    def copy(self):
+        return OptimizerState(self.optimizer, aligned(self.state.copy()), self.steps)
 
 
 # ------------------------------------------------------------------- hyperparameter objects

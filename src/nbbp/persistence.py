@@ -1,4 +1,6 @@
-"""Saving and loading a Network: one ``.npz`` file, no pickle, written atomically."""
+"""The model file format, alone: one ``.npz`` archive, no pickle, written atomically
+(``write``), and read with every entry checked against what the archive holds for it
+(``read``). ``Network.save`` and ``Network.load`` turn a network into entries and back."""
 
 from __future__ import annotations
 
@@ -9,15 +11,11 @@ import tempfile
 import tokenize
 import zipfile
 import zlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import optimizers
-from .training import HAS_MASK, N_IN, N_OUT, STATS_OFF, W_OFF
-
-if TYPE_CHECKING:
-    from .network import Network
+from ._layout import STATS_OFF, batch_norm_views, parameter_count, weight_ranges
 
 FORMAT = "nbbp.Network"
 # Version 2 adds batch normalisation (batch_norm, stats) and residual connections (residual).
@@ -25,27 +23,11 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 
-def save(net: Network, path: str | os.PathLike) -> None:
-    """Write ``net`` to ``path`` (an ``.npz`` archive, read back by ``nbbp.load``).
-
-    The file holds the architecture (batch normalisation and residual connections included),
-    dtype, parameters, masks, running statistics, optimizer state and the state of the
-    network's random generator. It is written to a temporary file in the same folder and
-    renamed over ``path``, so a crash mid-write leaves any previous file intact.
-    """
-    net._check_finite_parameters("save")  # load refuses such a file
-    path = os.fsdecode(os.fspath(path))  # a bytes path too, as load takes
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot save to {path!r}: no folder {folder!r}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
-    if os.path.lexists(path) and not os.path.isfile(path):  # a device or a FIFO, which the
-        # rename below would replace with a file
-        raise ValueError(f"cannot save to {path!r}: it exists and is not a regular file")
-    arrays = {
-        "format": np.array(FORMAT),
-        "version": np.array(VERSION),
+def entries(net, theta, mask_theta, stats, opt):
+    """The entries of a network's file: its architecture from its public attributes, and its
+    flat parameter, mask and running-statistics vectors and optimizer state (OptimizerState),
+    which the Network passes."""
+    return {
         "sizes": np.array(net.sizes, dtype=np.int64),
         "activation": np.array(net.activation, dtype=np.str_).reshape(-1),
         "output": np.array(net.output),
@@ -56,15 +38,33 @@ def save(net: Network, path: str | os.PathLike) -> None:
         "has_mask": np.array([m is not None for m in net.masks], dtype=bool),
         "batch_norm": np.array(net.batch_norm, dtype=bool),
         "residual": np.array(net.residual, dtype=np.int64).reshape(-1, 2),
-        "theta": net._theta,
-        "mask_theta": net._mask_theta,
-        "stats": net._stats,
+        "theta": theta,
+        "mask_theta": mask_theta,
+        "stats": stats,
         "rng_state": np.array(json.dumps(net.rng.bit_generator.state)),
-        "optimizer": np.array("" if net.optimizer is None else type(net.optimizer).__name__),
-        "optimizer_args": np.array(json.dumps({} if net.optimizer is None else vars(net.optimizer))),
-        "optimizer_state": net._opt_state,
-        "optimizer_steps": np.array(net._opt_steps, dtype=np.int64),
+        "optimizer": np.array("" if opt.optimizer is None else type(opt.optimizer).__name__),
+        "optimizer_args": np.array(json.dumps({} if opt.optimizer is None
+                                              else vars(opt.optimizer))),
+        "optimizer_state": opt.state,
+        "optimizer_steps": np.array(opt.steps, dtype=np.int64),
     }
+
+
+def write(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` (the entries of one model: ``entries``) to ``path``, an ``.npz``
+    archive with FORMAT and VERSION added. It is written to a temporary file in the same folder
+    and renamed over ``path``, so a crash mid-write leaves any previous file intact.
+    """
+    path = os.fsdecode(os.fspath(path))  # a bytes path too, as load takes
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save to {path!r}: no folder {folder!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if os.path.lexists(path) and not os.path.isfile(path):  # a device or a FIFO, which the
+        # rename below would replace with a file
+        raise ValueError(f"cannot save to {path!r}: it exists and is not a regular file")
+    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), **arrays}
     fd, tmp = tempfile.mkstemp(prefix=".nbbp-", suffix=".npz.tmp", dir=folder)
     try:
         umask = os.umask(0)
@@ -138,8 +138,10 @@ def _field(data, key, path):
     return data[key]
 
 
-def load(path: str | os.PathLike) -> Network:
-    """Read a Network written by ``Network.save``.
+def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The entries of a model file written by ``Network.save``, each read in the machine's byte
+    order, after checking the archive, its format and version, and the sizes its headers claim
+    against the architecture. ``Network.load`` checks the values.
 
     Raises
     ------
@@ -148,8 +150,6 @@ def load(path: str | os.PathLike) -> Network:
     ValueError
         The file is truncated, corrupted, of another format or of an unknown version.
     """
-    from .network import Network
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no nbbp model file at {path!r}")
@@ -208,90 +208,10 @@ def load(path: str | os.PathLike) -> Network:
                 raise ValueError(f"{path} is not a readable nbbp model file (truncated or "
                                  f"corrupted): {type(exc).__name__}: {exc}") from None
 
-    try:
-        sizes = _sizes(fields["sizes"])
-        n_layers = len(sizes) - 1
-        has_mask = [bool(m) for m in fields["has_mask"]]
-        bias = [bool(b) for b in fields["bias"]]
-        batch_norm = [bool(b) for b in fields.get("batch_norm", [False] * (n_layers - 1))]
-        residual = fields.get("residual", np.zeros((0, 2), dtype=np.int64))
-        if residual.ndim != 2 or residual.shape[1] != 2 or residual.dtype.kind != "i":
-            raise ValueError("its residual connections are not a list of (from, to) pairs")
-        net = Network(sizes, activation=[str(a) for a in fields["activation"]],
-                      output=str(fields["output"]), loss=str(fields["loss"]),
-                      init=str(fields["init"]), seed=None, dtype=str(fields["dtype"]),
-                      bias=bias if len(bias) == n_layers else [],
-                      batch_norm=batch_norm if len(batch_norm) == n_layers - 1 else [],
-                      residual=[(int(s), int(t)) for s, t in residual] or None)
-        theta, mask_theta = fields["theta"], fields["mask_theta"]
-        if theta.shape != net._theta.shape or mask_theta.shape != net._theta.shape \
-                or theta.dtype != net.dtype or len(has_mask) != n_layers:
-            raise ValueError("its parameters do not match its architecture")
-        if not np.isfinite(theta).all():
-            raise ValueError("its parameters hold NaN or inf")
-        if not np.all((mask_theta == 0) | (mask_theta == 1)):
-            raise ValueError("its masks hold values other than 0 and 1")
-        # Only the weights of a masked layer may be masked: biases, gamma, beta and dense layers
-        # are all 1.
-        expected_ones = np.ones_like(mask_theta, dtype=bool)
-        for (n_in, n_out, w_off), masked in zip(net._layout[:, [N_IN, N_OUT, W_OFF]], has_mask):
-            if masked:
-                expected_ones[w_off:w_off + n_out * n_in] = False
-        if np.any(mask_theta[expected_ones] != 1):
-            raise ValueError("its masks disagree with which layers it says are masked")
-        if "stats" in fields:
-            stats = fields["stats"]
-            if stats.shape != net._stats.shape or stats.dtype != net.dtype:
-                raise ValueError("its running statistics do not match its architecture")
-            if not np.isfinite(stats).all():
-                raise ValueError("its running statistics hold NaN or inf")
-            if any(np.any(v < 0) for v in net._batch_norm_views(stats, STATS_OFF)[1]
-                   if v is not None):
-                raise ValueError("its running variances hold negative values")
-            net._stats[...] = stats
-        net._theta[...] = theta
-        net._mask_theta[...] = mask_theta
-        net._masked = np.flatnonzero(net._mask_theta == 0)
-        net._layout[:, HAS_MASK] = has_mask
-        net._check_parameters()
-        try:
-            net.rng.bit_generator.state = json.loads(str(fields["rng_state"]))
-        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
-            raise ValueError(f"its rng_state is not a random generator's state: "
-                             f"{type(exc).__name__}: {exc}") from None
-        name = str(fields["optimizer"])
-        if name:
-            if name not in ("SGD", "AdaGrad", "RMSProp", "Adam"):
-                raise ValueError(f"unknown optimizer {name!r}")
-            optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
-            net._optimizer = optimizer
-            state = fields["optimizer_state"]
-            if state.shape != (optimizer.n_state, net._theta.size) or state.dtype != net.dtype:
-                raise ValueError("its optimizer state does not match its parameters")
-            if not np.isfinite(state).all():
-                raise ValueError("its optimizer state holds NaN or inf")
-            # the running sums of squared gradients (AdaGrad, RMSProp: row 0; Adam: row 1)
-            squares = {"AdaGrad": 0, "RMSProp": 0, "Adam": 1}.get(name)
-            if squares is not None and np.any(state[squares] < 0):
-                raise ValueError(f"its optimizer state holds negative sums of squared "
-                                 f"gradients ({name})")
-            steps_field = fields["optimizer_steps"]
-            if steps_field.shape != () or steps_field.dtype.kind not in "iu":
-                raise ValueError("its optimizer step count is not an integer")
-            steps = int(steps_field)
-            if steps < 0:
-                raise ValueError(f"its optimizer step count is negative ({steps})")
-            if steps > MAX_OPTIMIZER_STEPS:
-                raise ValueError(f"its optimizer step count {steps} is past 2^53")
-            net._opt_state = np.ascontiguousarray(state)
-            net._opt_steps = steps
-    except (ValueError, TypeError, KeyError, json.JSONDecodeError, OverflowError,
-            MemoryError, RecursionError) as exc:  # RecursionError: deeply nested JSON
-        raise ValueError(f"{path} is not a valid nbbp model file: {exc}") from None
-    return net
+    return fields
 
 
-def _sizes(field):
+def sizes_of(field):
     """The layer widths of a file: whole positive numbers, at least 2 of them."""
     if field.ndim != 1 or field.dtype.kind not in "iu" or len(field) < 2 or np.any(field < 1):
         raise ValueError(f"its sizes are not a list of 2 or more positive integers (dtype "
@@ -303,14 +223,12 @@ def _check_entry_shapes(fields, headers, version):
     """The large entries' shapes, from their headers, against the architecture in the small
     ones: theta and mask_theta hold one value per parameter, stats two per normalised neuron,
     the optimizer state a row per parameter."""
-    sizes = _sizes(fields["sizes"])
+    sizes = sizes_of(fields["sizes"])
     n_layers = len(sizes) - 1
     bias = [bool(b) for b in fields["bias"]]
     batch_norm = [bool(b) for b in fields.get("batch_norm", np.zeros(n_layers - 1, bool))]
     if len(bias) != n_layers or len(batch_norm) != n_layers - 1:
         return  # the Network's own checks name this (every entry's size is bounded by the file)
-    from .network import parameter_count
-
     n_params, n_stats = parameter_count(sizes, bias, batch_norm)
     expected = {"theta": (n_params,), "mask_theta": (n_params,)}
     if version >= 2:
@@ -325,3 +243,92 @@ def _check_entry_shapes(fields, headers, version):
     if state is not None and (len(state[0]) != 2 or state[0][1] != n_params or state[0][0] > 2):
         raise ValueError(f"its optimizer state does not match its parameters: shape {state[0]}, "
                          f"where {n_params} parameters need (rows, {n_params}), 2 rows at most")
+
+
+# Errors that mean a file's values are not a model's: Network.load names the file in one
+# ValueError for each of them (RecursionError: deeply nested JSON).
+INVALID = (ValueError, TypeError, KeyError, json.JSONDecodeError, OverflowError, MemoryError,
+           RecursionError)
+
+
+def architecture(fields):
+    """The Network constructor's arguments that a file's entries (``read``) describe."""
+    sizes = sizes_of(fields["sizes"])
+    n_layers = len(sizes) - 1
+    bias = [bool(b) for b in fields["bias"]]
+    batch_norm = [bool(b) for b in fields.get("batch_norm", [False] * (n_layers - 1))]
+    residual = fields.get("residual", np.zeros((0, 2), dtype=np.int64))
+    if residual.ndim != 2 or residual.shape[1] != 2 or residual.dtype.kind != "i":
+        raise ValueError("its residual connections are not a list of (from, to) pairs")
+    return dict(sizes=sizes, activation=[str(a) for a in fields["activation"]],
+                output=str(fields["output"]), loss=str(fields["loss"]), init=str(fields["init"]),
+                seed=None, dtype=str(fields["dtype"]),
+                bias=bias if len(bias) == n_layers else [],
+                batch_norm=batch_norm if len(batch_norm) == n_layers - 1 else [],
+                residual=[(int(s), int(t)) for s, t in residual] or None)
+
+
+def values(fields, layout, dtype, n_params, n_stats):
+    """A file's parameters and state (``read``), checked against the network its architecture
+    built (its layout, dtype, and the lengths of theta and stats): a dict of theta, mask_theta,
+    has_mask, stats (or None: a version 1 file), rng_state, optimizer (or None), opt_state and
+    opt_steps."""
+    n_layers = layout.shape[0]
+    has_mask = [bool(m) for m in fields["has_mask"]]
+    theta, mask_theta = fields["theta"], fields["mask_theta"]
+    if theta.shape != (n_params,) or mask_theta.shape != (n_params,) or theta.dtype != dtype \
+            or len(has_mask) != n_layers:
+        raise ValueError("its parameters do not match its architecture")
+    if not np.isfinite(theta).all():
+        raise ValueError("its parameters hold NaN or inf")
+    if not np.all((mask_theta == 0) | (mask_theta == 1)):
+        raise ValueError("its masks hold values other than 0 and 1")
+    # Only the weights of a masked layer may be masked: biases, gamma, beta and dense layers
+    # are all 1.
+    expected_ones = np.ones_like(mask_theta, dtype=bool)
+    for weights, masked in zip(weight_ranges(layout), has_mask):
+        if masked:
+            expected_ones[weights] = False
+    if np.any(mask_theta[expected_ones] != 1):
+        raise ValueError("its masks disagree with which layers it says are masked")
+    stats = fields.get("stats")
+    if stats is not None:
+        if stats.shape != (n_stats,) or stats.dtype != dtype:
+            raise ValueError("its running statistics do not match its architecture")
+        if not np.isfinite(stats).all():
+            raise ValueError("its running statistics hold NaN or inf")
+        if any(np.any(v < 0) for v in batch_norm_views(layout, stats, STATS_OFF)[1]
+               if v is not None):
+            raise ValueError("its running variances hold negative values")
+    try:  # (the generator checks the state itself: Network._restore)
+        rng_state = json.loads(str(fields["rng_state"]))
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+        raise ValueError(f"its rng_state is not a random generator's state: "
+                         f"{type(exc).__name__}: {exc}") from None
+    found = dict(theta=theta, mask_theta=mask_theta, has_mask=has_mask, stats=stats,
+                 rng_state=rng_state, optimizer=None, opt_state=None, opt_steps=0)
+    name = str(fields["optimizer"])
+    if name:
+        if name not in ("SGD", "AdaGrad", "RMSProp", "Adam"):
+            raise ValueError(f"unknown optimizer {name!r}")
+        optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
+        state = fields["optimizer_state"]
+        if state.shape != (optimizer.n_state, n_params) or state.dtype != dtype:
+            raise ValueError("its optimizer state does not match its parameters")
+        if not np.isfinite(state).all():
+            raise ValueError("its optimizer state holds NaN or inf")
+        # the running sums of squared gradients (AdaGrad, RMSProp: row 0; Adam: row 1)
+        squares = {"AdaGrad": 0, "RMSProp": 0, "Adam": 1}.get(name)
+        if squares is not None and np.any(state[squares] < 0):
+            raise ValueError(f"its optimizer state holds negative sums of squared "
+                             f"gradients ({name})")
+        steps_field = fields["optimizer_steps"]
+        if steps_field.shape != () or steps_field.dtype.kind not in "iu":
+            raise ValueError("its optimizer step count is not an integer")
+        steps = int(steps_field)
+        if steps < 0:
+            raise ValueError(f"its optimizer step count is negative ({steps})")
+        if steps > MAX_OPTIMIZER_STEPS:
+            raise ValueError(f"its optimizer step count {steps} is past 2^53")
+        found.update(optimizer=optimizer, opt_state=state, opt_steps=steps)
+    return found

@@ -1,0 +1,246 @@
+"""Training a Network: a fit's settings, every argument of ``fit`` and ``partial_fit`` checked
+before anything changes, in one frozen ``FitPlan`` (``make_plan``), and the loop over epochs
+that follows it (``train``): one compiled call an epoch (training.Epochs), then the history,
+validation, early stopping, the callback and the progress display."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _validation as check
+from . import passes
+from ._interrupts import hold_interrupts_again, let_interrupts_through
+from ._jit import start_thread_pool
+from ._layout import N_OUT, Parameters
+from ._simd import aligned_zeros
+from .history import DivergenceError, History
+from .optimizers import OptimizerState
+from .progress import EpochProgress
+from .training import Epochs
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """What one training call trains on and how.
+
+    X, Y: the training inputs and targets (Y empty when ``labels`` holds class labels, which
+    the epoch driver one-hots per batch); X_val, Y_val: validation data or None; split_rng: the
+    generator state after drawing a validation split (the network's takes it once training
+    starts), or None.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    labels: np.ndarray
+    X_val: np.ndarray | None
+    Y_val: np.ndarray | None
+    batch_size: int
+    learning_rate: float
+    l2: float
+    early_stopping: bool
+    patience: int
+    callback: Callable[..., Any] | None
+    split_rng: np.random.Generator | None
+    shuffle: bool
+    verbose: bool
+
+
+def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
+              validation_fraction, early_stopping, patience, callback, shuffle,
+              verbose) -> FitPlan:
+    """Validate every training argument before anything changes (the network is only read)."""
+    net._check_finite_parameters("training")
+    learning_rate = check.check_positive_number(learning_rate, "learning_rate")
+    l2_value = check.finite_float(l2)
+    if l2_value is None or l2_value < 0:
+        raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
+    l2 = l2_value
+    check.as_scalar(learning_rate, net.dtype, "learning_rate")
+    check.as_scalar(l2, net.dtype, "l2")
+    if batch_size is not None:
+        batch_size = check.check_count(batch_size, "batch_size")
+    for name, flag in (("shuffle", shuffle), ("verbose", verbose)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False; got {flag!r}")
+    check.check_callback(callback)
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise TypeError(f"early_stopping must be True or False; got {early_stopping!r}")
+    if patience is not None:
+        patience = check.check_count(patience, "patience")
+        if not early_stopping and validation_data is None and validation_fraction is None:
+            raise ValueError("patience needs validation data: give validation_data or "
+                             "validation_fraction, or early_stopping=True (which holds out "
+                             "10% of the data)")
+        early_stopping = True
+    if validation_data is not None and validation_fraction is not None:
+        raise ValueError("give validation_data or validation_fraction, not both")
+    if early_stopping and validation_data is None and validation_fraction is None:
+        validation_fraction = 0.1
+    if validation_fraction is not None:
+        if (isinstance(validation_fraction, bool)
+                or not isinstance(validation_fraction, numbers.Real)
+                or not 0 < validation_fraction < 1):
+            raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
+
+    X = net._inputs(X)
+    labels = None
+    if net.loss_name == "cross_entropy":
+        labels = check.as_labels(y, X.shape[0], net.sizes[-1])
+    if labels is None:
+        Y = check.as_targets(y, X.shape[0], net.sizes[-1], net.loss_name, net.dtype)
+    else:
+        Y = np.zeros((0, net.sizes[-1]), dtype=net.dtype)  # the driver one-hots the labels
+    X_val = Y_val = split_rng = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        X_val = check.as_inputs(validation_data[0], net.sizes[0], net.dtype, "validation X")
+        Y_val = check.as_targets(validation_data[1], X_val.shape[0], net.sizes[-1],
+                                 net.loss_name, net.dtype, "validation y")
+    elif validation_fraction is not None:
+        n_val = int(round(validation_fraction * X.shape[0]))
+        if n_val < 1 or n_val >= X.shape[0]:
+            raise ValueError(f"validation_fraction={validation_fraction} of {X.shape[0]} samples "
+                             "leaves no validation or no training samples")
+        # Draw from a copy of the generator: a call that fails later must not advance it.
+        split_rng = np.random.Generator(type(net.rng.bit_generator)())
+        split_rng.bit_generator.state = net.rng.bit_generator.state
+        perm = split_rng.permutation(X.shape[0])
+        val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if labels is None:
+            X, Y, X_val, Y_val = X[train], Y[train], X[val], Y[val]
+        else:
+            X_val = X[val]
+            Y_val = check.as_targets(labels[val], len(val), net.sizes[-1], net.loss_name,
+                                     net.dtype)
+            X, labels = X[train], labels[train]
+
+    n = X.shape[0]
+    if net._has_batch_norm and (n < 2 or batch_size == 1):
+        raise ValueError(
+            "batch normalisation needs batches of 2 samples or more (batch statistics); "
+            + (f"got {n} training sample" if n < 2 else "got batch_size=1"))
+    if batch_size is None:
+        batch_size = n
+    elif batch_size > n:
+        warnings.warn(f"batch_size={batch_size} is larger than the {n} training samples; "
+                      f"using {n}", UserWarning, stacklevel=3)
+        batch_size = n
+    if labels is None:
+        labels = np.zeros(0, dtype=np.int64)
+    return FitPlan(X=X, Y=Y, labels=labels, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
+                   learning_rate=learning_rate, l2=float(l2),
+                   early_stopping=bool(early_stopping),
+                   patience=10 if patience is None else patience, callback=callback,
+                   split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose))
+
+
+# History's per-epoch lists, which a failed epoch leaves as they were.
+HISTORY_LISTS = ("loss", "grad_norm", "delta_mean", "val_loss", "val_score")
+
+
+def says_stop(result):
+    """Whether a callback's return value stops training: False, or a NumPy False (np.False_,
+    as ``loss > limit`` on NumPy scalars gives); None, True and anything else go on."""
+    return result is False or (isinstance(result, np.bool_) and not result)
+
+
+def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerState,
+          completed: list[int]):
+    """Train ``net``, whose arrays are ``params``, by ``plan`` for up to ``epochs`` epochs with
+    ``opt``, one compiled call an epoch; returns the History, which is also ``net.history``
+    from the start. Parameters, running statistics and optimizer state change in place; an
+    epoch that raises (a kernel, a divergence, the validation pass, Ctrl-C) is put back, so the
+    network is as after the last recorded epoch. ``completed[0]`` counts the epochs recorded
+    (a callback may edit history).
+    """
+    if plan.split_rng is not None:
+        net.rng.bit_generator.state = plan.split_rng.bit_generator.state
+    n, L, widths = plan.X.shape[0], net.n_layers, params.layout[:, N_OUT]
+    epochs_of = Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,
+                       params.stats if net._has_batch_norm or net.residual else None,
+                       net._has_batch_norm)
+    grad = aligned_zeros(params.theta.size, net.dtype)
+    history = net.history = History()  # filled epoch by epoch, for the caller
+    best = None
+    stale = 0
+    progress = EpochProgress(epochs) if plan.verbose else None
+    start_thread_pool()
+    try:
+        for epoch in range(epochs):
+            # What the epoch changes, to put back if anything raises before it is recorded
+            # (a kernel, an overflow, the validation pass): the network is then as after the
+            # last complete epoch.
+            saved = (params.theta.copy(), opt.state.copy(), opt.steps,
+                     params.stats.copy(), net.rng.bit_generator.state,
+                     {name: len(getattr(history, name)) for name in HISTORY_LISTS})
+            # Ctrl-C is held back (by the training call) over the whole epoch, its validation
+            # included, and raised once the epoch is recorded, below (so a recorded epoch is
+            # never rolled back for it)
+            try:
+                order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
+                grad_norm_sum = np.zeros(L)
+                delta_abs_sum = np.zeros(L)
+                total, steps, n_used = epochs_of.run(
+                    plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
+                    params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
+                    opt.state, plan.learning_rate, opt.steps, grad_norm_sum,
+                    delta_abs_sum)
+                E = total / n_used
+                if not (np.isfinite(E) and np.isfinite(params.theta).all()
+                        and np.isfinite(params.stats).all()):
+                    raise DivergenceError(
+                        f"training diverged in epoch {epoch}: the loss became {E} (try a "
+                        "smaller learning_rate); the network keeps the weights of the last "
+                        "finite epoch", history)
+                opt.steps += steps
+                history.loss.append(E)
+                history.grad_norm.append(grad_norm_sum / steps)
+                history.delta_mean.append(delta_abs_sum / (n_used * widths))
+                shown = {"loss": E}
+                if plan.X_val is not None:
+                    zs, a_list = net._forward(plan.X_val)
+                    val_loss = net._loss(zs[-1], a_list[-1], plan.Y_val)
+                    history.val_loss.append(val_loss)
+                    history.val_score.append(passes.score(a_list[-1], plan.Y_val, net.loss_name))
+                    shown.update(val_loss=val_loss, val_score=history.val_score[-1])
+                    if plan.early_stopping:
+                        # NaN is never an improvement, not even the first one.
+                        if np.isfinite(val_loss) and (best is None or val_loss < best[0]):
+                            best = (val_loss, epoch, params.theta.copy(),
+                                    opt.state.copy(), opt.steps,
+                                    params.stats.copy())
+                            stale = 0
+                        else:
+                            stale += 1
+                completed[0] = epoch + 1  # recorded: a later error or Ctrl-C keeps it
+            except BaseException:
+                (params.theta[...], opt.state[...], opt.steps,
+                 params.stats[...], rng_state, lengths) = saved
+                net.rng.bit_generator.state = rng_state
+                for name, length in lengths.items():
+                    del getattr(history, name)[length:]
+                raise
+            hold = let_interrupts_through()  # the epoch is recorded: Ctrl-C may come
+            if progress is not None:
+                progress.epoch_done(epoch, shown)
+            stop = plan.callback is not None and says_stop(plan.callback(epoch, history))
+            hold_interrupts_again(hold)
+            if stop or (plan.early_stopping and stale >= plan.patience):
+                history.stopped_early = epoch + 1 < epochs
+                break
+    finally:
+        if progress is not None:
+            progress.close()
+    if plan.early_stopping and best is not None:
+        _, history.best_epoch, theta, state, steps, stats = best
+        params.theta[...], opt.state[...], opt.steps = theta, state, steps
+        params.stats[...] = stats
+    return history
+

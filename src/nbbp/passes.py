@@ -1,0 +1,269 @@
+"""The forward and backward passes over every layer, twice: compiled (``forward_pass``,
+``backward_pass``, inlined into the epoch driver, training.train_epoch) and in Python
+(``forward_layers``, ``backprop``, for ``Network.forward``, ``loss``, ``gradients`` and
+``step``). Both call the same kernels in the same order on the same layout (nbbp._layout), so a
+batch gives the same bits either way (tests/test_passes.py). They differ where stated:
+
+- the Python twins allocate their arrays per call; the compiled ones write into the driver's
+  buffers, one batch of every layer each;
+- only the Python forward has inference mode (batch normalisation with the running averages):
+  training always normalises with the batch's statistics;
+- the Python backprop gives dE/dtheta without the l2 penalty (``gradients`` and ``step`` have
+  none); the compiled one adds l2 w_ij, and sums the history's norms.
+
+Python calls the kernels one by one rather than one compiled pass over the layers: such a pass
+would be one more serial function linking the parallel kernels, to compile and to keep safe in
+the cache (see _jit.start_thread_pool), for calls outside the training loop.
+"""
+
+import numpy as np
+
+from ._jit import helper, part, use_threads, use_threads_elementwise
+from ._layout import (B_OFF, BN_OFF, CODE, HAS_MASK, N_IN, N_OUT, SKIP_FROM, STATS_OFF,
+                      batch_norm, batch_norm_views, layer, rows_of, rows_start, skip_targets,
+                      views)
+from ._simd import matrix
+from .activations import IDENTITY
+from .batchnorm import EPS as BN_EPS
+from .batchnorm import MOMENTUM as BN_MOMENTUM
+from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
+from .deltas import hidden_delta, output_delta, residual_delta
+from .forward import add_skip_and_activate, forward_layer
+from .forward import scratch_size as forward_scratch_size
+from .gradients import scratch_size, weight_gradients
+from .losses import sample_losses
+
+# Constants passed to compiled functions as NumPy scalars: Numba types a Python int or bool
+# constant argument as a literal and compiles (and links) a specialisation of the callee for
+# it, besides the one for int64 or bool (forward_layer was compiled twice, for IDENTITY and for
+# a code read from the layout). NumPy scalars are typed int64 and bool.
+_IDENTITY = np.int64(IDENTITY)
+_TRUE = np.bool_(True)
+
+
+@part
+def sum_of_abs(a):
+    """sum_p |a_p| over a flat array, in float64."""
+    total = 0.0
+    for p in range(a.shape[0]):
+        total += abs(a[p])
+    return total
+
+
+# ------------------------------------------------------------------------------ compiled
+@helper
+def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
+                 scratch):
+    """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf, in
+    training mode.
+
+    A layer without batch normalisation or skip: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i) in one
+    kernel. Otherwise that sum (with the identity) first, then batch normalisation with the
+    batch's statistics (z_hat into h_buf, mean and 1/sqrt(var + eps) into s_buf, laid out like
+    stats; the running averages in stats move by bn_momentum), then z += a(skip) and a = f(z).
+    z_buf always holds the input of f.
+
+    ``stats`` None (h_buf and s_buf unused) is a network with neither batch normalisation nor
+    skips: Numba prunes the branches by type, so training it compiles none of their kernels
+    (a first fit from an empty cache took 38 s without them, 54 s with them).
+    """
+    nb = X.shape[0]
+    A_prev = X
+    offset = 0
+    for l in range(layout.shape[0]):
+        W, b = layer(theta, layout, l)
+        n_out, code = layout[l, N_OUT], layout[l, CODE]
+        Z = matrix(z_buf, offset, nb, n_out)
+        A = matrix(a_buf, offset, nb, n_out)
+        parallel = use_threads(nb * W.size)
+        has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
+        if stats is None or (not has_bn and skip_from < 0):
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel, scratch)
+        else:
+            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel,
+                          scratch)
+            elementwise = use_threads_elementwise(nb * n_out)
+            if has_bn:
+                gamma, beta, running_mean, running_var = batch_norm(theta, stats, layout, l)
+                _, _, mean, inv_std = batch_norm(theta, s_buf, layout, l)
+                batchnorm_train(Z, gamma, beta, bn_eps, bn_momentum, _TRUE, running_mean,
+                                running_var, matrix(h_buf, offset, nb, n_out), mean, inv_std,
+                                elementwise)
+            A_skip = Z  # not read without a skip
+            if skip_from == 0:
+                A_skip = X
+            elif skip_from > 0:
+                A_skip = rows_of(a_buf, layout, nb, skip_from - 1)
+            add_skip_and_activate(Z, A_skip, skip_from >= 0, code, A)
+        A_prev = A
+        offset += nb * n_out
+
+
+@helper
+def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, scratch,
+                  grad_norm_sum, delta_abs_sum):
+    """Gradients of every parameter into grad, from the output layer's delta in d_buf and the
+    buffers of forward_pass on the same batch X.
+
+    Per layer, from the output: delta = dE/dz (complete: its layer above and every skip it
+    feeds have been done); through batch normalisation, dE/dgamma and dE/dbeta and the delta
+    of the linear part (into h_buf, over z_hat); dE/dW, dE/db (+ l2 w_ij); then the delta
+    rule for the layer below, plus the deltas of the layers its activation skips to: f'
+    multiplies the sum of every path's delta, once. d_buf keeps dE/dz. ``s_buf`` None is a
+    dense network, as ``stats`` in forward_pass. Adds ||dE/dW(l)|| to
+    grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
+    """
+    nb = X.shape[0]
+    n_layers = layout.shape[0]
+    offset = rows_start(layout, nb, n_layers - 1)
+    for l in range(n_layers - 1, -1, -1):
+        W, b = layer(theta, layout, l)
+        dW, db = layer(grad, layout, l)
+        M, _ = layer(mask, layout, l)
+        n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
+        delta = matrix(d_buf, offset, nb, n_out)
+        delta_abs_sum[l] += sum_of_abs(delta.ravel())
+        delta_lin = delta
+        if s_buf is not None and layout[l, BN_OFF] >= 0:
+            gamma, _, _, _ = batch_norm(theta, s_buf, layout, l)
+            dgamma, dbeta, _, inv_std = batch_norm(grad, s_buf, layout, l)
+            delta_lin = matrix(h_buf, offset, nb, n_out)
+            batchnorm_backward(delta, delta_lin, gamma, inv_std, dgamma, dbeta, delta_lin,
+                               use_threads_elementwise(nb * n_out))
+        prev_offset = offset - nb * n_in
+        A_prev = matrix(a_buf, prev_offset, nb, n_in) if l > 0 else X
+        parallel = use_threads(nb * W.size)
+        sum_sq = weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
+                                  layout[l, B_OFF] >= 0, parallel, scratch)
+        grad_norm_sum[l] += np.sqrt(sum_sq)
+        if l > 0:
+            Z_prev = matrix(z_buf, prev_offset, nb, n_in)
+            delta_prev = matrix(d_buf, prev_offset, nb, n_in)
+            code = layout[l - 1, CODE]
+            if s_buf is None:  # a dense network: no skips
+                hidden_delta(delta_lin, W, Z_prev, A_prev, code, delta_prev, parallel, scratch)
+            else:
+                n_targets = skip_targets(layout, l)
+                hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else code,
+                             delta_prev, parallel, scratch)
+                done = 0
+                for m in range(n_layers - 1, l - 1, -1):
+                    if layout[m, SKIP_FROM] == l:
+                        done += 1
+                        residual_delta(delta_prev, rows_of(d_buf, layout, nb, m), Z_prev,
+                                       A_prev, code if done == n_targets else _IDENTITY)
+        offset = prev_offset
+
+
+# -------------------------------------------------------------------------------- Python
+def forward_layers(X, theta, stats, layout, training=False, update_running=False):
+    """(zs, [X] + activations, norm) for a batch, layer by layer as forward_pass (zs[l] the
+    input of f), with the running averages of batch normalisation, or with ``training`` the
+    batch's statistics (``update_running``: moving the running averages in ``stats``). norm[l]
+    is (z_hat, 1/sqrt(var + eps)) of a normalised layer in training mode, else None."""
+    n = X.shape[0]
+    dtype = theta.dtype
+    dt = dtype.type
+    weights, biases = views(layout, theta)
+    gammas, betas = batch_norm_views(layout, theta)
+    means, variances = batch_norm_views(layout, stats, STATS_OFF)
+    zs, a_list, norm = [], [X], []
+    for l in range(layout.shape[0]):
+        n_out, code, bn_off, skip_from = layout[l, [N_OUT, CODE, BN_OFF, SKIP_FROM]]
+        W, b = weights[l], biases[l]
+        bias = theta[:0] if b is None else b
+        Z = np.empty((n, n_out), dtype=dtype)
+        A = np.empty_like(Z)
+        parallel = use_threads(n * W.size)
+        scratch = np.empty(forward_scratch_size(n, W.shape[1], n_out), dtype=dtype)
+        cache = None
+        if bn_off < 0 and skip_from < 0:
+            forward_layer(a_list[-1], W, bias, b is not None, code, Z, A, parallel, scratch)
+        else:
+            forward_layer(a_list[-1], W, bias, b is not None, IDENTITY, Z, Z, parallel, scratch)
+            elementwise = use_threads_elementwise(n * n_out)
+            if bn_off >= 0 and training:
+                cache = (np.empty_like(Z), np.empty(n_out, dtype=dtype))
+                batchnorm_train(Z, gammas[l], betas[l], dt(BN_EPS), dt(BN_MOMENTUM),
+                                update_running, means[l], variances[l], cache[0],
+                                np.empty(n_out, dtype=dtype), cache[1], elementwise)
+            elif bn_off >= 0:
+                batchnorm_inference(Z, gammas[l], betas[l], dt(BN_EPS), means[l], variances[l],
+                                    elementwise)
+            add_skip_and_activate(Z, a_list[skip_from] if skip_from >= 0 else Z,
+                                  skip_from >= 0, code, A)
+        zs.append(Z)
+        a_list.append(A)
+        norm.append(cache)
+    return zs, a_list, norm
+
+
+def mean_loss(Z, O, Y, layout, loss_code, eps):
+    """E = mean_k J(o_k, y_k) for the output layer's Z and O."""
+    J = np.empty(Z.shape[0], dtype=np.float64)
+    sample_losses(Z, O, Y, layout[-1, CODE], loss_code, eps, J)
+    return float(J.mean())
+
+
+def score(O, Y, loss_name):
+    """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
+    (averaged over outputs), of outputs O against targets Y."""
+    if loss_name == "cross_entropy":
+        return float(np.mean(np.argmax(O, axis=1) == np.argmax(Y, axis=1)))
+    if loss_name == "log_loss":
+        return float(np.mean(np.all((O >= 0.5) == (Y == 1), axis=1)))
+    residual = np.sum((Y - O) ** 2, axis=0, dtype=np.float64)
+    total = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(r2))
+
+
+def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_running=False):
+    """(dE/dtheta laid out like theta, E) for one batch, in training mode, layer by layer as
+    backward_pass, without an l2 penalty."""
+    zs, a_list, norm = forward_layers(X, theta, stats, layout, True, update_running)
+    E = mean_loss(zs[-1], a_list[-1], Y, layout, loss_code, eps)
+    n, L = X.shape[0], layout.shape[0]
+    dtype = theta.dtype
+    grad = np.zeros_like(theta)
+    weights, _ = views(layout, theta)
+    dWs, dbs = views(layout, grad)
+    dgammas, dbetas = batch_norm_views(layout, grad)
+    gammas, _ = batch_norm_views(layout, theta)
+    # Writeable views: read-only ones would compile a second weight_gradients (Numba types
+    # read-only arrays apart).
+    masks = [M if masked else None for M, masked in
+             zip(views(layout, mask_theta)[0], layout[:, HAS_MASK])]
+    no_mask = np.zeros((0, 0), dtype=dtype)
+    skip_from = layout[:, SKIP_FROM]
+    deltas = [None] * L  # deltas[l] = n dE/dz of layer l, complete before it is used
+    deltas[-1] = np.empty_like(zs[-1])
+    output_delta(zs[-1], a_list[-1], Y, layout[-1, CODE], loss_code, eps, deltas[-1])
+    for l in reversed(range(L)):
+        delta = deltas[l]
+        if norm[l] is not None:
+            delta_lin = np.empty_like(delta)
+            batchnorm_backward(delta, norm[l][0], gammas[l], norm[l][1], dgammas[l], dbetas[l],
+                               delta_lin, use_threads_elementwise(delta.size))
+        else:
+            delta_lin = delta
+        has_mask = masks[l] is not None
+        n_out, n_in = weights[l].shape
+        parallel = use_threads(n * weights[l].size)
+        scratch = np.empty(scratch_size(n, n_in, n_out), dtype=dtype)
+        weight_gradients(delta_lin, a_list[l], weights[l], dtype.type(0),
+                         masks[l] if has_mask else no_mask, has_mask, dWs[l],
+                         theta[:0] if dbs[l] is None else dbs[l], dbs[l] is not None, parallel,
+                         scratch)
+        if l > 0:
+            code = layout[l - 1, CODE]
+            targets = [m for m in range(L - 1, l - 1, -1) if skip_from[m] == l]
+            delta_prev = np.empty_like(zs[l - 1])
+            hidden_delta(delta_lin, weights[l], zs[l - 1], a_list[l],
+                         IDENTITY if targets else code, delta_prev, parallel, scratch)
+            for i, m in enumerate(targets):  # f' once, on the sum of every path's delta
+                residual_delta(delta_prev, deltas[m], zs[l - 1], a_list[l],
+                               code if i == len(targets) - 1 else IDENTITY)
+            deltas[l - 1] = delta_prev
+    return grad, E
