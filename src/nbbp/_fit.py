@@ -85,7 +85,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
     if validation_fraction is not None:
         if (isinstance(validation_fraction, bool)
                 or not isinstance(validation_fraction, numbers.Real)
-                or not 0 < validation_fraction < 1):
+                or not 0 < float(validation_fraction) < 1):
             raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
 
     X = net._inputs(X)

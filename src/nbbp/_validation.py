@@ -6,6 +6,7 @@ import numbers
 import os
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from typing import NamedTuple
 
 import numpy as np
 from numba import prange
@@ -399,11 +400,28 @@ def check_callback(callback):
                         f"{getattr(callback, '__name__', callback)!r}{signature} cannot: {exc}") from None
 
 
+class NetworkArguments(NamedTuple):
+    """The Network constructor's arguments, checked and normalised: the widths, one activation
+    name per hidden layer, a copy of each mask (or None), one bias flag per layer, one
+    batch_norm flag per hidden layer, the residual (s, t) pairs and the seeded generator."""
+
+    sizes: list[int]
+    hidden: list[str]
+    output: str
+    loss: str
+    init: str
+    dtype: np.dtype
+    masks: list[np.ndarray | None]
+    bias: list[bool]
+    batch_norm: list[bool]
+    skips: list[tuple[int, int]]
+    rng: np.random.Generator
+
+
 def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks, bias, batch_norm,
-                      residual):
-    """The Network constructor's arguments, checked and normalised, before anything is
-    allocated: (sizes, hidden activations, output, loss, init, dtype, masks, bias flags,
-    batch_norm flags, residual pairs, random generator)."""
+                      residual) -> NetworkArguments:
+    """The Network constructor's arguments, checked and normalised before anything is
+    allocated."""
     sizes = check_sizes(sizes)
     n_layers = len(sizes) - 1
     if isinstance(activation, str) or not isinstance(activation, (list, tuple)):
@@ -442,8 +460,8 @@ def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                              or seed < 0):
         raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")
-    rng = np.random.default_rng(seed)
-    return sizes, hidden, output, loss, init, dtype, masks, bias, batch_norm, skips, rng
+    return NetworkArguments(sizes, hidden, output, loss, init, dtype, masks, bias, batch_norm,
+                            skips, np.random.default_rng(None if seed is None else int(seed)))
 
 
 def finite_parameters(vectors, arrays, what):

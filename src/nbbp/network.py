@@ -114,38 +114,39 @@ class Network:
                  bias: bool | Sequence[bool] = True,
                  batch_norm: bool | Sequence[bool] = False,
                  residual: int | Sequence[tuple[int, int]] | None = None) -> None:
-        (sizes, hidden, output, loss, init, dtype, masks, bias, batch_norm,
-         skips, rng) = check.network_arguments(sizes, activation, output, loss, init, seed, dtype,
-                                               masks, bias, batch_norm, residual)
-        self.sizes = tuple(sizes)
-        self.activation = tuple(hidden)
-        self.output = output
-        self.loss_name = loss
-        self.init = init
-        self.dtype = dtype
-        self.rng = rng
-        self.batch_norm = tuple(bool(flag) for flag in batch_norm)
-        self.residual = tuple(skips)
-        codes = [ACTIVATIONS[a] for a in self.activation + (output,)]
+        args = check.network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
+                                       bias, batch_norm, residual)
+        self.sizes = tuple(args.sizes)
+        self.activation = tuple(args.hidden)
+        self.output = args.output
+        self.loss_name = args.loss
+        self.init = args.init
+        self.dtype = args.dtype
+        self.rng = args.rng
+        self.batch_norm = tuple(bool(flag) for flag in args.batch_norm)
+        self.residual = tuple(args.skips)
+        codes = [ACTIVATIONS[a] for a in self.activation + (self.output,)]
         self._layout, n_params, n_stats = _layout.build(
-            sizes, codes, bias, [m is not None for m in masks], self.batch_norm, skips)
-        self._theta = aligned_zeros(n_params, dtype)
-        self._mask_theta = np.ones(n_params, dtype=dtype)
-        self._stats = np.zeros(n_stats, dtype=dtype)
+            self.sizes, codes, args.bias, [m is not None for m in args.masks], self.batch_norm,
+            self.residual)
+        self._theta = aligned_zeros(n_params, self.dtype)
+        self._mask_theta = np.ones(n_params, dtype=self.dtype)
+        self._stats = np.zeros(n_stats, dtype=self.dtype)
         for gamma, running_var in zip(self.gammas, self.running_vars):
             if gamma is not None and running_var is not None:
                 gamma[...] = 1
                 running_var[...] = 1
         self._weights, self._biases = _layout.views(self._layout, self._theta)
-        for l, (W, M) in enumerate(zip(self._weights, self._mask_views())):
-            W[...] = initial_weights(rng, sizes[l + 1], sizes[l], init, dtype)
-            if masks[l] is not None:
-                M[...] = masks[l]
-                W[masks[l] == 0] = 0
+        for l, (W, M, mask) in enumerate(zip(self._weights, self._mask_views(), args.masks)):
+            W[...] = initial_weights(self.rng, self.sizes[l + 1], self.sizes[l], self.init,
+                                     self.dtype)
+            if mask is not None:
+                M[...] = mask
+                W[mask == 0] = 0
         self._masked = np.flatnonzero(self._mask_theta == 0)
-        self._loss_code = LOSSES[loss]
-        self._eps = dtype.type(np.finfo(dtype).eps)
-        self._opt = OptimizerState.fresh(None, n_params, dtype)
+        self._loss_code = LOSSES[self.loss_name]
+        self._eps = self.dtype.type(np.finfo(self.dtype).eps)
+        self._opt = OptimizerState.fresh(None, n_params, self.dtype)
         self._trainer: dict[str, int] = {}  # "thread": the thread in a training call, if any
         self.history = None
 
