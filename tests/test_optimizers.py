@@ -104,3 +104,26 @@ def test_names_map_to_the_documented_hyperparameters(name, expected):
 def test_bad_hyperparameters_are_rejected(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_a_float32_update_computes_in_float32():
+    # A Python int in the update (1 - beta1, 1 - rho, 1 - beta1^t) made Numba compute every
+    # parameter's update of a float32 network in float64. The only float64 left is the powers
+    # beta^t, once a call (Numba's float32 ** int is llvm.pow.f64): the hyperparameters h0 and
+    # h1 are the only floats widened. Compiled afresh, since cached code cannot be inspected.
+    import re
+
+    import numba
+
+    from nbbp._jit import FASTMATH
+    from nbbp.optimizers import ADAM_CODE
+
+    fresh = numba.njit(parallel=True, fastmath=set(FASTMATH), error_model="numpy")(
+        optimizer_update.py_func)
+    dt = np.float32
+    param, grad, state = np.zeros(64, dt), np.ones(64, dt), np.zeros((2, 64), dt)
+    fresh(ADAM_CODE, param, grad, state, dt(0.1), dt(0.9), dt(0.999), dt(1e-8), 3, False)
+    ir = fresh.inspect_llvm(fresh.signatures[0])
+    widened = re.findall(r"fpext float (%[\w.]+) to double", ir)
+    assert widened and set(widened) <= {"%arg.h0", "%arg.h1"}, widened
+    assert not re.findall(r"= f(?:add|sub|mul|div) [a-z ]*double", ir)

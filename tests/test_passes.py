@@ -88,7 +88,9 @@ def test_compiled_and_python_passes_agree_bit_for_bit(rng, kind, dtype):
     J = np.empty(X.shape[0])
     nbbp.losses.sample_losses(zs[-1], a_list[-1], Y, net._layout[-1, CODE], net._loss_code,
                               net._eps, J)
-    assert total_c == pytest.approx(J.sum(), rel=1e-15, abs=0)
+    # (the driver's sum of J is reassociated by fastmath, so its rounding differs from any
+    # fixed order: n roundings of sums of size about sum J bound the difference)
+    assert abs(total_c - J.sum()) <= 2 * len(J) * np.finfo(np.float64).eps * J.sum()
     assert E == float(J.mean())
 
 

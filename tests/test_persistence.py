@@ -746,3 +746,20 @@ def test_parameters_and_optimizer_state_stay_aligned_after_load_and_unpickling(r
         assert copy._theta.ctypes.data % 64 == 0
         assert copy._opt.state.ctypes.data % 64 == 0 and copy._opt.state.shape == (2, net._theta.size)
         assert_array_equal(copy._opt.state, net._opt.state)
+
+
+def test_a_network_pickled_before_optimizer_state_was_one_object_unpickles(rng):
+    # nbbp 0.1.0 pickled the optimizer, its state and its steps as three fields
+    import copy
+
+    net = nbbp.Network([5, 7, 3], seed=1)
+    net.fit(rng.normal(size=(40, 5)), rng.integers(0, 3, 40), epochs=1, optimizer="adam")
+    old = net.__getstate__()
+    opt = old.pop("_opt")
+    old.update(_optimizer=opt.optimizer, _opt_state=opt.state.copy(), _opt_steps=opt.steps)
+    revived = nbbp.Network.__new__(nbbp.Network)
+    revived.__setstate__(copy.deepcopy(old))
+    assert revived.optimizer == net.optimizer and revived._opt.steps == net._opt.steps
+    assert_array_equal(revived._opt.state, net._opt.state)
+    X = rng.normal(size=(6, 5))
+    assert_array_equal(revived.forward(X), net.forward(X))

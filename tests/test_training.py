@@ -107,8 +107,10 @@ def test_shuffled_epochs_follow_the_networks_generator(rng):
 def test_large_batch_is_clipped_with_a_warning(rng):
     X, y = classification(rng, n=12)
     net = nbbp.Network([5, 4, 3])
-    with pytest.warns(UserWarning, match="batch_size=100 is larger than the 12 training samples"):
+    message = "batch_size=100 is larger than the 12 training samples"
+    with pytest.warns(UserWarning, match=message) as record:
         net.fit(X, y, epochs=1, batch_size=100)
+    assert record[0].filename == __file__  # it points at the caller's line
     assert net._opt.steps == 1
 
 

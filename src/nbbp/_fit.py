@@ -130,7 +130,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         batch_size = n
     elif batch_size > n:
         warnings.warn(f"batch_size={batch_size} is larger than the {n} training samples; "
-                      f"using {n}", UserWarning, stacklevel=3)
+                      f"using {n}", UserWarning, stacklevel=4)  # make_plan, fit, one_trainer
         batch_size = n
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)

@@ -110,6 +110,9 @@ def start_thread_pool():
     get_num_threads()
 
 
+# The cut-offs are one function each, for Python and compiled callers alike: register_jitable
+# runs them as Python, and inlines them into compiled code (integer comparisons: none of the
+# factory's options bear on them).
 @register_jitable
 def use_threads(work):
     """Whether a matrix kernel's call of ``work`` multiply-adds runs on the thread pool (from

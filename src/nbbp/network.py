@@ -52,7 +52,6 @@ class Gradients(tuple):
         return self[1]
 
 
-# History's per-epoch lists, which a failed epoch leaves as they were.
 class Network:
     """A multilayer perceptron trained by backpropagation with compiled per-neuron kernels.
 
@@ -130,8 +129,8 @@ class Network:
             self.sizes, codes, args.bias, [m is not None for m in args.masks], self.batch_norm,
             self.residual)
         self._theta = aligned_zeros(n_params, self.dtype)
-        self._mask_theta = np.ones(n_params, dtype=self.dtype)
-        self._stats = np.zeros(n_stats, dtype=self.dtype)
+        self._mask_theta = aligned(np.ones(n_params, dtype=self.dtype))
+        self._stats = aligned_zeros(n_stats, self.dtype)
         for gamma, running_var in zip(self.gammas, self.running_vars):
             if gamma is not None and running_var is not None:
                 gamma[...] = 1
@@ -158,11 +157,14 @@ class Network:
         return state
 
     def __setstate__(self, state):
+        if "_opt_state" in state:  # pickled by nbbp 0.1.0 before OptimizerState
+            state["_opt"] = OptimizerState(state.pop("_optimizer"), state.pop("_opt_state"),
+                                           state.pop("_opt_steps"))
         self.__dict__.update(state)
         self._trainer = {}
-        # unpickled arrays start where NumPy puts them: align theta and the optimizer state
-        self._theta = aligned(self._theta)
-        self._opt.state = aligned(self._opt.state)
+        # unpickled arrays start where NumPy puts them: align the arrays the kernels take
+        self._theta, self._mask_theta = aligned(self._theta), aligned(self._mask_theta)
+        self._stats, self._opt.state = aligned(self._stats), aligned(self._opt.state)
         self._weights, self._biases = _layout.views(self._layout, self._theta)
 
     # ----------------------------------------------------------------------------- properties
@@ -317,7 +319,7 @@ class Network:
                 raise DivergenceError(f"step diverged: the loss was {E} (a smaller "
                                       "learning_rate, or inputs of a smaller scale); the network "
                                       "keeps its weights")
-        except BaseException:  # all of the step, or none (Ctrl-C waits for it: _one_trainer)
+        except BaseException:  # all of the step, or none (Ctrl-C waits for it: one_trainer)
             self._theta[...], self._stats[...] = saved
             raise
         return E
@@ -470,14 +472,9 @@ class Network:
         self._mask_theta[...] = found["mask_theta"]
         self._masked = np.flatnonzero(self._mask_theta == 0)
         self._layout[:, HAS_MASK] = found["has_mask"]
-        self._check_parameters()
         if found["stats"] is not None:
             self._stats[...] = found["stats"]
-        try:
-            self.rng.bit_generator.state = found["rng_state"]
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
-            raise ValueError(f"its rng_state is not a random generator's state: "
-                             f"{type(exc).__name__}: {exc}") from None
+        self.rng.bit_generator.state = found["rng_state"]
         if found["optimizer"] is not None:
             self._opt = OptimizerState(found["optimizer"],
                                        aligned(np.ascontiguousarray(found["opt_state"])),

@@ -14,7 +14,7 @@ from numba import prange
 from numba.extending import register_jitable
 
 from ._jit import helper, kernel
-from ._simd import aligned, aligned_zeros
+from ._simd import aligned_zeros
 from ._validation import check_real
 
 SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
@@ -104,10 +104,11 @@ def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, t, paralle
       m_p <- b1 m_p + (1 - b1) g_p; v_p <- b2 v_p + (1 - b2) g_p^2;
       w_p <- w_p - alpha (m_p / (1 - b1^t)) / (sqrt(v_p / (1 - b2^t)) + eps).
     """
-    # Adam's bias corrections (unused by the other rules), computed in float64 and rounded once
-    # to param's dtype, so that the per-parameter update stays in that dtype
-    bias1 = param.dtype.type(1 - h0**t)
-    bias2 = param.dtype.type(1 - h1**t)
+    # Adam's bias corrections (unused by the other rules), in param's dtype like the rest of the
+    # update (a Python 1 here made every parameter's update of a float32 network float64)
+    one = param.dtype.type(1)
+    bias1 = one - h0**t
+    bias2 = one - h1**t
     if parallel:
         for p in prange(param.shape[0]):
             _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2)
@@ -131,9 +132,6 @@ class OptimizerState:
         """State of zeros, aligned like the parameters, for ``optimizer`` (None: no rows)."""
         n_state = 0 if optimizer is None else optimizer.n_state
         return cls(optimizer, aligned_zeros((n_state, n_params), dtype), 0)
-
-    def copy(self):
-        return OptimizerState(self.optimizer, aligned(self.state.copy()), self.steps)
 
 
 # ------------------------------------------------------------------- hyperparameter objects

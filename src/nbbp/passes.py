@@ -7,7 +7,9 @@ batch gives the same bits either way (tests/test_passes.py). They differ where s
 - the Python twins allocate their arrays per call; the compiled ones write into the driver's
   buffers, one batch of every layer each;
 - only the Python forward has inference mode (batch normalisation with the running averages):
-  training always normalises with the batch's statistics;
+  training always normalises with the batch's statistics, and always moves the running
+  averages, which the Python forward does only when asked (``update_running``: ``step`` does,
+  ``gradients`` and ``loss(training=True)`` do not);
 - the Python backprop gives dE/dtheta without the l2 penalty (``gradients`` and ``step`` have
   none); the compiled one adds l2 w_ij, and sums the history's norms.
 

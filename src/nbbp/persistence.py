@@ -300,8 +300,13 @@ def values(fields, layout, dtype, n_params, n_stats):
         if any(np.any(v < 0) for v in batch_norm_views(layout, stats, STATS_OFF)[1]
                if v is not None):
             raise ValueError("its running variances hold negative values")
-    try:  # (the generator checks the state itself: Network._restore)
+    for l, weights in enumerate(weight_ranges(layout)):
+        if np.any(theta[weights][mask_theta[weights] == 0] != 0):
+            raise ValueError(f"weights[{l}] has nonzero entries where masks[{l}] is 0; masked "
+                             "weights must stay 0")
+    try:  # tried on a generator of the kind a Network has
         rng_state = json.loads(str(fields["rng_state"]))
+        np.random.default_rng().bit_generator.state = rng_state
     except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
         raise ValueError(f"its rng_state is not a random generator's state: "
                          f"{type(exc).__name__}: {exc}") from None
