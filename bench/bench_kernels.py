@@ -214,6 +214,7 @@ class NetworkKernels(_Threads):
     def time_update(self, workload, lib, dtype, threads):
         if lib == "nbbp":
             optimizer_update(SGD_CODE, self.theta, self.grad, self.no_state, self.alpha, self.l2,
-                             self.l2, self.l2, 1, self.update_parallel)  # h0-h2: SGD reads none
+                             self.l2, self.l2, self.l2, 1, self.update_parallel)  # h0-h3: SGD
+            # reads none
         else:
             reference.sgd_update(self.theta, self.grad, LEARNING_RATE)

@@ -392,7 +392,7 @@ def test_bad_fit_arguments_are_rejected_and_change_nothing(kwargs, exc, match):
     (dict(shuffle="no"), TypeError, "shuffle must be True or False"),
     (dict(batch_size=0), ValueError, "batch_size must be an integer >= 1; got 0"),
     (dict(l2=-1.0), ValueError, "l2 must be a finite number >= 0"),
-    (dict(optimizer="adamw"), ValueError, "optimizer must be one of"),
+    (dict(optimizer="lamb"), ValueError, "optimizer must be one of"),
     (dict(optimizer=nbbp.SGD(momentum=0.5), learning_rate=np.inf), ValueError,
      "learning_rate must be a finite number > 0; got inf"),
 ], ids=["shuffle a string", "batch_size 0", "negative l2", "unknown optimizer",

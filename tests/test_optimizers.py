@@ -19,9 +19,9 @@ def run_kernel(name, param, grads, lr, dtype, parallel):
     optimizer = get_optimizer(name)
     param = param.copy()
     state = np.zeros((optimizer.n_state, param.size), dtype)
-    h0, h1, h2 = (dtype(h) for h in optimizer.hyperparameters())
+    h0, h1, h2, h3 = (dtype(h) for h in optimizer.hyperparameters())
     for t, g in enumerate(grads, start=1):
-        optimizer_update(optimizer.code, param, g, state, dtype(lr), h0, h1, h2, t, parallel)
+        optimizer_update(optimizer.code, param, g, state, dtype(lr), h0, h1, h2, h3, t, parallel)
     return param
 
 
@@ -36,12 +36,15 @@ def run_reference(name, param, grads, lr):
             param, s1 = reference.adagrad_update(param, g, s1, lr, 1e-10)
         elif name == "rmsprop":
             param, s1 = reference.rmsprop_update(param, g, s1, lr, 0.99, 1e-8)
-        else:
+        elif name == "adam":
             param, s1, s2 = reference.adam_update(param, g, s1, s2, lr, 0.9, 0.999, 1e-8, t)
+        else:
+            param, s1, s2 = reference.adamw_update(param, g, s1, s2, lr, 0.9, 0.999, 1e-8, 0.01,
+                                                   t)
     return param
 
 
-OPTIMIZER_NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+OPTIMIZER_NAMES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -81,6 +84,7 @@ def test_momentum_two_steps_by_hand():
     ("sgd", nbbp.SGD()), ("momentum", nbbp.SGD(momentum=0.9)),
     ("nesterov", nbbp.SGD(momentum=0.9, nesterov=True)), ("adagrad", nbbp.AdaGrad()),
     ("rmsprop", nbbp.RMSProp()), ("adam", nbbp.Adam()),
+    ("adamw", nbbp.AdamW(weight_decay=0.01)),
 ])
 def test_names_map_to_the_documented_hyperparameters(name, expected):
     assert get_optimizer(name) == expected
@@ -98,7 +102,9 @@ def test_names_map_to_the_documented_hyperparameters(name, expected):
     (lambda: nbbp.Adam(beta1=1.0), "beta1"),
     (lambda: nbbp.Adam(beta2=-0.5), "beta2"),
     (lambda: nbbp.Adam(eps="small"), "eps"),
-    (lambda: get_optimizer("adamw"), "sgd.*momentum.*nesterov.*adagrad.*rmsprop.*adam"),
+    (lambda: nbbp.AdamW(weight_decay=-0.1), "weight_decay"),
+    (lambda: nbbp.AdamW(weight_decay=float("inf")), "weight_decay"),
+    (lambda: get_optimizer("lamb"), "sgd.*momentum.*nesterov.*adagrad.*rmsprop.*adam.*adamw"),
     (lambda: get_optimizer(None), "optimizer must be one of"),
 ])
 def test_bad_hyperparameters_are_rejected(make, match):
@@ -122,8 +128,35 @@ def test_a_float32_update_computes_in_float32():
         optimizer_update.py_func)
     dt = np.float32
     param, grad, state = np.zeros(64, dt), np.ones(64, dt), np.zeros((2, 64), dt)
-    fresh(ADAM_CODE, param, grad, state, dt(0.1), dt(0.9), dt(0.999), dt(1e-8), 3, False)
+    fresh(ADAM_CODE, param, grad, state, dt(0.1), dt(0.9), dt(0.999), dt(1e-8), dt(0), 3, False)
     ir = fresh.inspect_llvm(fresh.signatures[0])
     widened = re.findall(r"fpext float (%[\w.]+) to double", ir)
     assert widened and set(widened) <= {"%arg.h0", "%arg.h1"}, widened
     assert not re.findall(r"= f(?:add|sub|mul|div) [a-z ]*double", ir)
+
+
+
+def test_adamw_decays_the_weights_apart_from_the_moments():
+    # with g = 0 throughout, the moments stay 0 and only the decay moves w: w_t = (1 - alpha
+    # lambda)^t w_0, where Adam with l2 would not move it at all
+    got = run_kernel("adamw", np.array([2.0, 0.0]), [np.zeros(2)] * 3, 0.1, np.float64, False)
+    assert_allclose(got, [2.0 * (1 - 0.1 * 0.01) ** 3, 0.0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_adamw_equals_torch(rng, parallel):
+    torch = pytest.importorskip("torch")
+    param = rng.normal(size=40_000 if parallel else 50)
+    grads = [rng.normal(size=param.size) for _ in range(6)]
+    optimizer = nbbp.AdamW(beta1=0.8, beta2=0.99, eps=1e-7, weight_decay=0.05)
+    ours = param.copy()
+    state = np.zeros((2, param.size))
+    for t, g in enumerate(grads, start=1):
+        optimizer_update(optimizer.code, ours, g, state, 0.01, *optimizer.hyperparameters(), t,
+                         parallel)
+    w = torch.tensor(param.copy(), requires_grad=True)
+    theirs = torch.optim.AdamW([w], lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=0.05)
+    for g in grads:
+        w.grad = torch.tensor(g)
+        theirs.step()
+    assert_allclose(ours, w.detach().numpy(), rtol=1e-10, atol=1e-12)

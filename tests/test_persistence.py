@@ -179,9 +179,10 @@ def test_round_trip_keeps_a_hand_set_network_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("optimizer", [
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
     nbbp.SGD(momentum=0.5, nesterov=True), nbbp.AdaGrad(eps=1e-6), nbbp.RMSProp(rho=0.9, eps=1e-7),
     nbbp.Adam(beta1=0.8, beta2=0.95, eps=1e-6),
+    nbbp.AdamW(beta1=0.8, beta2=0.95, eps=1e-6, weight_decay=0.1),
 ], ids=repr)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_round_trip_keeps_optimizer_and_its_state(tmp_path, rng, optimizer, dtype):

@@ -19,6 +19,7 @@ OPTIMIZERS = {
     "adagrad": {"eps": 1e-10},
     "rmsprop": {"rho": 0.99, "eps": 1e-8},
     "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+    "adamw": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01},
 }
 
 
@@ -305,7 +306,8 @@ def test_divergence_raises_and_keeps_the_last_finite_epoch(rng):
 
 # ---------------------------------------------------------------------------- bad arguments
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"optimizer": "adamw"}, ValueError, r"\['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam'\]"),
+    ({"optimizer": "lamb"}, ValueError,
+     r"\['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw'\]"),
     ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
     ({"batch_size": -4}, ValueError, "batch_size"),
     ({"batch_size": 2.5}, ValueError, "batch_size"),

@@ -5,12 +5,12 @@ from . import reference
 from .history import DivergenceError, History
 from .network import Network
 from ._version import __version__
-from .optimizers import SGD, AdaGrad, Adam, Optimizer, RMSProp
+from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 
 load = Network.load
 
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "load", "reference", "MLPClassifier", "MLPRegressor", "__version__"]
+           "Adam", "AdamW", "load", "reference", "MLPClassifier", "MLPRegressor", "__version__"]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
 _LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}

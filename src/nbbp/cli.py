@@ -384,7 +384,7 @@ def build_parser():
     p.add_argument("--activation", default="relu",
                    choices=["identity", "sigmoid", "tanh", "relu", "leaky_relu"])
     p.add_argument("--optimizer", default="adam",
-                   choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+                   choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
     p.add_argument("--epochs", type=_positive(int), default=20)
     p.add_argument("--batch-size", type=_positive(int), default=32)
     p.add_argument("--learning-rate", type=_positive(float), default=0.001)

@@ -313,7 +313,7 @@ class Network:
             grad, E = self._backprop(X, Y, update_running=True)
             zero = self.dtype.type(0)
             optimizer_update(SGD_CODE, self._theta, grad, self._opt.state[:0], alpha, zero, zero,
-                             zero, 1, update_in_parallel(self._theta.size))
+                             zero, zero, 1, update_in_parallel(self._theta.size))
             if not (np.isfinite(E) and np.isfinite(self._theta).all()
                     and np.isfinite(self._stats).all()):
                 raise DivergenceError(f"step diverged: the loss was {E} (a smaller "
@@ -345,8 +345,9 @@ class Network:
             data set is clipped, with a warning.
         learning_rate : float, default 0.01
         optimizer : str or Optimizer, default "sgd"
-            "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", or an ``nbbp.SGD``,
-            ``nbbp.AdaGrad``, ``nbbp.RMSProp`` or ``nbbp.Adam``. Its state starts fresh.
+            "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", or an
+            ``nbbp.SGD``, ``nbbp.AdaGrad``, ``nbbp.RMSProp``, ``nbbp.Adam`` or ``nbbp.AdamW``
+            (decoupled weight decay, as torch.optim.AdamW). Its state starts fresh.
         l2 : float, default 0.0
             Adds l2/2 sum ||W||^2 to E (biases are not penalised).
         shuffle : bool, default True

@@ -17,7 +17,8 @@ from ._jit import helper, kernel
 from ._simd import aligned_zeros
 from ._validation import check_real
 
-SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE = range(6)
+(SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE,
+ ADAMW_CODE) = range(7)
 
 # An update runs on the thread pool from this many parameters (not _jit.PARALLEL_MIN_WORK: an
 # update does a few operations per parameter, not a dot product). Float32, 2 threads against 1:
@@ -70,7 +71,7 @@ def _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2):
 
 
 @helper
-def _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2):
+def _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2, decay):
     """The update of parameter p by the rule opt_code."""
     if opt_code == SGD_CODE:
         param[p] -= alpha * grad[p]
@@ -80,7 +81,10 @@ def _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2):
         _adagrad(p, param, grad, state[0], alpha, h0)
     elif opt_code == RMSPROP_CODE:
         _rmsprop(p, param, grad, state[0], alpha, h0, h1)
-    else:
+    elif opt_code == ADAM_CODE:
+        _adam(p, param, grad, state[0], state[1], alpha, h0, h1, h2, bias1, bias2)
+    else:  # AdamW: the weight decays first, apart from the gradient's moments
+        param[p] *= decay
         _adam(p, param, grad, state[0], state[1], alpha, h0, h1, h2, bias1, bias2)
 
 
@@ -89,7 +93,7 @@ def _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2):
 # loop-invariant switch on opt_code out of the loop (unswitching): the same time per update as
 # a kernel per rule, SGD and Adam, 1 and 2 threads, at 109,386 and 2,109,450 parameters.
 @kernel
-def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, t, parallel):
+def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, h3, t, parallel):
     """One step of optimizer opt_code on every parameter p, in place (g_p = grad[p], t the step
     count from 1; the state rows are as many as the rule needs, each shaped like param):
 
@@ -102,19 +106,26 @@ def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, t, paralle
       w_p <- w_p - alpha g_p / (sqrt(s_p) + eps);
     - ADAM_CODE (h0 = b1, h1 = b2, h2 = eps; state[0] = m, state[1] = v):
       m_p <- b1 m_p + (1 - b1) g_p; v_p <- b2 v_p + (1 - b2) g_p^2;
-      w_p <- w_p - alpha (m_p / (1 - b1^t)) / (sqrt(v_p / (1 - b2^t)) + eps).
+      w_p <- w_p - alpha (m_p / (1 - b1^t)) / (sqrt(v_p / (1 - b2^t)) + eps);
+    - ADAMW_CODE (as Adam, h3 = lambda, the weight decay): w_p <- (1 - alpha lambda) w_p, then
+      Adam's step (decoupled weight decay, as torch.optim.AdamW).
+
+    h0 .. h3 are the rule's hyperparameters (Optimizer.hyperparameters), 0 where it has fewer.
     """
     # Adam's bias corrections (unused by the other rules), in param's dtype like the rest of the
     # update (a Python 1 here made every parameter's update of a float32 network float64)
     one = param.dtype.type(1)
     bias1 = one - h0**t
     bias2 = one - h1**t
+    decay = one - alpha * h3  # AdamW's
     if parallel:
         for p in prange(param.shape[0]):
-            _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2)
+            _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2,
+                    decay)
     else:
         for p in range(param.shape[0]):
-            _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2)
+            _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2,
+                    decay)
 
 
 @dataclass
@@ -143,7 +154,7 @@ class Optimizer:
     n_state = 0  # arrays of state, each shaped like the parameters
 
     def hyperparameters(self):
-        """(h0, h1, h2) for the update kernels, in the order the kernel takes them."""
+        """(h0, h1, h2, h3) for the update kernel, in the order it takes them."""
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -180,7 +191,7 @@ class SGD(Optimizer):
         return 0 if self.momentum == 0 else 1
 
     def hyperparameters(self):
-        return (self.momentum, 0.0, 0.0)
+        return (self.momentum, 0.0, 0.0, 0.0)
 
 
 class AdaGrad(Optimizer):
@@ -193,7 +204,7 @@ class AdaGrad(Optimizer):
         self.eps = check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
-        return (self.eps, 0.0, 0.0)
+        return (self.eps, 0.0, 0.0, 0.0)
 
 
 class RMSProp(Optimizer):
@@ -207,7 +218,7 @@ class RMSProp(Optimizer):
         self.eps = check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
-        return (self.rho, self.eps, 0.0)
+        return (self.rho, self.eps, 0.0, 0.0)
 
 
 class Adam(Optimizer):
@@ -223,7 +234,24 @@ class Adam(Optimizer):
         self.eps = check_real(eps, "eps", 0.0, np.inf, low_open=True, high_open=True)
 
     def hyperparameters(self):
-        return (self.beta1, self.beta2, self.eps)
+        return (self.beta1, self.beta2, self.eps, 0.0)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as torch.optim.AdamW: w <- (1 - alpha lambda) w, then
+    Adam's step. The decay applies to every parameter (weights, biases, gamma, beta), as
+    torch's does to every parameter of its group; masked weights stay 0."""
+
+    code = ADAMW_CODE
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+        super().__init__(beta1, beta2, eps)
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0.0, np.inf,
+                                       high_open=True)
+
+    def hyperparameters(self):
+        return (self.beta1, self.beta2, self.eps, self.weight_decay)
 
 
 OPTIMIZERS = {
@@ -233,19 +261,20 @@ OPTIMIZERS = {
     "adagrad": lambda: AdaGrad(),
     "rmsprop": lambda: RMSProp(),
     "adam": lambda: Adam(),
+    "adamw": lambda: AdamW(),
 }
 
 
 def get_optimizer(optimizer):
-    """A validated Optimizer from a name in OPTIMIZERS or an SGD, AdaGrad, RMSProp or Adam
-    object. An object is rebuilt from its attributes, so hyperparameters changed after it was
+    """A validated Optimizer from a name in OPTIMIZERS or an SGD, AdaGrad, RMSProp, Adam or
+    AdamW object. An object is rebuilt from its attributes, so hyperparameters changed after it was
     made are checked again, and the network never shares it with the caller."""
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
         return OPTIMIZERS[optimizer]()
-    if type(optimizer) in (SGD, AdaGrad, RMSProp, Adam):
+    if type(optimizer) in (SGD, AdaGrad, RMSProp, Adam, AdamW):
         return type(optimizer)(**vars(optimizer))
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} or an nbbp optimizer object "
-                     f"(SGD, AdaGrad, RMSProp, Adam); got {optimizer!r}")
+                     f"(SGD, AdaGrad, RMSProp, Adam, AdamW); got {optimizer!r}")
 
 
 def check_for_dtype(optimizer, dtype):

@@ -314,7 +314,7 @@ def values(fields, layout, dtype, n_params, n_stats):
                  rng_state=rng_state, optimizer=None, opt_state=None, opt_steps=0)
     name = str(fields["optimizer"])
     if name:
-        if name not in ("SGD", "AdaGrad", "RMSProp", "Adam"):
+        if name not in ("SGD", "AdaGrad", "RMSProp", "Adam", "AdamW"):
             raise ValueError(f"unknown optimizer {name!r}")
         optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
         state = fields["optimizer_state"]
@@ -322,8 +322,8 @@ def values(fields, layout, dtype, n_params, n_stats):
             raise ValueError("its optimizer state does not match its parameters")
         if not np.isfinite(state).all():
             raise ValueError("its optimizer state holds NaN or inf")
-        # the running sums of squared gradients (AdaGrad, RMSProp: row 0; Adam: row 1)
-        squares = {"AdaGrad": 0, "RMSProp": 0, "Adam": 1}.get(name)
+        # the running sums of squared gradients (AdaGrad, RMSProp: row 0; Adam, AdamW: row 1)
+        squares = {"AdaGrad": 0, "RMSProp": 0, "Adam": 1, "AdamW": 1}.get(name)
         if squares is not None and np.any(state[squares] < 0):
             raise ValueError(f"its optimizer state holds negative sums of squared "
                              f"gradients ({name})")

@@ -293,14 +293,22 @@ def adam_update(param, grad, m, v, learning_rate, beta1, beta2, eps, t):
     return param - learning_rate * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
+def adamw_update(param, grad, m, v, learning_rate, beta1, beta2, eps, weight_decay, t):
+    """w <- (1 - alpha lambda) w, then Adam's step (decoupled weight decay)."""
+    return adam_update((1 - learning_rate * weight_decay) * param, grad, m, v, learning_rate,
+                       beta1, beta2, eps, t)
+
+
 class _ReferenceOptimizer:
     """Per-array optimizer state, kept in a dict keyed by the parameter's position."""
 
     def __init__(self, name, learning_rate, momentum=0.9, rho=0.99, beta1=0.9, beta2=0.999,
-                 eps=None):
+                 eps=None, weight_decay=0.01):
         self.name, self.lr = name, learning_rate
         self.momentum, self.rho, self.beta1, self.beta2 = momentum, rho, beta1, beta2
-        default_eps = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8}.get(name, 0.0)
+        self.weight_decay = weight_decay
+        default_eps = {"adagrad": 1e-10, "rmsprop": 1e-8, "adam": 1e-8,
+                       "adamw": 1e-8}.get(name, 0.0)
         self.eps = default_eps if eps is None else eps
         self.state = {}
         self.t = 0
@@ -327,6 +335,12 @@ class _ReferenceOptimizer:
                                       self.t)
             self.state[key] = (m, v)
             return param
+        if self.name == "adamw":
+            m, v = self.state.get(key, (np.zeros_like(param), np.zeros_like(param)))
+            param, m, v = adamw_update(param, grad, m, v, self.lr, self.beta1, self.beta2,
+                                       self.eps, self.weight_decay, self.t)
+            self.state[key] = (m, v)
+            return param
         raise ValueError(f"unknown optimizer {self.name!r}")
 
 
@@ -337,9 +351,9 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
 
     ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
     used, but for a last batch of one sample with batch normalisation. ``hyperparameters`` are
-    momentum, rho, beta1, beta2, eps. ``running`` holds the starting running (mean, var) of the
-    normalised layers (default 0 and 1). Returns (weights, biases, epoch losses), where an
-    epoch's loss is the batch losses' mean weighted by batch size, each including
+    momentum, rho, beta1, beta2, eps, weight_decay. ``running`` holds the starting running
+    (mean, var) of the normalised layers (default 0 and 1). Returns (weights, biases, epoch
+    losses), where an epoch's loss is the batch losses' mean weighted by batch size, each including
     l2/2 sum ||W||^2 at the weights that batch saw; with ``batch_norm``, (weights, biases,
     epoch losses, batch_norm, running) with the trained (gamma, beta) and running averages.
     """

@@ -71,8 +71,8 @@ def _one_hot(labels, order, start, rows):
 
 @part
 def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stats, bn_eps,
-                bn_momentum, loss_code, eps, l2, opt_code, state, alpha, h0, h1, h2, t0, x_buf,
-                y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
+                bn_momentum, loss_code, eps, l2, opt_code, state, alpha, h0, h1, h2, h3, t0,
+                x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
                 delta_abs_sum):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
     running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
@@ -143,7 +143,7 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
                       scratch, grad_norm_sum, delta_abs_sum)
 
         t += 1
-        optimizer_update(opt_code, theta, grad, state, alpha, h0, h1, h2, t,
+        optimizer_update(opt_code, theta, grad, state, alpha, h0, h1, h2, h3, t,
                          update_in_parallel(theta.shape[0]))
     return total, t - t0, n_used
 
@@ -175,9 +175,10 @@ class Epochs:
             state, learning_rate, t0, grad_norm_sum, delta_abs_sum):
         """One epoch: train_epoch's (total, steps, samples used)."""
         dt = self.dt
-        h0, h1, h2 = (dt(h) for h in optimizer.hyperparameters())
+        h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
         return train_epoch(X, Y, labels, order, self.batch_size, theta, grad, mask, layout,
                            self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
-                           optimizer.code, state, dt(learning_rate), h0, h1, h2, t0, self.x_buf,
-                           self.y_buf, self.z_buf, self.a_buf, self.h_buf, self.s_buf,
-                           self.d_buf, self.J, self.scratch, grad_norm_sum, delta_abs_sum)
+                           optimizer.code, state, dt(learning_rate), h0, h1, h2, h3, t0,
+                           self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
+                           self.s_buf, self.d_buf, self.J, self.scratch, grad_norm_sum,
+                           delta_abs_sum)
