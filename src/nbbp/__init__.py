@@ -1,7 +1,7 @@
 """nbbp: fast backpropagation for multilayer perceptrons, in Numba kernels that read like the
 formulas. Importing nbbp compiles nothing: kernels compile on first use and are cached on disk."""
 
-from . import reference
+from . import reference, schedules
 from .history import DivergenceError, History
 from .network import Network
 from ._version import __version__
@@ -10,7 +10,7 @@ from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 load = Network.load
 
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "AdamW", "load", "reference", "MLPClassifier", "MLPRegressor", "__version__"]
+           "Adam", "AdamW", "load", "reference", "schedules", "MLPClassifier", "MLPRegressor", "__version__"]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
 _LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}

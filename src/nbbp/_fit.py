@@ -22,6 +22,7 @@ from ._simd import aligned_zeros
 from .history import DivergenceError, History
 from .optimizers import OptimizerState
 from .progress import EpochProgress
+from .schedules import Schedule
 from .training import Epochs
 
 
@@ -41,7 +42,7 @@ class FitPlan:
     X_val: np.ndarray | None
     Y_val: np.ndarray | None
     batch_size: int
-    learning_rate: float
+    learning_rate: float | Schedule
     l2: float
     early_stopping: bool
     patience: int
@@ -53,15 +54,24 @@ class FitPlan:
 
 def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
               validation_fraction, early_stopping, patience, callback, shuffle,
-              verbose) -> FitPlan:
-    """Validate every training argument before anything changes (the network is only read)."""
+              verbose, schedule_allowed=True) -> FitPlan:
+    """Validate every training argument before anything changes (the network is only read).
+    ``learning_rate`` is a positive number, or with ``schedule_allowed`` a Schedule."""
     net._check_finite_parameters("training")
-    learning_rate = check.check_positive_number(learning_rate, "learning_rate")
+    if isinstance(learning_rate, Schedule) and schedule_allowed:
+        # rebuilt from its attributes, so that changes made after it was built are checked
+        learning_rate = type(learning_rate)(**vars(learning_rate))
+        check.as_scalar(learning_rate.lr, net.dtype, "learning_rate")
+    else:
+        if isinstance(learning_rate, Schedule):
+            raise TypeError("partial_fit takes a number as learning_rate: a schedule spans the "
+                            "epochs of one fit")
+        learning_rate = check.check_positive_number(learning_rate, "learning_rate")
+        check.as_scalar(learning_rate, net.dtype, "learning_rate")
     l2_value = check.finite_float(l2)
     if l2_value is None or l2_value < 0:
         raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
     l2 = l2_value
-    check.as_scalar(learning_rate, net.dtype, "learning_rate")
     check.as_scalar(l2, net.dtype, "l2")
     if batch_size is not None:
         batch_size = check.check_count(batch_size, "batch_size")
@@ -142,7 +152,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
 
 
 # History's per-epoch lists, which a failed epoch leaves as they were.
-HISTORY_LISTS = ("loss", "grad_norm", "delta_mean", "val_loss", "val_score")
+HISTORY_LISTS = ("loss", "grad_norm", "delta_mean", "val_loss", "val_score", "learning_rate")
 
 
 def says_stop(result):
@@ -168,6 +178,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                        net._has_batch_norm)
     grad = aligned_zeros(params.theta.size, net.dtype)
     history = net.history = History()  # filled epoch by epoch, for the caller
+    monitored: list[float] = []  # a schedule's input: kept here, since a callback can edit
+    # history
     best = None
     stale = 0
     progress = EpochProgress(epochs) if plan.verbose else None
@@ -184,14 +196,16 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
             # included, and raised once the epoch is recorded, below (so a recorded epoch is
             # never rolled back for it)
             try:
+                rate = plan.learning_rate
+                if isinstance(rate, Schedule):
+                    rate = rate.rate(epoch, monitored)
                 order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
                 grad_norm_sum = np.zeros(L)
                 delta_abs_sum = np.zeros(L)
                 total, steps, n_used = epochs_of.run(
                     plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
                     params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
-                    opt.state, plan.learning_rate, opt.steps, grad_norm_sum,
-                    delta_abs_sum)
+                    opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum)
                 E = total / n_used
                 if not (np.isfinite(E) and np.isfinite(params.theta).all()
                         and np.isfinite(params.stats).all()):
@@ -203,6 +217,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 history.loss.append(E)
                 history.grad_norm.append(grad_norm_sum / steps)
                 history.delta_mean.append(delta_abs_sum / (n_used * widths))
+                history.learning_rate.append(float(rate))
                 shown = {"loss": E}
                 if plan.X_val is not None:
                     zs, a_list = net._forward(plan.X_val)
@@ -220,6 +235,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                         else:
                             stale += 1
                 completed[0] = epoch + 1  # recorded: a later error or Ctrl-C keeps it
+                monitored.append(val_loss if plan.X_val is not None else E)
             except BaseException:
                 (params.theta[...], opt.state[...], opt.steps,
                  params.stats[...], rng_state, lengths) = saved

@@ -29,6 +29,8 @@ class History:
     delta_mean : list of ndarray
         Per epoch, for each layer l, the mean of |delta_i(l)| over samples and neurons. With
         sigmoid hidden layers (sigmoid' <= 0.25) it shrinks layer by layer towards the input.
+    learning_rate : list of float
+        The learning rate of each epoch (a schedule's, or the constant one).
     best_epoch : int or None
         With early stopping, the epoch (from 0) whose weights the network kept.
     stopped_early : bool
@@ -41,6 +43,7 @@ class History:
         self.val_score: list[float] = []
         self.grad_norm: list[np.ndarray] = []
         self.delta_mean: list[np.ndarray] = []
+        self.learning_rate: list[float] = []
         self.best_epoch: int | None = None
         self.stopped_early = False
 
@@ -57,6 +60,7 @@ class History:
             "val_score": np.array(self.val_score),
             "grad_norm": np.array(self.grad_norm),
             "delta_mean": np.array(self.delta_mean),
+            "learning_rate": np.array(self.learning_rate),
         }
 
     def __repr__(self) -> str:

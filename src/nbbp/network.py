@@ -18,6 +18,7 @@ from .activations import ACTIVATIONS
 from .history import DivergenceError, History
 from .initializers import initial_weights
 from .losses import LOSSES
+from .schedules import Schedule
 from .optimizers import (SGD_CODE, Optimizer, OptimizerState, check_for_dtype, get_optimizer,
                          optimizer_update, update_in_parallel)
 
@@ -326,8 +327,9 @@ class Network:
 
     @one_trainer
     def fit(self, X: ArrayLike, y: ArrayLike, epochs: int = 10, batch_size: int | None = 32,
-            learning_rate: float = 0.01, optimizer: str | Optimizer = "sgd", l2: float = 0.0,
-            shuffle: bool = True, validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            learning_rate: float | Schedule = 0.01, optimizer: str | Optimizer = "sgd",
+            l2: float = 0.0, shuffle: bool = True,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             validation_fraction: float | None = None, early_stopping: bool = False,
             patience: int | None = None, verbose: bool = False,
             callback: Callable[[int, History], bool | None] | None = None) -> History:
@@ -343,7 +345,8 @@ class Network:
             used, except a last batch of one sample with batch normalisation (whose batch
             statistics need two): that sample sits the epoch out. A batch_size larger than the
             data set is clipped, with a warning.
-        learning_rate : float, default 0.01
+        learning_rate : float or nbbp.schedules.Schedule, default 0.01
+            A schedule sets each epoch's rate (``history.learning_rate`` records it).
         optimizer : str or Optimizer, default "sgd"
             "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", or an
             ``nbbp.SGD``, ``nbbp.AdaGrad``, ``nbbp.RMSProp``, ``nbbp.Adam`` or ``nbbp.AdamW``
@@ -408,7 +411,7 @@ class Network:
         opt = get_optimizer(optimizer)
         check_for_dtype(opt, self.dtype)
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, None, None, False, None,
-                         None, shuffle, False)
+                         None, shuffle, False, schedule_allowed=False)
         return self._run(plan, 1, opt, fresh_state=opt != self.optimizer)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -506,9 +509,8 @@ class Network:
                                self._loss_code, self._eps, update_running)
 
     def _run(self, plan: FitPlan, epochs, optimizer, fresh_state):
-        """_fit.train with ``optimizer`` (fresh state, or the state it has); a call that fails
-        before completing an epoch leaves the optimizer state, the random generator and
-        ``history`` as they were."""
+        """_fit.train with ``optimizer`` (fresh state, or the state it has); a call failing before
+        an epoch completes changes neither optimizer state, generator nor ``history``."""
         saved = (self._opt, self.rng.bit_generator.state, self.history)
         if fresh_state:
             self._opt = OptimizerState.fresh(optimizer, self._theta.size, self.dtype)
