@@ -157,6 +157,7 @@ class NetworkKernels(_Threads):
         self.update_parallel = update_in_parallel(n_params)  # as the epoch driver decides
         self.no_state = np.zeros((0, n_params), dt)
         self.alpha = dt.type(LEARNING_RATE)
+        self.one = dt.type(1)  # the gradient's scale (clipping's)
         self.eps = dt.type(np.finfo(dt).eps)
         self.l2 = dt.type(0)
         self.no_mask = np.zeros((0, 0), dt)
@@ -213,8 +214,8 @@ class NetworkKernels(_Threads):
 
     def time_update(self, workload, lib, dtype, threads):
         if lib == "nbbp":
-            optimizer_update(SGD_CODE, self.theta, self.grad, self.no_state, self.alpha, self.l2,
-                             self.l2, self.l2, self.l2, 1, self.update_parallel)  # h0-h3: SGD
-            # reads none
+            # h0-h3 (self.l2, zero): SGD reads none
+            optimizer_update(SGD_CODE, self.theta, self.grad, self.one, self.no_state, self.alpha,
+                             self.l2, self.l2, self.l2, self.l2, 1, self.update_parallel)
         else:
             reference.sgd_update(self.theta, self.grad, LEARNING_RATE)

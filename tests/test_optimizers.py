@@ -21,7 +21,8 @@ def run_kernel(name, param, grads, lr, dtype, parallel):
     state = np.zeros((optimizer.n_state, param.size), dtype)
     h0, h1, h2, h3 = (dtype(h) for h in optimizer.hyperparameters())
     for t, g in enumerate(grads, start=1):
-        optimizer_update(optimizer.code, param, g, state, dtype(lr), h0, h1, h2, h3, t, parallel)
+        optimizer_update(optimizer.code, param, g, dtype(1), state, dtype(lr), h0, h1, h2, h3, t,
+                         parallel)
     return param
 
 
@@ -128,7 +129,8 @@ def test_a_float32_update_computes_in_float32():
         optimizer_update.py_func)
     dt = np.float32
     param, grad, state = np.zeros(64, dt), np.ones(64, dt), np.zeros((2, 64), dt)
-    fresh(ADAM_CODE, param, grad, state, dt(0.1), dt(0.9), dt(0.999), dt(1e-8), dt(0), 3, False)
+    fresh(ADAM_CODE, param, grad, dt(1), state, dt(0.1), dt(0.9), dt(0.999), dt(1e-8), dt(0), 3,
+          False)
     ir = fresh.inspect_llvm(fresh.signatures[0])
     widened = re.findall(r"fpext float (%[\w.]+) to double", ir)
     assert widened and set(widened) <= {"%arg.h0", "%arg.h1"}, widened
@@ -152,11 +154,29 @@ def test_adamw_equals_torch(rng, parallel):
     ours = param.copy()
     state = np.zeros((2, param.size))
     for t, g in enumerate(grads, start=1):
-        optimizer_update(optimizer.code, ours, g, state, 0.01, *optimizer.hyperparameters(), t,
-                         parallel)
+        optimizer_update(optimizer.code, ours, g, 1.0, state, 0.01, *optimizer.hyperparameters(),
+                         t, parallel)
     w = torch.tensor(param.copy(), requires_grad=True)
     theirs = torch.optim.AdamW([w], lr=0.01, betas=(0.8, 0.99), eps=1e-7, weight_decay=0.05)
     for g in grads:
         w.grad = torch.tensor(g)
         theirs.step()
     assert_allclose(ours, w.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_a_gradient_scale_is_the_gradient_scaled_first(rng, name):
+    # clipping's factor, applied as the update reads each gradient: an update of the scaled
+    # gradients, to rounding (fastmath may fold the scale into alpha: alpha s g for SGD)
+    optimizer = get_optimizer(name)
+    param = rng.normal(size=50)
+    grads = [rng.normal(size=50) for _ in range(3)]
+    results = []
+    for scale, gs in ((0.3, grads), (1.0, [0.3 * g for g in grads])):
+        p, state = param.copy(), np.zeros((optimizer.n_state, 50))
+        for t, g in enumerate(gs, start=1):
+            optimizer_update(optimizer.code, p, g, scale, state, 0.05,
+                             *optimizer.hyperparameters(), t, False)
+        results.append(p)
+    assert_allclose(results[0], results[1], rtol=1e-14, atol=1e-15)
+    assert not np.allclose(results[0], param)

@@ -3,7 +3,6 @@ the rate once per epoch and records it, and bad schedules are refused before any
 
 import math
 
-import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 

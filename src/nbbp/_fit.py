@@ -44,6 +44,7 @@ class FitPlan:
     batch_size: int
     learning_rate: float | Schedule
     l2: float
+    clip_norm: float  # 0: no clipping
     early_stopping: bool
     patience: int
     callback: Callable[..., Any] | None
@@ -54,7 +55,7 @@ class FitPlan:
 
 def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
               validation_fraction, early_stopping, patience, callback, shuffle,
-              verbose, schedule_allowed=True) -> FitPlan:
+              verbose, schedule_allowed=True, clip_norm=None) -> FitPlan:
     """Validate every training argument before anything changes (the network is only read).
     ``learning_rate`` is a positive number, or with ``schedule_allowed`` a Schedule."""
     net._check_finite_parameters("training")
@@ -73,6 +74,9 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
     l2 = l2_value
     check.as_scalar(l2, net.dtype, "l2")
+    if clip_norm is not None:
+        clip_norm = check.check_positive_number(clip_norm, "clip_norm")
+        check.as_scalar(clip_norm, net.dtype, "clip_norm")
     if batch_size is not None:
         batch_size = check.check_count(batch_size, "batch_size")
     for name, flag in (("shuffle", shuffle), ("verbose", verbose)):
@@ -146,6 +150,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         labels = np.zeros(0, dtype=np.int64)
     return FitPlan(X=X, Y=Y, labels=labels, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
                    learning_rate=learning_rate, l2=float(l2),
+                   clip_norm=0.0 if clip_norm is None else clip_norm,
                    early_stopping=bool(early_stopping),
                    patience=10 if patience is None else patience, callback=callback,
                    split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose))
@@ -205,7 +210,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 total, steps, n_used = epochs_of.run(
                     plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
                     params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
-                    opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum)
+                    opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum, plan.clip_norm)
                 E = total / n_used
                 if not (np.isfinite(E) and np.isfinite(params.theta).all()
                         and np.isfinite(params.stats).all()):

@@ -160,6 +160,13 @@ def aligned_zeros(shape, dtype):
     return raw[start:start + n_bytes].view(dtype).reshape(shape)
 
 
+def read_only(a):
+    """A read-only view of ``a``."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def aligned(a):
     """``a`` itself if its data start on a CACHE_LINE boundary, else an aligned copy."""
     if a.ctypes.data % CACHE_LINE == 0 and a.flags.c_contiguous:

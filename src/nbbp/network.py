@@ -13,7 +13,7 @@ from . import _validation as check
 from ._interrupts import one_trainer
 from ._layout import BN_OFF, HAS_MASK, STATS_OFF
 from ._fit import FitPlan, make_plan
-from ._simd import aligned, aligned_zeros
+from ._simd import aligned, aligned_zeros, read_only
 from .activations import ACTIVATIONS
 from .history import DivergenceError, History
 from .initializers import initial_weights
@@ -180,13 +180,8 @@ class Network:
     @property
     def masks(self) -> tuple[np.ndarray | None, ...]:
         """Per layer, the 0/1 connectivity mask as a read-only view, or None for a dense layer."""
-        masks = []
-        for M, masked in zip(self._mask_views(), self._layout[:, HAS_MASK]):
-            if masked:
-                M = M.view()
-                M.flags.writeable = False
-            masks.append(M if masked else None)
-        return tuple(masks)
+        return tuple(read_only(M) if masked else None
+                     for M, masked in zip(self._mask_views(), self._layout[:, HAS_MASK]))
 
     @property
     def gammas(self) -> tuple[np.ndarray | None, ...]:
@@ -313,8 +308,8 @@ class Network:
         try:  # the running averages change in the forward pass, the weights after it
             grad, E = self._backprop(X, Y, update_running=True)
             zero = self.dtype.type(0)
-            optimizer_update(SGD_CODE, self._theta, grad, self._opt.state[:0], alpha, zero, zero,
-                             zero, zero, 1, update_in_parallel(self._theta.size))
+            optimizer_update(SGD_CODE, self._theta, grad, self.dtype.type(1), self._opt.state[:0],
+                             alpha, zero, zero, zero, zero, 1, update_in_parallel(self._theta.size))
             if not (np.isfinite(E) and np.isfinite(self._theta).all()
                     and np.isfinite(self._stats).all()):
                 raise DivergenceError(f"step diverged: the loss was {E} (a smaller "
@@ -332,7 +327,8 @@ class Network:
             validation_data: tuple[ArrayLike, ArrayLike] | None = None,
             validation_fraction: float | None = None, early_stopping: bool = False,
             patience: int | None = None, verbose: bool = False,
-            callback: Callable[[int, History], bool | None] | None = None) -> History:
+            callback: Callable[[int, History], bool | None] | None = None,
+            clip_norm: float | None = None) -> History:
         """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
@@ -377,6 +373,9 @@ class Network:
             history) as after the last complete epoch. Ctrl-C (in the main thread) is held
             back while an epoch trains and raised once it is recorded, or at once in the
             callback.
+        clip_norm : float or None
+            Scale each batch's gradients to at most this global norm over every parameter,
+            as ``torch.nn.utils.clip_grad_norm_``; ``history.grad_norm`` is before clipping.
 
         Returns
         -------
@@ -393,7 +392,7 @@ class Network:
         check_for_dtype(opt, self.dtype)
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, validation_data,
                          validation_fraction, early_stopping, patience, callback, shuffle,
-                         verbose)
+                         verbose, clip_norm=clip_norm)
         return self._run(plan, epochs, opt, fresh_state=True)
 
     @one_trainer

@@ -32,27 +32,26 @@ def update_in_parallel(n_params):
     return n_params >= UPDATE_PARALLEL_MIN
 
 
+# Each rule takes g, parameter p's gradient times the call's scale (clipping's), read once.
 @helper
-def _momentum(p, param, grad, velocity, alpha, mu, nesterov):
-    v = mu * velocity[p] + grad[p]
+def _momentum(p, param, g, velocity, alpha, mu, nesterov):
+    v = mu * velocity[p] + g
     velocity[p] = v
     if nesterov:
-        param[p] -= alpha * (grad[p] + mu * v)
+        param[p] -= alpha * (g + mu * v)
     else:
         param[p] -= alpha * v
 
 
 @helper
-def _adagrad(p, param, grad, sum_sq, alpha, eps):
-    g = grad[p]
+def _adagrad(p, param, g, sum_sq, alpha, eps):
     s = sum_sq[p] + g * g
     sum_sq[p] = s
     param[p] -= alpha * g / (np.sqrt(s) + eps)
 
 
 @helper
-def _rmsprop(p, param, grad, mean_sq, alpha, rho, eps):
-    g = grad[p]
+def _rmsprop(p, param, g, mean_sq, alpha, rho, eps):
     one = param.dtype.type(1)  # a Python 1 would make Numba compute a float32 update in float64
     s = rho * mean_sq[p] + (one - rho) * g * g
     mean_sq[p] = s
@@ -60,8 +59,7 @@ def _rmsprop(p, param, grad, mean_sq, alpha, rho, eps):
 
 
 @helper
-def _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2):
-    g = grad[p]
+def _adam(p, param, g, m, v, alpha, beta1, beta2, eps, bias1, bias2):
     one = param.dtype.type(1)  # (see _rmsprop)
     m_p = beta1 * m[p] + (one - beta1) * g
     v_p = beta2 * v[p] + (one - beta2) * g * g
@@ -71,21 +69,22 @@ def _adam(p, param, grad, m, v, alpha, beta1, beta2, eps, bias1, bias2):
 
 
 @helper
-def _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2, decay):
-    """The update of parameter p by the rule opt_code."""
+def _update(p, opt_code, param, grad, scale, state, alpha, h0, h1, h2, bias1, bias2, decay):
+    """The update of parameter p by the rule opt_code, with the gradient grad[p] scale."""
+    g = grad[p] * scale
     if opt_code == SGD_CODE:
-        param[p] -= alpha * grad[p]
+        param[p] -= alpha * g
     elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:
-        _momentum(p, param, grad, state[0], alpha, h0, opt_code == NESTEROV_CODE)
+        _momentum(p, param, g, state[0], alpha, h0, opt_code == NESTEROV_CODE)
     elif opt_code == ADAGRAD_CODE:
-        _adagrad(p, param, grad, state[0], alpha, h0)
+        _adagrad(p, param, g, state[0], alpha, h0)
     elif opt_code == RMSPROP_CODE:
-        _rmsprop(p, param, grad, state[0], alpha, h0, h1)
+        _rmsprop(p, param, g, state[0], alpha, h0, h1)
     elif opt_code == ADAM_CODE:
-        _adam(p, param, grad, state[0], state[1], alpha, h0, h1, h2, bias1, bias2)
+        _adam(p, param, g, state[0], state[1], alpha, h0, h1, h2, bias1, bias2)
     else:  # AdamW: the weight decays first, apart from the gradient's moments
         param[p] *= decay
-        _adam(p, param, grad, state[0], state[1], alpha, h0, h1, h2, bias1, bias2)
+        _adam(p, param, g, state[0], state[1], alpha, h0, h1, h2, bias1, bias2)
 
 
 # One kernel for every rule, not one each: each parallel kernel compiles apart (about 0.7 s
@@ -93,9 +92,11 @@ def _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2, de
 # loop-invariant switch on opt_code out of the loop (unswitching): the same time per update as
 # a kernel per rule, SGD and Adam, 1 and 2 threads, at 109,386 and 2,109,450 parameters.
 @kernel
-def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, h3, t, parallel):
-    """One step of optimizer opt_code on every parameter p, in place (g_p = grad[p], t the step
-    count from 1; the state rows are as many as the rule needs, each shaped like param):
+def optimizer_update(opt_code, param, grad, scale, state, alpha, h0, h1, h2, h3, t,
+                     parallel):
+    """One step of optimizer opt_code on every parameter p, in place (g_p = grad[p] scale, the
+    scale 1 or clipping's factor; t the step count from 1; the state rows are as many as the
+    rule needs, each shaped like param):
 
     - SGD_CODE: w_p <- w_p - alpha g_p;
     - MOMENTUM_CODE, NESTEROV_CODE (h0 = mu; state[0] = v): v_p <- mu v_p + g_p;
@@ -120,11 +121,11 @@ def optimizer_update(opt_code, param, grad, state, alpha, h0, h1, h2, h3, t, par
     decay = one - alpha * h3  # AdamW's
     if parallel:
         for p in prange(param.shape[0]):
-            _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2,
+            _update(p, opt_code, param, grad, scale, state, alpha, h0, h1, h2, bias1, bias2,
                     decay)
     else:
         for p in range(param.shape[0]):
-            _update(p, opt_code, param, grad, state, alpha, h0, h1, h2, bias1, bias2,
+            _update(p, opt_code, param, grad, scale, state, alpha, h0, h1, h2, bias1, bias2,
                     decay)
 
 

@@ -113,10 +113,11 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
     rule for the layer below, plus the deltas of the layers its activation skips to: f'
     multiplies the sum of every path's delta, once. d_buf keeps dE/dz. ``s_buf`` None is a
     dense network, as ``stats`` in forward_pass. Adds ||dE/dW(l)|| to
-    grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l].
+    grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l]; returns sum_l ||dE/dW(l)||^2.
     """
     nb = X.shape[0]
     n_layers = layout.shape[0]
+    squares = 0.0
     offset = rows_start(layout, nb, n_layers - 1)
     for l in range(n_layers - 1, -1, -1):
         W, b = layer(theta, layout, l)
@@ -138,6 +139,7 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
         sum_sq = weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
                                   layout[l, B_OFF] >= 0, parallel, scratch)
         grad_norm_sum[l] += np.sqrt(sum_sq)
+        squares += sum_sq
         if l > 0:
             Z_prev = matrix(z_buf, prev_offset, nb, n_in)
             delta_prev = matrix(d_buf, prev_offset, nb, n_in)
@@ -155,6 +157,7 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
                         residual_delta(delta_prev, rows_of(d_buf, layout, nb, m), Z_prev,
                                        A_prev, code if done == n_targets else _IDENTITY)
         offset = prev_offset
+    return squares
 
 
 # -------------------------------------------------------------------------------- Python

@@ -344,14 +344,24 @@ class _ReferenceOptimizer:
         raise ValueError(f"unknown optimizer {self.name!r}")
 
 
+def clip_by_global_norm(grads, max_norm):
+    """Every gradient array times min(1, max_norm / (||all of them|| + 1e-6)), as
+    torch.nn.utils.clip_grad_norm_; returns (the arrays, the norm before clipping)."""
+    present = [g for g in grads if g is not None]
+    norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in present))
+    coef = min(1.0, max_norm / (norm + 1e-6))
+    return [None if g is None else g * coef for g in grads], norm
+
+
 def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch_size,
           learning_rate, optimizer="sgd", l2=0.0, orders=None, batch_norm=None, skips=None,
-          running=None, **hyperparameters):
+          running=None, clip_norm=None, **hyperparameters):
     """Mini-batch gradient descent, one batch at a time in Python.
 
     ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
     used, but for a last batch of one sample with batch normalisation. ``hyperparameters`` are
-    momentum, rho, beta1, beta2, eps, weight_decay. ``running`` holds the starting running
+    momentum, rho, beta1, beta2, eps, weight_decay; ``clip_norm`` clips each batch's gradients
+    by their global norm (clip_by_global_norm). ``running`` holds the starting running
     (mean, var) of the normalised layers (default 0 and 1). Returns (weights, biases, epoch
     losses), where an epoch's loss is the batch losses' mean weighted by batch size, each including
     l2/2 sum ||W||^2 at the weights that batch saw; with ``batch_norm``, (weights, biases,
@@ -385,6 +395,10 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
             total += len(rows) * batch_loss
             grads = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2,
                              norm, skips)
+            if clip_norm is not None:  # over every parameter's gradient at once
+                groups = [len(g) for g in grads]
+                flat, _ = clip_by_global_norm([g for group in grads for g in group], clip_norm)
+                grads = [flat[sum(groups[:i]):sum(groups[:i + 1])] for i in range(len(groups))]
             for l in range(L):
                 if norm[l] is not None:
                     z = a_list[l] @ weights[l].T + (0 if biases[l] is None else biases[l])
