@@ -4,13 +4,14 @@ formulas. Importing nbbp compiles nothing: kernels compile on first use and are 
 from . import reference, schedules
 from .history import DivergenceError, History
 from .network import Network
+from ._gradcheck import gradcheck
 from ._version import __version__
 from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 
 load = Network.load
 
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "AdamW", "load", "reference", "schedules", "MLPClassifier", "MLPRegressor", "__version__"]
+           "Adam", "AdamW", "gradcheck", "load", "reference", "schedules", "MLPClassifier", "MLPRegressor", "__version__"]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
 _LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}
