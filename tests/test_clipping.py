@@ -78,3 +78,39 @@ def test_bad_clip_norms_are_refused_and_nothing_changes(rng, clip_norm):
     with pytest.raises((ValueError, TypeError), match="clip_norm"):
         net.fit(X, y, epochs=1, clip_norm=clip_norm)
     assert_array_equal(net._theta, before)
+
+
+def test_clipping_covers_batch_normalisation_as_torch(rng):
+    # gamma and beta count in the norm and are scaled with the rest
+    torch = pytest.importorskip("torch")
+    net = nbbp.Network([4, 6, 3], activation="tanh", batch_norm=True, seed=3)
+    X, y = data(rng, n=20)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Tanh(),
+                                torch.nn.Linear(6, 3)).double()
+    with torch.no_grad():
+        for layer, W, b in zip((model[0], model[3]), net.weights, net.biases):
+            layer.weight.copy_(torch.from_numpy(W))
+            layer.bias.copy_(torch.from_numpy(b))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for start in range(0, 20, 5):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.from_numpy(X[start:start + 5])),
+                                          torch.from_numpy(y[start:start + 5])).backward()
+        assert torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1) > 0.1
+        optimizer.step()
+    net.fit(X, y, epochs=1, batch_size=5, learning_rate=0.1, shuffle=False, clip_norm=0.1)
+    bn = model[1]
+    for got, expected in ((net.weights[0], model[0].weight), (net.weights[1], model[3].weight),
+                          (net.biases[0], model[0].bias), (net.gammas[0], bn.weight),
+                          (net.betas[0], bn.bias), (net.running_means[0], bn.running_mean)):
+        assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_float32_clipping_follows_float64(rng):
+    X, y = data(rng)
+    runs = []
+    for dtype in (np.float64, np.float32):
+        net = nbbp.Network([4, 8, 3], seed=1, dtype=dtype)
+        net.fit(X, y, epochs=2, batch_size=8, shuffle=False, clip_norm=0.05, optimizer="momentum")
+        runs.append(net._theta.astype(np.float64))
+    assert_allclose(runs[1], runs[0], rtol=1e-4, atol=1e-5)

@@ -44,7 +44,7 @@ def our_rates(schedule, losses=()):
     (CosineAnnealingLR(0.1, T_max=15), lambda s, o: s.CosineAnnealingLR(o, T_max=15)),
     (CosineAnnealingLR(0.1, T_max=10, eta_min=0.01),
      lambda s, o: s.CosineAnnealingLR(o, T_max=10, eta_min=0.01)),
-], ids=repr)
+], ids=["step 7", "step 1", "exponential", "cosine", "cosine to eta_min"])
 def test_each_schedule_equals_torch(ours, theirs):
     assert_allclose(our_rates(ours), torch_rates(theirs), rtol=1e-10, atol=1e-15)
 
@@ -53,7 +53,7 @@ def test_each_schedule_equals_torch(ours, theirs):
     {}, dict(patience=2), dict(patience=0, factor=0.5, cooldown=2),
     dict(patience=1, threshold=0.05, threshold_mode="abs", min_lr=0.004),
     dict(patience=1, factor=0.5, threshold=0.0),
-], ids=repr)
+], ids=["defaults", "patience 2", "cooldown", "abs threshold, min_lr", "no threshold"])
 def test_reduce_on_plateau_equals_torch(kwargs):
     ours = our_rates(ReduceLROnPlateau(0.1, **kwargs), LOSSES)
     theirs = torch_rates(lambda s, o: s.ReduceLROnPlateau(o, mode="min", **kwargs), LOSSES)
@@ -157,3 +157,13 @@ def test_partial_fit_takes_a_number_only(rng):
     with pytest.raises(TypeError, match="partial_fit takes a number"):
         net.partial_fit(X, y, learning_rate=StepLR(0.1, step_size=1))
     assert_array_equal(net._theta, before)
+
+
+def test_a_history_pickled_before_schedules_unpickles(rng):
+    import pickle
+
+    X, y = classification(rng)
+    history = nbbp.Network([4, 6, 3]).fit(X, y, epochs=2)
+    del history.learning_rate  # as a History pickled before this record existed
+    revived = pickle.loads(pickle.dumps(history))
+    assert revived.learning_rate == [] and revived.as_arrays()["loss"].shape == (2,)

@@ -11,7 +11,8 @@ from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 load = Network.load
 
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "AdamW", "gradcheck", "load", "reference", "schedules", "MLPClassifier", "MLPRegressor", "__version__"]
+           "Adam", "AdamW", "gradcheck", "load", "reference", "schedules", "MLPClassifier",
+           "MLPRegressor", "__version__"]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
 _LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}

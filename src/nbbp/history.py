@@ -47,6 +47,10 @@ class History:
         self.best_epoch: int | None = None
         self.stopped_early = False
 
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("learning_rate", [])  # pickled before schedules: not recorded
+
     @property
     def epochs(self) -> int:
         """Number of epochs recorded."""

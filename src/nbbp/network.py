@@ -373,9 +373,10 @@ class Network:
             history) as after the last complete epoch. Ctrl-C (in the main thread) is held
             back while an epoch trains and raised once it is recorded, or at once in the
             callback.
-        clip_norm : float or None
-            Scale each batch's gradients to at most this global norm over every parameter,
-            as ``torch.nn.utils.clip_grad_norm_``; ``history.grad_norm`` is before clipping.
+        clip_norm : float or None, default None
+            Scale each batch's gradients (l2's term included) to at most this global norm over
+            every parameter, as ``torch.nn.utils.clip_grad_norm_``; ``history.grad_norm`` is
+            before clipping.
 
         Returns
         -------

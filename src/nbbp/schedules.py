@@ -22,14 +22,15 @@ input; the others ignore it). ``fit`` asks once per epoch and records the rate i
 from __future__ import annotations
 
 import math
+import numbers
 
 from ._validation import check_positive_number, check_real
 
 
 def _count(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-    return value
+    return int(value)
 
 
 class Schedule:

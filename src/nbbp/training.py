@@ -52,7 +52,9 @@ def _clip_scale(grad, layout, weight_squares, max_norm):
     weights' sum of squares comes from backward_pass (the gradient kernel sums them as it
     stores them); the biases' and batch normalisation's, short, are added here. The optimizer
     applies the factor as it reads each gradient: no pass of its own over grad (one cost a
-    W2 epoch 20%)."""
+    W2 epoch 20%). The weights' gradients include the l2 penalty's l2 w_ij: the norm is that of
+    dE/dtheta, as torch's clip_grad_norm_ after l2 added to the loss (not torch's optimizer
+    weight_decay, added after clipping)."""
     total = weight_squares
     for l in range(layout.shape[0]):
         n_out, b_off, bn_off = layout[l, N_OUT], layout[l, B_OFF], layout[l, BN_OFF]
@@ -60,6 +62,8 @@ def _clip_scale(grad, layout, weight_squares, max_norm):
             total += _sum_of_squares(grad[b_off:b_off + n_out])
         if bn_off >= 0:
             total += _sum_of_squares(grad[bn_off:bn_off + 2 * n_out])
+    if not np.isfinite(total):  # an inf or NaN gradient: unscaled, so the divergence shows
+        return grad.dtype.type(1)
     coef = max_norm / (np.sqrt(total) + CLIP_EPS)
     return grad.dtype.type(coef if coef < 1 else 1)
 
