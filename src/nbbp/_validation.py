@@ -20,6 +20,21 @@ from .losses import LOSSES, VALID_OUTPUTS
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+class Spec:
+    """A hyperparameter object (an optimizer, a schedule): its attributes are its
+    hyperparameters; two are equal when of one type with equal attributes."""
+
+    def __eq__(self, other):
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
 def check_choice(value, choices, name):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}; got {value!r}")

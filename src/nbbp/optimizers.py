@@ -15,7 +15,7 @@ from numba.extending import register_jitable
 
 from ._jit import helper, kernel
 from ._simd import aligned_zeros
-from ._validation import check_real
+from ._validation import Spec, check_real
 
 (SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE,
  ADAMW_CODE) = range(7)
@@ -147,7 +147,7 @@ class OptimizerState:
 
 
 # ------------------------------------------------------------------- hyperparameter objects
-class Optimizer:
+class Optimizer(Spec):
     """Base of the optimizer specs: hyperparameters only. The state (velocity, moments, step
     count) lives in the Network, shaped like its flat parameter vector."""
 
@@ -157,16 +157,6 @@ class Optimizer:
     def hyperparameters(self):
         """(h0, h1, h2, h3) for the update kernel, in the order it takes them."""
         raise NotImplementedError
-
-    def __eq__(self, other):
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class SGD(Optimizer):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ._validation import check_positive_number, check_real
+from ._validation import Spec, check_positive_number, check_real
 
 
 def _count(value, name, low):
@@ -33,7 +33,7 @@ def _count(value, name, low):
     return int(value)
 
 
-class Schedule:
+class Schedule(Spec):
     """Base of the schedules: ``lr`` is the starting rate (torch's initial lr)."""
 
     def __init__(self, lr: float) -> None:
@@ -43,16 +43,6 @@ class Schedule:
         """The learning rate of epoch ``epoch`` (from 0), given the monitored loss of every
         epoch before it."""
         raise NotImplementedError
-
-    def __eq__(self, other):
-        return type(self) is type(other) and vars(self) == vars(other)
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(vars(self).items()))))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class StepLR(Schedule):
