@@ -167,3 +167,15 @@ def test_a_history_pickled_before_schedules_unpickles(rng):
     del history.learning_rate  # as a History pickled before this record existed
     revived = pickle.loads(pickle.dumps(history))
     assert revived.learning_rate == [] and revived.as_arrays()["loss"].shape == (2,)
+
+
+def test_a_user_schedule_giving_a_bad_rate_stops_fit_at_that_epoch(rng):
+    class Broken(nbbp.schedules.Schedule):
+        def rate(self, epoch, monitored):
+            return self.lr if epoch < 2 else float("nan")
+
+    X, y = classification(rng)
+    net = nbbp.Network([4, 6, 3])
+    with pytest.raises(ValueError, match="gave epoch 2 the rate nan"):
+        net.fit(X, y, epochs=4, learning_rate=Broken(0.1))
+    assert net.history.epochs == 2 and net.history.learning_rate == [0.1, 0.1]

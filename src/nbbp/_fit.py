@@ -183,8 +183,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                        net._has_batch_norm)
     grad = aligned_zeros(params.theta.size, net.dtype)
     history = net.history = History()  # filled epoch by epoch, for the caller
-    monitored: list[float] = []  # a schedule's input: kept here, since a callback can edit
-    # history
+    monitored: list[float] = []  # a schedule's input, kept apart: a callback can edit history
     best = None
     stale = 0
     progress = EpochProgress(epochs) if plan.verbose else None
@@ -204,6 +203,9 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 rate = plan.learning_rate
                 if isinstance(rate, Schedule):
                     rate = rate.rate(epoch, monitored)
+                    if check.finite_float(rate) is None or rate < 0:  # a user's Schedule
+                        raise ValueError(f"the learning-rate schedule gave epoch {epoch} the rate "
+                                         f"{rate!r}; a rate is a finite number >= 0")
                 order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
                 grad_norm_sum = np.zeros(L)
                 delta_abs_sum = np.zeros(L)
@@ -228,7 +230,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                     zs, a_list = net._forward(plan.X_val)
                     val_loss = net._loss(zs[-1], a_list[-1], plan.Y_val)
                     history.val_loss.append(val_loss)
-                    history.val_score.append(passes.score(a_list[-1], plan.Y_val, net.loss_name))
+                    history.val_score.append(passes.score(a_list[-1], plan.Y_val,
+                                                          net.loss_name))
                     shown.update(val_loss=val_loss, val_score=history.val_score[-1])
                     if plan.early_stopping:
                         # NaN is never an improvement, not even the first one.
