@@ -78,9 +78,10 @@ def _cached_if_possible(py_func, options):
 
 # A kernel takes an argument ``parallel``, its last but for a ``scratch`` buffer where it needs
 # one (forward_layer, hidden_delta, weight_gradients): True runs its outer loop as prange over
-# threads, False as a plain loop, over one body (inlined helpers, or calls of a ``part``). One compiled
-# function serves both, so a fit compiles and links each kernel once (a separate serial twin of
-# every kernel cost 6 s of a 31 s first fit, and linking both into the epoch driver 8 s more).
+# threads, False as a plain loop, over one body (inlined helpers, or calls of a ``part``). One
+# compiled function serves both, so a fit compiles and links each kernel once (a separate serial
+# twin of every kernel cost 6 s of a 31 s first fit, and linking both into the epoch driver 8 s
+# more).
 kernel = jit(parallel=True)
 helper = jit(inline=True)
 # A serial function compiled on its own: the epoch driver, a kernel with little work per sample
