@@ -115,3 +115,15 @@ def worked_example_network():
     net.weights[1][...] = [[-0.5, 0.4, 0.0], [0.3, 0.6, 0.4]]
     net.weights[2][...] = [[0.5, 0.7]]
     return net
+
+
+def torch_twin(torch, net, *modules):
+    """A float64 torch.nn.Sequential of ``modules`` whose Linear layers start with ``net``'s
+    weights and biases, in order."""
+    model = torch.nn.Sequential(*modules).double()
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for layer, W, b in zip(linears, net.weights, net.biases):
+            layer.weight.copy_(torch.from_numpy(W))
+            layer.bias.copy_(torch.from_numpy(b))
+    return model

@@ -6,7 +6,7 @@ bad input changes nothing."""
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_equivalent
+from conftest import DTYPES, assert_equivalent, torch_twin
 from numpy.testing import assert_allclose, assert_array_equal
 from test_gradcheck import MAX_RELATIVE_ERROR, central_difference, relative_error
 from test_training import OPTIMIZERS
@@ -338,12 +338,8 @@ def test_fit_matches_torch_batchnorm1d(rng):
     torch = pytest.importorskip("torch")
     net = nbbp.Network([4, 6, 3], activation="tanh", batch_norm=True, seed=3)
     X, y = rng.normal(size=(10, 4)), rng.integers(0, 3, size=10)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Tanh(),
-                                torch.nn.Linear(6, 3)).double()
-    with torch.no_grad():
-        for layer, W, b in zip((model[0], model[3]), net.weights, net.biases):
-            layer.weight.copy_(torch.from_numpy(W))
-            layer.bias.copy_(torch.from_numpy(b))
+    model = torch_twin(torch, net, torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6),
+                       torch.nn.Tanh(), torch.nn.Linear(6, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for start in (0, 5):
         optimizer.zero_grad()

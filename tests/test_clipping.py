@@ -4,6 +4,7 @@ norm reaches c, and refused when not a positive number."""
 
 import numpy as np
 import pytest
+from conftest import torch_twin
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nbbp
@@ -20,12 +21,8 @@ def test_clipped_sgd_and_adam_equal_torch(rng, clip_norm):
     X, y = data(rng)
     for optimizer in ("sgd", "adam"):
         net = nbbp.Network([4, 8, 3], activation="tanh", seed=5)
-        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
-                                    torch.nn.Linear(8, 3)).double()
-        with torch.no_grad():
-            for layer, W, b in zip((model[0], model[2]), net.weights, net.biases):
-                layer.weight.copy_(torch.from_numpy(W))
-                layer.bias.copy_(torch.from_numpy(b))
+        model = torch_twin(torch, net, torch.nn.Linear(4, 8), torch.nn.Tanh(),
+                           torch.nn.Linear(8, 3))
         make = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
         theirs = make(model.parameters(), lr=0.1)
         norms = []
@@ -85,12 +82,8 @@ def test_clipping_covers_batch_normalisation_as_torch(rng):
     torch = pytest.importorskip("torch")
     net = nbbp.Network([4, 6, 3], activation="tanh", batch_norm=True, seed=3)
     X, y = data(rng, n=20)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Tanh(),
-                                torch.nn.Linear(6, 3)).double()
-    with torch.no_grad():
-        for layer, W, b in zip((model[0], model[3]), net.weights, net.biases):
-            layer.weight.copy_(torch.from_numpy(W))
-            layer.bias.copy_(torch.from_numpy(b))
+    model = torch_twin(torch, net, torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6),
+                       torch.nn.Tanh(), torch.nn.Linear(6, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for start in range(0, 20, 5):
         optimizer.zero_grad()
