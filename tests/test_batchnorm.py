@@ -222,10 +222,10 @@ def check_central_differences(net, X, Y):
     batch mean removes it): there both must be 0 up to rounding."""
     got = net.gradients(X, Y)
     W, b, acts, norm, skips, _ = reference_args(net)
-    ref = reference.backprop(W, b, None, X, Y, acts, net.loss_name, 0.0, norm, skips)
+    ref = reference.backprop(W, b, None, X, Y, acts, net.loss_name, 0.0, norm, skips, net.skip)
 
     def ref_loss():
-        zs, a_list = reference.forward(W, b, X, acts, norm, skips)
+        zs, a_list = reference.forward(W, b, X, acts, norm, skips, skip=net.skip)
         return reference.loss(zs[-1], a_list[-1], Y, acts[-1], net.loss_name)
 
     kernel_params = [net.weights, net.biases, net.gammas, net.betas]

@@ -1,7 +1,8 @@
 """examples/deep_remedies.py on small sizes: its main() returns what it measured, and the test
 holds it to what the example claims (the plain 20-layer sigmoid network's first layer gets
 almost no gradient; relu with He, batch normalisation and residual connections give it far
-more; the first two of them learn where the plain network does not)."""
+more; the first two of them, and identity skips with tanh, learn where the plain network does
+not)."""
 
 import subprocess
 import sys
@@ -40,6 +41,10 @@ def test_plain_sigmoid_gradients_vanish_and_the_remedies_keep_them(figures):
     assert figures["relu + He"]["ratio"] > 1e-2
     assert figures["batch norm"]["ratio"] > 1e-2
     assert figures["residual"]["ratio"] > 1e4 * figures["plain"]["ratio"]
+    # the identity form, with no sigmoid' on the skips' path: 2.2e-3 with sigmoid, 0.83 with
+    # tanh
+    assert figures["identity"]["ratio"] > 1e3 * figures["residual"]["ratio"]
+    assert figures["id. tanh"]["ratio"] > 0.1
 
 
 def test_relu_and_batch_norm_learn_where_plain_sigmoid_does_not(figures):
@@ -48,6 +53,7 @@ def test_relu_and_batch_norm_learn_where_plain_sigmoid_does_not(figures):
     assert figures["plain"]["loss"] > 1.09
     assert figures["relu + He"]["loss"] < figures["plain"]["loss"] - 0.02
     assert figures["batch norm"]["loss"] < figures["plain"]["loss"] - 0.02
+    assert figures["id. tanh"]["loss"] < 0.8  # 0.59
 
 
 def test_plot(remedies, tmp_path, capsys):

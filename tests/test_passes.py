@@ -19,6 +19,9 @@ NETWORKS = {
     "residual": dict(sizes=[7, 9, 9, 9, 3], activation="tanh", residual=[(1, 3)]),
     "residual and batch-normalised": dict(sizes=[6, 6, 6, 3], batch_norm=[True, False],
                                           residual=[(0, 2)]),
+    "identity residuals": dict(sizes=[6, 6, 6, 6, 6, 3], activation="sigmoid", skip="identity",
+                               residual=[(0, 2), (2, 4), (1, 3)], batch_norm=[False, True, False,
+                                                                               False]),
     "sigmoid outputs, squared error": dict(sizes=[7, 9, 4], output="sigmoid",
                                            loss="squared_error"),
 }

@@ -43,6 +43,9 @@ def architecture(kind, rng):
         return dict(sizes=[N_IN, 7, 6, N_OUT], activation="tanh", batch_norm=True)
     if kind == "residual":
         return dict(sizes=[N_IN, 6, 6, 6, N_OUT], activation="relu", residual=1)
+    if kind == "identity residual":
+        return dict(sizes=[N_IN, 6, 6, 6, N_OUT], activation="sigmoid", residual=[(1, 3)],
+                    skip="identity", batch_norm=[True, False, False])
     if kind == "everything":
         return dict(sizes=[N_IN, 6, 6, N_OUT], activation=["leaky_relu", "tanh"],
                     bias=[True, False, True], batch_norm=[False, True], residual=[(1, 2)],
@@ -52,7 +55,7 @@ def architecture(kind, rng):
 
 
 ARCHITECTURES = ["dense", "no hidden layer", "mixed activations", "masks", "no bias",
-                 "batch norm", "residual", "everything"]
+                 "batch norm", "residual", "identity residual", "everything"]
 
 
 def trained_network(rng, kind="dense", loss="cross_entropy", dtype=np.float64, optimizer="adam",
@@ -81,7 +84,8 @@ def snapshot(net):
         init=net.init, dtype=net.dtype, n_parameters=net.n_parameters,
         weights=tuple(raw(W) for W in net.weights), biases=tuple(raw(b) for b in net.biases),
         masks=tuple(raw(M) for M in net.masks), mask_theta=raw(net._mask_theta),
-        batch_norm=net.batch_norm, residual=net.residual, layout=raw(net._layout),
+        batch_norm=net.batch_norm, residual=net.residual, skip=net.skip,
+        layout=raw(net._layout),
         gammas=tuple(raw(g) for g in net.gammas), betas=tuple(raw(b) for b in net.betas),
         stats=raw(net._stats),
         optimizer=None if opt is None else (type(opt), vars(opt)),
@@ -149,6 +153,30 @@ def test_version_1_files_load(tmp_path, rng):
     loaded = nbbp.load(path)
     assert snapshot(loaded) == snapshot(net)
     assert loaded.batch_norm == (False,) and loaded.residual == ()
+
+
+def test_version_2_files_load_with_skips_before_f(tmp_path, rng):
+    # A file of nbbp before skip="identity": no skip entry; its skips join before f.
+    net = trained_network(rng, "residual")
+    path = saved(net, tmp_path)
+    rewritten(path, version=np.array(2), skip=None)
+    loaded = nbbp.load(path)
+    assert snapshot(loaded) == snapshot(net) and loaded.skip == "activation"
+
+
+def test_a_network_pickled_before_skip_forms_unpickles(rng):
+    # Its layout had 9 columns and it had no skip attribute.
+    import copy
+
+    net = trained_network(rng, "residual")
+    old = net.__getstate__()
+    old["_layout"] = old["_layout"][:, :9].copy()
+    del old["skip"]
+    revived = nbbp.Network.__new__(nbbp.Network)
+    revived.__setstate__(copy.deepcopy(old))
+    assert revived.skip == "activation" and snapshot(revived) == snapshot(net)
+    X = rng.normal(size=(6, N_IN))
+    assert_array_equal(revived.forward(X), net.forward(X))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -550,10 +578,14 @@ BAD_FILES = [
      "residual connections are not a list of \\(from, to\\) pairs"),
     ("residual across widths", lambda p: rewritten(p, residual=np.array([[0, 1]])),
      "residual pair \\(0, 1\\) joins layers of different widths"),
-    ("version 3", lambda p: rewritten(p, version=np.array(3)),
-     "version 3; this nbbp reads versions 1, 2"),
+    ("version 4", lambda p: rewritten(p, version=np.array(4)),
+     "version 4; this nbbp reads versions 1, 2, 3"),
     ("version 0", lambda p: rewritten(p, version=np.array(0)),
-     "version 0; this nbbp reads versions 1, 2"),
+     "version 0; this nbbp reads versions 1, 2, 3"),
+    ("version 3 without its skip form", lambda p: rewritten(p, skip=None),
+     "has no 'skip' entry"),
+    ("unknown skip form", lambda p: rewritten(p, skip=np.array("both")),
+     "skip must be one of \\['activation', 'identity'\\]; got 'both'"),
     ("other format", lambda p: rewritten(p, format=np.array("sklearn.MLPClassifier")),
      "not an nbbp model file \\(format 'sklearn.MLPClassifier'\\)"),
     ("no theta entry", lambda p: rewritten(p, theta=None), "has no 'theta' entry"),

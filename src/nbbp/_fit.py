@@ -20,7 +20,7 @@ from ._jit import start_thread_pool
 from ._layout import N_OUT, Parameters
 from ._simd import aligned_zeros
 from .history import DivergenceError, History
-from .optimizers import OptimizerState
+from .optimizers import SGD_CODE, OptimizerState, optimizer_update, update_in_parallel
 from .progress import EpochProgress
 from .schedules import Schedule
 from .training import Epochs
@@ -158,6 +158,28 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
 
 # History's per-epoch lists, which a failed epoch leaves as they were.
 HISTORY_LISTS = ("loss", "grad_norm", "delta_mean", "val_loss", "val_score", "learning_rate")
+
+
+def step(params: Parameters, X, Y, alpha, loss_code, eps, no_state):
+    """``Network.step``: one plain gradient-descent update, theta <- theta - alpha dE/dtheta, on
+    the batch (X, Y), in place, with the batch's statistics moving the running averages; all of
+    it or (on an error, a divergence or Ctrl-C, which one_trainer holds back) none. Returns E
+    before the update. ``no_state``: an empty optimizer state of the usual type."""
+    theta, stats = params.theta, params.stats
+    saved = (theta.copy(), stats.copy())
+    try:  # the running averages change in the forward pass, the weights after it
+        grad, E = passes.backprop(X, Y, theta, stats, params.mask_theta, params.layout,
+                                  loss_code, eps, update_running=True)
+        zero = theta.dtype.type(0)
+        optimizer_update(SGD_CODE, theta, grad, theta.dtype.type(1), no_state, alpha, zero, zero,
+                         zero, zero, 1, update_in_parallel(theta.size))
+        if not (np.isfinite(E) and np.isfinite(theta).all() and np.isfinite(stats).all()):
+            raise DivergenceError(f"step diverged: the loss was {E} (a smaller learning_rate, "
+                                  "or inputs of a smaller scale); the network keeps its weights")
+    except BaseException:
+        theta[...], stats[...] = saved
+        raise
+    return E
 
 
 def says_stop(result):

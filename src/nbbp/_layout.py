@@ -12,8 +12,10 @@ second flat vector ``stats``. ``layout[l]`` holds, by column:
 - CODE: the activation code; HAS_MASK: 1 if W(l) has a connectivity mask;
 - BN_OFF: offset of gamma(l) in theta, beta(l) following (-1: no batch normalisation);
 - STATS_OFF: offset of the running mean in ``stats``, the running variance following;
-- SKIP_FROM: s when a(s), an earlier activation of the same width, is added to z(l+1) before
-  f (a residual connection; 0 is the input X), or -1.
+- SKIP_FROM: s when a(s), an earlier activation of the same width, joins layer l by a
+  residual connection (0 is the input X), or -1;
+- SKIP_AFTER_F: 1 when that skip is the identity form, a(l+1) = a(s) + f(z(l+1)); 0 when it is
+  added before f, a(l+1) = f(z(l+1) + a(s)).
 
 The compiled passes keep one batch of every layer in one buffer: layer l's rows start at
 n * (sum of the widths of the layers before it), in z, a, delta and z_hat alike
@@ -30,8 +32,8 @@ import numpy as np
 from ._jit import part
 from ._simd import matrix
 
-N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK, BN_OFF, STATS_OFF, SKIP_FROM = range(9)
-N_COLUMNS = 9
+N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK, BN_OFF, STATS_OFF, SKIP_FROM, SKIP_AFTER_F = range(10)
+N_COLUMNS = 10
 
 
 class Parameters(NamedTuple):
@@ -58,10 +60,11 @@ def parameter_count(sizes, bias, batch_norm):
     return n_params, n_stats
 
 
-def build(sizes, codes, bias, masked, batch_norm, skips):
+def build(sizes, codes, bias, masked, batch_norm, skips, skip_after_f=False):
     """The layout of a network: its layer widths, activation codes and bias and mask flags (one
-    per layer), batch_norm flags (one per hidden layer) and residual (s, t) pairs. Returns
-    (layout, length of theta, length of stats)."""
+    per layer), batch_norm flags (one per hidden layer), residual (s, t) pairs and their form
+    (``skip_after_f``: the identity form). Returns (layout, length of theta, length of
+    stats)."""
     n_layers = len(sizes) - 1
     skip_from = dict((t, s) for s, t in skips)
     layout = np.full((n_layers, N_COLUMNS), -1, dtype=np.int64)
@@ -80,7 +83,17 @@ def build(sizes, codes, bias, masked, batch_norm, skips):
             offset += 2 * n_out
             stats_offset += 2 * n_out
         layout[l, SKIP_FROM] = skip_from.get(l + 1, -1)
+        layout[l, SKIP_AFTER_F] = int(skip_after_f and l + 1 in skip_from)
     return layout, offset, stats_offset
+
+
+def widen(layout):
+    """A layout of an older nbbp (a pickled network's) with the columns it lacks: every
+    skip joins before f, as it did then."""
+    if layout.shape[1] == N_COLUMNS:
+        return layout
+    extra = np.zeros((layout.shape[0], N_COLUMNS - layout.shape[1]), dtype=layout.dtype)
+    return np.ascontiguousarray(np.hstack([layout, extra]))
 
 
 def views(layout, flat):
@@ -147,7 +160,7 @@ def rows_of(buffer, layout, n_rows, l):
 
 @part
 def skip_targets(layout, s):
-    """How many layers add activation a(s) to their pre-activation."""
+    """How many layers activation a(s) joins by a residual connection."""
     count = 0
     for m in range(layout.shape[0]):
         if layout[m, SKIP_FROM] == s:

@@ -18,6 +18,7 @@ from .initializers import INITIALIZERS, default_init
 from .losses import LOSSES, VALID_OUTPUTS
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SKIP_FORMS = ("activation", "identity")  # a(t) = f(z(t) + a(s)), a(t) = a(s) + f(z(t))
 
 
 class Spec:
@@ -430,11 +431,12 @@ class NetworkArguments(NamedTuple):
     bias: list[bool]
     batch_norm: list[bool]
     skips: list[tuple[int, int]]
+    skip: str
     rng: np.random.Generator
 
 
 def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks, bias, batch_norm,
-                      residual) -> NetworkArguments:
+                      residual, skip="activation") -> NetworkArguments:
     """The Network constructor's arguments, checked and normalised before anything is
     allocated."""
     sizes = check_sizes(sizes)
@@ -471,12 +473,18 @@ def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
             raise TypeError(f"batch_norm must be a bool or a list of bools, one per hidden "
                             f"layer; got {flag!r}")
     skips = check_residual(residual, sizes)
+    check_choice(skip, SKIP_FORMS, "skip")
+    into_output = [pair for pair in skips if pair[1] == n_layers]
+    if skip == "identity" and into_output:
+        raise ValueError(f"skip='identity' adds a(s) after f, so it cannot join the output "
+                         f"layer: residual pair {into_output[0]} ends at layer {n_layers}, the "
+                         f"output (skip='activation' can)")
     check_memory(sizes, bias, batch_norm, dtype)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                              or seed < 0):
         raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")
     return NetworkArguments(sizes, hidden, output, loss, init, dtype, masks, bias, batch_norm,
-                            skips, np.random.default_rng(None if seed is None else int(seed)))
+                            skips, skip, np.random.default_rng(None if seed is None else int(seed)))
 
 
 def finite_parameters(vectors, arrays, what):

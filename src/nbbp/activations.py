@@ -105,3 +105,24 @@ def times_derivative_rows(Z, A, k0, k1, code, D):
         for k in range(k0, k1):
             for j in range(n):
                 D[k, j] *= one if Z[k, j] > 0 else slope
+
+
+@part
+def times_derivative_of_z_rows(Z, k0, k1, code, D):
+    """d_kj <- f'(z_kj) d_kj over the rows k0 <= k < k1, as times_derivative_rows, with f(z)
+    computed again from z: for a layer whose activation array holds more than f(z) (the
+    identity form of a residual connection, a = a(s) + f(z))."""
+    one = Z.dtype.type(1)
+    n = Z.shape[1]
+    if code == SIGMOID:
+        for k in range(k0, k1):
+            for j in range(n):
+                s = _sigmoid(Z[k, j], Z)
+                D[k, j] *= s * (one - s)
+    elif code == TANH:
+        for k in range(k0, k1):
+            for j in range(n):
+                t = np.tanh(Z[k, j])
+                D[k, j] *= one - t * t
+    else:  # relu, leaky_relu and identity read z alone
+        times_derivative_rows(Z, Z, k0, k1, code, D)

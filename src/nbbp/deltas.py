@@ -7,7 +7,8 @@ from ._jit import helper, kernel, part
 from ._simd import (PACK_MIN_ROWS, block_rows, down, matrix, outer, pack_group, padded,
                     padded_in_kernel, row, store_block, strip_max, strip_source, strip_width,
                     strips_per_group, zeros_block)
-from .activations import IDENTITY, SIGMOID, SOFTMAX, times_derivative_rows
+from .activations import (IDENTITY, SIGMOID, SOFTMAX, times_derivative_of_z_rows,
+                          times_derivative_rows)
 from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
 
 
@@ -136,7 +137,8 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
 def residual_delta(delta, delta_skip, Z, A, code):
     """delta_kj <- f'(z_kj) (delta_kj + delta_skip_kj): the delta rule of a layer whose
     activation also feeds a residual connection. ``delta`` holds sum_i w_ij delta_next_ki (the
-    delta rule with the identity) and ``delta_skip`` the delta of the skip's target layer.
+    delta rule with the identity) and ``delta_skip`` dE/d(what the skip joins) at its target
+    layer t: delta(t) = dE/dz(t) when it joins before f, dE/da(t) in the identity form.
 
     All (n_samples, width); writes delta in place. Serial over samples k.
     """
@@ -144,3 +146,18 @@ def residual_delta(delta, delta_skip, Z, A, code):
         for j in range(delta.shape[1]):
             delta[k, j] += delta_skip[k, j]
     times_derivative_rows(Z, A, np.int64(0), delta.shape[0], code, delta)
+
+
+# O(width) work per sample, serial like residual_delta.
+@part
+def split_skip_delta(delta, dE_da, Z, code):
+    """For a layer whose activation is a = a(s) + f(z) (the identity form of a residual
+    connection): ``delta`` holds dE/da on entry; dE_da keeps a copy (dE/da(s) takes it, with no
+    f' on that path) and delta becomes dE/dz = f'(z) dE/da, with f(z) computed again from z.
+
+    All (n_samples, width); writes delta and dE_da in place. Serial over samples k.
+    """
+    for k in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            dE_da[k, j] = delta[k, j]
+    times_derivative_of_z_rows(Z, np.int64(0), delta.shape[0], code, delta)

@@ -101,14 +101,20 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
 # O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took
 # 7.8 s of a first fit's compile (of 61), for about 2 us a layer at 128x256 on 2 threads.
 @part
-def add_skip_and_activate(Z, A_skip, has_skip, code, A):
-    """A residual connection: z_ki <- z_ki + a_ki(s), the activation of an earlier layer s of
-    the same width (if ``has_skip``; else A_skip is not read), then a_k = f(z_k).
+def add_skip_and_activate(Z, A_skip, has_skip, after_f, code, A):
+    """A residual connection from an earlier layer s of the same width, whose activation is
+    A_skip (if ``has_skip``; else A_skip is not read): before f, z_ki <- z_ki + a_ki(s), then
+    a_k = f(z_k); or with ``after_f`` (the identity form) a_k = f(z_k) + a_k(s). Without a skip,
+    a_k = f(z_k).
 
     Z, A_skip, A: (n_samples, width); writes Z and A in place. Serial over samples k.
     """
-    if has_skip:
+    if has_skip and not after_f:
         for k in range(Z.shape[0]):
             for i in range(Z.shape[1]):
                 Z[k, i] += A_skip[k, i]
     activate_rows(Z, 0, Z.shape[0], code, A)
+    if has_skip and after_f:
+        for k in range(Z.shape[0]):
+            for i in range(Z.shape[1]):
+                A[k, i] += A_skip[k, i]

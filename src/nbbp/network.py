@@ -15,12 +15,11 @@ from ._layout import BN_OFF, HAS_MASK, STATS_OFF
 from ._fit import FitPlan, make_plan
 from ._simd import aligned, aligned_zeros, read_only
 from .activations import ACTIVATIONS
-from .history import DivergenceError, History
+from .history import History
 from .initializers import initial_weights
 from .losses import LOSSES
 from .schedules import Schedule
-from .optimizers import (SGD_CODE, Optimizer, OptimizerState, check_for_dtype, get_optimizer,
-                         optimizer_update, update_in_parallel)
+from .optimizers import Optimizer, OptimizerState, check_for_dtype, get_optimizer
 
 
 class Gradients(tuple):
@@ -90,10 +89,13 @@ class Network:
         redundant (its gradient is 0 up to rounding): ``bias=False`` for it saves the work.
     residual : None, int or list of (int, int)
         Residual connections: a pair (s, t) adds a(s), the activation of layer s (0: the input),
-        to z(t) before f: a(t) = f(z(t) + a(s)), after any batch normalisation. Layers count
-        as in ``sizes``; s < t and sizes[s] == sizes[t]; at most one skip into each layer. An
-        int k is the pairs (s, s + k) for s = 1, 1 + k, 1 + 2k, ... between hidden layers of
-        equal width.
+        to layer t, after any batch normalisation. Layers count as in ``sizes``; s < t and
+        sizes[s] == sizes[t]; at most one skip into each layer. An int k is the pairs
+        (s, s + k) for s = 1, 1 + k, 1 + 2k, ... between hidden layers of equal width.
+    skip : {"activation", "identity"}, default "activation"
+        Where a(s) joins: "activation", a(t) = f(z(t) + a(s)); "identity", a(t) = a(s) +
+        f(z(t)) (He et al. 2016), whose backward path dE/da(s) += dE/da(t) has no f' on it,
+        the remedy for vanishing gradients (hidden layers only).
 
     Attributes
     ----------
@@ -113,9 +115,10 @@ class Network:
                  masks: Sequence[ArrayLike | None] | None = None,
                  bias: bool | Sequence[bool] = True,
                  batch_norm: bool | Sequence[bool] = False,
-                 residual: int | Sequence[tuple[int, int]] | None = None) -> None:
+                 residual: int | Sequence[tuple[int, int]] | None = None,
+                 skip: str = "activation") -> None:
         args = check.network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
-                                       bias, batch_norm, residual)
+                                       bias, batch_norm, residual, skip)
         self.sizes = tuple(args.sizes)
         self.activation = tuple(args.hidden)
         self.output = args.output
@@ -124,11 +127,11 @@ class Network:
         self.dtype = args.dtype
         self.rng = args.rng
         self.batch_norm = tuple(bool(flag) for flag in args.batch_norm)
-        self.residual = tuple(args.skips)
+        self.residual, self.skip = tuple(args.skips), args.skip
         codes = [ACTIVATIONS[a] for a in self.activation + (self.output,)]
         self._layout, n_params, n_stats = _layout.build(
             self.sizes, codes, args.bias, [m is not None for m in args.masks], self.batch_norm,
-            self.residual)
+            self.residual, self.skip == "identity")
         self._theta = aligned_zeros(n_params, self.dtype)
         self._mask_theta = aligned(np.ones(n_params, dtype=self.dtype))
         self._stats = aligned_zeros(n_stats, self.dtype)
@@ -161,6 +164,8 @@ class Network:
         if "_opt_state" in state:  # pickled by nbbp 0.1.0 before OptimizerState
             state["_opt"] = OptimizerState(state.pop("_optimizer"), state.pop("_opt_state"),
                                            state.pop("_opt_steps"))
+        state.setdefault("skip", "activation")  # pickled before skip="identity"
+        state["_layout"] = _layout.widen(state["_layout"])
         self.__dict__.update(state)
         self._trainer = {}
         # unpickled arrays start where NumPy puts them: align the arrays the kernels take
@@ -225,7 +230,7 @@ class Network:
         if any(self.batch_norm):
             extra += f", batch_norm={list(self.batch_norm)}"
         if self.residual:
-            extra += f", residual={list(self.residual)}"
+            extra += f", residual={list(self.residual)}, skip={self.skip!r}"
         return (f"Network(sizes={list(self.sizes)}, activation={list(self.activation)}, "
                 f"output={self.output!r}, loss={self.loss_name!r}{extra}, dtype={self.dtype.name})")
 
@@ -304,20 +309,8 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         self._check_batch(X, True, "step")
         self._check_finite_parameters("step")
-        saved = (self._theta.copy(), self._stats.copy())
-        try:  # the running averages change in the forward pass, the weights after it
-            grad, E = self._backprop(X, Y, update_running=True)
-            zero = self.dtype.type(0)
-            optimizer_update(SGD_CODE, self._theta, grad, self.dtype.type(1), self._opt.state[:0],
-                             alpha, zero, zero, zero, zero, 1, update_in_parallel(self._theta.size))
-            if not (np.isfinite(E) and np.isfinite(self._theta).all()
-                    and np.isfinite(self._stats).all()):
-                raise DivergenceError(f"step diverged: the loss was {E} (a smaller "
-                                      "learning_rate, or inputs of a smaller scale); the network "
-                                      "keeps its weights")
-        except BaseException:  # all of the step, or none (Ctrl-C waits for it: one_trainer)
-            self._theta[...], self._stats[...] = saved
-            raise
+        params = _layout.Parameters(self._layout, self._theta, self._mask_theta, self._stats)
+        E = _fit.step(params, X, Y, alpha, self._loss_code, self._eps, self._opt.state[:0])
         return E
 
     @one_trainer
@@ -503,10 +496,10 @@ class Network:
     def _loss(self, Z, O, Y):
         return passes.mean_loss(Z, O, Y, self._layout, self._loss_code, self._eps)
 
-    def _backprop(self, X, Y, update_running=False):
+    def _backprop(self, X, Y):
         """(dE/dtheta, E) for one batch in training mode: passes.backprop."""
         return passes.backprop(X, Y, self._theta, self._stats, self._mask_theta, self._layout,
-                               self._loss_code, self._eps, update_running)
+                               self._loss_code, self._eps)
 
     def _run(self, plan: FitPlan, epochs, optimizer, fresh_state):
         """_fit.train with ``optimizer`` (fresh state, or the state it has); a call failing before

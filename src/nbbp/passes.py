@@ -21,15 +21,15 @@ the cache (see _jit.start_thread_pool), for calls outside the training loop.
 import numpy as np
 
 from ._jit import helper, part, use_threads, use_threads_elementwise
-from ._layout import (B_OFF, BN_OFF, CODE, HAS_MASK, N_IN, N_OUT, SKIP_FROM, STATS_OFF,
-                      batch_norm, batch_norm_views, layer, rows_of, rows_start, skip_targets,
-                      views)
+from ._layout import (B_OFF, BN_OFF, CODE, HAS_MASK, N_IN, N_OUT, SKIP_AFTER_F, SKIP_FROM,
+                      STATS_OFF, batch_norm, batch_norm_views, layer, rows_of, rows_start,
+                      skip_targets, views)
 from ._simd import matrix
 from .activations import IDENTITY
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
-from .deltas import hidden_delta, output_delta, residual_delta
+from .deltas import hidden_delta, output_delta, residual_delta, split_skip_delta
 from .forward import add_skip_and_activate, forward_layer
 from .forward import scratch_size as forward_scratch_size
 from .gradients import scratch_size, weight_gradients
@@ -62,8 +62,8 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
     A layer without batch normalisation or skip: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i) in one
     kernel. Otherwise that sum (with the identity) first, then batch normalisation with the
     batch's statistics (z_hat into h_buf, mean and 1/sqrt(var + eps) into s_buf, laid out like
-    stats; the running averages in stats move by bn_momentum), then z += a(skip) and a = f(z).
-    z_buf always holds the input of f.
+    stats; the running averages in stats move by bn_momentum), then the skip: z += a(s) and
+    a = f(z), or in the identity form a = f(z) + a(s). z_buf always holds the input of f.
 
     ``stats`` None (h_buf and s_buf unused) is a network with neither batch normalisation nor
     skips: Numba prunes the branches by type, so training it compiles none of their kernels
@@ -96,23 +96,26 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
                 A_skip = X
             elif skip_from > 0:
                 A_skip = rows_of(a_buf, layout, nb, skip_from - 1)
-            add_skip_and_activate(Z, A_skip, skip_from >= 0, code, A)
+            add_skip_and_activate(Z, A_skip, skip_from >= 0, layout[l, SKIP_AFTER_F] == 1,
+                                  code, A)
         A_prev = A
         offset += nb * n_out
 
 
 @helper
-def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, scratch,
-                  grad_norm_sum, delta_abs_sum):
+def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
+                  scratch, grad_norm_sum, delta_abs_sum):
     """Gradients of every parameter into grad, from the output layer's delta in d_buf and the
     buffers of forward_pass on the same batch X.
 
     Per layer, from the output: delta = dE/dz (complete: its layer above and every skip it
     feeds have been done); through batch normalisation, dE/dgamma and dE/dbeta and the delta
     of the linear part (into h_buf, over z_hat); dE/dW, dE/db (+ l2 w_ij); then the delta
-    rule for the layer below, plus the deltas of the layers its activation skips to: f'
-    multiplies the sum of every path's delta, once. d_buf keeps dE/dz. ``s_buf`` None is a
-    dense network, as ``stats`` in forward_pass. Adds ||dE/dW(l)|| to
+    rule for the layer below, plus what each skip out of its activation carries back (the
+    target's dE/dz, or in the identity form its dE/da): f' multiplies the sum of every path's
+    delta, once. d_buf keeps dE/dz; g_buf, dE/da of each layer a skip joins in the identity
+    form (rows laid out as d_buf; empty without such skips). ``s_buf`` None is a dense
+    network, as ``stats`` in forward_pass. Adds ||dE/dW(l)|| to
     grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l]; returns sum_l ||dE/dW(l)||^2.
     """
     nb = X.shape[0]
@@ -148,14 +151,21 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
                 hidden_delta(delta_lin, W, Z_prev, A_prev, code, delta_prev, parallel, scratch)
             else:
                 n_targets = skip_targets(layout, l)
-                hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else code,
+                # a(l) = a(s) + f(z(l)): f' comes after dE/da(l) is kept for a(s)
+                after_f = layout[l - 1, SKIP_FROM] >= 0 and layout[l - 1, SKIP_AFTER_F] == 1
+                last = _IDENTITY if after_f else code
+                hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else last,
                              delta_prev, parallel, scratch)
                 done = 0
                 for m in range(n_layers - 1, l - 1, -1):
                     if layout[m, SKIP_FROM] == l:
                         done += 1
-                        residual_delta(delta_prev, rows_of(d_buf, layout, nb, m), Z_prev,
-                                       A_prev, code if done == n_targets else _IDENTITY)
+                        carried = rows_of(g_buf if layout[m, SKIP_AFTER_F] == 1 else d_buf,
+                                          layout, nb, m)
+                        residual_delta(delta_prev, carried, Z_prev, A_prev,
+                                       last if done == n_targets else _IDENTITY)
+                if after_f:
+                    split_skip_delta(delta_prev, rows_of(g_buf, layout, nb, l - 1), Z_prev, code)
         offset = prev_offset
     return squares
 
@@ -196,7 +206,7 @@ def forward_layers(X, theta, stats, layout, training=False, update_running=False
                 batchnorm_inference(Z, gammas[l], betas[l], dt(BN_EPS), means[l], variances[l],
                                     elementwise)
             add_skip_and_activate(Z, a_list[skip_from] if skip_from >= 0 else Z,
-                                  skip_from >= 0, code, A)
+                                  skip_from >= 0, layout[l, SKIP_AFTER_F] == 1, code, A)
         zs.append(Z)
         a_list.append(A)
         norm.append(cache)
@@ -241,8 +251,9 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
     masks = [M if masked else None for M, masked in
              zip(views(layout, mask_theta)[0], layout[:, HAS_MASK])]
     no_mask = np.zeros((0, 0), dtype=dtype)
-    skip_from = layout[:, SKIP_FROM]
+    skip_from, after_f = layout[:, SKIP_FROM], layout[:, SKIP_AFTER_F] == 1
     deltas = [None] * L  # deltas[l] = n dE/dz of layer l, complete before it is used
+    dE_da = [None] * L  # n dE/da of a layer that a skip joins in the identity form
     deltas[-1] = np.empty_like(zs[-1])
     output_delta(zs[-1], a_list[-1], Y, layout[-1, CODE], loss_code, eps, deltas[-1])
     for l in reversed(range(L)):
@@ -264,11 +275,16 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
         if l > 0:
             code = layout[l - 1, CODE]
             targets = [m for m in range(L - 1, l - 1, -1) if skip_from[m] == l]
+            split = skip_from[l - 1] >= 0 and after_f[l - 1]
+            last = IDENTITY if split else code
             delta_prev = np.empty_like(zs[l - 1])
             hidden_delta(delta_lin, weights[l], zs[l - 1], a_list[l],
-                         IDENTITY if targets else code, delta_prev, parallel, scratch)
+                         IDENTITY if targets else last, delta_prev, parallel, scratch)
             for i, m in enumerate(targets):  # f' once, on the sum of every path's delta
-                residual_delta(delta_prev, deltas[m], zs[l - 1], a_list[l],
-                               code if i == len(targets) - 1 else IDENTITY)
+                residual_delta(delta_prev, dE_da[m] if after_f[m] else deltas[m], zs[l - 1],
+                               a_list[l], last if i == len(targets) - 1 else IDENTITY)
+            if split:
+                dE_da[l - 1] = np.empty_like(delta_prev)
+                split_skip_delta(delta_prev, dE_da[l - 1], zs[l - 1], code)
             deltas[l - 1] = delta_prev
     return grad, E

@@ -18,9 +18,10 @@ from . import optimizers
 from ._layout import STATS_OFF, batch_norm_views, parameter_count, weight_ranges
 
 FORMAT = "nbbp.Network"
-# Version 2 adds batch normalisation (batch_norm, stats) and residual connections (residual).
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# Version 2 adds batch normalisation (batch_norm, stats) and residual connections (residual);
+# version 3 the form of the skips (skip), which a version 2 reader would take as "activation".
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def entries(net, theta, mask_theta, stats, opt):
@@ -38,6 +39,7 @@ def entries(net, theta, mask_theta, stats, opt):
         "has_mask": np.array([m is not None for m in net.masks], dtype=bool),
         "batch_norm": np.array(net.batch_norm, dtype=bool),
         "residual": np.array(net.residual, dtype=np.int64).reshape(-1, 2),
+        "skip": np.array(net.skip),
         "theta": theta,
         "mask_theta": mask_theta,
         "stats": stats,
@@ -188,6 +190,7 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 names = (("sizes", "activation", "output", "loss", "init", "dtype", "bias",
                           "has_mask", "rng_state", "optimizer", "optimizer_args",
                           "optimizer_steps") + (("batch_norm", "residual") if version >= 2 else ())
+                         + (("skip",) if version >= 3 else ())
                          + large[:3] + (large[3:] if version >= 2 else ()))
                 for key in names:
                     if key in headers and key not in large and headers[key][2] > SMALL_ENTRY_BYTES:
@@ -265,7 +268,8 @@ def architecture(fields):
                 seed=None, dtype=str(fields["dtype"]),
                 bias=bias if len(bias) == n_layers else [],
                 batch_norm=batch_norm if len(batch_norm) == n_layers - 1 else [],
-                residual=[(int(s), int(t)) for s, t in residual] or None)
+                residual=[(int(s), int(t)) for s, t in residual] or None,
+                skip=str(fields.get("skip", "activation")))
 
 
 def values(fields, layout, dtype, n_params, n_stats):

@@ -19,7 +19,8 @@ Conventions shared with the kernels by specification, not by code:
 
 Batch-normalised and residual networks take two per-layer lists, ``batch_norm`` (None, or
 (gamma, beta) for a normalised layer) and ``skips`` (None, or the index s of the activation
-a(s) added to that layer's pre-activation; a(0) is X).
+a(s) that joins that layer; a(0) is X), and the skips' form ``skip``: "activation" adds a(s)
+to the pre-activation, a = f(z + a(s)), "identity" to the activation, a = a(s) + f(z).
 """
 
 import numpy as np
@@ -73,12 +74,14 @@ def activation_derivative(name, z, a):
     raise ValueError(f"no element-wise derivative for activation {name!r}")
 
 
-def forward(weights, biases, X, activations, batch_norm=None, skips=None, running=None):
+def forward(weights, biases, X, activations, batch_norm=None, skips=None, running=None,
+            skip="activation"):
     """z(l) = a(l-1) W(l)^T + b(l), a(l) = f_l(z(l)) for every layer.
 
     With ``batch_norm``, a normalised layer's z is gamma z_hat + beta instead: batch statistics
     when ``running`` is None (training), else ``running[l] = (mean, var)`` (inference). With
-    ``skips``, z(l) += a(skips[l]) after that. Returns (zs, activations_out): zs[l] is the input
+    ``skips``, z(l) += a(skips[l]) after that, or a(l) = a(skips[l]) + f(z(l)) with
+    skip="identity". Returns (zs, activations_out): zs[l] is the input
     of f in layer l+1, and activations_out[0] is X itself, activations_out[l + 1] the output of
     layer l+1.
     """
@@ -96,10 +99,14 @@ def forward(weights, biases, X, activations, batch_norm=None, skips=None, runnin
                 z = batchnorm_forward(z, gamma, beta)[0]
             else:
                 z = batchnorm_inference(z, gamma, beta, *running[l])
-        if skips[l] is not None:
+        joins_before_f = skips[l] is not None and skip == "activation"
+        if joins_before_f:
             z = z + a_list[skips[l]]
         zs.append(z)
-        a_list.append(activation(name, z))
+        a = activation(name, z)
+        if skips[l] is not None and not joins_before_f:
+            a = a + a_list[skips[l]]
+        a_list.append(a)
     return zs, a_list
 
 
@@ -213,28 +220,31 @@ def gradients(delta, a_prev, mask=None, W=None, l2=0.0):
 
 
 def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0, batch_norm=None,
-             skips=None):
+             skips=None, skip="activation"):
     """Gradients of E (+ l2/2 sum ||W||^2) for every layer: (list of dW, list of db, None where
     there is no bias); with ``batch_norm``, also (list of dE/dgamma, list of dE/dbeta), None
     where a layer is not normalised. Batch normalisation in training mode."""
-    zs, a_list = forward(weights, biases, X, activations, batch_norm, skips)
+    zs, a_list = forward(weights, biases, X, activations, batch_norm, skips, skip=skip)
     return backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2, batch_norm,
-                    skips)
+                    skips, skip)
 
 
 def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, batch_norm=None,
-             skips=None):
+             skips=None, skip="activation"):
     """The backward half of ``backprop``, from the (zs, a_list) that ``forward`` returned for the
     same parameters and batch (training mode): (list of dW, list of db, None where there is no
     bias), and with ``batch_norm`` (list of dE/dgamma, list of dE/dbeta).
 
     A residual connection a(s) -> z(t) adds delta(t) to dE/da(s): delta(s) = f'(z(s))
-    (delta(s+1) W(s+1) + delta(t)).
+    (delta(s+1) W(s+1) + delta(t)). In the identity form, a(t) = a(s) + f(z(t)), it adds
+    dE/da(t) instead, which has no f'(z(t)) in it.
     """
+    identity_form = skip == "identity"
     L = len(weights)
     norm = batch_norm or [None] * L
     skips = skips or [None] * L
     deltas = [None] * L                                    # deltas[l] = n dE/dz of layer l+1
+    dE_das = [None] * L                                    # dE_das[l] = n dE/da of layer l+1
     deltas[-1] = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
     dWs, dbs, dgammas, dbetas = [None] * L, [None] * L, [None] * L, [None] * L
     for l in reversed(range(L)):
@@ -248,9 +258,11 @@ def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, b
         if l > 0:
             dE_da = delta @ weights[l]                     # n dE/da(l), through layer l+1
             for t in range(l, L):
-                if skips[t] == l:
-                    dE_da = dE_da + deltas[t]              # and through each skip out of a(l)
-            deltas[l - 1] = activation_derivative(activations[l - 1], zs[l - 1], a_list[l]) * dE_da
+                if skips[t] == l:                          # and through each skip out of a(l)
+                    dE_da = dE_da + (dE_das[t] if identity_form else deltas[t])
+            dE_das[l - 1] = dE_da
+            f_z = activation(activations[l - 1], zs[l - 1])  # a(l), without any skip's a(s)
+            deltas[l - 1] = activation_derivative(activations[l - 1], zs[l - 1], f_z) * dE_da
     if batch_norm is None:
         return dWs, dbs
     return dWs, dbs, dgammas, dbetas
@@ -355,7 +367,7 @@ def clip_by_global_norm(grads, max_norm):
 
 def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch_size,
           learning_rate, optimizer="sgd", l2=0.0, orders=None, batch_norm=None, skips=None,
-          running=None, clip_norm=None, **hyperparameters):
+          running=None, clip_norm=None, skip="activation", **hyperparameters):
     """Mini-batch gradient descent, one batch at a time in Python.
 
     ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
@@ -387,14 +399,14 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
                 break
             Xb, Yb = X[rows], Y[rows]
             n_used += len(rows)
-            zs, a_list = forward(weights, biases, Xb, activations, norm, skips)
+            zs, a_list = forward(weights, biases, Xb, activations, norm, skips, skip=skip)
             batch_loss = loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name)
             if l2:
                 batch_loss += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2))
                                              for W in weights)
             total += len(rows) * batch_loss
             grads = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2,
-                             norm, skips)
+                             norm, skips, skip)
             if clip_norm is not None:  # over every parameter's gradient at once
                 groups = [len(g) for g in grads]
                 flat, _ = clip_by_global_norm([g for group in grads for g in group], clip_norm)

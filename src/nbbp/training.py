@@ -9,7 +9,7 @@ amount of work (the same cut-off as a call from Python), so a batch needs no Pyt
 import numpy as np
 
 from ._jit import part
-from ._layout import B_OFF, BN_OFF, CODE, N_OUT, layer, rows_start
+from ._layout import B_OFF, BN_OFF, CODE, N_OUT, SKIP_AFTER_F, layer, rows_start
 from ._simd import aligned_zeros, matrix
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
@@ -101,8 +101,8 @@ def _one_hot(labels, order, start, rows):
 @part
 def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stats, bn_eps,
                 bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0, h1, h2,
-                h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, J, scratch, grad_norm_sum,
-                delta_abs_sum):
+                h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
+                grad_norm_sum, delta_abs_sum):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
     running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
@@ -171,7 +171,7 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         output_delta(Z_out, A_out, Yb, out_code, loss_code, eps,
                      matrix(d_buf, out_offset, nb, n_outputs))
         squares = backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf,
-                                d_buf, scratch, grad_norm_sum, delta_abs_sum)
+                                d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum)
         scale = grad.dtype.type(1)
         if clip_norm > 0:
             scale = _clip_scale(grad, layout, squares, clip_norm)
@@ -200,6 +200,9 @@ class Epochs:
         if stats is not None:
             self.h_buf = aligned_zeros(self.z_buf.size if has_batch_norm else 0, dtype)
             self.s_buf = np.empty_like(stats)
+        # dE/da of the layers that skips join in the identity form (passes.backward_pass)
+        after_f = bool(np.any(layout[:, SKIP_AFTER_F] == 1))
+        self.g_buf = aligned_zeros(self.z_buf.size if after_f else 0, dtype)
         self.J = np.empty(batch_size, dtype=np.float64)
         self.scratch = aligned_zeros(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out
                                          in zip(sizes[:-1], sizes[1:])), dtype)
@@ -214,5 +217,5 @@ class Epochs:
                            self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
                            dt(clip_norm), optimizer.code, state, dt(learning_rate), h0, h1, h2, h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
-                           self.s_buf, self.d_buf, self.J, self.scratch, grad_norm_sum,
-                           delta_abs_sum)
+                           self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
+                           grad_norm_sum, delta_abs_sum)
