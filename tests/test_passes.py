@@ -49,10 +49,10 @@ def batch(net, rng, n=11):
     return X, Y
 
 
-def compiled_pass(net, X, Y):
+def compiled_pass(net, X, Y, sample_weight=np.zeros(0)):
     """The driver's passes on one batch: train_epoch at learning rate 0 (theta stays), so its
     buffers hold the forward values and its grad the gradients. Returns (zs, activations, grad,
-    sum of J, stats after)."""
+    sum of (weighted) J, stats after)."""
     n = X.shape[0]
     dense = not (any(net.batch_norm) or net.residual)
     stats = net._stats.copy()
@@ -60,11 +60,12 @@ def compiled_pass(net, X, Y):
                     any(net.batch_norm))
     grad = np.zeros_like(net._theta)
     theta = net._theta.copy()
-    total, steps, used = epochs.run(X, Y, np.zeros(0, np.int64), np.arange(n), theta, grad,
-                                    net._mask_theta, net._layout, net._loss_code, net._eps, 0.0,
-                                    nbbp.SGD(), np.zeros((0, theta.size), net.dtype), 0.0, 0,
-                                    np.zeros(net.n_layers), np.zeros(net.n_layers))
+    total, steps, used, weight = epochs.run(
+        X, Y, np.zeros(0, np.int64), np.arange(n), theta, grad, net._mask_theta, net._layout,
+        net._loss_code, net._eps, 0.0, nbbp.SGD(), np.zeros((0, theta.size), net.dtype), 0.0, 0,
+        np.zeros(net.n_layers), np.zeros(net.n_layers), 0.0, sample_weight)
     assert (steps, used) == (1, n)
+    assert weight == (sum(sample_weight.tolist()) if sample_weight.size else n)
     assert_array_equal(theta, net._theta)  # learning rate 0
     rows = [rows_of(epochs.z_buf, net._layout, n, l) for l in range(net.n_layers)]
     activations = [rows_of(epochs.a_buf, net._layout, n, l) for l in range(net.n_layers)]
@@ -95,6 +96,24 @@ def test_compiled_and_python_passes_agree_bit_for_bit(rng, kind, dtype):
     # fixed order: n roundings of sums of size about sum J bound the difference)
     assert abs(total_c - J.sum()) <= 2 * len(J) * np.finfo(np.float64).eps * J.sum()
     assert E == float(J.mean())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["dense", "batch-normalised", "identity residuals"])
+def test_weighted_passes_agree_bit_for_bit(rng, kind, dtype):
+    # sample weights scale the output delta by n w_k / sum w, in both twins by weigh_samples
+    net = network(kind, dtype)
+    X, Y = batch(net, rng)
+    w = rng.uniform(0, 3, size=X.shape[0])
+    w[2] = 0
+    _, _, grad_c, total_c, _ = compiled_pass(net, X, Y, w)
+    grad, E = passes.backprop(X, Y, net._theta, net._stats.copy(), net._mask_theta, net._layout,
+                              net._loss_code, net._eps, sample_weight=w)
+    assert_array_equal(grad_c, grad)
+    assert total_c / w.sum() == pytest.approx(E, rel=1e-13)
+    unweighted, _ = passes.backprop(X, Y, net._theta, net._stats.copy(), net._mask_theta,
+                                    net._layout, net._loss_code, net._eps)
+    assert not np.allclose(grad, unweighted)
 
 
 def test_only_the_python_forward_has_inference_mode(rng):

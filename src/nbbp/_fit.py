@@ -33,14 +33,17 @@ class FitPlan:
     X, Y: the training inputs and targets (Y empty when ``labels`` holds class labels, which
     the epoch driver one-hots per batch); X_val, Y_val: validation data or None; split_rng: the
     generator state after drawing a validation split (the network's takes it once training
-    starts), or None.
+    starts), or None; sample_weight: one float64 weight per training sample (sample and class
+    weights multiplied), or empty for none; val_weight: the held-out samples' weights, or None.
     """
 
     X: np.ndarray
     Y: np.ndarray
     labels: np.ndarray
+    sample_weight: np.ndarray
     X_val: np.ndarray | None
     Y_val: np.ndarray | None
+    val_weight: np.ndarray | None
     batch_size: int
     learning_rate: float | Schedule
     l2: float
@@ -55,7 +58,8 @@ class FitPlan:
 
 def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
               validation_fraction, early_stopping, patience, callback, shuffle,
-              verbose, schedule_allowed=True, clip_norm=None) -> FitPlan:
+              verbose, schedule_allowed=True, clip_norm=None, sample_weight=None,
+              class_weight=None) -> FitPlan:
     """Validate every training argument before anything changes (the network is only read).
     ``learning_rate`` is a positive number, or with ``schedule_allowed`` a Schedule."""
     net._check_finite_parameters("training")
@@ -110,7 +114,14 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         Y = check.as_targets(y, X.shape[0], net.sizes[-1], net.loss_name, net.dtype)
     else:
         Y = np.zeros((0, net.sizes[-1]), dtype=net.dtype)  # the driver one-hots the labels
-    X_val = Y_val = split_rng = None
+    weights = check.as_sample_weight(sample_weight, X.shape[0])
+    if class_weight is not None:
+        per_sample = check.class_weights(class_weight, *_classes(net, labels, Y))
+        weights = per_sample if weights is None else weights * per_sample
+        if not weights.any():
+            raise ValueError("class_weight and sample_weight give every sample the weight 0: "
+                             "there is nothing to learn from")
+    X_val = Y_val = w_val = split_rng = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -127,6 +138,12 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         split_rng.bit_generator.state = net.rng.bit_generator.state
         perm = split_rng.permutation(X.shape[0])
         val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        if weights is not None:
+            weights, w_val = weights[train], weights[val]
+            if not weights.any() or not w_val.any():
+                raise ValueError(f"validation_fraction={validation_fraction} leaves "
+                                 f"{'training' if not weights.any() else 'validation'} samples "
+                                 "whose weights are all 0")
         if labels is None:
             X, Y, X_val, Y_val = X[train], Y[train], X[val], Y[val]
         else:
@@ -148,12 +165,26 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         batch_size = n
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
-    return FitPlan(X=X, Y=Y, labels=labels, X_val=X_val, Y_val=Y_val, batch_size=batch_size,
+    return FitPlan(X=X, Y=Y, labels=labels,
+                   sample_weight=np.zeros(0) if weights is None else weights, X_val=X_val,
+                   Y_val=Y_val, val_weight=w_val, batch_size=batch_size,
                    learning_rate=learning_rate, l2=float(l2),
                    clip_norm=0.0 if clip_norm is None else clip_norm,
                    early_stopping=bool(early_stopping),
                    patience=10 if patience is None else patience, callback=callback,
                    split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose))
+
+
+def _classes(net, labels, Y):
+    """(class index of every sample, number of classes) for class weights: the label, or the
+    largest entry of a target row, for cross_entropy; y >= 0.5 for log_loss with one output."""
+    if net.loss_name == "cross_entropy":
+        return (labels if labels is not None else np.argmax(Y, axis=1)), net.sizes[-1]
+    if net.loss_name == "log_loss" and net.sizes[-1] == 1:
+        return (Y[:, 0] >= 0.5).astype(np.int64), 2
+    raise ValueError(f"class_weight needs one class per sample: loss 'cross_entropy', or "
+                     f"'log_loss' with one output; this network has loss {net.loss_name!r} "
+                     f"and {net.sizes[-1]} outputs")
 
 
 # History's per-epoch lists, which a failed epoch leaves as they were.
@@ -231,11 +262,14 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
                 grad_norm_sum = np.zeros(L)
                 delta_abs_sum = np.zeros(L)
-                total, steps, n_used = epochs_of.run(
+                total, steps, n_used, weight_used = epochs_of.run(
                     plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
                     params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
-                    opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum, plan.clip_norm)
-                E = total / n_used
+                    opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum, plan.clip_norm,
+                    plan.sample_weight)
+                if weight_used == 0:  # only with batch normalisation's left-out last sample
+                    raise ValueError(f"epoch {epoch} trained on no sample of weight > 0")
+                E = total / weight_used
                 if not (np.isfinite(E) and np.isfinite(params.theta).all()
                         and np.isfinite(params.stats).all()):
                     raise DivergenceError(
@@ -250,10 +284,10 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 shown = {"loss": E}
                 if plan.X_val is not None:
                     zs, a_list = net._forward(plan.X_val)
-                    val_loss = net._loss(zs[-1], a_list[-1], plan.Y_val)
+                    val_loss = net._loss(zs[-1], a_list[-1], plan.Y_val, plan.val_weight)
                     history.val_loss.append(val_loss)
                     history.val_score.append(passes.score(a_list[-1], plan.Y_val,
-                                                          net.loss_name))
+                                                          net.loss_name, plan.val_weight))
                     shown.update(val_loss=val_loss, val_score=history.val_score[-1])
                     if plan.early_stopping:
                         # NaN is never an improvement, not even the first one.

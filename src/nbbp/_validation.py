@@ -244,6 +244,59 @@ def as_labels(y, n_samples, n_out, name="y"):
     return _checked_labels(arr, n_out, name)
 
 
+def as_sample_weight(sample_weight, n_samples, name="sample_weight"):
+    """sample_weight as float64 (n_samples,): one finite weight >= 0 per sample, not all 0 (a
+    number weighs every sample alike); None stays None."""
+    if sample_weight is None:
+        return None
+    arr = _numeric_array(sample_weight, name)
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} must hold numbers, not booleans")
+    if arr.ndim == 0:
+        arr = np.full(n_samples, arr)
+    if arr.ndim != 1 or arr.shape[0] != n_samples:
+        raise ValueError(f"{name} must have one weight per sample, shape ({n_samples},); got "
+                         f"shape {arr.shape}")
+    weights = arr.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if bad.size:
+        raise ValueError(f"{name} must be finite and >= 0; {name}[{bad[0]}] is "
+                         f"{arr[bad[0]].item()!r}")
+    if not weights.any():
+        raise ValueError(f"{name} is 0 for every sample: there is nothing to learn from")
+    return np.ascontiguousarray(weights)
+
+
+def class_weights(class_weight, classes, n_classes):
+    """Per-sample weights (float64) from ``class_weight`` for the samples' class indices
+    ``classes`` in [0, n_classes): "balanced", n / (n_present_classes * count(class)) as
+    scikit-learn's compute_class_weight, or a dict {class index: weight >= 0} (others 1)."""
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be 'balanced', a dict or None; got "
+                             f"{class_weight!r}")
+        counts = np.bincount(classes, minlength=n_classes)
+        per_class = np.ones(n_classes)
+        present = counts > 0
+        per_class[present] = len(classes) / (np.count_nonzero(present) * counts[present])
+        return per_class[classes]
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(f"class_weight must be 'balanced', a dict or None; got "
+                        f"{type(class_weight).__name__} {class_weight!r}")
+    per_class = np.ones(n_classes)
+    for key, value in class_weight.items():
+        if (isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral)
+                or not 0 <= key < n_classes):
+            raise ValueError(f"class_weight names the class {key!r}; the classes are 0 to "
+                             f"{n_classes - 1}")
+        weight = finite_float(value)
+        if weight is None or weight < 0:
+            raise ValueError(f"class_weight[{key!r}] must be a finite number >= 0; got "
+                             f"{value!r}")
+        per_class[int(key)] = weight
+    return per_class[classes]
+
+
 def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     """y as a C-contiguous (n_samples, n_out) array of ``dtype``.
 
@@ -504,6 +557,31 @@ def finite_parameters(vectors, arrays, what):
             break
     raise ValueError(f"{what}: {name} holds NaN or inf (set by hand?); give it finite values "
                      "first")
+
+
+def finite_network(net, vectors, what):
+    """finite_parameters for a Network: its flat vectors, then its per-layer arrays by name."""
+    names = ("weights", "biases", "gammas", "betas", "running_means", "running_vars")
+    finite_parameters(vectors, lambda: {name: getattr(net, name) for name in names}, what)
+
+
+def masked_weights(theta, masked, weights, mask_views):
+    """A ValueError naming the first layer with a nonzero weight where its mask is 0 (set by
+    hand: masked weights must stay 0). ``masked``: the indices in theta of the masked weights;
+    ``mask_views()``: the masks per layer, as ``weights``."""
+    if masked.size and np.any(theta[masked] != 0):
+        layer = next(l for l, M in enumerate(mask_views()) if np.any(weights[l][M == 0] != 0))
+        raise ValueError(f"weights[{layer}] has nonzero entries where masks[{layer}] is 0; "
+                         "masked weights must stay 0")
+
+
+def finite_gradients(grad, dtype, layers_checked):
+    """A FloatingPointError if the gradients overflowed for finite inputs; ``layers_checked()``
+    first raises its own error naming the layer if the forward pass overflowed already."""
+    if first_non_finite_row(grad.reshape(1, -1)) >= 0:
+        layers_checked()
+        raise FloatingPointError("gradients: the gradients overflowed (inf or NaN) for finite "
+                                 f"inputs; the inputs or weights are too large for {dtype.name}")
 
 
 def finite_layers(zs, a_list, what, parameters_checked):

@@ -161,3 +161,18 @@ def split_skip_delta(delta, dE_da, Z, code):
         for j in range(delta.shape[1]):
             dE_da[k, j] = delta[k, j]
     times_derivative_of_z_rows(Z, np.int64(0), delta.shape[0], code, delta)
+
+
+# O(width) work per sample, serial like output_delta.
+@part
+def weigh_samples(delta, sample_weight, order, start, factor):
+    """delta_k <- factor w_k delta_k for the batch's samples k, the rows start, start + 1, ...
+    of ``order`` (w: the data set's sample weights), with factor n / sum_k w_k over the batch:
+    the gradients, means over the batch, become sum_k w_k dJ_k / sum_k w_k.
+
+    delta: (n_samples, n_out), written in place. Serial over samples k.
+    """
+    for r in range(delta.shape[0]):
+        scale = delta.dtype.type(factor * sample_weight[order[start + r]])
+        for i in range(delta.shape[1]):
+            delta[r, i] *= scale

@@ -257,8 +257,10 @@ class Network:
         self._check_finite_layers(zs, a_list, "forward")
         return a_list[-1]
 
-    def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False) -> float:
-        """E, the mean over the samples of J(o, y).
+    def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False,
+             sample_weight: ArrayLike | None = None) -> float:
+        """E, the mean over the samples of J(o, y), or with ``sample_weight`` (one weight >= 0
+        per sample) sum_k w_k J_k / sum_k w_k.
 
         ``y`` is (n_samples, sizes[-1]); for cross_entropy also integer labels (n_samples,), and
         for a single output also (n_samples,). ``training`` as in ``forward``: with batch
@@ -267,14 +269,16 @@ class Network:
         """
         training = check.check_training(training)
         X, Y = self._inputs_and_targets(X, y)
+        weights = check.as_sample_weight(sample_weight, X.shape[0])
         self._check_batch(X, training, "loss(training=True)")
         zs, a_list = self._forward(X, training)
         self._check_finite_layers(zs, a_list, "loss")
-        return self._loss(zs[-1], a_list[-1], Y)
+        return self._loss(zs[-1], a_list[-1], Y, weights)
 
-    def gradients(self, X: ArrayLike, y: ArrayLike) -> Gradients:
-        """dE/dW and dE/db for every layer, averaged over the batch (batch normalisation in
-        training mode, its running averages left as they are).
+    def gradients(self, X: ArrayLike, y: ArrayLike,
+                  sample_weight: ArrayLike | None = None) -> Gradients:
+        """dE/dW and dE/db for every layer, averaged over the batch (weighted: of E as in
+        ``loss``; batch normalisation in training mode, its running averages left as they are).
 
         Returns
         -------
@@ -284,14 +288,11 @@ class Network:
             dE/dgamma and dE/dbeta (None where a layer is not batch-normalised).
         """
         X, Y = self._inputs_and_targets(X, y)
+        weights = check.as_sample_weight(sample_weight, X.shape[0])
         self._check_batch(X, True, "gradients")
-        grad, _ = self._backprop(X, Y)
-        if check.first_non_finite_row(grad.reshape(1, -1)) >= 0:
-            zs, a_list = self._forward(X, True)
-            self._check_finite_layers(zs, a_list, "gradients")  # names the layer, if the
-            raise FloatingPointError(  # forward pass overflowed already
-                "gradients: the gradients overflowed (inf or NaN) for finite inputs; the inputs "
-                f"or weights are too large for {self.dtype.name}")
+        grad, _ = self._backprop(X, Y, weights)
+        check.finite_gradients(grad, self.dtype, lambda: self._check_finite_layers(
+            *self._forward(X, True), "gradients"))
         return Gradients(*_layout.views(self._layout, grad), *self._batch_norm_views(grad))
 
     @one_trainer
@@ -321,7 +322,8 @@ class Network:
             validation_fraction: float | None = None, early_stopping: bool = False,
             patience: int | None = None, verbose: bool = False,
             callback: Callable[[int, History], bool | None] | None = None,
-            clip_norm: float | None = None) -> History:
+            clip_norm: float | None = None, sample_weight: ArrayLike | None = None,
+            class_weight: str | dict[int, float] | None = None) -> History:
         """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
@@ -370,6 +372,13 @@ class Network:
             Scale each batch's gradients (l2's term included) to at most this global norm over
             every parameter, as ``torch.nn.utils.clip_grad_norm_``; ``history.grad_norm`` is
             before clipping.
+        sample_weight : array_like (n_samples,) or None
+            Weights >= 0: each batch minimises sum_k w_k J_k / sum_k w_k (scikit-learn's
+            definition; a batch of weight 0 takes no step). A held-out split keeps its weights.
+        class_weight : "balanced", dict or None
+            For cross_entropy, and log_loss with one output: a weight per class index (others
+            1), or "balanced", n / (n_classes * count), as scikit-learn's compute_class_weight;
+            multiplies sample_weight.
 
         Returns
         -------
@@ -386,15 +395,18 @@ class Network:
         check_for_dtype(opt, self.dtype)
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, validation_data,
                          validation_fraction, early_stopping, patience, callback, shuffle,
-                         verbose, clip_norm=clip_norm)
+                         verbose, clip_norm=clip_norm, sample_weight=sample_weight,
+                         class_weight=class_weight)
         return self._run(plan, epochs, opt, fresh_state=True)
 
     @one_trainer
     def partial_fit(self, X: ArrayLike, y: ArrayLike, batch_size: int | None = 32,
                     learning_rate: float = 0.01, optimizer: str | Optimizer = "sgd",
-                    l2: float = 0.0, shuffle: bool = True) -> History:
+                    l2: float = 0.0, shuffle: bool = True,
+                    sample_weight: ArrayLike | None = None) -> History:
         """One epoch of training that keeps the optimizer state (velocity, Adam's m, v and t)
         from the previous ``partial_fit`` or ``fit``. A different optimizer starts fresh state.
+        ``sample_weight`` as in ``fit``.
 
         Returns
         -------
@@ -404,7 +416,7 @@ class Network:
         opt = get_optimizer(optimizer)
         check_for_dtype(opt, self.dtype)
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, None, None, False, None,
-                         None, shuffle, False, schedule_allowed=False)
+                         None, shuffle, False, schedule_allowed=False, sample_weight=sample_weight)
         return self._run(plan, 1, opt, fresh_state=opt != self.optimizer)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -424,13 +436,14 @@ class Network:
                              "'log_loss'); this network uses 'squared_error'")
         return self.forward(X)
 
-    def score(self, X: ArrayLike, y: ArrayLike) -> float:
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
-        (averaged over outputs)."""
+        (averaged over outputs); weighted by ``sample_weight``, as scikit-learn's metrics."""
         X, Y = self._inputs_and_targets(X, y)
+        weights = check.as_sample_weight(sample_weight, X.shape[0])
         zs, a_list = self._forward(X)
         self._check_finite_layers(zs, a_list, "score")
-        return passes.score(a_list[-1], Y, self.loss_name)
+        return passes.score(a_list[-1], Y, self.loss_name, weights)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the network to one ``.npz`` file (no pickle), atomically: its architecture
@@ -493,13 +506,13 @@ class Network:
                                               training, update_running)
         return zs, a_list
 
-    def _loss(self, Z, O, Y):
-        return passes.mean_loss(Z, O, Y, self._layout, self._loss_code, self._eps)
+    def _loss(self, Z, O, Y, sample_weight=None):
+        return passes.mean_loss(Z, O, Y, self._layout, self._loss_code, self._eps, sample_weight)
 
-    def _backprop(self, X, Y):
+    def _backprop(self, X, Y, sample_weight=None):
         """(dE/dtheta, E) for one batch in training mode: passes.backprop."""
         return passes.backprop(X, Y, self._theta, self._stats, self._mask_theta, self._layout,
-                               self._loss_code, self._eps)
+                               self._loss_code, self._eps, sample_weight=sample_weight)
 
     def _run(self, plan: FitPlan, epochs, optimizer, fresh_state):
         """_fit.train with ``optimizer`` (fresh state, or the state it has); a call failing before
@@ -518,22 +531,13 @@ class Network:
             raise
 
     def _check_finite_parameters(self, what):
-        names = ("weights", "biases", "gammas", "betas", "running_means", "running_vars")
-        check.finite_parameters((self._theta, self._stats),
-                                lambda: {name: getattr(self, name) for name in names}, what)
+        check.finite_network(self, (self._theta, self._stats), what)
 
     def _check_finite_layers(self, zs, a_list, what):
         check.finite_layers(zs, a_list, what, lambda: self._check_finite_parameters(what))
 
-    def _check_parameters(self):
-        if self._masked.size and np.any(self._theta[self._masked] != 0):
-            layer = next(l for l, W in enumerate(self._mask_views())
-                         if np.any(self._weights[l][W == 0] != 0))
-            raise ValueError(f"weights[{layer}] has nonzero entries where masks[{layer}] is 0; "
-                             "masked weights must stay 0")
-
     def _inputs(self, X):
-        self._check_parameters()
+        check.masked_weights(self._theta, self._masked, self._weights, self._mask_views)
         return check.as_inputs(X, self.sizes[0], self.dtype)
 
     def _inputs_and_targets(self, X, y):

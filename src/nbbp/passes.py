@@ -29,7 +29,7 @@ from .activations import IDENTITY
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
-from .deltas import hidden_delta, output_delta, residual_delta, split_skip_delta
+from .deltas import hidden_delta, output_delta, residual_delta, split_skip_delta, weigh_samples
 from .forward import add_skip_and_activate, forward_layer
 from .forward import scratch_size as forward_scratch_size
 from .gradients import scratch_size, weight_gradients
@@ -213,32 +213,43 @@ def forward_layers(X, theta, stats, layout, training=False, update_running=False
     return zs, a_list, norm
 
 
-def mean_loss(Z, O, Y, layout, loss_code, eps):
-    """E = mean_k J(o_k, y_k) for the output layer's Z and O."""
+def mean_loss(Z, O, Y, layout, loss_code, eps, sample_weight=None):
+    """E = mean_k J(o_k, y_k) for the output layer's Z and O, or with ``sample_weight`` w
+    sum_k w_k J_k / sum_k w_k."""
     J = np.empty(Z.shape[0], dtype=np.float64)
     sample_losses(Z, O, Y, layout[-1, CODE], loss_code, eps, J)
-    return float(J.mean())
+    return float(np.average(J, weights=sample_weight))
 
 
-def score(O, Y, loss_name):
+def score(O, Y, loss_name, sample_weight=None):
     """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
-    (averaged over outputs), of outputs O against targets Y."""
+    (averaged over outputs), of outputs O against targets Y; with ``sample_weight``, the
+    weighted accuracy and weighted R^2 (as scikit-learn's metrics)."""
     if loss_name == "cross_entropy":
-        return float(np.mean(np.argmax(O, axis=1) == np.argmax(Y, axis=1)))
+        return float(np.average(np.argmax(O, axis=1) == np.argmax(Y, axis=1),
+                                weights=sample_weight))
     if loss_name == "log_loss":
-        return float(np.mean(np.all((O >= 0.5) == (Y == 1), axis=1)))
-    residual = np.sum((Y - O) ** 2, axis=0, dtype=np.float64)
-    total = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0, dtype=np.float64)
+        return float(np.average(np.all((O >= 0.5) == (Y == 1), axis=1), weights=sample_weight))
+    if sample_weight is None:
+        residual = np.sum((Y - O) ** 2, axis=0, dtype=np.float64)
+        total = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0, dtype=np.float64)
+    else:
+        w = sample_weight[:, None]
+        residual = np.sum(w * (Y - O) ** 2, axis=0, dtype=np.float64)
+        total = np.sum(w * (Y - np.average(Y, axis=0, weights=sample_weight)) ** 2, axis=0,
+                       dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
     return float(np.mean(r2))
 
 
-def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_running=False):
+def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_running=False,
+             sample_weight=None):
     """(dE/dtheta laid out like theta, E) for one batch, in training mode, layer by layer as
-    backward_pass, without an l2 penalty."""
+    backward_pass, without an l2 penalty; with ``sample_weight`` (float64, one per sample, not
+    summing to 0) of E = sum_k w_k J_k / sum_k w_k."""
     zs, a_list, norm = forward_layers(X, theta, stats, layout, True, update_running)
-    E = mean_loss(zs[-1], a_list[-1], Y, layout, loss_code, eps)
+    E = mean_loss(zs[-1], a_list[-1], Y, layout, loss_code, eps, sample_weight)
     n, L = X.shape[0], layout.shape[0]
     dtype = theta.dtype
     grad = np.zeros_like(theta)
@@ -256,6 +267,9 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
     dE_da = [None] * L  # n dE/da of a layer that a skip joins in the identity form
     deltas[-1] = np.empty_like(zs[-1])
     output_delta(zs[-1], a_list[-1], Y, layout[-1, CODE], loss_code, eps, deltas[-1])
+    if sample_weight is not None:
+        weigh_samples(deltas[-1], sample_weight, np.arange(n), 0,
+                      n / sum(sample_weight.tolist()))  # summed in order, as the driver does
     for l in reversed(range(L)):
         delta = deltas[l]
         if norm[l] is not None:

@@ -175,9 +175,9 @@ def sample_losses(z, o, y, output, loss):
     raise ValueError(f"unknown loss {loss!r}")
 
 
-def loss(z, o, y, output, loss_name):
-    """E = mean over samples of J."""
-    return float(np.mean(sample_losses(z, o, y, output, loss_name)))
+def loss(z, o, y, output, loss_name, sample_weight=None):
+    """E = mean over samples of J, or with ``sample_weight`` sum_k w_k J_k / sum_k w_k."""
+    return float(np.average(sample_losses(z, o, y, output, loss_name), weights=sample_weight))
 
 
 def loss_derivative(o, y, loss):
@@ -220,17 +220,17 @@ def gradients(delta, a_prev, mask=None, W=None, l2=0.0):
 
 
 def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0, batch_norm=None,
-             skips=None, skip="activation"):
+             skips=None, skip="activation", sample_weight=None):
     """Gradients of E (+ l2/2 sum ||W||^2) for every layer: (list of dW, list of db, None where
     there is no bias); with ``batch_norm``, also (list of dE/dgamma, list of dE/dbeta), None
     where a layer is not normalised. Batch normalisation in training mode."""
     zs, a_list = forward(weights, biases, X, activations, batch_norm, skips, skip=skip)
     return backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2, batch_norm,
-                    skips, skip)
+                    skips, skip, sample_weight)
 
 
 def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, batch_norm=None,
-             skips=None, skip="activation"):
+             skips=None, skip="activation", sample_weight=None):
     """The backward half of ``backprop``, from the (zs, a_list) that ``forward`` returned for the
     same parameters and batch (training mode): (list of dW, list of db, None where there is no
     bias), and with ``batch_norm`` (list of dE/dgamma, list of dE/dbeta).
@@ -238,6 +238,9 @@ def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, b
     A residual connection a(s) -> z(t) adds delta(t) to dE/da(s): delta(s) = f'(z(s))
     (delta(s+1) W(s+1) + delta(t)). In the identity form, a(t) = a(s) + f(z(t)), it adds
     dE/da(t) instead, which has no f'(z(t)) in it.
+
+    ``sample_weight`` w makes E = sum_k w_k J_k / sum_k w_k: sample k's output delta is
+    multiplied by n w_k / sum_k w_k, so that every gradient stays a mean over the samples.
     """
     identity_form = skip == "identity"
     L = len(weights)
@@ -246,6 +249,9 @@ def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, b
     deltas = [None] * L                                    # deltas[l] = n dE/dz of layer l+1
     dE_das = [None] * L                                    # dE_das[l] = n dE/da of layer l+1
     deltas[-1] = output_delta(zs[-1], a_list[-1], Y, activations[-1], loss)
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        deltas[-1] = deltas[-1] * (len(w) * w / w.sum())[:, None].astype(deltas[-1].dtype)
     dWs, dbs, dgammas, dbetas = [None] * L, [None] * L, [None] * L, [None] * L
     for l in reversed(range(L)):
         delta = deltas[l]
@@ -367,14 +373,17 @@ def clip_by_global_norm(grads, max_norm):
 
 def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch_size,
           learning_rate, optimizer="sgd", l2=0.0, orders=None, batch_norm=None, skips=None,
-          running=None, clip_norm=None, skip="activation", **hyperparameters):
+          running=None, clip_norm=None, skip="activation", sample_weight=None,
+          **hyperparameters):
     """Mini-batch gradient descent, one batch at a time in Python.
 
     ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
     used, but for a last batch of one sample with batch normalisation. ``hyperparameters`` are
     momentum, rho, beta1, beta2, eps, weight_decay; ``clip_norm`` clips each batch's gradients
     by their global norm (clip_by_global_norm). ``running`` holds the starting running
-    (mean, var) of the normalised layers (default 0 and 1). Returns (weights, biases, epoch
+    (mean, var) of the normalised layers (default 0 and 1). ``sample_weight`` weighs each
+    batch's samples (a batch whose weights sum to 0 takes no step), and the epoch's loss is
+    then the weighted mean. Returns (weights, biases, epoch
     losses), where an epoch's loss is the batch losses' mean weighted by batch size, each including
     l2/2 sum ||W||^2 at the weights that batch saw; with ``batch_norm``, (weights, biases,
     epoch losses, batch_norm, running) with the trained (gamma, beta) and running averages.
@@ -398,15 +407,19 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
             if len(rows) == 1 and batch_norm is not None:
                 break
             Xb, Yb = X[rows], Y[rows]
-            n_used += len(rows)
+            wb = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            if wb is not None and wb.sum() == 0:
+                continue                                   # nothing to learn from: no step
+            used = len(rows) if wb is None else float(wb.sum())
+            n_used += used
             zs, a_list = forward(weights, biases, Xb, activations, norm, skips, skip=skip)
-            batch_loss = loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name)
+            batch_loss = loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name, wb)
             if l2:
                 batch_loss += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2))
                                              for W in weights)
-            total += len(rows) * batch_loss
+            total += used * batch_loss
             grads = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2,
-                             norm, skips, skip)
+                             norm, skips, skip, wb)
             if clip_norm is not None:  # over every parameter's gradient at once
                 groups = [len(g) for g in grads]
                 flat, _ = clip_by_global_norm([g for group in grads for g in group], clip_norm)

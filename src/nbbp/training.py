@@ -13,7 +13,7 @@ from ._layout import B_OFF, BN_OFF, CODE, N_OUT, SKIP_AFTER_F, layer, rows_start
 from ._simd import aligned_zeros, matrix
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
-from .deltas import output_delta
+from .deltas import output_delta, weigh_samples
 from .gradients import scratch_size
 from .losses import sample_losses
 from .optimizers import optimizer_update, update_in_parallel
@@ -99,22 +99,25 @@ def _one_hot(labels, order, start, rows):
 
 
 @part
-def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stats, bn_eps,
-                bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0, h1, h2,
-                h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
+def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mask, layout, stats,
+                bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
+                h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
                 grad_norm_sum, delta_abs_sum):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
     running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
-    built per batch so that no one-hot copy of the data set exists.
+    built per batch so that no one-hot copy of the data set exists. A non-empty
+    ``sample_weight`` (float64, one per sample) weighs each batch's samples: E is
+    sum_k w_k J_k / sum_k w_k, and a batch whose weights sum to 0 is passed over, with no step.
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
     scaled to their global norm (_clip_scale) as the optimizer step reads them. With batch
     normalisation, a last batch of one sample is left out (batch statistics need two). Buffers
     hold one batch of every layer; ``scratch`` is the three matrix kernels', sized for the
-    largest layer. Returns (sum over the samples trained on of J + l2/2 sum ||W||^2, number of
-    optimizer steps taken, number of samples trained on);
+    largest layer. Returns (sum over the samples trained on of w J + w l2/2 sum ||W||^2 (w = 1
+    unweighted), number of optimizer steps taken, number of samples trained on, sum of their
+    weights);
     adds each batch's ||dE/dW(l)|| (before clipping) to grad_norm_sum[l] and sum |delta(l)| to
     delta_abs_sum[l].
     """
@@ -122,17 +125,27 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
     use_labels = labels.shape[0] > 0
+    weighted = sample_weight.shape[0] > 0
     has_bn = False
     for l in range(n_layers):
         has_bn = has_bn or layout[l, BN_OFF] >= 0
     total = 0.0
     t = t0
     n_used = 0
+    weight_used = 0.0
     for start in range(0, n_samples, batch_size):
         nb = min(batch_size, n_samples - start)
         if nb == 1 and has_bn:
             break
+        w_sum = float(nb)
+        if weighted:
+            w_sum = 0.0
+            for r in range(nb):
+                w_sum += sample_weight[order[start + r]]
+            if w_sum == 0:
+                continue
         n_used += nb
+        weight_used += w_sum
         first = order[start]
         in_order = _consecutive(order, start, nb)
         if in_order:  # the batch's rows, read in place
@@ -159,17 +172,23 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         A_out = matrix(a_buf, out_offset, nb, n_outputs)
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
-        for r in range(nb):
-            total += Jb[r]
+        if weighted:
+            for r in range(nb):
+                total += Jb[r] * sample_weight[order[start + r]]
+        else:
+            for r in range(nb):
+                total += Jb[r]
         if l2 > 0:
             sum_sq = 0.0
             for l in range(n_layers):
                 W, _ = layer(theta, layout, l)
                 sum_sq += _sum_of_squares(W.ravel())
-            total += nb * 0.5 * l2 * sum_sq
+            total += w_sum * 0.5 * l2 * sum_sq
 
-        output_delta(Z_out, A_out, Yb, out_code, loss_code, eps,
-                     matrix(d_buf, out_offset, nb, n_outputs))
+        delta_out = matrix(d_buf, out_offset, nb, n_outputs)
+        output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta_out)
+        if weighted:
+            weigh_samples(delta_out, sample_weight, order, start, nb / w_sum)
         squares = backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf,
                                 d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum)
         scale = grad.dtype.type(1)
@@ -179,7 +198,10 @@ def train_epoch(X, Y, labels, order, batch_size, theta, grad, mask, layout, stat
         t += 1
         optimizer_update(opt_code, theta, grad, scale, state, alpha, h0, h1, h2, h3, t,
                          update_in_parallel(theta.shape[0]))
-    return total, t - t0, n_used
+    return total, t - t0, n_used, weight_used
+
+
+NO_WEIGHTS = np.zeros(0)  # every sample weighs 1
 
 
 class Epochs:
@@ -209,13 +231,15 @@ class Epochs:
         self.dt = dtype.type
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
-            state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0):
-        """One epoch: train_epoch's (total, steps, samples used)."""
+            state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0,
+            sample_weight=NO_WEIGHTS):
+        """One epoch: train_epoch's (total, steps, samples used, their weight)."""
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
-        return train_epoch(X, Y, labels, order, self.batch_size, theta, grad, mask, layout,
-                           self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
-                           dt(clip_norm), optimizer.code, state, dt(learning_rate), h0, h1, h2, h3, t0,
+        return train_epoch(X, Y, labels, sample_weight, order, self.batch_size, theta, grad, mask,
+                           layout, self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
+                           dt(clip_norm), optimizer.code, state, dt(learning_rate), h0, h1, h2,
+                           h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
                            self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
                            grad_norm_sum, delta_abs_sum)
