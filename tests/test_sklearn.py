@@ -18,6 +18,7 @@ pytest.importorskip("sklearn")
 from sklearn import neural_network  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.metrics import accuracy_score  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -44,8 +45,18 @@ def sequential_blas():
 # ------------------------------------------------------------------------------------------------
 # The checks fit on small data with default max_iter, where stopping by max_iter (and so a
 # ConvergenceWarning) is expected; scikit-learn's own common tests ignore it the same way.
+def float32_rounding(estimator):
+    """The checks a float32 estimator fails by float32's rounding alone: integer weights against
+    repeated samples sum the same terms in another order, equal to about 1e-6 relative, and
+    the check's tolerance is float64's (the float64 estimators pass it)."""
+    if estimator.dtype == np.float32:
+        return {"check_sample_weight_equivalence_on_dense_data":
+                "float32 rounding: equal to about 1e-6 relative, the check asks 1e-7"}
+    return {}
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks([
+@parametrize_with_checks(expected_failed_checks=float32_rounding, estimators=[
     MLPClassifier(),
     MLPRegressor(),
     MLPClassifier(solver="sgd", learning_rate_init=0.1, dtype=np.float32),
@@ -134,6 +145,107 @@ def test_multioutput_loss_is_sklearn_mean_over_outputs(data):
         ours, theirs = fit_both(a, b, X, y, max_iter=5)
         assert_allclose(ours, theirs, rtol=rtol)
         assert_allclose(a.predict(X), b.predict(X), **EXACT)
+
+
+def fit_both_weighted(a, b, X, y, w, max_iter):
+    a.set_params(max_iter=max_iter)
+    b.set_params(max_iter=max_iter)
+    for est in (a, b):
+        with pytest.warns(ConvergenceWarning), sequential_blas():
+            est.fit(X, y, sample_weight=w)
+    return np.array(a.loss_curve_[1:]), np.array(b.loss_curve_[1:])
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel", "regression"])
+@pytest.mark.parametrize("variant", ["plain", "nesterov"])
+def test_sample_weight_matches_sklearn_batch_for_batch(data, rng, kind, variant):
+    # scikit-learn's objective per batch: (sum w J + alpha/2 ||W||^2) / sum w; one batch of
+    # weight 0 (scikit-learn's update there is 0/0 = NaN, nbbp's none): the weights here avoid it
+    X, y = data[kind]
+    w = rng.uniform(0.2, 3, size=len(X))
+    w[:10] = 0
+    a, b = started_alike(kind, X, y, hidden_layer_sizes=(7, 4), activation="tanh",
+                         solver="sgd", alpha=0.01, batch_size=16, learning_rate_init=0.05,
+                         tol=0, **SGD_VARIANTS[variant])
+    ours, theirs = fit_both_weighted(a, b, X, y, w, max_iter=5)
+    assert_allclose(ours, theirs, **EXACT)
+    for got, expected in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_allclose(got, expected, **EXACT)
+
+
+def test_early_stopping_holds_out_the_weights_with_their_samples(data, rng):
+    # The split is scikit-learn's train_test_split with the weights as one more array, and
+    # the validation score is weighted, as scikit-learn's.
+    X, y = data["multiclass"]
+    w = rng.uniform(0.2, 3, size=len(X))
+    clf = MLPClassifier((6,), solver="sgd", batch_size=8, learning_rate_init=0.1,
+                        early_stopping=True, validation_fraction=0.3, random_state=0,
+                        max_iter=1)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y, sample_weight=w)
+    split_rng = np.random.RandomState(0)
+    split_rng.randint(np.iinfo(np.int32).max)  # the network's seed, drawn first
+    _, X_val, _, y_val, _, w_val = train_test_split(X, y, w, random_state=split_rng,
+                                                    test_size=0.3)
+    predicted = clf.predict(X_val)
+    assert clf.validation_scores_[0] == accuracy_score(y_val, predicted, sample_weight=w_val)
+    assert clf.validation_scores_[0] != accuracy_score(y_val, predicted)
+
+
+def test_weights_of_one_are_no_weights_and_weight_zero_leaves_a_sample_out(data):
+    X, y = data["multiclass"]
+    params = dict(hidden_layer_sizes=(5,), solver="sgd", max_iter=5, random_state=0, tol=0,
+                  shuffle=False)
+    with pytest.warns(ConvergenceWarning):
+        fitted = [MLPClassifier(batch_size=16, **params).fit(X, y, sample_weight=w)
+                  for w in (None, np.ones(len(X)))]
+    for got, expected in zip(fitted[0].coefs_, fitted[1].coefs_):
+        assert_array_equal(got, expected)
+    # full batch: a sample of weight 0 is a sample left out
+    keep = np.arange(len(X)) % 4 != 0
+    with pytest.warns(ConvergenceWarning):
+        a = MLPClassifier(**params).fit(X, y, sample_weight=keep.astype(float))
+        b = MLPClassifier(**params).fit(X[keep], y[keep])
+    assert_allclose(a.loss_curve_, b.loss_curve_, **EXACT)
+    for got, expected in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_allclose(got, expected, **EXACT)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 3.0, 2: 0.5}])
+def test_class_weight_is_scikit_learns_compute_sample_weight(data, class_weight):
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = data["multiclass"]
+    s = np.linspace(0.5, 2, len(X))
+    params = dict(hidden_layer_sizes=(5,), solver="sgd", batch_size=16, max_iter=4,
+                  random_state=0, tol=0)
+    with pytest.warns(ConvergenceWarning):
+        a = MLPClassifier(class_weight=class_weight, **params).fit(X, y, sample_weight=s)
+    with pytest.warns(ConvergenceWarning):
+        b = MLPClassifier(**params).fit(X, y, sample_weight=s * compute_sample_weight(
+            class_weight, y))
+    for got, expected in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_array_equal(got, expected)
+    assert a.get_params()["class_weight"] == class_weight
+
+
+@pytest.mark.parametrize("kwargs, y_kind, message", [
+    (dict(sample_weight=-np.ones(53)), "multiclass", "Negative values in data passed to"),
+    (dict(sample_weight=np.ones(52)), "multiclass", "sample_weight.shape == \\(52,\\)"),
+    (dict(sample_weight=np.zeros(53)), "multiclass", "at least one non-zero number"),
+])
+def test_bad_sample_weight_leaves_the_estimator_unfitted(data, kwargs, y_kind, message):
+    X, y = data[y_kind]
+    clf = MLPClassifier((5,), max_iter=2)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y, **kwargs)
+    assert not hasattr(clf, "coefs_")
+
+
+def test_class_weight_refuses_multilabel(data):
+    X, y = data["multilabel"]
+    with pytest.raises(ValueError, match="class_weight is for one class per sample"):
+        MLPClassifier((5,), class_weight="balanced").fit(X, y)
 
 
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])

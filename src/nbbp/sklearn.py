@@ -24,8 +24,10 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from . import _validation as check
 from .history import DivergenceError
@@ -169,7 +171,12 @@ _NOTES = """
     sqrt(v), and when "invscaling" or "adaptive" changes the SGD learning rate, the new rate
     scales the whole momentum velocity at once.
 
-    Not available: sample_weight, sparse X, and the L-BFGS solver with its max_fun.
+    With sample_weight, each batch minimises (sum_k w_k J_k + alpha/2 sum ||W||^2) / sum_k w_k,
+    scikit-learn's objective: nbbp's ``l2`` is alpha / sum_k w_k, which differs from batch to
+    batch, so a weighted epoch runs one ``Network.partial_fit`` call per batch (an unweighted
+    one, two calls). A batch whose weights are all 0 takes no step.
+
+    Not available: sparse X, and the L-BFGS solver with its max_fun.
 """
 
 
@@ -183,9 +190,16 @@ class _BaseMLP(BaseEstimator):
         """(network targets, n_outputs, out_activation_, attributes to set once all is checked)."""
         raise NotImplementedError
 
-    def _score_outputs(self, output, y):
+    def _score_outputs(self, output, y, sample_weight=None):
         """The score (accuracy, R^2) of the output layer's activations against y."""
         raise NotImplementedError
+
+    def _weights(self, y, sample_weight, X):
+        """The samples' weights (float64), or None: sample_weight (and, in MLPClassifier,
+        class_weight)."""
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
 
     # ------------------------------------------------------------------- parameter checks
     def _checked_params(self):
@@ -240,7 +254,7 @@ class _BaseMLP(BaseEstimator):
         return SGD(momentum=self.momentum, nesterov=self.nesterovs_momentum and self.momentum > 0)
 
     # ------------------------------------------------------------------------------ fitting
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         """fit and partial_fit. A call that fails before it completes an epoch (bad y after
         validate_data has reset n_features_in_, a network the dtype cannot train) leaves the
         estimator as it was: unfitted, or fitted as before."""
@@ -252,14 +266,14 @@ class _BaseMLP(BaseEstimator):
             saved["_network"] = copy.deepcopy(saved["_network"])
         completed = [0]  # epochs this call trained
         try:
-            return self._fit_epochs(X, y, incremental, classes, completed)
+            return self._fit_epochs(X, y, incremental, classes, completed, sample_weight)
         except BaseException:
             if completed[0] == 0:
                 self.__dict__.clear()
                 self.__dict__.update(saved)
             raise
 
-    def _fit_epochs(self, X, y, incremental, classes, completed):
+    def _fit_epochs(self, X, y, incremental, classes, completed, sample_weight):
         params = self._checked_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True: it trains one "
@@ -270,6 +284,7 @@ class _BaseMLP(BaseEstimator):
         X = _writeable(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        weights = self._weights(y, sample_weight, X)
         targets, n_outputs, out_activation, encoder = self._targets(
             y, params["dtype"], incremental, first_pass, classes)
         sizes = [X.shape[1], *params["hidden"], n_outputs]
@@ -292,13 +307,16 @@ class _BaseMLP(BaseEstimator):
             if network is None:  # a warm-started fit starts a fresh optimizer, as scikit-learn's
                 network = self._new_network(sizes, out_activation, params["dtype"])
             self._load_parameters(network)
-        X_val = y_val = None
+        X_val = y_val = w_val = None
         if self.early_stopping:
             # As scikit-learn: stratified for a classifier with one output (binary) only.
             stratify = y if self._stratify and n_outputs == 1 else None
-            X, X_val, targets, _, _, y_val = train_test_split(
-                X, targets, y, random_state=rng, test_size=self.validation_fraction,
-                stratify=stratify)
+            split = train_test_split(X, targets, y, *([] if weights is None else [weights]),
+                                     random_state=rng, test_size=self.validation_fraction,
+                                     stratify=stratify)
+            X, X_val, targets, _, _, y_val = split[:6]
+            if weights is not None:
+                weights, w_val = split[6:]
             if X_val.shape[0] < 2:
                 raise ValueError(f"validation_fraction={self.validation_fraction} of the data "
                                  f"leaves {X_val.shape[0]} validation sample(s); early stopping "
@@ -335,8 +353,8 @@ class _BaseMLP(BaseEstimator):
             self._rate = self.learning_rate_init
         self._network = network
         try:
-            self._train(network, X, targets, X_val, y_val, rng, batch_size, params, incremental,
-                        completed)
+            self._train(network, X, targets, weights, X_val, y_val, w_val, rng, batch_size,
+                        params, incremental, completed)
         finally:
             self.coefs_, self.intercepts_ = self._read_parameters(network)
         if self.early_stopping:
@@ -344,8 +362,8 @@ class _BaseMLP(BaseEstimator):
                                              for arrays in self._best_parameters)
         return self
 
-    def _train(self, network, X, targets, X_val, y_val, rng, batch_size, params, incremental,
-               completed):
+    def _train(self, network, X, targets, weights, X_val, y_val, w_val, rng, batch_size, params,
+               incremental, completed):
         """scikit-learn's epoch loop; each epoch runs in Network.partial_fit. Counts the
         epochs done in ``completed[0]``."""
         optimizer = self._optimizer()
@@ -355,14 +373,15 @@ class _BaseMLP(BaseEstimator):
         try:
             for _ in range(params["max_iter"]):
                 order = rng.permutation(n) if self.shuffle else None
-                self.loss_ = self._epoch(network, X, targets, order, batch_size, optimizer)
+                self.loss_ = self._epoch(network, X, targets, weights, order, batch_size,
+                                         optimizer)
                 self.n_iter_ += 1
                 completed[0] += 1
                 self.t_ += n
                 self.loss_curve_.append(self.loss_)
                 if params["verbose"]:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}", flush=True)
-                self._count_stale_epoch(network, X_val, y_val, params["verbose"])
+                self._count_stale_epoch(network, X_val, y_val, w_val, params["verbose"])
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
                 if self._no_improvement_count > params["n_iter_no_change"]:
@@ -392,33 +411,43 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"training diverged: {exc}. Scale the inputs (StandardScaler) or "
                              "lower learning_rate_init.") from exc
 
-    def _epoch(self, network, X, targets, order, batch_size, optimizer):
+    def _epoch(self, network, X, targets, weights, order, batch_size, optimizer):
         """One epoch; returns its loss in scikit-learn's convention.
 
         scikit-learn's penalty for a batch of b samples is alpha/(2b) ||W||^2 on the batch loss
         (gradient alpha/b W), nbbp's is l2/2 ||W||^2 on the mean sample loss (gradient l2 W):
         l2 = alpha/b. The full batches and the last, partial one therefore run as two calls,
-        each with its own l2; Network.partial_fit keeps the optimizer state between them.
+        each with its own l2; Network.partial_fit keeps the optimizer state between them. With
+        sample weights b is the batch's sum of weights, so each batch is a call of its own.
         """
         if order is not None:
             X, targets = X[order], targets[order]
+            weights = None if weights is None else weights[order]
         n = X.shape[0]
         n_full = n - n % batch_size
-        total = 0.0
-        for start, stop in ((0, n_full), (n_full, n)):
-            if stop > start:
-                size = min(batch_size, stop - start)
-                history = network.partial_fit(
-                    X[start:stop], targets[start:stop], batch_size=size, learning_rate=self._rate,
-                    optimizer=optimizer, l2=self.alpha / size, shuffle=False)
-                total += history.loss[0] * (stop - start)
-        n_batches = n_full // batch_size + (n_full < n)
-        return self._convert_loss(total / n, network, n_batches, n)
+        if weights is None:
+            calls = [(start, stop, min(batch_size, stop - start), min(batch_size, stop - start))
+                     for start, stop in ((0, n_full), (n_full, n)) if stop > start]
+        else:
+            calls = [(start, min(start + batch_size, n), min(batch_size, n - start),
+                      float(weights[start:start + batch_size].sum()))
+                     for start in range(0, n, batch_size)]
+        total = penalty_share = 0.0
+        for start, stop, size, weight in calls:
+            if weight == 0:  # sum of weights 0: nothing to learn from, no step
+                continue
+            history = network.partial_fit(
+                X[start:stop], targets[start:stop], batch_size=size, learning_rate=self._rate,
+                optimizer=optimizer, l2=self.alpha / weight, shuffle=False,
+                sample_weight=None if weights is None else weights[start:stop])
+            total += history.loss[0] * (stop - start)
+            penalty_share += (stop - start) / weight  # of alpha/2 ||W||^2 in the epoch's loss
+        return self._convert_loss(total / n, network, penalty_share / n)
 
-    def _convert_loss(self, loss, network, n_batches, n_samples):
+    def _convert_loss(self, loss, network, penalty_share):
         return loss
 
-    def _count_stale_epoch(self, network, X_val, y_val, verbose):
+    def _count_stale_epoch(self, network, X_val, y_val, w_val, verbose):
         """Count epochs that did not improve by tol: scikit-learn's stopping rule."""
         if not self.early_stopping:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
@@ -428,7 +457,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
             return
         try:
-            score = self._score_outputs(network.forward(X_val), y_val)
+            score = self._score_outputs(network.forward(X_val), y_val, w_val)
         except FloatingPointError:  # the validation outputs overflowed
             score = np.nan
         self.validation_scores_.append(score)
@@ -511,7 +540,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     multilabel (indicator matrix) targets train logistic outputs with log-loss.
 
     Parameters
-    ----------{_PARAMETERS}
+    ----------{_PARAMETERS}    class_weight : "balanced", dict or None, default=None
+        Weights of the classes, {{label: weight}} (others 1) or "balanced", n_samples /
+        (n_classes * count), as scikit-learn's compute_sample_weight; they multiply
+        sample_weight. Not for multilabel y. scikit-learn's MLPClassifier has none.
+
     Attributes
     ----------
     classes_ : ndarray
@@ -546,9 +579,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 class_weight: str | dict | None = None,
                  dtype: DTypeLike = np.float64) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.class_weight = class_weight
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
@@ -571,7 +606,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.dtype = dtype
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+            ) -> MLPClassifier:
         """Train from scratch (or from coefs_ with warm_start) for up to max_iter epochs.
 
         Parameters
@@ -579,21 +615,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 indicator matrix for multilabel classification.
+        sample_weight : array-like of shape (n_samples,) or None
+            Weights >= 0 of the samples (see Notes); multiplied by class_weight's.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
-                    ) -> MLPClassifier:
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> MLPClassifier:
         """Train one epoch on (X, y), keeping the optimizer state of the previous call.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,) or None
         classes : array-like of shape (n_classes,) or None
             Every class label, needed on the first call (y need not hold them all); if given
             later, it must equal classes_. Not needed for a multilabel indicator y.
@@ -602,7 +641,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Class labels (or the indicator matrix, for multilabel) of the samples in X."""
@@ -668,10 +707,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             targets = np.ascontiguousarray(Y, dtype=dtype)
         return targets, Y.shape[1], out_activation, encoder
 
-    def _score_outputs(self, output, y):
+    def _score_outputs(self, output, y, sample_weight=None):
         predicted = self._label_binarizer.inverse_transform(output[:, 0] if self.n_outputs_ == 1
                                                             else output)
-        return accuracy_score(y, predicted)
+        return accuracy_score(y, predicted, sample_weight=sample_weight)
+
+    def _weights(self, y, sample_weight, X):
+        weights = super()._weights(y, sample_weight, X)
+        if self.class_weight is None:
+            return weights
+        if type_of_target(y).startswith("multilabel"):
+            raise ValueError("class_weight is for one class per sample; y is multilabel")
+        per_sample = compute_sample_weight(self.class_weight, y)
+        weights = per_sample if weights is None else weights * per_sample
+        if not weights.any():
+            raise ValueError("class_weight and sample_weight give every sample the weight 0: "
+                             "there is nothing to learn from")
+        return weights
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -746,33 +798,38 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.dtype = dtype
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+            ) -> MLPRegressor:
         """Train from scratch (or from coefs_ with warm_start) for up to max_iter epochs.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,) or None
+            Weights >= 0 of the samples (see Notes).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> MLPRegressor:
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+                    ) -> MLPRegressor:
         """Train one epoch on (X, y), keeping the optimizer state of the previous call.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,) or None
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
@@ -805,7 +862,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         targets = _writeable(np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=dtype))
         return targets, targets.shape[1], "identity", {}
 
-    def _convert_loss(self, loss, network, n_batches, n_samples):
+    def _convert_loss(self, loss, network, penalty_share):
         # nbbp: sum over outputs of (o - y)^2 / 2 + penalty; scikit-learn: mean over outputs +
         # penalty. The penalty is estimated at the epoch's final weights (see Notes).
         k = self.n_outputs_
@@ -813,9 +870,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             return loss
         penalty = 0.0
         if self.alpha > 0:
-            penalty = (n_batches / n_samples * 0.5 * self.alpha
+            penalty = (penalty_share * 0.5 * self.alpha
                        * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in network.weights))
         return (loss - penalty) / k + penalty
 
-    def _score_outputs(self, output, y):
-        return r2_score(y, output[:, 0] if self.n_outputs_ == 1 else output)
+    def _score_outputs(self, output, y, sample_weight=None):
+        return r2_score(y, output[:, 0] if self.n_outputs_ == 1 else output,
+                        sample_weight=sample_weight)
