@@ -269,7 +269,7 @@ class Network:
         """
         training = check.check_training(training)
         X, Y = self._inputs_and_targets(X, y)
-        weights = check.as_sample_weight(sample_weight, X.shape[0])
+        weights = check.as_sample_weight(sample_weight, len(Y))
         self._check_batch(X, training, "loss(training=True)")
         zs, a_list = self._forward(X, training)
         self._check_finite_layers(zs, a_list, "loss")
@@ -288,7 +288,7 @@ class Network:
             dE/dgamma and dE/dbeta (None where a layer is not batch-normalised).
         """
         X, Y = self._inputs_and_targets(X, y)
-        weights = check.as_sample_weight(sample_weight, X.shape[0])
+        weights = check.as_sample_weight(sample_weight, len(Y))
         self._check_batch(X, True, "gradients")
         grad, _ = self._backprop(X, Y, weights)
         check.finite_gradients(grad, self.dtype, lambda: self._check_finite_layers(
@@ -440,7 +440,7 @@ class Network:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
         (averaged over outputs); weighted by ``sample_weight``, as scikit-learn's metrics."""
         X, Y = self._inputs_and_targets(X, y)
-        weights = check.as_sample_weight(sample_weight, X.shape[0])
+        weights = check.as_sample_weight(sample_weight, len(Y))
         zs, a_list = self._forward(X)
         self._check_finite_layers(zs, a_list, "score")
         return passes.score(a_list[-1], Y, self.loss_name, weights)
@@ -500,7 +500,7 @@ class Network:
     def _has_batch_norm(self):
         return bool(np.any(self._layout[:, BN_OFF] >= 0))
 
-    def _forward(self, X, training=False, update_running=False):
+    def _forward(self, X, training=False, update_running=False) -> tuple[list, list]:
         """(zs, [X] + activations): passes.forward_layers (zs[l] the input of f)."""
         zs, a_list, _ = passes.forward_layers(X, self._theta, self._stats, self._layout,
                                               training, update_running)
