@@ -6,12 +6,12 @@ from .history import DivergenceError, History
 from .network import Network
 from ._gradcheck import gradcheck
 from ._version import __version__
-from .optimizers import SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
+from .optimizers import LBFGS, SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 
 load = Network.load
 
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "AdamW", "gradcheck", "load", "reference", "schedules", "MLPClassifier",
+           "Adam", "AdamW", "LBFGS", "gradcheck", "load", "reference", "schedules", "MLPClassifier",
            "MLPRegressor", "__version__"]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _fit, _layout, passes, persistence
+from . import _fit, _layout, _lbfgs, passes, persistence
 from . import _validation as check
 from ._interrupts import one_trainer
 from ._layout import BN_OFF, HAS_MASK, STATS_OFF
@@ -19,7 +19,7 @@ from .history import History
 from .initializers import initial_weights
 from .losses import LOSSES
 from .schedules import Schedule
-from .optimizers import Optimizer, OptimizerState, check_for_dtype, get_optimizer
+from .optimizers import LBFGS, Optimizer, OptimizerState, check_for_dtype, get_optimizer
 
 
 class Gradients(tuple):
@@ -339,9 +339,10 @@ class Network:
         learning_rate : float or nbbp.schedules.Schedule, default 0.01
             A schedule sets each epoch's rate (``history.learning_rate`` records it).
         optimizer : str or Optimizer, default "sgd"
-            "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", or an
-            ``nbbp.SGD``, ``nbbp.AdaGrad``, ``nbbp.RMSProp``, ``nbbp.Adam`` or ``nbbp.AdamW``
-            (decoupled weight decay, as torch.optim.AdamW). Its state starts fresh.
+            "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs", or an
+            ``nbbp.SGD``, ``nbbp.AdaGrad``, ``nbbp.RMSProp``, ``nbbp.Adam``, ``nbbp.AdamW``
+            (decoupled weight decay, as torch.optim.AdamW) or ``nbbp.LBFGS`` (full batch, an
+            iteration an epoch; needs SciPy). Its state starts fresh.
         l2 : float, default 0.0
             Adds l2/2 sum ||W||^2 to E (biases are not penalised).
         shuffle : bool, default True
@@ -415,6 +416,7 @@ class Network:
         """
         opt = get_optimizer(optimizer)
         check_for_dtype(opt, self.dtype)
+        _lbfgs.not_incremental(opt)
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, None, None, False, None,
                          None, shuffle, False, schedule_allowed=False, sample_weight=sample_weight)
         return self._run(plan, 1, opt, fresh_state=opt != self.optimizer)
@@ -523,7 +525,8 @@ class Network:
         completed = [0]  # epochs recorded: counted here, since a callback can edit history
         try:
             params = _layout.Parameters(self._layout, self._theta, self._mask_theta, self._stats)
-            return _fit.train(self, params, plan, epochs, self._opt, completed)
+            train = _lbfgs.train if isinstance(optimizer, LBFGS) else _fit.train
+            return train(self, params, plan, epochs, self._opt, completed)
         except BaseException:
             if completed[0] == 0:
                 self._opt, rng_state, self.history = saved

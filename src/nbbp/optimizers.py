@@ -7,6 +7,7 @@ weight has g = 0 always, so its state stays 0 and the weight stays exactly 0 und
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,6 +246,25 @@ class AdamW(Adam):
         return (self.beta1, self.beta2, self.eps, self.weight_decay)
 
 
+class LBFGS(Optimizer):
+    """Full-batch L-BFGS, as scikit-learn's "lbfgs" solver: scipy.optimize.minimize with method
+    "L-BFGS-B" on E (+ l2/2 sum ||W||^2) and its gradient from the compiled kernels. In
+    ``Network.fit`` each epoch is one of its iterations (``epochs`` is maxiter), batch_size
+    and learning_rate are not used, and ``max_fun`` caps the evaluations of E, ``tol`` the
+    projected gradient (scipy's gtol), ``memory`` the stored corrections (maxcor). Needs SciPy
+    (``pip install scipy``, or the ``nbbp[sklearn]`` extra)."""
+
+    def __init__(self, max_fun: int = 15000, tol: float = 1e-5, memory: int = 10) -> None:
+        for name, value in (("max_fun", max_fun), ("memory", memory)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+        self.max_fun, self.memory = int(max_fun), int(memory)
+        self.tol = check_real(tol, "tol", 0.0, np.inf, high_open=True)
+
+    def hyperparameters(self):
+        raise TypeError("LBFGS has no compiled update: it runs in nbbp._lbfgs")
+
+
 OPTIMIZERS = {
     "sgd": lambda: SGD(),
     "momentum": lambda: SGD(momentum=0.9),
@@ -253,19 +273,20 @@ OPTIMIZERS = {
     "rmsprop": lambda: RMSProp(),
     "adam": lambda: Adam(),
     "adamw": lambda: AdamW(),
+    "lbfgs": lambda: LBFGS(),
 }
 
 
 def get_optimizer(optimizer):
-    """A validated Optimizer from a name in OPTIMIZERS or an SGD, AdaGrad, RMSProp, Adam or
-    AdamW object. An object is rebuilt from its attributes, so hyperparameters changed after it was
-    made are checked again, and the network never shares it with the caller."""
+    """A validated Optimizer from a name in OPTIMIZERS or an SGD, AdaGrad, RMSProp, Adam, AdamW
+    or LBFGS object. An object is rebuilt from its attributes, so hyperparameters changed after
+    it was made are checked again, and the network never shares it with the caller."""
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
         return OPTIMIZERS[optimizer]()
-    if type(optimizer) in (SGD, AdaGrad, RMSProp, Adam, AdamW):
+    if type(optimizer) in (SGD, AdaGrad, RMSProp, Adam, AdamW, LBFGS):
         return type(optimizer)(**vars(optimizer))
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} or an nbbp optimizer object "
-                     f"(SGD, AdaGrad, RMSProp, Adam, AdamW); got {optimizer!r}")
+                     f"(SGD, AdaGrad, RMSProp, Adam, AdamW, LBFGS); got {optimizer!r}")
 
 
 def check_for_dtype(optimizer, dtype):

@@ -318,7 +318,7 @@ def values(fields, layout, dtype, n_params, n_stats):
                  rng_state=rng_state, optimizer=None, opt_state=None, opt_steps=0)
     name = str(fields["optimizer"])
     if name:
-        if name not in ("SGD", "AdaGrad", "RMSProp", "Adam", "AdamW"):
+        if name not in ("SGD", "AdaGrad", "RMSProp", "Adam", "AdamW", "LBFGS"):
             raise ValueError(f"unknown optimizer {name!r}")
         optimizer = getattr(optimizers, name)(**json.loads(str(fields["optimizer_args"])))
         state = fields["optimizer_state"]

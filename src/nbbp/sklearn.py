@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, column_or_1d,
                                       validate_data)
@@ -32,11 +33,11 @@ from sklearn.utils.validation import (_check_sample_weight, check_is_fitted, col
 from . import _validation as check
 from .history import DivergenceError
 from .network import Network
-from .optimizers import SGD, Adam
+from .optimizers import LBFGS, SGD, Adam
 
 # scikit-learn's activation names -> nbbp's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-SOLVERS = ("sgd", "adam")
+SOLVERS = ("lbfgs", "sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 # The output layer: scikit-learn's out_activation_ -> (nbbp output, nbbp loss). These are the
 # matched pairs whose output delta is o - y, as in scikit-learn.
@@ -63,6 +64,14 @@ def _flag(value, name):
     return bool(value)
 
 
+def _stochastic(estimator):
+    """partial_fit's availability, as scikit-learn's: the stochastic solvers only."""
+    if estimator.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{estimator.solver} is not stochastic.")
+    return True
+
+
 def _writeable(a):
     """``a`` as a plain writeable ndarray: Numba compiles a separate specialisation of every
     kernel for read-only arrays (a read-only memmap, say), which would cost seconds per kernel."""
@@ -75,9 +84,10 @@ _PARAMETERS = """
         Neurons of each hidden layer.
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Activation of the hidden layers ("logistic" is nbbp's "sigmoid").
-    solver : {"sgd", "adam"}, default="adam"
-        The optimizer: ``nbbp.SGD`` with ``momentum`` and ``nesterovs_momentum``, or
-        ``nbbp.Adam``. scikit-learn's "lbfgs" is not available (ValueError).
+    solver : {"lbfgs", "sgd", "adam"}, default="adam"
+        The optimizer: ``nbbp.LBFGS`` (full batch, through SciPy's L-BFGS-B as scikit-learn's;
+        no partial_fit, batch_size or early stopping), ``nbbp.SGD`` with ``momentum`` and
+        ``nesterovs_momentum``, or ``nbbp.Adam``.
     alpha : float, default=0.0001
         L2 penalty: each batch of b samples adds alpha / (2 b) sum ||W||^2 to its loss, as in
         scikit-learn (biases are not penalised).
@@ -123,6 +133,8 @@ _PARAMETERS = """
         Adam's epsilon (torch.optim's placement: added to sqrt(v / (1 - beta_2^t))).
     n_iter_no_change : int or np.inf, default=10
         Stale epochs tolerated before stopping (or, with "adaptive", lowering the rate).
+    max_fun : int, default=15000
+        With "lbfgs", the most evaluations of the loss (max_iter caps its iterations).
     dtype : float32 or float64, default=np.float64
         Precision of the network's parameters and computation. Predictions are float32 for
         float32 X and float64 otherwise, as scikit-learn's.
@@ -171,12 +183,20 @@ _NOTES = """
     sqrt(v), and when "invscaling" or "adaptive" changes the SGD learning rate, the new rate
     scales the whole momentum velocity at once.
 
+    solver="lbfgs" calls scipy.optimize.minimize(method="L-BFGS-B") as scikit-learn does, with
+    the loss and gradient of the whole training set from nbbp's kernels (``nbbp.LBFGS``); from
+    the same initial weights it follows scikit-learn's iterates to rounding, except for
+    multi-output regression: there scikit-learn's loss averages the squared error over the
+    outputs while its gradient sums over them, so its line search sees a function whose
+    gradient is not the one it is given; nbbp hands L-BFGS the summed loss and its gradient,
+    and converges elsewhere.
+
     With sample_weight, each batch minimises (sum_k w_k J_k + alpha/2 sum ||W||^2) / sum_k w_k,
     scikit-learn's objective: nbbp's ``l2`` is alpha / sum_k w_k, which differs from batch to
     batch, so a weighted epoch runs one ``Network.partial_fit`` call per batch (an unweighted
     one, two calls). A batch whose weights are all 0 takes no step.
 
-    Not available: sparse X, and the L-BFGS solver with its max_fun.
+    Not available: sparse X.
 """
 
 
@@ -215,10 +235,6 @@ class _BaseMLP(BaseEstimator):
                                      and s >= 1 for s in hidden):
             raise ValueError("hidden_layer_sizes must be a positive int or a sequence of positive "
                              f"ints; got {self.hidden_layer_sizes!r}")
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported: nbbp trains by mini-batch gradient "
-                             f"descent; use one of {list(SOLVERS)}, or "
-                             "sklearn.neural_network for L-BFGS")
         check.check_choice(self.solver, SOLVERS, "solver")
         check.check_choice(self.activation, ACTIVATIONS, "activation")
         check.check_choice(self.learning_rate, LEARNING_RATES, "learning_rate")
@@ -245,6 +261,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("validation_fraction must be > 0 with early_stopping=True: early "
                              "stopping scores a held-out fraction of the data; got 0")
         return dict(hidden=[int(s) for s in hidden], max_iter=_integer(self.max_iter, "max_iter"),
+                    max_fun=_integer(self.max_fun, "max_fun"),
                     n_iter_no_change=n_iter_no_change, verbose=verbose,
                     dtype=check.check_dtype(self.dtype))
 
@@ -308,7 +325,8 @@ class _BaseMLP(BaseEstimator):
                 network = self._new_network(sizes, out_activation, params["dtype"])
             self._load_parameters(network)
         X_val = y_val = w_val = None
-        if self.early_stopping:
+        stochastic = self.solver != "lbfgs"  # L-BFGS trains full batch, without early stopping
+        if self.early_stopping and stochastic:
             # As scikit-learn: stratified for a classifier with one output (binary) only.
             stratify = y if self._stratify and n_outputs == 1 else None
             split = train_test_split(X, targets, y, *([] if weights is None else [weights]),
@@ -325,7 +343,7 @@ class _BaseMLP(BaseEstimator):
         if self.batch_size == "auto":
             batch_size = min(200, n)
         else:
-            if self.batch_size > n:
+            if self.batch_size > n and stochastic:  # L-BFGS uses no batch_size
                 warnings.warn(f"batch_size={self.batch_size} is larger than the {n} training "
                               f"samples; using {n}", UserWarning, stacklevel=3)
             batch_size = min(self.batch_size, n)
@@ -337,9 +355,18 @@ class _BaseMLP(BaseEstimator):
             self.n_layers_, self.n_outputs_ = len(sizes), n_outputs
             self.out_activation_ = out_activation
             self.n_iter_ = self.t_ = 0
-            self.loss_curve_ = []
             self.coefs_, self.intercepts_ = self._read_parameters(network)
-        if first_pass or self.early_stopping != (self.validation_scores_ is not None):
+        if not stochastic:  # as scikit-learn's: no loss curve nor stopping records
+            self._network = network
+            try:
+                self._train_lbfgs(network, X, targets, weights, params, completed)
+            finally:
+                self.coefs_, self.intercepts_ = self._read_parameters(network)
+            return self
+        if first_pass or not hasattr(self, "loss_curve_"):  # (a warm start after lbfgs)
+            self.loss_curve_ = []
+        if (first_pass or not hasattr(self, "_no_improvement_count")
+                or self.early_stopping != (self.validation_scores_ is not None)):
             # The stopping rule's records, which warm starts and partial_fit carry on.
             self._no_improvement_count = 0
             if self.early_stopping:
@@ -361,6 +388,26 @@ class _BaseMLP(BaseEstimator):
             self.coefs_, self.intercepts_ = ([a.copy() for a in arrays]
                                              for arrays in self._best_parameters)
         return self
+
+    def _train_lbfgs(self, network, X, targets, weights, params, completed):
+        """scikit-learn's lbfgs solver: Network.fit with nbbp.LBFGS, its penalty alpha/(2S)
+        ||W||^2 on the whole set of weight S (l2 = alpha / S)."""
+        total_weight = X.shape[0] if weights is None else float(weights.sum())
+        history = network.fit(
+            X, targets, epochs=params["max_iter"], batch_size=None, shuffle=False,
+            optimizer=LBFGS(max_fun=params["max_fun"], tol=self.tol),
+            l2=self.alpha / total_weight, sample_weight=weights)
+        completed[0] = self.n_iter_ = history.epochs
+        result = history.result
+        self.loss_ = self._convert_loss(float(result.fun), network, 1 / total_weight)
+        if params["verbose"]:
+            print(f"L-BFGS: {result.message} after {result.nit} iterations, loss = "
+                  f"{self.loss_:.8f}", flush=True)
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
+                          f"(status={result.status}): {result.message}. Increase max_iter "
+                          f"(now {params['max_iter']}) or max_fun (now {params['max_fun']}), "
+                          "or scale the data.", ConvergenceWarning, stacklevel=4)
 
     def _train(self, network, X, targets, weights, X_val, y_val, w_val, rng, batch_size, params,
                incremental, completed):
@@ -579,6 +626,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 max_fun: int = 15000,
                  class_weight: str | dict | None = None,
                  dtype: DTypeLike = np.float64) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -604,6 +652,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
@@ -624,6 +673,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
+    @available_if(_stochastic)
     def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
                     classes: ArrayLike | None = None) -> MLPClassifier:
         """Train one epoch on (X, y), keeping the optimizer state of the previous call.
@@ -772,6 +822,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
+                 max_fun: int = 15000,
                  dtype: DTypeLike = np.float64) -> None:
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -796,6 +847,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
@@ -815,6 +867,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
+    @available_if(_stochastic)
     def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
                     ) -> MLPRegressor:
         """Train one epoch on (X, y), keeping the optimizer state of the previous call.
