@@ -85,6 +85,7 @@ def test_sklearn_fails_the_lbfgs_check_too():
                  activation="tanh", dtype=np.float32),
     MLPClassifier(solver="lbfgs"),
     MLPRegressor(solver="lbfgs", max_iter=30),
+    MLPRegressor(max_iter=30),  # failed check_regressors_train before the start was sklearn's
 ])
 def test_estimator_checks(estimator, check):
     check(estimator)
@@ -196,23 +197,36 @@ def test_sample_weight_matches_sklearn_batch_for_batch(data, rng, kind, variant)
         assert_allclose(got, expected, **EXACT)
 
 
-def test_early_stopping_holds_out_the_weights_with_their_samples(data, rng):
-    # The split is scikit-learn's train_test_split with the weights as one more array, and
-    # the validation score is weighted, as scikit-learn's.
-    X, y = data["multiclass"]
-    w = rng.uniform(0.2, 3, size=len(X))
-    clf = MLPClassifier((6,), solver="sgd", batch_size=8, learning_rate_init=0.1,
-                        early_stopping=True, validation_fraction=0.3, random_state=0,
-                        max_iter=1)
-    with pytest.warns(ConvergenceWarning):
-        clf.fit(X, y, sample_weight=w)
-    split_rng = np.random.RandomState(0)
-    split_rng.randint(np.iinfo(np.int32).max)  # the network's seed, drawn first
-    _, X_val, _, y_val, _, w_val = train_test_split(X, y, w, random_state=split_rng,
-                                                    test_size=0.3)
-    predicted = clf.predict(X_val)
-    assert clf.validation_scores_[0] == accuracy_score(y_val, predicted, sample_weight=w_val)
-    assert clf.validation_scores_[0] != accuracy_score(y_val, predicted)
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
+@pytest.mark.parametrize("params", [
+    dict(solver="sgd"),
+    dict(solver="sgd", early_stopping=True, validation_fraction=0.3, n_iter_no_change=3),
+    dict(solver="sgd", momentum=0.0, learning_rate="invscaling", learning_rate_init=0.3),
+    dict(solver="lbfgs", activation="logistic"),
+], ids=["sgd", "early-stopping", "invscaling", "lbfgs"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_same_random_state_gives_scikit_learns_fit(data, rng, kind, params, weighted):
+    # The initial coefs and intercepts, the early-stopping split (which the weights follow)
+    # and every epoch's shuffle are drawn as scikit-learn draws them: the whole fit is
+    # scikit-learn's, to rounding.
+    X, y = data[kind]
+    w = rng.uniform(0.2, 3, size=len(X)) if weighted else None
+    ours, theirs = ((MLPRegressor, neural_network.MLPRegressor) if kind == "regression"
+                    else (MLPClassifier, neural_network.MLPClassifier))
+    both = dict(hidden_layer_sizes=(6,), batch_size=16, max_iter=15, random_state=7, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = ours(**both).fit(X, y, sample_weight=w)
+        with sequential_blas():
+            b = theirs(**both).fit(X, y, sample_weight=w)
+    assert a.n_iter_ == b.n_iter_
+    for got, expected in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
+    if params["solver"] != "lbfgs":
+        assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+    if params.get("early_stopping"):
+        assert_allclose(a.validation_scores_, b.validation_scores_, rtol=1e-12)
+    assert a.loss_ == pytest.approx(b.loss_, rel=1e-9)
 
 
 def test_weights_of_one_are_no_weights_and_weight_zero_leaves_a_sample_out(data):
@@ -404,16 +418,19 @@ def test_partial_fit_epochs_equal_fit_epochs(data):
 
 @pytest.mark.parametrize("activation, factor", [("logistic", 2.0), ("tanh", 6.0), ("relu", 6.0)])
 def test_initial_weights_are_sklearn_glorot_uniform(rng, activation, factor):
-    """U(-b, b) with b = sqrt(factor / (n_in + n_out)), factor 2 for the logistic, else 6;
-    biases start at 0. One epoch at a learning rate of 1e-12 leaves them as drawn."""
+    """U(-b, b) with b = sqrt(factor / (n_in + n_out)), factor 2 for the logistic, else 6, for
+    coefs and intercepts, drawn from random_state as scikit-learn draws them. One epoch at a
+    learning rate of 1e-12 leaves them as drawn."""
     X, y = rng.normal(size=(10, 40)), rng.normal(size=10)
     reg = MLPRegressor(hidden_layer_sizes=(60,), activation=activation, learning_rate_init=1e-12,
                        random_state=0).partial_fit(X, y)
-    W = reg.coefs_[0]
-    bound = np.sqrt(factor / (40 + 60))
-    assert 0.98 * bound < np.abs(W).max() <= bound + 1e-9  # 2400 draws reach the bound
-    assert abs(W.mean()) < 0.05 * bound
-    assert_allclose(reg.intercepts_[0], 0.0, atol=1e-9)
+    draws = np.random.RandomState(0)
+    for l, (n_in, n_out) in enumerate([(40, 60), (60, 1)]):
+        bound = np.sqrt(factor / (n_in + n_out))
+        assert_allclose(reg.coefs_[l], draws.uniform(-bound, bound, (n_in, n_out)), atol=1e-9)
+        assert_allclose(reg.intercepts_[l], draws.uniform(-bound, bound, n_out), atol=1e-9)
+    # a check of the check: 2400 draws reach the first layer's bound
+    assert 0.98 * np.sqrt(factor / 100) < np.abs(reg.coefs_[0]).max()
 
 
 def test_random_state(data):

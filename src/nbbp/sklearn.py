@@ -107,8 +107,8 @@ _PARAMETERS = """
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights (through an int seed drawn for the ``Network``), the
-        validation split of early stopping and the shuffling.
+        Draws the initial coefs and intercepts, the validation split of early stopping and the
+        shuffling, in scikit-learn's order (see Notes).
     tol : float, default=1e-4
         Training stops when the loss (or the validation score, with early_stopping) has not
         improved by at least tol for more than n_iter_no_change consecutive epochs.
@@ -172,8 +172,10 @@ _ATTRIBUTES = """
         Activation of the output layer."""
 
 _NOTES = """
-    The network starts from Glorot-uniform weights (nbbp's "xavier", scaled by sqrt(1/3) for
-    "logistic" as in scikit-learn) and zero biases, where scikit-learn also draws the biases.
+    The network starts from scikit-learn's Glorot-uniform coefs and intercepts, drawn from
+    random_state in scikit-learn's order, and the early-stopping split and the epochs' shuffles
+    draw from it as scikit-learn's do: from the same random_state, an SGD or L-BFGS fit follows
+    scikit-learn's to rounding (Adam to about 1e-6, see below).
 
     Training matches scikit-learn's update rule batch for batch: nbbp's ``l2`` is alpha / b for
     a batch of b samples (the last, partial batch of an epoch gets its own b), SGD momentum in
@@ -307,13 +309,8 @@ class _BaseMLP(BaseEstimator):
         sizes = [X.shape[1], *params["hidden"], n_outputs]
         rng = check_random_state(self.random_state)
         if first_pass:
-            network = self._new_network(sizes, out_activation, params["dtype"],
-                                        seed=int(rng.randint(np.iinfo(np.int32).max)))
-            if self.activation == "logistic":
-                # scikit-learn's Glorot bound for the logistic is sqrt(2 / (n_in + n_out)),
-                # xavier's sqrt(6 / (n_in + n_out)); U(-a, a) scaled by c is U(-ca, ca).
-                for W in network.weights:
-                    W *= np.sqrt(2.0 / 6.0)
+            network = self._new_network(sizes, out_activation, params["dtype"])
+            self._initialize(network, rng)
         else:
             if [c.shape for c in self.coefs_] != list(zip(sizes[:-1], sizes[1:])):
                 raise ValueError("hidden_layer_sizes, n_features or the number of outputs changed "
@@ -417,9 +414,11 @@ class _BaseMLP(BaseEstimator):
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
         n = X.shape[0]
         self.n_iter_ = 0
+        order = np.arange(n) if self.shuffle else None
         try:
             for _ in range(params["max_iter"]):
-                order = rng.permutation(n) if self.shuffle else None
+                if order is not None:  # as scikit-learn's: the last order, permuted
+                    order = order[rng.permutation(n)]
                 self.loss_ = self._epoch(network, X, targets, weights, order, batch_size,
                                          optimizer)
                 self.n_iter_ += 1
@@ -519,6 +518,18 @@ class _BaseMLP(BaseEstimator):
             self._best_parameters = self._read_parameters(network)
 
     # ---------------------------------------------------------------- network and parameters
+    def _initialize(self, network, rng):
+        """scikit-learn's initial parameters, drawn from ``rng`` in its order: per layer,
+        coefs U(-b, b) then intercepts U(-b, b), b = sqrt(6 / (n_in + n_out)) (2 for the
+        logistic), in float64 and then cast; so the same random_state gives the same start, and
+        leaves the generator where scikit-learn's is for the split and the shuffles."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(network.weights, network.biases):
+            n_out, n_in = W.shape
+            bound = np.sqrt(factor / (n_in + n_out))
+            W[...] = rng.uniform(-bound, bound, (n_in, n_out)).T
+            b[...] = rng.uniform(-bound, bound, n_out)
+
     def _new_network(self, sizes, out_activation, dtype, seed=0):
         """A Network for the current parameters, with fresh optimizer state."""
         output, loss = OUTPUT_LAYERS[out_activation]
