@@ -17,12 +17,14 @@ TOLERANCES = {
 DTYPES = [np.float64, np.float32]
 
 HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
-OUTPUTS = HIDDEN + ["softmax"]
-# Every valid (output, loss) pair: log_loss and cross_entropy need outputs in (0, 1).
+OUTPUTS = HIDDEN + ["softmax", "exp"]
+# Every valid (output, loss) pair: log_loss and cross_entropy need outputs in (0, 1), poisson
+# the exponential (its log link).
 OUTPUT_LOSS_PAIRS = (
     [(o, "squared_error") for o in OUTPUTS]
     + [("sigmoid", "log_loss"), ("softmax", "log_loss")]
     + [("softmax", "cross_entropy"), ("sigmoid", "cross_entropy")]
+    + [("exp", "poisson")]
 )
 # (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
 # a batch of one sample, and sizes that span several kernel tiles with ragged ends (9x70x13: a
@@ -96,7 +98,10 @@ def rng():
 
 
 def random_targets(rng, n, n_out, loss, dtype):
-    """Targets valid for ``loss``: probability rows for cross_entropy, 0/1 for log_loss."""
+    """Targets valid for ``loss``: probability rows for cross_entropy, 0/1 for log_loss, counts
+    (0 included) for poisson."""
+    if loss == "poisson":
+        return rng.poisson(1.5, size=(n, n_out)).astype(dtype)
     if loss == "cross_entropy":
         p = rng.uniform(0.1, 1.0, size=(n, n_out))
         return (p / p.sum(axis=1, keepdims=True)).astype(dtype)

@@ -776,3 +776,19 @@ def test_an_overflow_on_finite_inputs_is_reported_not_returned(method, dtype, bi
     with pytest.raises(FloatingPointError, match=r"layer 0 \(of 2\) overflowed: .*\(first at sample 1\)"):
         call()
     assert np.isfinite(net.forward(X[:1])).all()  # the finite row alone is fine
+
+
+def test_a_network_unpickled_from_a_read_only_memmap_holds_writeable_copies(rng, tmp_path):
+    # joblib's read-only memmaps (as scikit-learn's checks make): the arrays a network trains
+    # and predicts with are its own writeable copies, so no read-only kernel compiles for them
+    joblib = pytest.importorskip("joblib")
+    net = nbbp.Network([5, 4, 3], activation="tanh")
+    net.fit(rng.normal(size=(20, 5)), rng.integers(0, 3, 20), epochs=1, batch_size=4,
+            optimizer="adam")
+    joblib.dump(net, tmp_path / "net.pkl")
+    loaded = joblib.load(tmp_path / "net.pkl", mmap_mode="r")
+    assert all(a.flags.writeable for a in (loaded._theta, loaded._mask_theta, loaded._stats,
+                                           loaded._opt.state))
+    assert all(W.flags.writeable for W in loaded.weights)
+    X = rng.normal(size=(6, 5))
+    assert_array_equal(loaded.forward(X), net.forward(X))

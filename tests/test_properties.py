@@ -27,6 +27,8 @@ from nbbp.gradients import scratch_size, weight_gradients
 from nbbp.initializers import INITIALIZERS
 from nbbp.optimizers import OPTIMIZERS
 
+GRADIENT_DESCENT = [name for name in OPTIMIZERS if name != "lbfgs"]  # L-BFGS: test_lbfgs.py
+
 X_BOUND = 10.0  # |x| <= 10 everywhere
 KINKED = ("relu", "leaky_relu")
 SMOOTH = ("identity", "sigmoid", "tanh")
@@ -373,8 +375,13 @@ def bounded_inputs(draw, n_in, dtype):
     return draw(hnp.arrays(dtype, (n, n_in), elements=elements))
 
 
+# exp outputs are unbounded: after steps of Poisson's gradient exp(z) - y, which grows with z,
+# an exp can overflow from bounded inputs (and forward names the layer: tests/test_network.py)
+BOUNDED_PAIRS = [(o, loss) for o, loss in OUTPUT_LOSS_PAIRS if o != "exp"]
+
+
 @_settings(200)
-@given(arch=architectures(max_layers=3, width=lambda low=1: widths(low, 20)),
+@given(arch=architectures(max_layers=3, width=lambda low=1: widths(low, 20), pairs=BOUNDED_PAIRS),
        init=st.sampled_from([None, *INITIALIZERS]), optimizer=st.sampled_from(list(OPTIMIZERS)),
        l2=st.sampled_from([0.0, 1e-3]), batch_size=st.one_of(st.none(), st.integers(1, 8)),
        seed=st.integers(0, 2**32 - 1), data_=st.data())
@@ -396,7 +403,8 @@ def test_nothing_is_nan_for_finite_bounded_inputs(arch, init, optimizer, l2, bat
     history = net.fit(X, Y, epochs=1, batch_size=batch_size, learning_rate=1e-3,
                       optimizer=optimizer, l2=l2)
     assert np.isfinite(history.loss).all() and np.isfinite(net._theta).all()
-    assert all(np.isfinite(g).all() for g in history.grad_norm + history.delta_mean)
+    measured = history.grad_norm + (history.delta_mean if optimizer != "lbfgs" else [])
+    assert all(np.isfinite(g).all() for g in measured)  # L-BFGS has no deltas' mean: NaN
     assert np.isfinite(net.forward(X)).all()
 
 
@@ -404,7 +412,7 @@ def test_nothing_is_nan_for_finite_bounded_inputs(arch, init, optimizer, l2, bat
 @_settings(150)
 @given(arch=architectures(max_layers=3, width=lambda low=1: widths(low, 9), dtypes=(np.float64,)),
        n=st.integers(1, 40), batch_size=st.one_of(st.none(), st.integers(1, 40)),
-       epochs=st.integers(1, 2), optimizer=st.sampled_from(list(OPTIMIZERS)),
+       epochs=st.integers(1, 2), optimizer=st.sampled_from(GRADIENT_DESCENT),
        l2=st.sampled_from([0.0, 1e-3, 0.05]), rate=st.sampled_from([1e-3, 0.01, 0.05]),
        scale=st.sampled_from([0.5, 2.0, X_BOUND]), seed=st.integers(0, 2**32 - 1),
        labels=st.booleans())

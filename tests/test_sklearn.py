@@ -106,6 +106,7 @@ def data(rng):
         "multilabel": (X, rng.integers(0, 2, (N_SAMPLES, 3))),
         "regression": (X, rng.normal(size=N_SAMPLES)),
         "multioutput": (X, rng.normal(size=(N_SAMPLES, 3))),
+        "poisson": (X, rng.poisson(np.exp(0.5 * X[:, 0])).astype(float)),
     }
 
 
@@ -197,7 +198,8 @@ def test_sample_weight_matches_sklearn_batch_for_batch(data, rng, kind, variant)
         assert_allclose(got, expected, **EXACT)
 
 
-@pytest.mark.parametrize("kind", ["multiclass", "binary", "regression"])
+@pytest.mark.parametrize("kind", ["multiclass", "binary", "regression", "poisson",
+                                  "poisson, 2 outputs"])
 @pytest.mark.parametrize("params", [
     dict(solver="sgd"),
     dict(solver="sgd", early_stopping=True, validation_fraction=0.3, n_iter_no_change=3),
@@ -209,11 +211,16 @@ def test_the_same_random_state_gives_scikit_learns_fit(data, rng, kind, params, 
     # The initial coefs and intercepts, the early-stopping split (which the weights follow)
     # and every epoch's shuffle are drawn as scikit-learn draws them: the whole fit is
     # scikit-learn's, to rounding.
-    X, y = data[kind]
+    X, y = data[kind.split(",")[0]] if kind != "poisson, 2 outputs" else data["poisson"]
+    if kind == "poisson, 2 outputs":
+        y = np.c_[y, y[::-1]]
     w = rng.uniform(0.2, 3, size=len(X)) if weighted else None
-    ours, theirs = ((MLPRegressor, neural_network.MLPRegressor) if kind == "regression"
+    ours, theirs = ((MLPRegressor, neural_network.MLPRegressor) if kind in ("regression",
+                    "poisson", "poisson, 2 outputs")
                     else (MLPClassifier, neural_network.MLPClassifier))
     both = dict(hidden_layer_sizes=(6,), batch_size=16, max_iter=15, random_state=7, **params)
+    if kind.startswith("poisson"):
+        both["loss"] = "poisson"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a = ours(**both).fit(X, y, sample_weight=w)
@@ -599,9 +606,10 @@ def test_bad_parameters_name_themselves(data, params, message):
 
 def test_regressor_loss(data):
     X, y = data["regression"]
-    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
+    with pytest.raises(ValueError, match="Some value\\(s\\) of y are negative which is not "
+                                         "allowed for Poisson regression"):
         MLPRegressor(loss="poisson").fit(X, y)
-    with pytest.raises(ValueError, match=r"loss must be one of \['squared_error'\]"):
+    with pytest.raises(ValueError, match=r"loss must be one of \['poisson', 'squared_error'\]"):
         MLPRegressor(loss="huber").fit(X, y)
     with pytest.raises(ValueError, match="give hidden_layer_sizes=... by name"):
         MLPRegressor((5,)).fit(X, y)  # loss is the first positional parameter, as in sklearn

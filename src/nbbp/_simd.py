@@ -168,8 +168,10 @@ def read_only(a):
 
 
 def aligned(a):
-    """``a`` itself if its data start on a CACHE_LINE boundary, else an aligned copy."""
-    if a.ctypes.data % CACHE_LINE == 0 and a.flags.c_contiguous:
+    """``a`` itself if its data start on a CACHE_LINE boundary and it is writeable, else an
+    aligned copy (a read-only array, from a read-only memmap say, would compile every kernel
+    again for its type)."""
+    if a.ctypes.data % CACHE_LINE == 0 and a.flags.c_contiguous and a.flags.writeable:
         return a
     copy = aligned_zeros(a.shape, a.dtype)
     copy[...] = a

@@ -301,8 +301,8 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     """y as a C-contiguous (n_samples, n_out) array of ``dtype``.
 
     cross_entropy takes integer labels in [0, n_out) (shape (n_samples,)), turned into one-hot
-    rows, or probability rows (n_samples, n_out). log_loss takes 0/1 targets; squared_error any
-    finite values. A 1-D y is accepted for a single output.
+    rows, or probability rows (n_samples, n_out). log_loss takes 0/1 targets; poisson finite
+    values >= 0; squared_error any finite values. A 1-D y is accepted for a single output.
     """
     arr = _numeric_array(y, name)
     if arr.ndim == 0 or arr.ndim > 2:
@@ -324,6 +324,9 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
         arr = arr.reshape(-1, 1)
     if arr.shape[1] != n_out:
         raise ValueError(f"{name} must have {n_out} columns, one per output neuron; got shape {arr.shape}")
+    if loss == "poisson" and (arr < 0).any():
+        raise ValueError(f"{name} for poisson must be >= 0 (counts, rates); got "
+                         f"{arr[arr < 0][0].item()!r}")
     if loss == "log_loss" and not np.all((arr == 0) | (arr == 1)):
         raise ValueError(f"{name} for log_loss must hold only 0 and 1; got {arr[(arr != 0) & (arr != 1)][0].item()!r}")
     if loss == "cross_entropy":
@@ -505,7 +508,8 @@ def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
     check_choice(loss, LOSSES, "loss")
     check_choice(output, ACTIVATIONS, "output")
     if output not in VALID_OUTPUTS[loss]:
-        raise ValueError(f"loss {loss!r} needs outputs in (0, 1): output must be one of "
+        why = "its log link, o = exp(z) > 0" if loss == "poisson" else "outputs in (0, 1)"
+        raise ValueError(f"loss {loss!r} needs {why}: output must be one of "
                          f"{list(VALID_OUTPUTS[loss])}; got {output!r}")
     if output == "softmax" and sizes[-1] < 2:
         raise ValueError("output 'softmax' needs at least 2 output neurons; got sizes[-1] = "

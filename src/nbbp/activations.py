@@ -8,7 +8,7 @@ import numpy as np
 
 from ._jit import helper, part
 
-IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
+IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, EXP = range(7)
 
 ACTIVATIONS = {
     "identity": IDENTITY,
@@ -17,6 +17,7 @@ ACTIVATIONS = {
     "relu": RELU,
     "leaky_relu": LEAKY_RELU,
     "softmax": SOFTMAX,
+    "exp": EXP,  # an output only: the log link of the poisson loss
 }
 HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 LEAKY_SLOPE = 0.01
@@ -76,6 +77,10 @@ def activate_rows(Z, k0, k1, code, A):
             for i in range(n):
                 z = Z[k, i]
                 A[k, i] = z if z > 0 else z * slope
+    elif code == EXP:
+        for k in range(k0, k1):
+            for i in range(n):
+                A[k, i] = np.exp(Z[k, i])
     else:
         for k in range(k0, k1):
             for i in range(n):
@@ -105,6 +110,10 @@ def times_derivative_rows(Z, A, k0, k1, code, D):
         for k in range(k0, k1):
             for j in range(n):
                 D[k, j] *= one if Z[k, j] > 0 else slope
+    elif code == EXP:
+        for k in range(k0, k1):
+            for j in range(n):
+                D[k, j] *= A[k, j]
 
 
 @part
@@ -124,5 +133,9 @@ def times_derivative_of_z_rows(Z, k0, k1, code, D):
             for j in range(n):
                 t = np.tanh(Z[k, j])
                 D[k, j] *= one - t * t
+    elif code == EXP:
+        for k in range(k0, k1):
+            for j in range(n):
+                D[k, j] *= np.exp(Z[k, j])
     else:  # relu, leaky_relu and identity read z alone
         times_derivative_rows(Z, Z, k0, k1, code, D)

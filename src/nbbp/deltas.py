@@ -7,9 +7,9 @@ from ._jit import helper, kernel, part
 from ._simd import (PACK_MIN_ROWS, block_rows, down, matrix, outer, pack_group, padded,
                     padded_in_kernel, row, store_block, strip_max, strip_source, strip_width,
                     strips_per_group, zeros_block)
-from .activations import (IDENTITY, SIGMOID, SOFTMAX, times_derivative_of_z_rows,
+from .activations import (EXP, IDENTITY, SIGMOID, SOFTMAX, times_derivative_of_z_rows,
                           times_derivative_rows)
-from .losses import CROSS_ENTROPY, LOG_LOSS, SQUARED_ERROR, loss_derivative
+from .losses import CROSS_ENTROPY, LOG_LOSS, POISSON, SQUARED_ERROR, loss_derivative
 
 
 @helper
@@ -18,6 +18,7 @@ def _is_matched(out_code, loss_code):
         (out_code == IDENTITY and loss_code == SQUARED_ERROR)
         or (out_code == SIGMOID and loss_code == LOG_LOSS)
         or (out_code == SOFTMAX and loss_code == CROSS_ENTROPY)
+        or (out_code == EXP and loss_code == POISSON)
     )
 
 

@@ -9,15 +9,19 @@ import numpy as np
 from ._jit import helper, part
 from .activations import SIGMOID, SOFTMAX
 
-SQUARED_ERROR, LOG_LOSS, CROSS_ENTROPY = range(3)
+SQUARED_ERROR, LOG_LOSS, CROSS_ENTROPY, POISSON = range(4)
 
-LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "cross_entropy": CROSS_ENTROPY}
+LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "cross_entropy": CROSS_ENTROPY,
+          "poisson": POISSON}
 
-# Output activations each loss accepts: log_loss and cross_entropy need outputs in (0, 1).
+# Output activations each loss accepts: log_loss and cross_entropy need outputs in (0, 1);
+# poisson, the half Poisson deviance J = sum_i y_i log(y_i / o_i) - y_i + o_i, takes o = exp(z)
+# (its log link: J is then computed from z, and dJ/dz = o - y).
 VALID_OUTPUTS = {
-    "squared_error": ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"),
+    "squared_error": ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "exp"),
     "log_loss": ("sigmoid", "softmax"),
     "cross_entropy": ("softmax", "sigmoid"),
+    "poisson": ("exp",),
 }
 
 
@@ -35,6 +39,8 @@ def loss_derivative(O, Y, k, loss_code, eps, G):
         elif loss_code == LOG_LOSS:
             o_c = _clip(O[k, i], eps)
             G[k, i] = (o_c - Y[k, i]) / (o_c * (1 - o_c))
+        elif loss_code == POISSON:
+            G[k, i] = 1 - Y[k, i] / max(O[k, i], eps)
         else:
             G[k, i] = -Y[k, i] / _clip(O[k, i], eps)
 
@@ -72,6 +78,13 @@ def sample_losses(Z, O, Y, out_code, loss_code, eps, J):
             for i in range(n):
                 o_c = _clip(O[k, i], eps)
                 J_k -= Y[k, i] * np.log(o_c) + (1 - Y[k, i]) * np.log(1 - o_c)
+            J[k] = J_k
+    elif loss_code == POISSON:  # o = exp(z): y log(y / o) = y log y - y z
+        for k in range(n_samples):
+            J_k = 0.0
+            for i in range(n):
+                y = Y[k, i]
+                J_k += (y * np.log(y) if y > 0 else 0.0) - y * Z[k, i] - y + O[k, i]
             J[k] = J_k
     elif out_code == SOFTMAX:
         # -sum_i y_i log softmax(z)_i = sum_i y_i (logsumexp(z) - z_i), where

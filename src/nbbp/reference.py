@@ -28,7 +28,8 @@ import numpy as np
 LEAKY_RELU_SLOPE = 0.01
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
-MATCHED_PAIRS = {("identity", "squared_error"), ("sigmoid", "log_loss"), ("softmax", "cross_entropy")}
+MATCHED_PAIRS = {("identity", "squared_error"), ("sigmoid", "log_loss"), ("softmax", "cross_entropy"),
+                 ("exp", "poisson")}
 
 
 def sigmoid(z):
@@ -56,6 +57,8 @@ def activation(name, z):
         return np.where(z > 0, z, LEAKY_RELU_SLOPE * z).astype(z.dtype)
     if name == "softmax":
         return softmax(z)
+    if name == "exp":
+        return np.exp(z)
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -71,6 +74,8 @@ def activation_derivative(name, z, a):
         return (z > 0).astype(z.dtype)
     if name == "leaky_relu":
         return np.where(z > 0, 1, LEAKY_RELU_SLOPE).astype(z.dtype)
+    if name == "exp":
+        return a
     raise ValueError(f"no element-wise derivative for activation {name!r}")
 
 
@@ -166,6 +171,10 @@ def sample_losses(z, o, y, output, loss):
             return np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), axis=1)
         oc = _clipped(o)
         return -np.sum(y * np.log(oc) + (1 - y) * np.log(1 - oc), axis=1)
+    if loss == "poisson":  # half the Poisson deviance, y log(y / o) - y + o
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y_log_ratio = np.where(y > 0, y * np.log(y / o), 0.0)
+        return np.sum(y_log_ratio - y + o, axis=1)
     if loss == "cross_entropy":
         if output == "softmax":
             z_max = z.max(axis=1, keepdims=True)
@@ -189,6 +198,8 @@ def loss_derivative(o, y, loss):
         return (oc - y) / (oc * (1 - oc))
     if loss == "cross_entropy":
         return -y / _clipped(o)
+    if loss == "poisson":
+        return 1 - y / o
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -267,7 +278,9 @@ def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, b
                 if skips[t] == l:                          # and through each skip out of a(l)
                     dE_da = dE_da + (dE_das[t] if identity_form else deltas[t])
             dE_das[l - 1] = dE_da
-            f_z = activation(activations[l - 1], zs[l - 1])  # a(l), without any skip's a(s)
+            f_z = a_list[l]                                # f(z(l)) ...
+            if identity_form and skips[l - 1] is not None:  # ... but a(l) = a(s) + f(z(l))
+                f_z = activation(activations[l - 1], zs[l - 1])
             deltas[l - 1] = activation_derivative(activations[l - 1], zs[l - 1], f_z) * dE_da
     if batch_norm is None:
         return dWs, dbs

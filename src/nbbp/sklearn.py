@@ -45,6 +45,7 @@ OUTPUT_LAYERS = {
     "softmax": ("softmax", "cross_entropy"),
     "logistic": ("sigmoid", "log_loss"),
     "identity": ("identity", "squared_error"),
+    "exp": ("exp", "poisson"),
 }
 # scikit-learn's adaptive schedule divides the learning rate by 5 after n_iter_no_change stale
 # epochs and stops once it is at most 1e-6.
@@ -593,9 +594,9 @@ class _BaseMLP(BaseEstimator):
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     __doc__ = f"""A multilayer perceptron classifier: scikit-learn's interface, nbbp's kernels.
 
-    A drop-in replacement for ``sklearn.neural_network.MLPClassifier`` with the "sgd" and
-    "adam" solvers. Multiclass targets train a softmax output with cross-entropy; binary and
-    multilabel (indicator matrix) targets train logistic outputs with log-loss.
+    A drop-in replacement for ``sklearn.neural_network.MLPClassifier``, with its three solvers.
+    Multiclass targets train a softmax output with cross-entropy; binary and multilabel
+    (indicator matrix) targets train logistic outputs with log-loss.
 
     Parameters
     ----------{_PARAMETERS}    class_weight : "balanced", dict or None, default=None
@@ -790,13 +791,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = f"""A multilayer perceptron regressor: scikit-learn's interface, nbbp's kernels.
 
-    A drop-in replacement for ``sklearn.neural_network.MLPRegressor`` with the "sgd" and
-    "adam" solvers: identity outputs trained on the squared error, one output per target.
+    A drop-in replacement for ``sklearn.neural_network.MLPRegressor``: identity outputs trained
+    on the squared error, or exponential outputs (the log link) on the Poisson deviance, one
+    output per target.
 
     Parameters
     ----------
-    loss : {{"squared_error"}}, default="squared_error"
-        Half the squared error. scikit-learn's "poisson" is not available (ValueError).{_PARAMETERS}
+    loss : {{"squared_error", "poisson"}}, default="squared_error"
+        Half the squared error, or half the Poisson deviance, y log(y / o) - y + o with
+        o = exp(z), for targets y >= 0 (counts, rates).{_PARAMETERS}
     Attributes
     ----------{_ATTRIBUTES}
 
@@ -907,13 +910,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     # ----------------------------------------------------------------------------- internals
     def _checked_params(self):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported: nbbp has no exponential output "
-                             "layer; use loss='squared_error'")
         if not isinstance(self.loss, str):  # MLPRegressor((32,)): loss comes first, as in sklearn
-            raise ValueError(f"loss must be 'squared_error'; got {self.loss!r} (the first "
-                             "positional parameter is loss: give hidden_layer_sizes=... by name)")
-        check.check_choice(self.loss, ("squared_error",), "loss")
+            raise ValueError(f"loss must be 'squared_error' or 'poisson'; got {self.loss!r} (the "
+                             "first positional parameter is loss: give hidden_layer_sizes=... by "
+                             "name)")
+        check.check_choice(self.loss, ("squared_error", "poisson"), "loss")
         return super()._checked_params()
 
     _y_checks = {"y_numeric": True}
@@ -923,14 +924,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if largest > np.finfo(dtype).max:  # finite (validate_data), but inf in dtype
             raise ValueError(f"y holds a value too large for {np.dtype(dtype).name} "
                              f"({largest:.6g}; its largest is {np.finfo(dtype).max:.6g})")
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson "
+                             "regression.")
         targets = _writeable(np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=dtype))
-        return targets, targets.shape[1], "identity", {}
+        return targets, targets.shape[1], "exp" if self.loss == "poisson" else "identity", {}
 
     def _convert_loss(self, loss, network, penalty_share):
         # nbbp: sum over outputs of (o - y)^2 / 2 + penalty; scikit-learn: mean over outputs +
         # penalty. The penalty is estimated at the epoch's final weights (see Notes).
         k = self.n_outputs_
-        if k == 1:
+        if k == 1 or self.loss == "poisson":  # the deviance sums over outputs in both
             return loss
         penalty = 0.0
         if self.alpha > 0:
