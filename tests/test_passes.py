@@ -49,7 +49,7 @@ def batch(net, rng, n=11):
     return X, Y
 
 
-def compiled_pass(net, X, Y, sample_weight=np.zeros(0)):
+def compiled_pass(net, X, Y, sample_weight=np.zeros(0), drop_seed=None):
     """The driver's passes on one batch: train_epoch at learning rate 0 (theta stays), so its
     buffers hold the forward values and its grad the gradients. Returns (zs, activations, grad,
     sum of (weighted) J, stats after)."""
@@ -63,7 +63,7 @@ def compiled_pass(net, X, Y, sample_weight=np.zeros(0)):
     total, steps, used, weight = epochs.run(
         X, Y, np.zeros(0, np.int64), np.arange(n), theta, grad, net._mask_theta, net._layout,
         net._loss_code, net._eps, 0.0, nbbp.SGD(), np.zeros((0, theta.size), net.dtype), 0.0, 0,
-        np.zeros(net.n_layers), np.zeros(net.n_layers), 0.0, sample_weight)
+        np.zeros(net.n_layers), np.zeros(net.n_layers), 0.0, sample_weight, drop_seed)
     assert (steps, used) == (1, n)
     assert weight == (sum(sample_weight.tolist()) if sample_weight.size else n)
     assert_array_equal(theta, net._theta)  # learning rate 0
@@ -96,6 +96,26 @@ def test_compiled_and_python_passes_agree_bit_for_bit(rng, kind, dtype):
     # fixed order: n roundings of sums of size about sum J bound the difference)
     assert abs(total_c - J.sum()) <= 2 * len(J) * np.finfo(np.float64).eps * J.sum()
     assert E == float(J.mean())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["dense", "batch-normalised", "residual", "identity residuals"])
+def test_passes_with_dropout_agree_bit_for_bit(rng, kind, dtype):
+    # the driver's first batch is step 0; both twins draw the masks of (seed, step)
+    spec = dict(NETWORKS[kind])
+    spec["dropout"] = 0.4
+    net = nbbp.Network(seed=4, dtype=dtype, **spec)
+    X, Y = batch(net, rng)
+    seed = np.uint64(0x1234_5678_9ABC_DEF0)
+    zs_c, as_c, grad_c, _, _ = compiled_pass(net, X, Y, drop_seed=seed)
+    zs, a_list, _ = passes.forward_layers(X, net._theta, net._stats.copy(), net._layout,
+                                          training=True, dropout=(seed, np.int64(0)))
+    for l in range(net.n_layers):
+        assert_array_equal(as_c[l], a_list[l + 1], err_msg=f"a of layer {l}")
+    grad, _ = passes.backprop(X, Y, net._theta, net._stats.copy(), net._mask_theta, net._layout,
+                              net._loss_code, net._eps, dropout=(seed, np.int64(0)))
+    assert_array_equal(grad_c, grad)
+    assert (as_c[0] == 0).any()  # some units were dropped
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -17,7 +17,7 @@ from . import _validation as check
 from . import passes
 from ._interrupts import hold_interrupts_again, let_interrupts_through
 from ._jit import start_thread_pool
-from ._layout import N_OUT, Parameters
+from ._layout import DROP, N_OUT, Parameters
 from ._simd import aligned_zeros
 from .history import DivergenceError, History
 from .optimizers import SGD_CODE, OptimizerState, optimizer_update, update_in_parallel
@@ -260,13 +260,16 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                         raise ValueError(f"the learning-rate schedule gave epoch {epoch} the rate "
                                          f"{rate!r}; a rate is a finite number >= 0")
                 order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
+                drop_seed = None  # the epoch's dropout masks, drawn after its order
+                if np.any(params.layout[:, DROP] > 0):
+                    drop_seed = net.rng.integers(2**64, dtype=np.uint64)
                 grad_norm_sum = np.zeros(L)
                 delta_abs_sum = np.zeros(L)
                 total, steps, n_used, weight_used = epochs_of.run(
                     plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
                     params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
                     opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum, plan.clip_norm,
-                    plan.sample_weight)
+                    plan.sample_weight, drop_seed)
                 if weight_used == 0:  # only with batch normalisation's left-out last sample
                     raise ValueError(f"epoch {epoch} trained on no sample of weight > 0")
                 E = total / weight_used

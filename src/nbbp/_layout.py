@@ -15,7 +15,9 @@ second flat vector ``stats``. ``layout[l]`` holds, by column:
 - SKIP_FROM: s when a(s), an earlier activation of the same width, joins layer l by a
   residual connection (0 is the input X), or -1;
 - SKIP_AFTER_F: 1 when that skip is the identity form, a(l+1) = a(s) + f(z(l+1)); 0 when it is
-  added before f, a(l+1) = f(z(l+1) + a(s)).
+  added before f, a(l+1) = f(z(l+1) + a(s));
+- DROP: inverted dropout of a(l+1) in training, as a threshold t in [0, 2^32): a unit whose
+  32-bit hash is below t is dropped, so p = t / 2^32 exactly (0: none; nbbp.dropout).
 
 The compiled passes keep one batch of every layer in one buffer: layer l's rows start at
 n * (sum of the widths of the layers before it), in z, a, delta and z_hat alike
@@ -32,8 +34,9 @@ import numpy as np
 from ._jit import part
 from ._simd import matrix
 
-N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK, BN_OFF, STATS_OFF, SKIP_FROM, SKIP_AFTER_F = range(10)
-N_COLUMNS = 10
+(N_IN, N_OUT, W_OFF, B_OFF, CODE, HAS_MASK, BN_OFF, STATS_OFF, SKIP_FROM, SKIP_AFTER_F,
+ DROP) = range(11)
+N_COLUMNS = 11
 
 
 class Parameters(NamedTuple):
@@ -60,11 +63,11 @@ def parameter_count(sizes, bias, batch_norm):
     return n_params, n_stats
 
 
-def build(sizes, codes, bias, masked, batch_norm, skips, skip_after_f=False):
+def build(sizes, codes, bias, masked, batch_norm, skips, skip_after_f=False, drop=None):
     """The layout of a network: its layer widths, activation codes and bias and mask flags (one
     per layer), batch_norm flags (one per hidden layer), residual (s, t) pairs and their form
-    (``skip_after_f``: the identity form). Returns (layout, length of theta, length of
-    stats)."""
+    (``skip_after_f``: the identity form), and dropout thresholds (one per hidden layer, or
+    None). Returns (layout, length of theta, length of stats)."""
     n_layers = len(sizes) - 1
     skip_from = dict((t, s) for s, t in skips)
     layout = np.full((n_layers, N_COLUMNS), -1, dtype=np.int64)
@@ -84,6 +87,7 @@ def build(sizes, codes, bias, masked, batch_norm, skips, skip_after_f=False):
             stats_offset += 2 * n_out
         layout[l, SKIP_FROM] = skip_from.get(l + 1, -1)
         layout[l, SKIP_AFTER_F] = int(skip_after_f and l + 1 in skip_from)
+        layout[l, DROP] = drop[l] if drop is not None and l < n_layers - 1 else 0
     return layout, offset, stats_offset
 
 

@@ -40,6 +40,9 @@ def check(net, plan: FitPlan):
     if plan.clip_norm > 0:
         raise ValueError("clip_norm is for the gradient-descent optimizers; L-BFGS's line "
                          "search bounds its steps")
+    if any(net.dropout):
+        raise ValueError("optimizer='lbfgs' does not train with dropout: its masks change the "
+                         "loss from step to step, and L-BFGS's line search needs one function")
     if net._has_batch_norm:
         raise ValueError("optimizer='lbfgs' does not train batch-normalised networks: their "
                          "running averages move with each training batch, and L-BFGS evaluates "

@@ -488,11 +488,12 @@ class NetworkArguments(NamedTuple):
     batch_norm: list[bool]
     skips: list[tuple[int, int]]
     skip: str
+    dropout: list[float]
     rng: np.random.Generator
 
 
 def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks, bias, batch_norm,
-                      residual, skip="activation") -> NetworkArguments:
+                      residual, skip="activation", dropout=0.0) -> NetworkArguments:
     """The Network constructor's arguments, checked and normalised before anything is
     allocated."""
     sizes = check_sizes(sizes)
@@ -536,12 +537,21 @@ def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
         raise ValueError(f"skip='identity' adds a(s) after f, so it cannot join the output "
                          f"layer: residual pair {into_output[0]} ends at layer {n_layers}, the "
                          f"output (skip='activation' can)")
+    dropout = per_layer(dropout, n_layers - 1, "dropout")
+    for i, p in enumerate(dropout):
+        number = finite_float(p)
+        if number is None or not 0 <= number < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), one value or one per "
+                             f"hidden layer; got {p!r}" + (f" for hidden layer {i + 1}"
+                                                          if len(dropout) > 1 else ""))
+        dropout[i] = number
     check_memory(sizes, bias, batch_norm, dtype)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
                              or seed < 0):
         raise TypeError(f"seed must be None or a non-negative int; got {seed!r}")
     return NetworkArguments(sizes, hidden, output, loss, init, dtype, masks, bias, batch_norm,
-                            skips, skip, np.random.default_rng(None if seed is None else int(seed)))
+                            skips, skip, dropout,
+                            np.random.default_rng(None if seed is None else int(seed)))
 
 
 def finite_parameters(vectors, arrays, what):

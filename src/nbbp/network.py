@@ -15,6 +15,7 @@ from ._layout import BN_OFF, HAS_MASK, STATS_OFF
 from ._fit import FitPlan, make_plan
 from ._simd import aligned, aligned_zeros, read_only
 from .activations import ACTIVATIONS
+from .dropout import threshold
 from .history import History
 from .initializers import initial_weights
 from .losses import LOSSES
@@ -96,6 +97,9 @@ class Network:
         Where a(s) joins: "activation", a(t) = f(z(t) + a(s)); "identity", a(t) = a(s) +
         f(z(t)) (He et al. 2016), whose backward path dE/da(s) += dE/da(t) has no f' on it,
         the remedy for vanishing gradients (hidden layers only).
+    dropout : float or list of float, default 0.0
+        Inverted dropout of the hidden activations in fit and partial_fit, per layer: a unit is
+        dropped with probability p in [0, 1), the kept scaled by 1 / (1 - p) (nbbp.dropout).
 
     Attributes
     ----------
@@ -116,9 +120,9 @@ class Network:
                  bias: bool | Sequence[bool] = True,
                  batch_norm: bool | Sequence[bool] = False,
                  residual: int | Sequence[tuple[int, int]] | None = None,
-                 skip: str = "activation") -> None:
+                 skip: str = "activation", dropout: float | Sequence[float] = 0.0) -> None:
         args = check.network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
-                                       bias, batch_norm, residual, skip)
+                                       bias, batch_norm, residual, skip, dropout)
         self.sizes = tuple(args.sizes)
         self.activation = tuple(args.hidden)
         self.output = args.output
@@ -127,11 +131,11 @@ class Network:
         self.dtype = args.dtype
         self.rng = args.rng
         self.batch_norm = tuple(bool(flag) for flag in args.batch_norm)
-        self.residual, self.skip = tuple(args.skips), args.skip
+        self.residual, self.skip, self.dropout = tuple(args.skips), args.skip, tuple(args.dropout)
         codes = [ACTIVATIONS[a] for a in self.activation + (self.output,)]
         self._layout, n_params, n_stats = _layout.build(
             self.sizes, codes, args.bias, [m is not None for m in args.masks], self.batch_norm,
-            self.residual, self.skip == "identity")
+            self.residual, self.skip == "identity", [threshold(p) for p in self.dropout])
         self._theta = aligned_zeros(n_params, self.dtype)
         self._mask_theta = aligned(np.ones(n_params, dtype=self.dtype))
         self._stats = aligned_zeros(n_stats, self.dtype)
@@ -161,12 +165,7 @@ class Network:
         return state
 
     def __setstate__(self, state):
-        if "_opt_state" in state:  # pickled by nbbp 0.1.0 before OptimizerState
-            state["_opt"] = OptimizerState(state.pop("_optimizer"), state.pop("_opt_state"),
-                                           state.pop("_opt_steps"))
-        state.setdefault("skip", "activation")  # pickled before skip="identity"
-        state["_layout"] = _layout.widen(state["_layout"])
-        self.__dict__.update(state)
+        self.__dict__.update(persistence.pickled_state(state))
         self._trainer = {}
         # unpickled arrays start where NumPy puts them: align the arrays the kernels take
         self._theta, self._mask_theta = aligned(self._theta), aligned(self._mask_theta)
@@ -231,6 +230,8 @@ class Network:
             extra += f", batch_norm={list(self.batch_norm)}"
         if self.residual:
             extra += f", residual={list(self.residual)}, skip={self.skip!r}"
+        if any(self.dropout):
+            extra += f", dropout={list(self.dropout)}"
         return (f"Network(sizes={list(self.sizes)}, activation={list(self.activation)}, "
                 f"output={self.output!r}, loss={self.loss_name!r}{extra}, dtype={self.dtype.name})")
 

@@ -21,15 +21,16 @@ the cache (see _jit.start_thread_pool), for calls outside the training loop.
 import numpy as np
 
 from ._jit import helper, part, use_threads, use_threads_elementwise
-from ._layout import (B_OFF, BN_OFF, CODE, HAS_MASK, N_IN, N_OUT, SKIP_AFTER_F, SKIP_FROM,
-                      STATS_OFF, batch_norm, batch_norm_views, layer, rows_of, rows_start,
-                      skip_targets, views)
+from ._layout import (B_OFF, BN_OFF, CODE, DROP, HAS_MASK, N_IN, N_OUT, SKIP_AFTER_F,
+                      SKIP_FROM, STATS_OFF, batch_norm, batch_norm_views, layer, rows_of,
+                      rows_start, skip_targets, views)
 from ._simd import matrix
-from .activations import IDENTITY
+from .activations import IDENTITY, times_derivative_of_z_rows
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
 from .deltas import hidden_delta, output_delta, residual_delta, split_skip_delta, weigh_samples
+from .dropout import dropout_rows
 from .forward import add_skip_and_activate, forward_layer
 from .forward import scratch_size as forward_scratch_size
 from .gradients import scratch_size, weight_gradients
@@ -55,7 +56,7 @@ def sum_of_abs(a):
 # ------------------------------------------------------------------------------ compiled
 @helper
 def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
-                 scratch):
+                 scratch, drop_seed, step):
     """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf, in
     training mode.
 
@@ -67,7 +68,9 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
 
     ``stats`` None (h_buf and s_buf unused) is a network with neither batch normalisation nor
     skips: Numba prunes the branches by type, so training it compiles none of their kernels
-    (a first fit from an empty cache took 38 s without them, 54 s with them).
+    (a first fit from an empty cache took 38 s without them, 54 s with them). ``drop_seed``
+    None is a network without dropout, pruned the same way; else a hidden layer's activations
+    are dropped (dropout.dropout_rows) with the masks of (drop_seed, ``step``).
     """
     nb = X.shape[0]
     A_prev = X
@@ -98,13 +101,15 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
                 A_skip = rows_of(a_buf, layout, nb, skip_from - 1)
             add_skip_and_activate(Z, A_skip, skip_from >= 0, layout[l, SKIP_AFTER_F] == 1,
                                   code, A)
+        if drop_seed is not None and layout[l, DROP] > 0:
+            dropout_rows(A, drop_seed, step, l, layout[l, DROP])
         A_prev = A
         offset += nb * n_out
 
 
 @helper
 def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
-                  scratch, grad_norm_sum, delta_abs_sum):
+                  scratch, grad_norm_sum, delta_abs_sum, drop_seed, step):
     """Gradients of every parameter into grad, from the output layer's delta in d_buf and the
     buffers of forward_pass on the same batch X.
 
@@ -115,7 +120,9 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
     target's dE/dz, or in the identity form its dE/da): f' multiplies the sum of every path's
     delta, once. d_buf keeps dE/dz; g_buf, dE/da of each layer a skip joins in the identity
     form (rows laid out as d_buf; empty without such skips). ``s_buf`` None is a dense
-    network, as ``stats`` in forward_pass. Adds ||dE/dW(l)|| to
+    network, as ``stats`` in forward_pass. A dropped layer's delta passes back through its
+    masks (those of forward_pass's ``drop_seed`` and ``step``), and its f' is computed from z
+    (its activations hold the dropped values). Adds ||dE/dW(l)|| to
     grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l]; returns sum_l ||dE/dW(l)||^2.
     """
     nb = X.shape[0]
@@ -147,13 +154,18 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
             Z_prev = matrix(z_buf, prev_offset, nb, n_in)
             delta_prev = matrix(d_buf, prev_offset, nb, n_in)
             code = layout[l - 1, CODE]
+            dropped = drop_seed is not None and layout[l - 1, DROP] > 0
             if s_buf is None:  # a dense network: no skips
-                hidden_delta(delta_lin, W, Z_prev, A_prev, code, delta_prev, parallel, scratch)
+                hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if dropped else code,
+                             delta_prev, parallel, scratch)
+                if dropped:  # dE/da of the kept units, then f'(z)
+                    dropout_rows(delta_prev, drop_seed, step, l - 1, layout[l - 1, DROP])
+                    times_derivative_of_z_rows(Z_prev, np.int64(0), nb, code, delta_prev)
             else:
                 n_targets = skip_targets(layout, l)
                 # a(l) = a(s) + f(z(l)): f' comes after dE/da(l) is kept for a(s)
                 after_f = layout[l - 1, SKIP_FROM] >= 0 and layout[l - 1, SKIP_AFTER_F] == 1
-                last = _IDENTITY if after_f else code
+                last = _IDENTITY if after_f or dropped else code
                 hidden_delta(delta_lin, W, Z_prev, A_prev, _IDENTITY if n_targets > 0 else last,
                              delta_prev, parallel, scratch)
                 done = 0
@@ -164,18 +176,23 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
                                           layout, nb, m)
                         residual_delta(delta_prev, carried, Z_prev, A_prev,
                                        last if done == n_targets else _IDENTITY)
+                if dropped:
+                    dropout_rows(delta_prev, drop_seed, step, l - 1, layout[l - 1, DROP])
                 if after_f:
                     split_skip_delta(delta_prev, rows_of(g_buf, layout, nb, l - 1), Z_prev, code)
+                elif dropped:
+                    times_derivative_of_z_rows(Z_prev, np.int64(0), nb, code, delta_prev)
         offset = prev_offset
     return squares
 
 
 # -------------------------------------------------------------------------------- Python
-def forward_layers(X, theta, stats, layout, training=False, update_running=False):
+def forward_layers(X, theta, stats, layout, training=False, update_running=False, dropout=None):
     """(zs, [X] + activations, norm) for a batch, layer by layer as forward_pass (zs[l] the
     input of f), with the running averages of batch normalisation, or with ``training`` the
     batch's statistics (``update_running``: moving the running averages in ``stats``). norm[l]
-    is (z_hat, 1/sqrt(var + eps)) of a normalised layer in training mode, else None."""
+    is (z_hat, 1/sqrt(var + eps)) of a normalised layer in training mode, else None.
+    ``dropout`` (seed, step) drops hidden activations as forward_pass does; None, none."""
     n = X.shape[0]
     dtype = theta.dtype
     dt = dtype.type
@@ -207,6 +224,8 @@ def forward_layers(X, theta, stats, layout, training=False, update_running=False
                                     elementwise)
             add_skip_and_activate(Z, a_list[skip_from] if skip_from >= 0 else Z,
                                   skip_from >= 0, layout[l, SKIP_AFTER_F] == 1, code, A)
+        if dropout is not None and layout[l, DROP] > 0:
+            dropout_rows(A, dropout[0], dropout[1], l, layout[l, DROP])
         zs.append(Z)
         a_list.append(A)
         norm.append(cache)
@@ -244,11 +263,12 @@ def score(O, Y, loss_name, sample_weight=None):
 
 
 def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_running=False,
-             sample_weight=None):
+             sample_weight=None, dropout=None):
     """(dE/dtheta laid out like theta, E) for one batch, in training mode, layer by layer as
     backward_pass, without an l2 penalty; with ``sample_weight`` (float64, one per sample, not
-    summing to 0) of E = sum_k w_k J_k / sum_k w_k."""
-    zs, a_list, norm = forward_layers(X, theta, stats, layout, True, update_running)
+    summing to 0) of E = sum_k w_k J_k / sum_k w_k; with ``dropout`` (seed, step), through the
+    masks forward_layers draws for it."""
+    zs, a_list, norm = forward_layers(X, theta, stats, layout, True, update_running, dropout)
     E = mean_loss(zs[-1], a_list[-1], Y, layout, loss_code, eps, sample_weight)
     n, L = X.shape[0], layout.shape[0]
     dtype = theta.dtype
@@ -290,15 +310,20 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
             code = layout[l - 1, CODE]
             targets = [m for m in range(L - 1, l - 1, -1) if skip_from[m] == l]
             split = skip_from[l - 1] >= 0 and after_f[l - 1]
-            last = IDENTITY if split else code
+            dropped = dropout is not None and layout[l - 1, DROP] > 0
+            last = IDENTITY if split or dropped else code
             delta_prev = np.empty_like(zs[l - 1])
             hidden_delta(delta_lin, weights[l], zs[l - 1], a_list[l],
                          IDENTITY if targets else last, delta_prev, parallel, scratch)
             for i, m in enumerate(targets):  # f' once, on the sum of every path's delta
                 residual_delta(delta_prev, dE_da[m] if after_f[m] else deltas[m], zs[l - 1],
                                a_list[l], last if i == len(targets) - 1 else IDENTITY)
+            if dropped:
+                dropout_rows(delta_prev, dropout[0], dropout[1], l - 1, layout[l - 1, DROP])
             if split:
                 dE_da[l - 1] = np.empty_like(delta_prev)
                 split_skip_delta(delta_prev, dE_da[l - 1], zs[l - 1], code)
+            elif dropped:
+                times_derivative_of_z_rows(zs[l - 1], np.int64(0), n, code, delta_prev)
             deltas[l - 1] = delta_prev
     return grad, E

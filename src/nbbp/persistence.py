@@ -15,11 +15,12 @@ import zlib
 import numpy as np
 
 from . import optimizers
-from ._layout import STATS_OFF, batch_norm_views, parameter_count, weight_ranges
+from ._layout import STATS_OFF, batch_norm_views, parameter_count, weight_ranges, widen
 
 FORMAT = "nbbp.Network"
 # Version 2 adds batch normalisation (batch_norm, stats) and residual connections (residual);
-# version 3 the form of the skips (skip), which a version 2 reader would take as "activation".
+# version 3 the form of the skips (skip), which a version 2 reader would take as "activation",
+# and dropout.
 VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
@@ -40,6 +41,7 @@ def entries(net, theta, mask_theta, stats, opt):
         "batch_norm": np.array(net.batch_norm, dtype=bool),
         "residual": np.array(net.residual, dtype=np.int64).reshape(-1, 2),
         "skip": np.array(net.skip),
+        "dropout": np.array(net.dropout, dtype=np.float64).reshape(-1),
         "theta": theta,
         "mask_theta": mask_theta,
         "stats": stats,
@@ -50,6 +52,20 @@ def entries(net, theta, mask_theta, stats, opt):
         "optimizer_state": opt.state,
         "optimizer_steps": np.array(opt.steps, dtype=np.int64),
     }
+
+
+def pickled_state(state):
+    """A pickled network's ``__dict__`` brought up to this nbbp: the optimizer's state as one
+    OptimizerState (before 0.2), and the skip form and dropout it had none of (their layout
+    columns included)."""
+    if "_opt_state" in state:  # pickled by nbbp 0.1.0 before OptimizerState
+        state["_opt"] = optimizers.OptimizerState(state.pop("_optimizer"),
+                                                  state.pop("_opt_state"),
+                                                  state.pop("_opt_steps"))
+    state.setdefault("skip", "activation")  # pickled before skip="identity"
+    state.setdefault("dropout", (0.0,) * (len(state["sizes"]) - 2))  # and before dropout
+    state["_layout"] = widen(state["_layout"])
+    return state
 
 
 def write(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -190,7 +206,7 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 names = (("sizes", "activation", "output", "loss", "init", "dtype", "bias",
                           "has_mask", "rng_state", "optimizer", "optimizer_args",
                           "optimizer_steps") + (("batch_norm", "residual") if version >= 2 else ())
-                         + (("skip",) if version >= 3 else ())
+                         + (("skip", "dropout") if version >= 3 else ())
                          + large[:3] + (large[3:] if version >= 2 else ()))
                 for key in names:
                     if key in headers and key not in large and headers[key][2] > SMALL_ENTRY_BYTES:
@@ -269,7 +285,8 @@ def architecture(fields):
                 bias=bias if len(bias) == n_layers else [],
                 batch_norm=batch_norm if len(batch_norm) == n_layers - 1 else [],
                 residual=[(int(s), int(t)) for s, t in residual] or None,
-                skip=str(fields.get("skip", "activation")))
+                skip=str(fields.get("skip", "activation")),
+                dropout=[float(p) for p in fields.get("dropout", np.zeros(n_layers - 1))])
 
 
 def values(fields, layout, dtype, n_params, n_stats):

@@ -79,14 +79,37 @@ def activation_derivative(name, z, a):
     raise ValueError(f"no element-wise derivative for activation {name!r}")
 
 
+def dropout_multiplier(seed, step, layer, n_rows, width, threshold, dtype=np.float64):
+    """The (n_rows, width) factors of inverted dropout for one layer of one batch: 0 where the
+    unit's 32-bit hash is below ``threshold``, else 2^32 / (2^32 - threshold) = 1 / (1 - p).
+
+    The hash of (seed, step, layer, row r, unit j): x -> mix(x ^ v) for v = step, layer, r,
+    then j, starting from seed, where mix is SplitMix64's finaliser
+    x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; x ^= x >> 27; x *= 0x94D049BB133111EB; x ^= x >> 31
+    in uint64 arithmetic; the hash is the top 32 bits."""
+    def mix(x):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    with np.errstate(over="ignore"):
+        x = mix(np.full(1, seed, dtype=np.uint64) ^ np.uint64(step))
+        x = mix(x ^ np.uint64(layer))
+        rows = mix(x ^ np.arange(n_rows, dtype=np.uint64))
+        hashes = mix(rows[:, None] ^ np.arange(width, dtype=np.uint64)[None, :]) >> np.uint64(32)
+    scale = np.dtype(dtype).type(2**32 / (2**32 - threshold))
+    return np.where(hashes < np.uint64(threshold), np.dtype(dtype).type(0), scale)
+
+
 def forward(weights, biases, X, activations, batch_norm=None, skips=None, running=None,
-            skip="activation"):
+            skip="activation", dropout=None):
     """z(l) = a(l-1) W(l)^T + b(l), a(l) = f_l(z(l)) for every layer.
 
     With ``batch_norm``, a normalised layer's z is gamma z_hat + beta instead: batch statistics
     when ``running`` is None (training), else ``running[l] = (mean, var)`` (inference). With
     ``skips``, z(l) += a(skips[l]) after that, or a(l) = a(skips[l]) + f(z(l)) with
-    skip="identity". Returns (zs, activations_out): zs[l] is the input
+    skip="identity". ``dropout``, per layer None or the factors of dropout_multiplier,
+    multiplies that layer's activations. Returns (zs, activations_out): zs[l] is the input
     of f in layer l+1, and activations_out[0] is X itself, activations_out[l + 1] the output of
     layer l+1.
     """
@@ -111,6 +134,8 @@ def forward(weights, biases, X, activations, batch_norm=None, skips=None, runnin
         a = activation(name, z)
         if skips[l] is not None and not joins_before_f:
             a = a + a_list[skips[l]]
+        if dropout is not None and dropout[l] is not None:
+            a = a * dropout[l]
         a_list.append(a)
     return zs, a_list
 
@@ -231,17 +256,18 @@ def gradients(delta, a_prev, mask=None, W=None, l2=0.0):
 
 
 def backprop(weights, biases, masks, X, Y, activations, loss, l2=0.0, batch_norm=None,
-             skips=None, skip="activation", sample_weight=None):
+             skips=None, skip="activation", sample_weight=None, dropout=None):
     """Gradients of E (+ l2/2 sum ||W||^2) for every layer: (list of dW, list of db, None where
     there is no bias); with ``batch_norm``, also (list of dE/dgamma, list of dE/dbeta), None
     where a layer is not normalised. Batch normalisation in training mode."""
-    zs, a_list = forward(weights, biases, X, activations, batch_norm, skips, skip=skip)
+    zs, a_list = forward(weights, biases, X, activations, batch_norm, skips, skip=skip,
+                         dropout=dropout)
     return backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2, batch_norm,
-                    skips, skip, sample_weight)
+                    skips, skip, sample_weight, dropout)
 
 
 def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, batch_norm=None,
-             skips=None, skip="activation", sample_weight=None):
+             skips=None, skip="activation", sample_weight=None, dropout=None):
     """The backward half of ``backprop``, from the (zs, a_list) that ``forward`` returned for the
     same parameters and batch (training mode): (list of dW, list of db, None where there is no
     bias), and with ``batch_norm`` (list of dE/dgamma, list of dE/dbeta).
@@ -252,6 +278,8 @@ def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, b
 
     ``sample_weight`` w makes E = sum_k w_k J_k / sum_k w_k: sample k's output delta is
     multiplied by n w_k / sum_k w_k, so that every gradient stays a mean over the samples.
+    ``dropout`` (as in forward) multiplies dE/da of a layer by its factors: a dropped unit
+    passes nothing back.
     """
     identity_form = skip == "identity"
     L = len(weights)
@@ -277,9 +305,12 @@ def backward(weights, biases, masks, zs, a_list, Y, activations, loss, l2=0.0, b
             for t in range(l, L):
                 if skips[t] == l:                          # and through each skip out of a(l)
                     dE_da = dE_da + (dE_das[t] if identity_form else deltas[t])
+            dropped = dropout is not None and dropout[l - 1] is not None
+            if dropped:
+                dE_da = dE_da * dropout[l - 1]
             dE_das[l - 1] = dE_da
             f_z = a_list[l]                                # f(z(l)) ...
-            if identity_form and skips[l - 1] is not None:  # ... but a(l) = a(s) + f(z(l))
+            if dropped or (identity_form and skips[l - 1] is not None):  # ... a(l) holds more
                 f_z = activation(activations[l - 1], zs[l - 1])
             deltas[l - 1] = activation_derivative(activations[l - 1], zs[l - 1], f_z) * dE_da
     if batch_norm is None:
@@ -386,8 +417,8 @@ def clip_by_global_norm(grads, max_norm):
 
 def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch_size,
           learning_rate, optimizer="sgd", l2=0.0, orders=None, batch_norm=None, skips=None,
-          running=None, clip_norm=None, skip="activation", sample_weight=None,
-          **hyperparameters):
+          running=None, clip_norm=None, skip="activation", sample_weight=None, dropout=None,
+          dropout_seeds=None, **hyperparameters):
     """Mini-batch gradient descent, one batch at a time in Python.
 
     ``orders[e]`` is the sample order of epoch e (default: 0..n-1); the last partial batch is
@@ -396,7 +427,9 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
     by their global norm (clip_by_global_norm). ``running`` holds the starting running
     (mean, var) of the normalised layers (default 0 and 1). ``sample_weight`` weighs each
     batch's samples (a batch whose weights sum to 0 takes no step), and the epoch's loss is
-    then the weighted mean. Returns (weights, biases, epoch
+    then the weighted mean. ``dropout`` (a 32-bit threshold per layer, 0 for none) drops
+    activations with the masks of dropout_multiplier for (dropout_seeds[epoch], step, layer),
+    step counting the optimizer steps before the batch. Returns (weights, biases, epoch
     losses), where an epoch's loss is the batch losses' mean weighted by batch size, each including
     l2/2 sum ||W||^2 at the weights that batch saw; with ``batch_norm``, (weights, biases,
     epoch losses, batch_norm, running) with the trained (gamma, beta) and running averages.
@@ -425,14 +458,21 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
                 continue                                   # nothing to learn from: no step
             used = len(rows) if wb is None else float(wb.sum())
             n_used += used
-            zs, a_list = forward(weights, biases, Xb, activations, norm, skips, skip=skip)
+            factors = None
+            if dropout is not None:
+                factors = [None if t == 0 else
+                           dropout_multiplier(dropout_seeds[e], opt.t, l, len(rows),
+                                              weights[l].shape[0], t, X.dtype)
+                           for l, t in enumerate(dropout)]
+            zs, a_list = forward(weights, biases, Xb, activations, norm, skips, skip=skip,
+                                 dropout=factors)
             batch_loss = loss(zs[-1], a_list[-1], Yb, activations[-1], loss_name, wb)
             if l2:
                 batch_loss += 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2))
                                              for W in weights)
             total += used * batch_loss
             grads = backward(weights, biases, masks, zs, a_list, Yb, activations, loss_name, l2,
-                             norm, skips, skip, wb)
+                             norm, skips, skip, wb, factors)
             if clip_norm is not None:  # over every parameter's gradient at once
                 groups = [len(g) for g in grads]
                 flat, _ = clip_by_global_norm([g for group in grads for g in group], clip_norm)

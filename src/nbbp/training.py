@@ -102,13 +102,14 @@ def _one_hot(labels, order, start, rows):
 def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mask, layout, stats,
                 bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
                 h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
-                grad_norm_sum, delta_abs_sum):
+                grad_norm_sum, delta_abs_sum, drop_seed):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
     running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
     built per batch so that no one-hot copy of the data set exists. A non-empty
     ``sample_weight`` (float64, one per sample) weighs each batch's samples: E is
     sum_k w_k J_k / sum_k w_k, and a batch whose weights sum to 0 is passed over, with no step.
+    ``drop_seed`` (None: no dropout) seeds the dropout masks, with the step count t.
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
@@ -163,7 +164,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             _gather(Y, order, start, Yb)
 
         forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
-                     scratch)
+                     scratch, drop_seed, t)
 
         # loss of this batch, at the weights it saw
         out_code = layout[n_layers - 1, CODE]
@@ -190,7 +191,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         if weighted:
             weigh_samples(delta_out, sample_weight, order, start, nb / w_sum)
         squares = backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf,
-                                d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum)
+                                d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
         scale = grad.dtype.type(1)
         if clip_norm > 0:
             scale = _clip_scale(grad, layout, squares, clip_norm)
@@ -232,7 +233,7 @@ class Epochs:
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
             state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0,
-            sample_weight=NO_WEIGHTS):
+            sample_weight=NO_WEIGHTS, drop_seed=None):
         """One epoch: train_epoch's (total, steps, samples used, their weight)."""
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
@@ -242,4 +243,4 @@ class Epochs:
                            h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
                            self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
-                           grad_norm_sum, delta_abs_sum)
+                           grad_norm_sum, delta_abs_sum, drop_seed)
