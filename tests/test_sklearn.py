@@ -673,3 +673,24 @@ def test_a_first_partial_fit_with_a_label_outside_classes_is_refused():
     with pytest.raises(ValueError, match=r"y has classes array\(\[7\]\) that are not in classes="):
         clf.partial_fit(X, [0, 1, 2, 7, 1, 0], classes=[0, 1, 2])
     assert not hasattr(clf, "classes_")
+
+
+def test_dropout_in_the_drop_ins(data):
+    X, y = data["multiclass"]
+    params = dict(hidden_layer_sizes=(16, 8), solver="sgd", batch_size=16, max_iter=5,
+                  random_state=0, tol=0)
+    with pytest.warns(ConvergenceWarning):
+        plain = MLPClassifier(**params).fit(X, y)
+        zero = MLPClassifier(dropout=0.0, **params).fit(X, y)
+        dropped = MLPClassifier(dropout=[0.5, 0.2], **params).fit(X, y)
+    for a, b in zip(plain.coefs_, zero.coefs_):
+        assert_array_equal(a, b)
+    assert not np.allclose(plain.coefs_[0], dropped.coefs_[0])
+    assert dropped._network.dropout == (0.5, 0.2)
+    with pytest.warns(ConvergenceWarning):
+        again = MLPClassifier(dropout=[0.5, 0.2], **params).fit(X, y)  # reproducible
+    assert_array_equal(again.coefs_[0], dropped.coefs_[0])
+    with pytest.raises(ValueError, match="dropout must be a probability"):
+        MLPRegressor(dropout=1.0).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="does not train with dropout"):
+        MLPClassifier(solver="lbfgs", dropout=0.1).fit(X, y)

@@ -73,6 +73,16 @@ def _stochastic(estimator):
     return True
 
 
+def _new_dropout(dropout, n_hidden):
+    """The dropout a new network would take, one float per hidden layer, or None for a value
+    that Network will refuse (with its own message)."""
+    values = list(dropout) if isinstance(dropout, (list, tuple)) else [dropout] * n_hidden
+    try:
+        return tuple(float(p) for p in values)
+    except (TypeError, ValueError):
+        return None
+
+
 def _writeable(a):
     """``a`` as a plain writeable ndarray: Numba compiles a separate specialisation of every
     kernel for read-only arrays (a read-only memmap, say), which would cost seconds per kernel."""
@@ -136,6 +146,9 @@ _PARAMETERS = """
         Stale epochs tolerated before stopping (or, with "adaptive", lowering the rate).
     max_fun : int, default=15000
         With "lbfgs", the most evaluations of the loss (max_iter caps its iterations).
+    dropout : float or sequence of float, default=0.0
+        Inverted dropout of the hidden activations in training (``nbbp.Network``'s), one
+        probability or one per hidden layer; not with "lbfgs". scikit-learn's MLP has none.
     dtype : float32 or float64, default=np.float64
         Precision of the network's parameters and computation. Predictions are float32 for
         float32 X and float64 otherwise, as scikit-learn's.
@@ -535,12 +548,13 @@ class _BaseMLP(BaseEstimator):
         """A Network for the current parameters, with fresh optimizer state."""
         output, loss = OUTPUT_LAYERS[out_activation]
         return Network(sizes, activation=ACTIVATIONS[self.activation], output=output, loss=loss,
-                       init="xavier", seed=seed, dtype=dtype)
+                       init="xavier", seed=seed, dtype=dtype, dropout=self.dropout)
 
     def _reusable_network(self, sizes, params):
         """The network of the last call if partial_fit can go on with its optimizer state."""
         network = getattr(self, "_network", None)
         if (network is None or list(network.sizes) != sizes or network.dtype != params["dtype"]
+                or network.dropout != _new_dropout(self.dropout, len(params["hidden"]))
                 or network.activation != (ACTIVATIONS[self.activation],) * len(params["hidden"])
                 or not network.weights[0].flags.writeable):  # unpickled from a read-only memmap
             return None
@@ -586,7 +600,8 @@ class _BaseMLP(BaseEstimator):
             if not network.weights[0].flags.writeable:  # unpickled from a read-only memmap
                 network = self._network = Network(
                     list(network.sizes), activation=list(network.activation),
-                    output=network.output, loss=network.loss_name, dtype=network.dtype)
+                    output=network.output, loss=network.loss_name, dtype=network.dtype,
+                    dropout=network.dropout)
             self._load_parameters(network)
         return network.forward(X).astype(out_dtype, copy=False)
 
@@ -638,7 +653,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
-                 max_fun: int = 15000,
+                 max_fun: int = 15000, dropout: float | Sequence[float] = 0.0,
                  class_weight: str | dict | None = None,
                  dtype: DTypeLike = np.float64) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -665,6 +680,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
         self.dtype = dtype
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
@@ -836,7 +852,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum: bool = True, early_stopping: bool = False,
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
-                 max_fun: int = 15000,
+                 max_fun: int = 15000, dropout: float | Sequence[float] = 0.0,
                  dtype: DTypeLike = np.float64) -> None:
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -862,6 +878,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
         self.dtype = dtype
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
