@@ -100,6 +100,41 @@ class TrainEpoch:
                             learning_rate=LEARNING_RATE)
 
 
+class OptionsEpoch:
+    """One W2 epoch (float32, batch 32, ``fit(epochs=1, shuffle=False)``) with the per-batch
+    training options, each inside the compiled epoch: none, dropout 0.2 on both hidden layers,
+    gradient clipping to norm 1, both, and sample weights. bench/README.md's target: dropout
+    and clipping add at most 10% to the plain epoch."""
+
+    params = (["plain", "dropout", "clip_norm", "dropout+clip_norm", "sample_weight"], [1, 2])
+    param_names = ["option", "threads"]
+    timer = timeit.default_timer
+    timeout = 300
+
+    def setup(self, option, threads):
+        check_threads(threads)
+        self.saved_threads = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        sizes, self.batch, _ = WORKLOADS["W2"]
+        self.X, self.y = make_data("W2", "float32")
+        self.net = nbbp.Network(sizes, activation="relu", dtype=np.float32, seed=0,
+                                dropout=0.2 if "dropout" in option else 0.0)
+        self.options = {}
+        if "clip_norm" in option:
+            self.options["clip_norm"] = 1.0
+        if option == "sample_weight":
+            self.options["sample_weight"] = np.random.default_rng(1).uniform(0.5, 2, len(self.y))
+        self.time_epoch(option, threads)  # compile (or load from cache) first
+
+    def teardown(self, option, threads):
+        if hasattr(self, "saved_threads"):
+            numba.set_num_threads(self.saved_threads)
+
+    def time_epoch(self, option, threads):
+        self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, learning_rate=LEARNING_RATE,
+                     shuffle=False, **self.options)
+
+
 class BatchNormEpoch:
     """One epoch of D1, 20 layers of width 256 with every hidden layer batch-normalised
     (``fit(epochs=1, shuffle=False)``, float32, batch 128), on 1,024 samples (bench/compare.py
