@@ -694,3 +694,25 @@ def test_dropout_in_the_drop_ins(data):
         MLPRegressor(dropout=1.0).fit(X, y.astype(float))
     with pytest.raises(ValueError, match="does not train with dropout"):
         MLPClassifier(solver="lbfgs", dropout=0.1).fit(X, y)
+
+
+@pytest.mark.parametrize("x_dtype, expected", [(np.float32, np.float32), (np.float64, np.float64),
+                                               (np.int64, np.float64)])
+def test_the_data_dtype_is_kept_as_scikit_learn_keeps_it(data, x_dtype, expected):
+    X, y = data["multiclass"]
+    X = (X * 10).astype(x_dtype)
+    params = dict(hidden_layer_sizes=(6,), max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        ours = MLPClassifier(**params).fit(X, y)
+    with pytest.warns(ConvergenceWarning), sequential_blas():
+        theirs = neural_network.MLPClassifier(**params).fit(X, y)
+    assert ours._network.dtype == expected
+    assert [c.dtype for c in ours.coefs_] == [c.dtype for c in theirs.coefs_]
+    assert ours.predict_proba(X).dtype == theirs.predict_proba(X).dtype
+    # partial_fit and warm starts keep the first fit's dtype
+    ours.partial_fit(X.astype(np.float64), y)
+    assert ours._network.dtype == expected and ours.coefs_[0].dtype == expected
+    # an explicit dtype is kept whatever the data's
+    with pytest.warns(ConvergenceWarning):
+        forced = MLPClassifier(dtype=np.float64, **params).fit(X.astype(np.float32), y)
+    assert forced.coefs_[0].dtype == np.float64

@@ -149,9 +149,11 @@ _PARAMETERS = """
     dropout : float or sequence of float, default=0.0
         Inverted dropout of the hidden activations in training (``nbbp.Network``'s), one
         probability or one per hidden layer; not with "lbfgs". scikit-learn's MLP has none.
-    dtype : float32 or float64, default=np.float64
-        Precision of the network's parameters and computation. Predictions are float32 for
-        float32 X and float64 otherwise, as scikit-learn's.
+    dtype : float32, float64 or None, default=None
+        Precision of the network's parameters and computation. None follows the training data,
+        as scikit-learn does: float32 X trains in float32 throughout, any other X in float64
+        (a warm start or partial_fit keeps the dtype of the first fit). Predictions are float32
+        for float32 X and float64 otherwise, as scikit-learn's.
 """
 
 _ATTRIBUTES = """
@@ -279,7 +281,7 @@ class _BaseMLP(BaseEstimator):
         return dict(hidden=[int(s) for s in hidden], max_iter=_integer(self.max_iter, "max_iter"),
                     max_fun=_integer(self.max_fun, "max_fun"),
                     n_iter_no_change=n_iter_no_change, verbose=verbose,
-                    dtype=check.check_dtype(self.dtype))
+                    dtype=None if self.dtype is None else check.check_dtype(self.dtype))
 
     def _optimizer(self):
         if self.solver == "adam":
@@ -312,8 +314,12 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True: it trains one "
                              "epoch on the data it is given; use fit")
         first_pass = not hasattr(self, "coefs_") or not (self.warm_start or incremental)
+        if params["dtype"] is None:  # X's float dtype, as scikit-learn; or the first fit's
+            params["dtype"] = ((np.float64, np.float32) if first_pass
+                               else np.dtype(self.coefs_[0].dtype))
         X, y = validate_data(self, X, y, multi_output=True, dtype=params["dtype"], order="C",
                              reset=first_pass, **self._y_checks)
+        params["dtype"] = X.dtype
         X = _writeable(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -655,7 +661,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
                  max_fun: int = 15000, dropout: float | Sequence[float] = 0.0,
                  class_weight: str | dict | None = None,
-                 dtype: DTypeLike = np.float64) -> None:
+                 dtype: DTypeLike | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.class_weight = class_weight
@@ -853,7 +859,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int | float = 10,
                  max_fun: int = 15000, dropout: float | Sequence[float] = 0.0,
-                 dtype: DTypeLike = np.float64) -> None:
+                 dtype: DTypeLike | None = None) -> None:
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
