@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse
 from numpy.typing import ArrayLike, DTypeLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -47,6 +48,9 @@ OUTPUT_LAYERS = {
     "identity": ("identity", "squared_error"),
     "exp": ("exp", "poisson"),
 }
+# Sparse X becomes dense this many rows at a time (a whole number of batches in training), never
+# as a whole: 4,096 rows of 1,000 float64 features are 33 MB.
+SPARSE_CHUNK_ROWS = 4096
 # scikit-learn's adaptive schedule divides the learning rate by 5 after n_iter_no_change stale
 # epochs and stops once it is at most 1e-6.
 ADAPTIVE_FACTOR = 5.0
@@ -81,6 +85,19 @@ def _new_dropout(dropout, n_hidden):
         return tuple(float(p) for p in values)
     except (TypeError, ValueError):
         return None
+
+
+def _dense(X):
+    """A dense C-ordered array of X's rows (X sparse), or X itself."""
+    return np.ascontiguousarray(X.toarray()) if scipy.sparse.issparse(X) else X
+
+
+def _forward(network, X):
+    """network.forward(X); a sparse X a chunk of rows at a time."""
+    if not scipy.sparse.issparse(X):
+        return network.forward(X)
+    return np.concatenate([network.forward(_dense(X[start:start + SPARSE_CHUNK_ROWS]))
+                           for start in range(0, X.shape[0], SPARSE_CHUNK_ROWS)])
 
 
 def _writeable(a):
@@ -214,7 +231,10 @@ _NOTES = """
     batch, so a weighted epoch runs one ``Network.partial_fit`` call per batch (an unweighted
     one, two calls). A batch whose weights are all 0 takes no step.
 
-    Not available: sparse X.
+    Sparse X (CSR; other formats are converted) trains with "sgd" and "adam" and predicts
+    without ever being dense as a whole: SPARSE_CHUNK_ROWS rows at a time, whole batches in
+    training, with the same results as the dense X. "lbfgs" refuses it: its full-batch passes
+    would densify it whole.
 """
 
 
@@ -223,6 +243,12 @@ class _BaseMLP(BaseEstimator):
 
     _y_checks: dict[str, bool] = {}  # validate_data's checks of y
     _stratify = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # CSR, densified a chunk of rows at a time; not by L-BFGS's full-batch passes
+        tags.input_tags.sparse = self.solver != "lbfgs"
+        return tags
 
     def _targets(self, y, dtype, incremental, first_pass, classes):
         """(network targets, n_outputs, out_activation_, attributes to set once all is checked)."""
@@ -318,9 +344,15 @@ class _BaseMLP(BaseEstimator):
             params["dtype"] = ((np.float64, np.float32) if first_pass
                                else np.dtype(self.coefs_[0].dtype))
         X, y = validate_data(self, X, y, multi_output=True, dtype=params["dtype"], order="C",
-                             reset=first_pass, **self._y_checks)
+                             reset=first_pass, accept_sparse="csr", **self._y_checks)
         params["dtype"] = X.dtype
-        X = _writeable(X)
+        if scipy.sparse.issparse(X):
+            if self.solver == "lbfgs":
+                raise ValueError("solver='lbfgs' does not take sparse X in nbbp: its full-batch "
+                                 "passes would densify X whole; use 'sgd' or 'adam', which "
+                                 "densify a batch at a time")
+        else:
+            X = _writeable(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         weights = self._weights(y, sample_weight, X)
@@ -484,7 +516,8 @@ class _BaseMLP(BaseEstimator):
         (gradient alpha/b W), nbbp's is l2/2 ||W||^2 on the mean sample loss (gradient l2 W):
         l2 = alpha/b. The full batches and the last, partial one therefore run as two calls,
         each with its own l2; Network.partial_fit keeps the optimizer state between them. With
-        sample weights b is the batch's sum of weights, so each batch is a call of its own.
+        sample weights b is the batch's sum of weights, so each batch is a call of its own. A
+        sparse X is densified by call, the full batches in calls of SPARSE_CHUNK_ROWS rows.
         """
         if order is not None:
             X, targets = X[order], targets[order]
@@ -492,8 +525,12 @@ class _BaseMLP(BaseEstimator):
         n = X.shape[0]
         n_full = n - n % batch_size
         if weights is None:
+            rows = n_full
+            if scipy.sparse.issparse(X):
+                rows = max(1, SPARSE_CHUNK_ROWS // batch_size) * batch_size
+            bounds = [(start, min(start + rows, n_full)) for start in range(0, n_full, rows)]
             calls = [(start, stop, min(batch_size, stop - start), min(batch_size, stop - start))
-                     for start, stop in ((0, n_full), (n_full, n)) if stop > start]
+                     for start, stop in bounds + [(n_full, n)] if stop > start]
         else:
             calls = [(start, min(start + batch_size, n), min(batch_size, n - start),
                       float(weights[start:start + batch_size].sum()))
@@ -503,7 +540,8 @@ class _BaseMLP(BaseEstimator):
             if weight == 0:  # sum of weights 0: nothing to learn from, no step
                 continue
             history = network.partial_fit(
-                X[start:stop], targets[start:stop], batch_size=size, learning_rate=self._rate,
+                _dense(X[start:stop]), targets[start:stop], batch_size=size,
+                learning_rate=self._rate,
                 optimizer=optimizer, l2=self.alpha / weight, shuffle=False,
                 sample_weight=None if weights is None else weights[start:stop])
             total += history.loss[0] * (stop - start)
@@ -523,7 +561,7 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
             return
         try:
-            score = self._score_outputs(network.forward(X_val), y_val, w_val)
+            score = self._score_outputs(_forward(network, X_val), y_val, w_val)
         except FloatingPointError:  # the validation outputs overflowed
             score = np.nan
         self.validation_scores_.append(score)
@@ -601,7 +639,9 @@ class _BaseMLP(BaseEstimator):
         network = self._network
         # As scikit-learn's: float32 outputs for float32 X, float64 for any other X.
         out_dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
-        X = _writeable(validate_data(self, X, dtype=network.dtype, order="C", reset=False))
+        X = validate_data(self, X, dtype=network.dtype, order="C", reset=False,
+                          accept_sparse="csr")
+        X = X if scipy.sparse.issparse(X) else _writeable(X)
         if not self._holds_parameters(network):
             if not network.weights[0].flags.writeable:  # unpickled from a read-only memmap
                 network = self._network = Network(
@@ -609,7 +649,7 @@ class _BaseMLP(BaseEstimator):
                     output=network.output, loss=network.loss_name, dtype=network.dtype,
                     dropout=network.dropout)
             self._load_parameters(network)
-        return network.forward(X).astype(out_dtype, copy=False)
+        return _forward(network, X).astype(out_dtype, copy=False)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
