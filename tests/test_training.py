@@ -307,7 +307,7 @@ def test_divergence_raises_and_keeps_the_last_finite_epoch(rng):
 # ---------------------------------------------------------------------------- bad arguments
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"optimizer": "lamb"}, ValueError,
-     r"\['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw'\]"),
+     r"\['sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adam', 'adamw', 'lbfgs'\]"),
     ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
     ({"batch_size": -4}, ValueError, "batch_size"),
     ({"batch_size": 2.5}, ValueError, "batch_size"),

@@ -58,6 +58,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     iterate, or the start if none was. ``history.result`` is scipy's OptimizeResult."""
     optimize = scipy_optimize()
     check(net, plan)
+    spec = opt.optimizer
+    assert isinstance(spec, LBFGS)
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
     theta, dtype = params.theta, params.theta.dtype
@@ -119,9 +121,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     try:
         result = optimize.minimize(objective, start.astype(np.float64), jac=True,
                                    method="L-BFGS-B", callback=record,
-                                   options=dict(maxiter=epochs, maxfun=opt.optimizer.max_fun,
-                                                gtol=opt.optimizer.tol,
-                                                maxcor=opt.optimizer.memory))
+                                   options=dict(maxiter=epochs, maxfun=spec.max_fun,
+                                                gtol=spec.tol, maxcor=spec.memory))
         theta[...] = last["x"] if history.stopped_early else result.x
         if not (np.isfinite(result.fun) and np.isfinite(theta).all()):
             raise DivergenceError(f"L-BFGS diverged: the loss became {result.fun}; the network "

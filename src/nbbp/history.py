@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -35,6 +37,9 @@ class History:
         With early stopping, the epoch (from 0) whose weights the network kept.
     stopped_early : bool
         Whether early stopping or a callback ended training before ``epochs``.
+    result : scipy.optimize.OptimizeResult or None
+        With optimizer="lbfgs", SciPy's result (its message, status, iterations and
+        evaluations); else None.
     """
 
     def __init__(self) -> None:
@@ -46,10 +51,12 @@ class History:
         self.learning_rate: list[float] = []
         self.best_epoch: int | None = None
         self.stopped_early = False
+        self.result: Any = None
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__.setdefault("learning_rate", [])  # pickled before schedules: not recorded
+        self.__dict__.setdefault("result", None)
 
     @property
     def epochs(self) -> int:
