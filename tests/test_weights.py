@@ -269,3 +269,27 @@ def test_class_weight_needs_one_class_per_sample(rng, spec):
     net = nbbp.Network(**spec)
     with pytest.raises(ValueError, match="class_weight needs one class per sample"):
         net.fit(rng.normal(size=(10, 4)), rng.integers(0, 2, size=(10, 2)), class_weight="balanced")
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_l2_per_batch_is_scikit_learns_penalty_batch_by_batch(rng, weighted):
+    # l2_per_batch: each batch minimises (sum w J + l2/2 ||W||^2) / sum w, so one call equals a
+    # partial_fit per batch with l2 / (that batch's sum of weights)
+    X, y = data(rng, n=30)
+    w = rng.uniform(0.2, 3, size=30) if weighted else np.ones(30)
+    one = nbbp.Network([4, 6, 3], seed=1)
+    history = one.fit(X, y, epochs=1, batch_size=8, learning_rate=0.1, optimizer="adam", l2=0.3,
+                      shuffle=False, sample_weight=w if weighted else None, l2_per_batch=True)
+    each = nbbp.Network([4, 6, 3], seed=1)
+    losses = []
+    for start in range(0, 30, 8):
+        rows = slice(start, start + 8)
+        h = each.partial_fit(X[rows], y[rows], batch_size=None, learning_rate=0.1,
+                             optimizer="adam",
+                             l2=0.3 / w[rows].sum(), shuffle=False,
+                             sample_weight=w[rows] if weighted else None)
+        losses.append(h.loss[0] * len(w[rows]))
+    assert_allclose(one._theta, each._theta, rtol=1e-13, atol=1e-16)
+    assert history.loss[0] == pytest.approx(sum(losses) / 30, rel=1e-13)
+    with pytest.raises(TypeError, match="l2_per_batch must be True or False"):
+        one.fit(X, y, l2_per_batch="yes")

@@ -47,6 +47,7 @@ class FitPlan:
     batch_size: int
     learning_rate: float | Schedule
     l2: float
+    l2_per_batch: bool  # scikit-learn's alpha: l2 / (sum of the batch's weights) per batch
     clip_norm: float  # 0: no clipping
     early_stopping: bool
     patience: int
@@ -59,7 +60,7 @@ class FitPlan:
 def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
               validation_fraction, early_stopping, patience, callback, shuffle,
               verbose, schedule_allowed=True, clip_norm=None, sample_weight=None,
-              class_weight=None) -> FitPlan:
+              class_weight=None, l2_per_batch=False) -> FitPlan:
     """Validate every training argument before anything changes (the network is only read).
     ``learning_rate`` is a positive number, or with ``schedule_allowed`` a Schedule."""
     net._check_finite_parameters("training")
@@ -83,7 +84,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         check.as_scalar(clip_norm, net.dtype, "clip_norm")
     if batch_size is not None:
         batch_size = check.check_count(batch_size, "batch_size")
-    for name, flag in (("shuffle", shuffle), ("verbose", verbose)):
+    for name, flag in (("shuffle", shuffle), ("verbose", verbose), ("l2_per_batch", l2_per_batch)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False; got {flag!r}")
     check.check_callback(callback)
@@ -168,7 +169,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
     return FitPlan(X=X, Y=Y, labels=labels,
                    sample_weight=np.zeros(0) if weights is None else weights, X_val=X_val,
                    Y_val=Y_val, val_weight=w_val, batch_size=batch_size,
-                   learning_rate=learning_rate, l2=float(l2),
+                   learning_rate=learning_rate, l2=float(l2), l2_per_batch=bool(l2_per_batch),
                    clip_norm=0.0 if clip_norm is None else clip_norm,
                    early_stopping=bool(early_stopping),
                    patience=10 if patience is None else patience, callback=callback,
@@ -269,7 +270,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                     plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
                     params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
                     opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum, plan.clip_norm,
-                    plan.sample_weight, drop_seed)
+                    plan.sample_weight, drop_seed, plan.l2_per_batch)
                 if weight_used == 0:  # only with batch normalisation's left-out last sample
                     raise ValueError(f"epoch {epoch} trained on no sample of weight > 0")
                 E = total / weight_used

@@ -324,7 +324,8 @@ class Network:
             patience: int | None = None, verbose: bool = False,
             callback: Callable[[int, History], bool | None] | None = None,
             clip_norm: float | None = None, sample_weight: ArrayLike | None = None,
-            class_weight: str | dict[int, float] | None = None) -> History:
+            class_weight: str | dict[int, float] | None = None,
+            l2_per_batch: bool = False) -> History:
         """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
@@ -381,6 +382,9 @@ class Network:
             For cross_entropy, and log_loss with one output: a weight per class index (others
             1), or "balanced", n / (n_classes * count), as scikit-learn's compute_class_weight;
             multiplies sample_weight.
+        l2_per_batch : bool, default False
+            l2 as scikit-learn's alpha: each batch minimises (sum_k w_k J_k + l2/2 sum ||W||^2)
+            / sum_k w_k, and the epoch's loss averages its batches' by their sizes.
 
         Returns
         -------
@@ -398,17 +402,17 @@ class Network:
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, validation_data,
                          validation_fraction, early_stopping, patience, callback, shuffle,
                          verbose, clip_norm=clip_norm, sample_weight=sample_weight,
-                         class_weight=class_weight)
+                         class_weight=class_weight, l2_per_batch=l2_per_batch)
         return self._run(plan, epochs, opt, fresh_state=True)
 
     @one_trainer
     def partial_fit(self, X: ArrayLike, y: ArrayLike, batch_size: int | None = 32,
                     learning_rate: float = 0.01, optimizer: str | Optimizer = "sgd",
                     l2: float = 0.0, shuffle: bool = True,
-                    sample_weight: ArrayLike | None = None) -> History:
+                    sample_weight: ArrayLike | None = None, l2_per_batch: bool = False) -> History:
         """One epoch of training that keeps the optimizer state (velocity, Adam's m, v and t)
         from the previous ``partial_fit`` or ``fit``. A different optimizer starts fresh state.
-        ``sample_weight`` as in ``fit``.
+        ``sample_weight`` and ``l2_per_batch`` as in ``fit``.
 
         Returns
         -------
@@ -419,7 +423,8 @@ class Network:
         check_for_dtype(opt, self.dtype)
         _lbfgs.not_incremental(opt)
         plan = make_plan(self, X, y, batch_size, learning_rate, l2, None, None, False, None,
-                         None, shuffle, False, schedule_allowed=False, sample_weight=sample_weight)
+                         None, shuffle, False, schedule_allowed=False, sample_weight=sample_weight,
+                         l2_per_batch=l2_per_batch)
         return self._run(plan, 1, opt, fresh_state=opt != self.optimizer)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
@@ -459,16 +464,9 @@ class Network:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
-        """Read a Network written by ``save``.
-
-        Raises
-        ------
-        FileNotFoundError
-            No file at ``path``.
-        ValueError
-            The file is truncated, corrupted, of another format or of an unknown version, or
-            its values are not a network's.
-        """
+        """Read a Network written by ``save``. Raises FileNotFoundError (no file at ``path``) or
+        ValueError (a file truncated, corrupted, of another format or version, or whose values
+        are not a network's)."""
         fields = persistence.read(path)
         try:
             net = cls(**persistence.architecture(fields))

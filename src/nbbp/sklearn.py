@@ -227,9 +227,8 @@ _NOTES = """
     and converges elsewhere.
 
     With sample_weight, each batch minimises (sum_k w_k J_k + alpha/2 sum ||W||^2) / sum_k w_k,
-    scikit-learn's objective: nbbp's ``l2`` is alpha / sum_k w_k, which differs from batch to
-    batch, so a weighted epoch runs one ``Network.partial_fit`` call per batch (an unweighted
-    one, two calls). A batch whose weights are all 0 takes no step.
+    scikit-learn's objective (``Network.partial_fit(..., l2=alpha, l2_per_batch=True)``, the
+    whole epoch in one compiled call). A batch whose weights are all 0 takes no step.
 
     Sparse X (CSR; other formats are converted) trains with "sgd" and "adam" and predicts
     without ever being dense as a whole: SPARSE_CHUNK_ROWS rows at a time, whole batches in
@@ -516,36 +515,44 @@ class _BaseMLP(BaseEstimator):
         (gradient alpha/b W), nbbp's is l2/2 ||W||^2 on the mean sample loss (gradient l2 W):
         l2 = alpha/b. The full batches and the last, partial one therefore run as two calls,
         each with its own l2; Network.partial_fit keeps the optimizer state between them. With
-        sample weights b is the batch's sum of weights, so each batch is a call of its own. A
-        sparse X is densified by call, the full batches in calls of SPARSE_CHUNK_ROWS rows.
+        sample weights b is the batch's sum of weights, which Network's l2_per_batch takes
+        batch by batch, in one call. A sparse X is densified by call, in calls of whole batches
+        of at most SPARSE_CHUNK_ROWS rows.
         """
         if order is not None:
             X, targets = X[order], targets[order]
             weights = None if weights is None else weights[order]
         n = X.shape[0]
         n_full = n - n % batch_size
-        if weights is None:
-            rows = n_full
-            if scipy.sparse.issparse(X):
-                rows = max(1, SPARSE_CHUNK_ROWS // batch_size) * batch_size
-            bounds = [(start, min(start + rows, n_full)) for start in range(0, n_full, rows)]
-            calls = [(start, stop, min(batch_size, stop - start), min(batch_size, stop - start))
-                     for start, stop in bounds + [(n_full, n)] if stop > start]
-        else:
-            calls = [(start, min(start + batch_size, n), min(batch_size, n - start),
-                      float(weights[start:start + batch_size].sum()))
-                     for start in range(0, n, batch_size)]
+        rows = n_full if weights is None else n
+        if scipy.sparse.issparse(X):
+            rows = max(1, SPARSE_CHUNK_ROWS // batch_size) * batch_size
+        ends = (n_full, n) if weights is None else (n,)
+        bounds = [(start, min(start + rows, ends[0])) for start in range(0, ends[0], rows)]
+        if weights is None and n > n_full:
+            bounds.append((n_full, n))
         total = penalty_share = 0.0
-        for start, stop, size, weight in calls:
-            if weight == 0:  # sum of weights 0: nothing to learn from, no step
+        for start, stop in bounds:
+            size = min(batch_size, stop - start)
+            if weights is None:
+                history = network.partial_fit(
+                    _dense(X[start:stop]), targets[start:stop], batch_size=size,
+                    learning_rate=self._rate, optimizer=optimizer, l2=self.alpha / size,
+                    shuffle=False)
+                total += history.loss[0] * (stop - start)
+                penalty_share += (stop - start) / size
+                continue
+            # per batch: its weight, and its samples if the weight is not 0 (else no step)
+            sums = np.add.reduceat(weights[start:stop], np.arange(0, stop - start, size))
+            sizes = np.diff(np.r_[np.arange(0, stop - start, size), stop - start])
+            if not sums.any():
                 continue
             history = network.partial_fit(
                 _dense(X[start:stop]), targets[start:stop], batch_size=size,
-                learning_rate=self._rate,
-                optimizer=optimizer, l2=self.alpha / weight, shuffle=False,
-                sample_weight=None if weights is None else weights[start:stop])
-            total += history.loss[0] * (stop - start)
-            penalty_share += (stop - start) / weight  # of alpha/2 ||W||^2 in the epoch's loss
+                learning_rate=self._rate, optimizer=optimizer, l2=self.alpha, shuffle=False,
+                sample_weight=weights[start:stop], l2_per_batch=True)
+            total += history.loss[0] * sizes[sums > 0].sum()
+            penalty_share += float(np.sum(sizes[sums > 0] / sums[sums > 0]))
         return self._convert_loss(total / n, network, penalty_share / n)
 
     def _convert_loss(self, loss, network, penalty_share):

@@ -102,14 +102,16 @@ def _one_hot(labels, order, start, rows):
 def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mask, layout, stats,
                 bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
                 h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
-                grad_norm_sum, delta_abs_sum, drop_seed):
+                grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch):
     """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
     running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
     built per batch so that no one-hot copy of the data set exists. A non-empty
     ``sample_weight`` (float64, one per sample) weighs each batch's samples: E is
     sum_k w_k J_k / sum_k w_k, and a batch whose weights sum to 0 is passed over, with no step.
-    ``drop_seed`` (None: no dropout) seeds the dropout masks, with the step count t.
+    ``drop_seed`` (None: no dropout) seeds the dropout masks, with the step count t. With
+    ``l2_per_batch`` (scikit-learn's alpha) a batch's penalty is l2 / (its sum of weights), and
+    the total sums nb times each batch's objective, the count its number of samples.
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
@@ -146,7 +148,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             if w_sum == 0:
                 continue
         n_used += nb
-        weight_used += w_sum
+        weight_used += nb if l2_per_batch else w_sum
+        l2_b = l2 / grad.dtype.type(w_sum) if l2_per_batch else l2  # in the parameters' dtype
         first = order[start]
         in_order = _consecutive(order, start, nb)
         if in_order:  # the batch's rows, read in place
@@ -173,24 +176,28 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         A_out = matrix(a_buf, out_offset, nb, n_outputs)
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
+        batch_total = 0.0
         if weighted:
             for r in range(nb):
-                total += Jb[r] * sample_weight[order[start + r]]
+                batch_total += Jb[r] * sample_weight[order[start + r]]
         else:
             for r in range(nb):
-                total += Jb[r]
+                batch_total += Jb[r]
+        if l2_per_batch:  # nb times the batch's objective
+            batch_total *= nb / w_sum
         if l2 > 0:
             sum_sq = 0.0
             for l in range(n_layers):
                 W, _ = layer(theta, layout, l)
                 sum_sq += _sum_of_squares(W.ravel())
-            total += w_sum * 0.5 * l2 * sum_sq
+            batch_total += (nb if l2_per_batch else w_sum) * 0.5 * l2_b * sum_sq
+        total += batch_total
 
         delta_out = matrix(d_buf, out_offset, nb, n_outputs)
         output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta_out)
         if weighted:
             weigh_samples(delta_out, sample_weight, order, start, nb / w_sum)
-        squares = backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf,
+        squares = backward_pass(Xb, theta, grad, mask, layout, l2_b, z_buf, a_buf, h_buf, s_buf,
                                 d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
         scale = grad.dtype.type(1)
         if clip_norm > 0:
@@ -233,7 +240,7 @@ class Epochs:
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
             state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0,
-            sample_weight=NO_WEIGHTS, drop_seed=None):
+            sample_weight=NO_WEIGHTS, drop_seed=None, l2_per_batch=False):
         """One epoch: train_epoch's (total, steps, samples used, their weight)."""
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
@@ -243,4 +250,4 @@ class Epochs:
                            h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
                            self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
-                           grad_norm_sum, delta_abs_sum, drop_seed)
+                           grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch)
