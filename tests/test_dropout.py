@@ -193,3 +193,12 @@ def test_lbfgs_refuses_dropout(rng):
     with pytest.raises(ValueError, match="does not train with dropout"):
         net.fit(X, y, optimizer="lbfgs")
 
+
+
+def test_an_int_seed_gives_the_masks_of_the_same_uint64_seed():
+    # the hash casts the seed: a Python int (typed int64) must not turn the arithmetic signed
+    A = np.ones((50, 40))
+    B = np.ones((50, 40))
+    dropout_rows(A, np.uint64(5), np.int64(1), np.int64(0), np.int64(threshold(0.5)))
+    dropout_rows(B, 5, np.int64(1), np.int64(0), np.int64(threshold(0.5)))
+    assert_array_equal(A, B)

@@ -162,3 +162,12 @@ def test_lbfgs_refuses_batch_norm_and_partial_fit(rng):
     with pytest.raises(ValueError, match="tol must be"):
         nbbp.LBFGS(tol=-1)
     assert repr(nbbp.LBFGS()) == "LBFGS(max_fun=15000, memory=10, tol=1e-05)"
+
+
+def test_lbfgs_refuses_l2_per_batch_prints_when_verbose_and_needs_no_batch_size(rng, capsys):
+    X, y = data(rng, n=20)  # fewer samples than the default batch_size: no warning for L-BFGS
+    net = nbbp.Network([4, 6, 3], seed=1)
+    with pytest.raises(ValueError, match="l2_per_batch is for mini-batches"):
+        net.fit(X, y, optimizer="lbfgs", l2_per_batch=True)
+    net.fit(X, y, epochs=2, optimizer="lbfgs", verbose=True)
+    assert "L-BFGS iteration 2/2: loss" in capsys.readouterr().out

@@ -584,6 +584,10 @@ BAD_FILES = [
      "version 0; this nbbp reads versions 1, 2, 3"),
     ("version 3 without its skip form", lambda p: rewritten(p, skip=None),
      "has no 'skip' entry"),
+    ("dropout as text", lambda p: rewritten(p, dropout=np.array(["0.5"])),
+     "its dropout is not a list of probabilities"),
+    ("dropout of probability 1", lambda p: rewritten(p, dropout=np.ones(
+        len(arrays_of(p)["dropout"]))), "dropout must be a probability in \\[0, 1\\)"),
     ("unknown skip form", lambda p: rewritten(p, skip=np.array("both")),
      "skip must be one of \\['activation', 'identity'\\]; got 'both'"),
     ("other format", lambda p: rewritten(p, format=np.array("sklearn.MLPClassifier")),

@@ -93,3 +93,11 @@ def test_exp_output_with_squared_error(rng):
     net = nbbp.Network([3, 4, 2], output="exp", loss="squared_error")
     history = net.fit(X, Y, epochs=20, learning_rate=0.01, optimizer="adam", batch_size=8)
     assert history.loss[-1] < history.loss[0]
+
+
+def test_poisson_has_no_probabilities(rng):
+    X, Y = counts(rng)
+    net = nbbp.Network([3, 4, 2], output="exp", loss="poisson")
+    with pytest.raises(ValueError, match="predict_proba needs a classification loss .* "
+                                         "'poisson'"):
+        net.predict_proba(X)

@@ -761,3 +761,26 @@ def test_sparse_x_is_never_dense_as_a_whole(rng):
     finally:
         tracemalloc.stop()
     assert peak < 120e6, peak
+
+
+def test_dropout_masks_follow_random_state(data):
+    X, y = data["multiclass"]
+    params = dict(hidden_layer_sizes=(16,), solver="sgd", batch_size=16, max_iter=2, tol=0,
+                  dropout=0.5)
+    with pytest.warns(ConvergenceWarning):
+        fits = [MLPClassifier(random_state=seed, **params).fit(X, y).coefs_[1]
+                for seed in (0, 0, 1)]
+    assert_array_equal(fits[0], fits[1])
+    # another random_state: other initial weights, and other masks
+    assert not np.allclose(fits[0], fits[2])
+
+
+def test_all_zero_weights_in_a_split_are_refused(data):
+    X, y = data["multiclass"]
+    w = np.zeros(len(X))
+    w[0] = 1.0  # one sample of weight: the split leaves a side with none
+    clf = MLPClassifier((5,), early_stopping=True, validation_fraction=0.5, random_state=0)
+    with pytest.raises(ValueError, match="sample_weight is 0 for every (training|validation) "
+                                         "sample of early stopping's split"):
+        clf.fit(X, y, sample_weight=w)
+    assert not hasattr(clf, "coefs_")

@@ -37,6 +37,9 @@ def check(net, plan: FitPlan):
     if isinstance(plan.learning_rate, Schedule):
         raise ValueError("optimizer='lbfgs' takes no learning-rate schedule: L-BFGS sets its own "
                          "step by a line search")
+    if plan.l2_per_batch:
+        raise ValueError("l2_per_batch is for mini-batches; L-BFGS takes the whole set as one "
+                         "batch: give l2 / (sum of the weights) instead")
     if plan.clip_norm > 0:
         raise ValueError("clip_norm is for the gradient-descent optimizers; L-BFGS's line "
                          "search bounds its steps")
@@ -112,6 +115,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         completed[0] = epoch + 1
         opt.steps += 1
         hold = let_interrupts_through()
+        if plan.verbose:
+            print(f"L-BFGS iteration {epoch + 1}/{epochs}: loss {E:.6g}", flush=True)
         stop = plan.callback is not None and says_stop(plan.callback(epoch, history))
         hold_interrupts_again(hold)
         if stop or (plan.early_stopping and stale >= plan.patience):

@@ -29,8 +29,9 @@ def _mix(x):
 
 @helper
 def row_key(seed, step, layer, row):
-    """The hash of a sample row's indices, which each unit's hash continues."""
-    x = _mix(seed ^ np.uint64(step))
+    """The hash of a sample row's indices, which each unit's hash continues. (The seed is
+    cast: an int64 one would make every operation signed, and the shifts sign-extend.)"""
+    x = _mix(np.uint64(seed) ^ np.uint64(step))
     x = _mix(x ^ np.uint64(layer))
     return _mix(x ^ np.uint64(row))
 

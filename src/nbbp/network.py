@@ -326,7 +326,8 @@ class Network:
             clip_norm: float | None = None, sample_weight: ArrayLike | None = None,
             class_weight: str | dict[int, float] | None = None,
             l2_per_batch: bool = False) -> History:
-        """Train by mini-batch gradient descent; each epoch runs in one compiled call.
+        """Train by mini-batch gradient descent, each epoch in one compiled call (or L-BFGS).
+        Dropout applies here and in partial_fit only: forward, loss, gradients and step omit it.
 
         Parameters
         ----------
@@ -399,10 +400,11 @@ class Network:
         epochs = check.check_count(epochs, "epochs")
         opt = get_optimizer(optimizer)
         check_for_dtype(opt, self.dtype)
-        plan = make_plan(self, X, y, batch_size, learning_rate, l2, validation_data,
-                         validation_fraction, early_stopping, patience, callback, shuffle,
-                         verbose, clip_norm=clip_norm, sample_weight=sample_weight,
-                         class_weight=class_weight, l2_per_batch=l2_per_batch)
+        plan = make_plan(self, X, y, None if isinstance(opt, LBFGS) else batch_size, learning_rate,
+                         l2, validation_data, validation_fraction, early_stopping, patience,
+                         callback, shuffle, verbose, clip_norm=clip_norm,
+                         sample_weight=sample_weight, class_weight=class_weight,
+                         l2_per_batch=l2_per_batch)
         return self._run(plan, epochs, opt, fresh_state=True)
 
     @one_trainer
@@ -439,14 +441,14 @@ class Network:
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Output probabilities, (n_samples, sizes[-1]), for cross_entropy and log_loss."""
-        if self.loss_name == "squared_error":
+        if self.loss_name not in ("cross_entropy", "log_loss"):
             raise ValueError("predict_proba needs a classification loss ('cross_entropy' or "
-                             "'log_loss'); this network uses 'squared_error'")
+                             f"'log_loss'); this network uses {self.loss_name!r}")
         return self.forward(X)
 
     def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy for cross_entropy and log_loss (every output right), R^2 for squared_error
-        (averaged over outputs); weighted by ``sample_weight``, as scikit-learn's metrics."""
+        and poisson (averaged over outputs); weighted by ``sample_weight``, as scikit-learn's."""
         X, Y = self._inputs_and_targets(X, y)
         weights = check.as_sample_weight(sample_weight, len(Y))
         zs, a_list = self._forward(X)

@@ -286,7 +286,15 @@ def architecture(fields):
                 batch_norm=batch_norm if len(batch_norm) == n_layers - 1 else [],
                 residual=[(int(s), int(t)) for s, t in residual] or None,
                 skip=str(fields.get("skip", "activation")),
-                dropout=[float(p) for p in fields.get("dropout", np.zeros(n_layers - 1))])
+                dropout=_dropout(fields.get("dropout", np.zeros(n_layers - 1))))
+
+
+def _dropout(field):
+    """A file's dropout probabilities: a 1-D array of floats (the constructor checks them)."""
+    if field.ndim != 1 or field.dtype.kind != "f":
+        raise ValueError(f"its dropout is not a list of probabilities (dtype {field.dtype}, "
+                         f"shape {field.shape})")
+    return [float(p) for p in field]
 
 
 def values(fields, layout, dtype, n_params, n_stats):

@@ -1,10 +1,10 @@
 """scikit-learn estimators trained by nbbp: ``MLPClassifier`` and ``MLPRegressor``.
 
 They take the constructor parameters of ``sklearn.neural_network.MLPClassifier`` and
-``MLPRegressor`` (less L-BFGS) and train a ``Network`` one epoch at a time with
-``Network.partial_fit``, which keeps the optimizer state between calls. Stopping, learning-rate
-schedules and early stopping follow scikit-learn's rules between epochs; the epochs themselves
-run in nbbp's compiled kernels.
+``MLPRegressor`` and train a ``Network``: "sgd" and "adam" one epoch at a time with
+``Network.partial_fit``, which keeps the optimizer state between calls; "lbfgs" in one
+``Network.fit`` with ``nbbp.LBFGS``. Stopping, learning-rate schedules and early stopping follow
+scikit-learn's rules between epochs; the epochs themselves run in nbbp's compiled kernels.
 
 This is the only nbbp module that imports scikit-learn (the ``nbbp[sklearn]`` extra).
 """
@@ -232,8 +232,8 @@ _NOTES = """
 
     Sparse X (CSR; other formats are converted) trains with "sgd" and "adam" and predicts
     without ever being dense as a whole: SPARSE_CHUNK_ROWS rows at a time, whole batches in
-    training, with the same results as the dense X. "lbfgs" refuses it: its full-batch passes
-    would densify it whole.
+    training, with the same results as the dense X (without dropout, whose masks are drawn per
+    call). "lbfgs" refuses it: its full-batch passes would densify it whole.
 """
 
 
@@ -319,9 +319,10 @@ class _BaseMLP(BaseEstimator):
         validate_data has reset n_features_in_, a network the dtype cannot train) leaves the
         estimator as it was: unfitted, or fitted as before."""
         saved = self.__dict__.copy()
-        # The network a partial_fit or warm start trains on: an epoch is two Network.partial_fit
-        # calls (full batches, then the last one), and a failure in the second leaves the first
-        # applied, optimizer state included. A copy is what "as it was" restores.
+        # The network a partial_fit or warm start trains on: an epoch can be several
+        # Network.partial_fit calls (full batches then the last one, or chunks of a sparse X),
+        # and a failure in a later one leaves the earlier applied, optimizer state included. A
+        # copy is what "as it was" restores.
         if "_network" in saved and (incremental or self.warm_start):  # else a new one trains
             saved["_network"] = copy.deepcopy(saved["_network"])
         completed = [0]  # epochs this call trained
@@ -362,6 +363,10 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             network = self._new_network(sizes, out_activation, params["dtype"])
             self._initialize(network, rng)
+            if any(network.dropout):
+                # the masks follow random_state too (drawn after scikit-learn's draws, which
+                # stay in step: with dropout there is no scikit-learn fit to equal anyway)
+                network.rng = np.random.default_rng(rng.randint(2**31))
         else:
             if [c.shape for c in self.coefs_] != list(zip(sizes[:-1], sizes[1:])):
                 raise ValueError("hidden_layer_sizes, n_features or the number of outputs changed "
@@ -383,6 +388,11 @@ class _BaseMLP(BaseEstimator):
             X, X_val, targets, _, _, y_val = split[:6]
             if weights is not None:
                 weights, w_val = split[6:]
+                if not weights.any() or not w_val.any():
+                    raise ValueError("sample_weight is 0 for every "
+                                     f"{'training' if not weights.any() else 'validation'} "
+                                     "sample of early stopping's split: there is nothing to "
+                                     f"{'learn from' if not weights.any() else 'score'}")
             if X_val.shape[0] < 2:
                 raise ValueError(f"validation_fraction={self.validation_fraction} of the data "
                                  f"leaves {X_val.shape[0]} validation sample(s); early stopping "
@@ -441,10 +451,14 @@ class _BaseMLP(BaseEstimator):
         """scikit-learn's lbfgs solver: Network.fit with nbbp.LBFGS, its penalty alpha/(2S)
         ||W||^2 on the whole set of weight S (l2 = alpha / S)."""
         total_weight = X.shape[0] if weights is None else float(weights.sum())
-        history = network.fit(
-            X, targets, epochs=params["max_iter"], batch_size=None, shuffle=False,
-            optimizer=LBFGS(max_fun=params["max_fun"], tol=self.tol),
-            l2=self.alpha / total_weight, sample_weight=weights)
+        try:
+            history = network.fit(
+                X, targets, epochs=params["max_iter"], batch_size=None, shuffle=False,
+                optimizer=LBFGS(max_fun=params["max_fun"], tol=self.tol),
+                l2=self.alpha / total_weight, sample_weight=weights)
+        except DivergenceError as exc:
+            raise ValueError(f"training diverged: {exc}. Scale the inputs (StandardScaler) or "
+                             "raise alpha.") from exc
         completed[0] = self.n_iter_ = history.epochs
         result = history.result
         self.loss_ = self._convert_loss(float(result.fun), network, 1 / total_weight)

@@ -120,7 +120,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     hold one batch of every layer; ``scratch`` is the three matrix kernels', sized for the
     largest layer. Returns (sum over the samples trained on of w J + w l2/2 sum ||W||^2 (w = 1
     unweighted), number of optimizer steps taken, number of samples trained on, sum of their
-    weights);
+    weights (with l2_per_batch, their number));
     adds each batch's ||dE/dW(l)|| (before clipping) to grad_norm_sum[l] and sum |delta(l)| to
     delta_abs_sum[l].
     """
