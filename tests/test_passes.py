@@ -49,7 +49,7 @@ def batch(net, rng, n=11):
     return X, Y
 
 
-def compiled_pass(net, X, Y, sample_weight=np.zeros(0), drop_seed=None):
+def compiled_pass(net, X, Y, sample_weight=None, drop_seed=None):
     """The driver's passes on one batch: train_epoch at learning rate 0 (theta stays), so its
     buffers hold the forward values and its grad the gradients. Returns (zs, activations, grad,
     sum of (weighted) J, stats after)."""
@@ -65,7 +65,7 @@ def compiled_pass(net, X, Y, sample_weight=np.zeros(0), drop_seed=None):
         net._loss_code, net._eps, 0.0, nbbp.SGD(), np.zeros((0, theta.size), net.dtype), 0.0, 0,
         np.zeros(net.n_layers), np.zeros(net.n_layers), 0.0, sample_weight, drop_seed)
     assert (steps, used) == (1, n)
-    assert weight == (sum(sample_weight.tolist()) if sample_weight.size else n)
+    assert weight == (n if sample_weight is None else sum(sample_weight.tolist()))
     assert_array_equal(theta, net._theta)  # learning rate 0
     rows = [rows_of(epochs.z_buf, net._layout, n, l) for l in range(net.n_layers)]
     activations = [rows_of(epochs.a_buf, net._layout, n, l) for l in range(net.n_layers)]

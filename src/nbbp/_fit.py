@@ -34,13 +34,13 @@ class FitPlan:
     the epoch driver one-hots per batch); X_val, Y_val: validation data or None; split_rng: the
     generator state after drawing a validation split (the network's takes it once training
     starts), or None; sample_weight: one float64 weight per training sample (sample and class
-    weights multiplied), or empty for none; val_weight: the held-out samples' weights, or None.
+    weights multiplied), or None; val_weight: the held-out samples' weights, or None.
     """
 
     X: np.ndarray
     Y: np.ndarray
     labels: np.ndarray
-    sample_weight: np.ndarray
+    sample_weight: np.ndarray | None
     X_val: np.ndarray | None
     Y_val: np.ndarray | None
     val_weight: np.ndarray | None
@@ -167,7 +167,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
     return FitPlan(X=X, Y=Y, labels=labels,
-                   sample_weight=np.zeros(0) if weights is None else weights, X_val=X_val,
+                   sample_weight=weights, X_val=X_val,
                    Y_val=Y_val, val_weight=w_val, batch_size=batch_size,
                    learning_rate=learning_rate, l2=float(l2), l2_per_batch=bool(l2_per_batch),
                    clip_norm=0.0 if clip_norm is None else clip_norm,

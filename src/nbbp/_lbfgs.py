@@ -67,7 +67,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
     theta, dtype = params.theta, params.theta.dtype
     Y = plan.Y if plan.labels.size == 0 else np.eye(net.sizes[-1], dtype=dtype)[plan.labels]
-    weights = plan.sample_weight if plan.sample_weight.size else None
+    weights = plan.sample_weight
     W_ranges = weight_ranges(params.layout)
     start = theta.copy()
     last = {"x": start, "grad": np.zeros_like(theta)}  # the last recorded iterate

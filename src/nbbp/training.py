@@ -106,8 +106,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
     running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
-    built per batch so that no one-hot copy of the data set exists. A non-empty
-    ``sample_weight`` (float64, one per sample) weighs each batch's samples: E is
+    built per batch so that no one-hot copy of the data set exists. ``sample_weight`` (None:
+    none, pruned by type; else float64, one per sample) weighs each batch's samples: E is
     sum_k w_k J_k / sum_k w_k, and a batch whose weights sum to 0 is passed over, with no step.
     ``drop_seed`` (None: no dropout) seeds the dropout masks, with the step count t. With
     ``l2_per_batch`` (scikit-learn's alpha) a batch's penalty is l2 / (its sum of weights), and
@@ -128,7 +128,6 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
     use_labels = labels.shape[0] > 0
-    weighted = sample_weight.shape[0] > 0
     has_bn = False
     for l in range(n_layers):
         has_bn = has_bn or layout[l, BN_OFF] >= 0
@@ -141,7 +140,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         if nb == 1 and has_bn:
             break
         w_sum = float(nb)
-        if weighted:
+        if sample_weight is not None:  # by type: Numba compiles none of it for None
             w_sum = 0.0
             for r in range(nb):
                 w_sum += sample_weight[order[start + r]]
@@ -177,7 +176,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         Jb = J[:nb]
         sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         batch_total = 0.0
-        if weighted:
+        if sample_weight is not None:
             for r in range(nb):
                 batch_total += Jb[r] * sample_weight[order[start + r]]
         else:
@@ -195,7 +194,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
 
         delta_out = matrix(d_buf, out_offset, nb, n_outputs)
         output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta_out)
-        if weighted:
+        if sample_weight is not None:
             weigh_samples(delta_out, sample_weight, order, start, nb / w_sum)
         squares = backward_pass(Xb, theta, grad, mask, layout, l2_b, z_buf, a_buf, h_buf, s_buf,
                                 d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
@@ -207,9 +206,6 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         optimizer_update(opt_code, theta, grad, scale, state, alpha, h0, h1, h2, h3, t,
                          update_in_parallel(theta.shape[0]))
     return total, t - t0, n_used, weight_used
-
-
-NO_WEIGHTS = np.zeros(0)  # every sample weighs 1
 
 
 class Epochs:
@@ -240,7 +236,7 @@ class Epochs:
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
             state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0,
-            sample_weight=NO_WEIGHTS, drop_seed=None, l2_per_batch=False):
+            sample_weight=None, drop_seed=None, l2_per_batch=False):
         """One epoch: train_epoch's (total, steps, samples used, their weight)."""
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
