@@ -114,7 +114,7 @@ def test_split_skip_delta_equals_reference(rng, n, width, name, dtype):
 @pytest.mark.parametrize("name", HIDDEN)
 def test_derivative_of_z_alone_equals_the_one_from_f_z(rng, name, dtype):
     # times_derivative_of_z_rows computes f(z) again; given a = f(z), times_derivative_rows
-    # reads it: the two agree (to rounding: exp and tanh are evaluated once more).
+    # reads it: the two agree (to rounding: sigmoid and tanh are evaluated once more).
     Z = rng.normal(scale=3, size=(9, 13)).astype(dtype)
     D = rng.normal(size=Z.shape).astype(dtype)
     from_z, from_a = D.copy(), D.copy()

@@ -737,8 +737,30 @@ def test_sparse_x_trains_as_the_dense_x_does(data, rng, monkeypatch, solver, wei
         assert_array_equal(a, b)
     assert csr.validation_scores_ == dense.validation_scores_
     assert_array_equal(csr.predict_proba(sparse.csc_matrix(X)), dense.predict_proba(X))
-    with pytest.raises(ValueError, match="solver='lbfgs' does not take sparse X"):
-        MLPRegressor(solver="lbfgs").fit(sparse.csr_matrix(X), y.astype(float))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_x_with_lbfgs_sums_over_chunks(data, rng, monkeypatch, weighted):
+    # the loss and gradient of the whole set, summed over chunks of 16 dense rows: the dense
+    # X's fit and scikit-learn's on the sparse X, to rounding
+    sparse = pytest.importorskip("scipy.sparse")
+    monkeypatch.setattr(nbbp.sklearn, "SPARSE_CHUNK_ROWS", 16)
+    X, y = data["multiclass"]
+    X = np.where(rng.random(X.shape) < 0.7, 0.0, X)
+    w = rng.uniform(0.5, 2, size=len(X)) if weighted else None
+    params = dict(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=25, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        dense = MLPClassifier(**params).fit(X, y, sample_weight=w)
+        csr = MLPClassifier(**params).fit(sparse.csr_matrix(X), y, sample_weight=w)
+        with sequential_blas():
+            theirs = neural_network.MLPClassifier(**params).fit(sparse.csr_matrix(X), y,
+                                                                 sample_weight=w)
+    assert csr.n_iter_ == dense.n_iter_ == theirs.n_iter_ == 25
+    assert csr.loss_ == pytest.approx(dense.loss_, rel=1e-9)
+    assert csr.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
+    for a, b, c in zip(csr.coefs_, dense.coefs_, theirs.coefs_):
+        assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+        assert_allclose(a, c, rtol=1e-6, atol=1e-8)
 
 
 def test_sparse_x_is_never_dense_as_a_whole(rng):

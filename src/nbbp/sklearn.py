@@ -100,6 +100,52 @@ def _forward(network, X):
                            for start in range(0, X.shape[0], SPARSE_CHUNK_ROWS)])
 
 
+def _sparse_lbfgs(network, X, targets, weights, l2, params, tol):
+    """L-BFGS-B, as Network.fit(optimizer=LBFGS) runs it, on a sparse X: the loss and gradient
+    of the whole set summed over chunks of SPARSE_CHUNK_ROWS dense rows, each from the
+    network's kernels (loss and gradients), weighted by its share of the samples' weight.
+    Leaves the network at the result; returns SciPy's OptimizeResult."""
+    from scipy import optimize
+
+    n = X.shape[0]
+    w = np.ones(n) if weights is None else weights
+    total = float(w.sum())
+    arrays = [a for W, b in zip(network.weights, network.biases) for a in (W, b)]
+    bounds = np.cumsum([0] + [a.size for a in arrays])
+
+    def set_parameters(x):
+        for a, start, stop in zip(arrays, bounds[:-1], bounds[1:]):
+            a[...] = x[start:stop].reshape(a.shape)
+
+    def objective(x):
+        set_parameters(x)
+        E = 0.5 * l2 * sum(float(np.sum(W.astype(np.float64) ** 2)) for W in network.weights)
+        grad = []  # in the order of ``arrays``: W(l), then b(l)
+        for W, b in zip(network.weights, network.biases):
+            grad += [l2 * W.astype(np.float64), np.zeros(b.shape)]
+        for start in range(0, n, SPARSE_CHUNK_ROWS):
+            rows = slice(start, start + SPARSE_CHUNK_ROWS)
+            share = float(w[rows].sum()) / total
+            if share == 0:
+                continue
+            Xc, yc, wc = _dense(X[rows]), targets[rows], None if weights is None else w[rows]
+            E += share * network.loss(Xc, yc, training=True, sample_weight=wc)
+            dWs, dbs = network.gradients(Xc, yc, sample_weight=wc)
+            for i, g in enumerate(g for pair in zip(dWs, dbs) for g in pair):
+                grad[i] += share * g
+        return E, np.concatenate([g.ravel() for g in grad])
+
+    start = np.concatenate([a.ravel() for a in arrays]).astype(np.float64)
+    result = optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
+                               options=dict(maxiter=params["max_iter"], maxfun=params["max_fun"],
+                                            gtol=tol, maxcor=10))
+    set_parameters(result.x)
+    if not (np.isfinite(result.fun) and all(np.isfinite(a).all() for a in arrays)):
+        raise ValueError(f"training diverged: L-BFGS's loss became {result.fun}. Scale the "
+                         "inputs or raise alpha.")
+    return result
+
+
 def _writeable(a):
     """``a`` as a plain writeable ndarray: Numba compiles a separate specialisation of every
     kernel for read-only arrays (a read-only memmap, say), which would cost seconds per kernel."""
@@ -233,7 +279,8 @@ _NOTES = """
     Sparse X (CSR; other formats are converted) trains with "sgd" and "adam" and predicts
     without ever being dense as a whole: SPARSE_CHUNK_ROWS rows at a time, whole batches in
     training, with the same results as the dense X (without dropout, whose masks are drawn per
-    call). "lbfgs" refuses it: its full-batch passes would densify it whole.
+    call). "lbfgs" sums the loss and gradient over the same chunks (equal to the dense X's to
+    rounding).
 """
 
 
@@ -245,8 +292,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # CSR, densified a chunk of rows at a time; not by L-BFGS's full-batch passes
-        tags.input_tags.sparse = self.solver != "lbfgs"
+        tags.input_tags.sparse = True  # CSR, densified a chunk of rows at a time
         return tags
 
     def _targets(self, y, dtype, incremental, first_pass, classes):
@@ -346,12 +392,7 @@ class _BaseMLP(BaseEstimator):
         X, y = validate_data(self, X, y, multi_output=True, dtype=params["dtype"], order="C",
                              reset=first_pass, accept_sparse="csr", **self._y_checks)
         params["dtype"] = X.dtype
-        if scipy.sparse.issparse(X):
-            if self.solver == "lbfgs":
-                raise ValueError("solver='lbfgs' does not take sparse X in nbbp: its full-batch "
-                                 "passes would densify X whole; use 'sgd' or 'adam', which "
-                                 "densify a batch at a time")
-        else:
+        if not scipy.sparse.issparse(X):
             X = _writeable(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -449,18 +490,22 @@ class _BaseMLP(BaseEstimator):
 
     def _train_lbfgs(self, network, X, targets, weights, params, completed):
         """scikit-learn's lbfgs solver: Network.fit with nbbp.LBFGS, its penalty alpha/(2S)
-        ||W||^2 on the whole set of weight S (l2 = alpha / S)."""
+        ||W||^2 on the whole set of weight S (l2 = alpha / S); for a sparse X, _sparse_lbfgs."""
         total_weight = X.shape[0] if weights is None else float(weights.sum())
-        try:
-            history = network.fit(
-                X, targets, epochs=params["max_iter"], batch_size=None, shuffle=False,
-                optimizer=LBFGS(max_fun=params["max_fun"], tol=self.tol),
-                l2=self.alpha / total_weight, sample_weight=weights)
-        except DivergenceError as exc:
-            raise ValueError(f"training diverged: {exc}. Scale the inputs (StandardScaler) or "
-                             "raise alpha.") from exc
-        completed[0] = self.n_iter_ = history.epochs
-        result = history.result
+        l2 = self.alpha / total_weight
+        if scipy.sparse.issparse(X):
+            result = _sparse_lbfgs(network, X, targets, weights, l2, params, self.tol)
+        else:
+            try:
+                history = network.fit(
+                    X, targets, epochs=params["max_iter"], batch_size=None, shuffle=False,
+                    optimizer=LBFGS(max_fun=params["max_fun"], tol=self.tol), l2=l2,
+                    sample_weight=weights)
+            except DivergenceError as exc:
+                raise ValueError(f"training diverged: {exc}. Scale the inputs (StandardScaler) "
+                                 "or raise alpha.") from exc
+            result = history.result
+        completed[0] = self.n_iter_ = int(result.nit)
         self.loss_ = self._convert_loss(float(result.fun), network, 1 / total_weight)
         if params["verbose"]:
             print(f"L-BFGS: {result.message} after {result.nit} iterations, loss = "
