@@ -1,7 +1,8 @@
 """Training a Network: a fit's settings, every argument of ``fit`` and ``partial_fit`` checked
 before anything changes, in one frozen ``FitPlan`` (``make_plan``), and the loop over epochs
 that follows it (``train``): one compiled call an epoch (training.Epochs), then the history,
-validation, early stopping, the callback and the progress display."""
+validation, early stopping, the callback and the progress display. Also ``step``, the update
+of Network.step. (L-BFGS's loop is _lbfgs.train.)"""
 
 from __future__ import annotations
 
@@ -166,9 +167,8 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         batch_size = n
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
-    return FitPlan(X=X, Y=Y, labels=labels,
-                   sample_weight=weights, X_val=X_val,
-                   Y_val=Y_val, val_weight=w_val, batch_size=batch_size,
+    return FitPlan(X=X, Y=Y, labels=labels, sample_weight=weights, X_val=X_val, Y_val=Y_val,
+                   val_weight=w_val, batch_size=batch_size,
                    learning_rate=learning_rate, l2=float(l2), l2_per_batch=bool(l2_per_batch),
                    clip_norm=0.0 if clip_norm is None else clip_norm,
                    early_stopping=bool(early_stopping),
