@@ -1,7 +1,7 @@
 """nbbp: fast backpropagation for multilayer perceptrons, in Numba kernels that read like the
 formulas. Importing nbbp compiles nothing: kernels compile on first use and are cached on disk."""
 
-from . import reference, schedules
+from . import reference, schedules, tabular
 from .history import DivergenceError, History
 from .network import Network
 from ._gradcheck import gradcheck
@@ -11,8 +11,8 @@ from .optimizers import LBFGS, SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 load = Network.load
 
 __all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "AdamW", "LBFGS", "gradcheck", "load", "reference", "schedules", "MLPClassifier",
-           "MLPRegressor", "__version__"]
+           "Adam", "AdamW", "LBFGS", "gradcheck", "load", "reference", "schedules", "tabular",
+           "MLPClassifier", "MLPRegressor", "__version__"]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
 _LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}

@@ -1,0 +1,356 @@
+"""The data contract of a model trained on a table: which columns are its features and which is
+its target, the names of its classes, and how missing values are filled and inputs scaled,
+fitted on the training rows only. It travels in the model file beside the network, so that a
+model predicts from a table by column name and answers with class names. NumPy alone; pandas
+and pyarrow are not needed.
+
+    table = nbbp.tabular.read_csv("iris.csv")
+    contract, X, y = nbbp.tabular.Contract.fit(table, target="species")
+    net = nbbp.Network([X.shape[1], 16, len(contract.classes)]).fit(X, y)
+    nbbp.tabular.save("iris.npz", net, contract)
+
+    net, contract = nbbp.tabular.load("iris.npz")
+    contract.class_names(net.predict(contract.inputs(nbbp.tabular.read_csv("new.csv"))))
+
+Errors name the file, the row (a file line, counting the header as line 1) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pathlib
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+# Cells that hold no value (after stripping spaces)
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+# A target of whole numbers >= 0 with at most this many distinct values is a class label
+MAX_CLASSES = 100
+
+
+class TableError(ValueError):
+    """A table that cannot be read or used: the message names the file, row and column."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of text cells: its column names and, per column, its cells as a 1-D array of
+    str. ``source`` names it in errors; ``first_line`` is the file line of the first row."""
+
+    header: list[str]
+    columns: dict[str, np.ndarray]
+    source: str = "the table"
+    first_line: int = 2
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def line(self, row: int) -> int:
+        return self.first_line + row
+
+
+def read_csv(path: str | os.PathLike, encoding: str = "utf-8-sig") -> Table:
+    """A .csv file with a header row, as a Table. Refuses an empty file, a header without rows,
+    duplicate or empty column names, rows of another width than the header, and bytes that are
+    not ``encoding`` (UTF-8 by default, a byte-order mark allowed), naming where."""
+    path = pathlib.Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise TableError(f"{path}: cannot read it ({error.strerror})") from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        lines = data[:error.start].split(b"\n")
+        column = lines[-1].count(b",") + 1
+        bad = data[error.start:error.end].hex(" ")
+        raise TableError(f"{path}: line {len(lines)}, column {column}: bytes {bad} are not "
+                         f"{encoding} text") from None
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text, newline=""))
+                if any(cell.strip() for cell in row)]
+    except csv.Error as error:
+        raise TableError(f"{path}: not a readable .csv file ({error})") from None
+    if not rows:
+        raise TableError(f"{path}: the file is empty")
+    header = [cell.strip() for cell in rows[0]]
+    if len(rows) == 1:
+        raise TableError(f"{path}: the file has a header and no data rows")
+    for c, name in enumerate(header):
+        if not name:
+            raise TableError(f"{path}: line 1, column {c + 1}: the header names no column")
+        if name in header[:c]:
+            raise TableError(f"{path}: line 1, column {c + 1}: the header names {name!r} twice")
+    for r, row in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise TableError(f"{path}: line {r + 2} has {len(row)} columns; the header has "
+                             f"{len(header)}")
+    cells = np.array([[cell.strip() for cell in row] for row in rows[1:]], dtype=str)
+    return Table(header, {name: cells[:, c] for c, name in enumerate(header)}, str(path))
+
+
+def _numbers(table, name):
+    """Column ``name`` as float64, NaN where a cell is missing; a cell that is neither a number
+    nor missing is an error naming its row and column."""
+    cells = table.columns[name].tolist()  # str, not np.str_ (whose repr is np.str_('x'))
+    values = np.empty(len(cells))
+    for r, cell in enumerate(cells):
+        if cell.lower() in MISSING:
+            values[r] = np.nan
+            continue
+        try:
+            values[r] = float(cell)
+        except ValueError:
+            raise TableError(f"{table.source}: line {table.line(r)}, column {name!r}: {cell!r} "
+                             "is not a number") from None
+        if not np.isfinite(values[r]):
+            raise TableError(f"{table.source}: line {table.line(r)}, column {name!r}: {cell!r} "
+                             "is not a finite number")
+    return values
+
+
+def _is_numeric(cells):
+    try:
+        values = np.array([float(c) for c in cells if c.lower() not in MISSING])
+    except ValueError:
+        return False
+    return bool(np.isfinite(values).all())
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a model takes and gives, fitted on its training table.
+
+    Attributes
+    ----------
+    features : list of str
+        The input columns, in the order of the network's inputs.
+    target : str
+        The target column.
+    classes : list of str or None
+        The class names, in the order of the outputs, for a classifier; None for regression.
+    mean, scale : ndarray or None
+        Standardisation, x' = (x - mean) / scale per feature, fitted on the training rows (a
+        constant column gets scale 1, so nothing divides by 0); None without it.
+    fill : ndarray or None
+        The value that replaces a missing input per feature (the training mean), or None:
+        missing inputs are then an error.
+    """
+
+    features: list[str]
+    target: str
+    classes: list[str] | None
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+    fill: np.ndarray | None
+
+    @classmethod
+    def fit(cls, table: Table, target: str | None = None, standardize: bool = True,
+            impute: str | None = None, task: str | None = None):
+        """(contract, X, y) for a training table. ``target`` (default: the last column) names
+        the target. ``task`` "classification" or "regression" (default: classes for text
+        labels, or whole numbers >= 0 with at most 100 distinct values). ``impute`` None stops
+        at a missing input, naming its row and column; "mean" fills it with the column's mean.
+        X is float64, standardized unless ``standardize`` is False; y holds class indices (in
+        the order of ``contract.classes``) or numbers."""
+        if target is None:
+            target = table.header[-1]
+        if target not in table.columns:
+            raise TableError(f"{table.source}: no column {target!r} to be the target (the "
+                             f"columns are {table.header})")
+        if len(table.header) < 2:
+            raise TableError(f"{table.source}: needs a feature column besides the target")
+        if impute not in (None, "mean"):
+            raise ValueError(f"impute must be None or 'mean'; got {impute!r}")
+        if task not in (None, "classification", "regression"):
+            raise ValueError(f"task must be None, 'classification' or 'regression'; got {task!r}")
+        features = [name for name in table.header if name != target]
+        raw = np.column_stack([_numbers(table, name) for name in features])
+        fill = None
+        if impute == "mean":
+            with np.errstate(invalid="ignore"):
+                fill = np.nanmean(np.where(np.isnan(raw).all(axis=0), 0.0, raw), axis=0)
+        mean = scale = None
+        if standardize:
+            observed = np.where(np.isnan(raw), fill if fill is not None else 0.0, raw)
+            mean = observed.mean(axis=0)
+            std = observed.std(axis=0)
+            scale = np.where(std > 0, std, 1.0)
+        labels = table.columns[target].tolist()
+        for r, cell in enumerate(labels):
+            if cell.lower() in MISSING:
+                raise TableError(f"{table.source}: line {table.line(r)}, column {target!r}: the "
+                                 "target is missing")
+        numeric = _is_numeric(labels)
+        if task is None:
+            whole = numeric and all(float(c) >= 0 and float(c) == int(float(c)) for c in labels)
+            task = ("classification" if not numeric
+                    or (whole and len(set(labels)) <= MAX_CLASSES) else "regression")
+        classes = None
+        if task == "classification":
+            if numeric:  # 2, 10, 2.0 sort as numbers, and 2 and 2.0 are one class
+                values = sorted({float(c) for c in labels})
+                classes = [f"{v:g}" for v in values]
+                index = {v: i for i, v in enumerate(values)}
+                y = np.array([index[float(c)] for c in labels], dtype=np.int64)
+            else:
+                classes = sorted(set(labels))
+                y = np.searchsorted(np.array(classes), labels).astype(np.int64)
+        else:
+            if not numeric:
+                raise TableError(f"{table.source}: column {target!r} holds text; regression "
+                                 "needs numbers")
+            y = _numbers(table, target)
+        contract = cls(features, target, classes, mean, scale, fill)
+        return contract, contract._scaled(raw, table), y
+
+    # ------------------------------------------------------------------------- applying it
+    def inputs(self, table: Table) -> np.ndarray:
+        """X for a table, its feature columns found by name (other columns, the target among
+        them, are ignored), filled and scaled as in training."""
+        missing = [name for name in self.features if name not in table.columns]
+        if missing:
+            raise TableError(f"{table.source}: no column {missing[0]!r}, which the model takes "
+                             f"as input (it takes {self.features})")
+        raw = np.column_stack([_numbers(table, name) for name in self.features])
+        return self._scaled(raw, table)
+
+    def targets(self, table: Table) -> np.ndarray:
+        """y for a labelled table: class indices (a class the model does not know is an error
+        naming its row), or numbers."""
+        if self.target not in table.columns:
+            raise TableError(f"{table.source}: no column {self.target!r}, the model's target")
+        labels = table.columns[self.target].tolist()
+        if self.classes is None:
+            return _numbers(table, self.target)
+        numeric = all(_is_float(c) for c in self.classes)
+        index = {name: i for i, name in enumerate(self.classes)}
+        y = np.empty(len(labels), dtype=np.int64)
+        for r, cell in enumerate(labels):
+            key = f"{float(cell):g}" if numeric and _is_float(cell) else cell
+            if key not in index:
+                raise TableError(f"{table.source}: line {table.line(r)}, column "
+                                 f"{self.target!r}: {cell!r} is not a class the model knows "
+                                 f"({self.classes})")
+            y[r] = index[key]
+        return y
+
+    def class_names(self, labels) -> np.ndarray:
+        """The names of class indices (a classifier's predict), as an array of str."""
+        if self.classes is None:
+            raise ValueError("a regression contract has no class names")
+        return np.array(self.classes)[np.asarray(labels)]
+
+    def _scaled(self, raw, table):
+        missing = np.isnan(raw)
+        if missing.any():
+            if self.fill is None:
+                r, c = np.argwhere(missing)[0]
+                raise TableError(f"{table.source}: line {table.line(r)}, column "
+                                 f"{self.features[c]!r}: the value is missing (impute='mean' "
+                                 "fills missing values with the training mean)")
+            raw = np.where(missing, self.fill, raw)
+        if self.mean is not None:
+            raw = (raw - self.mean) / self.scale
+        return np.ascontiguousarray(raw)
+
+    # ---------------------------------------------------------------------- in a model file
+    def to_json(self) -> str:
+        def listed(a):
+            return None if a is None else [float(v) for v in a]
+        return json.dumps({"features": self.features, "target": self.target,
+                           "classes": self.classes, "mean": listed(self.mean),
+                           "scale": listed(self.scale), "fill": listed(self.fill)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        """A contract from to_json's text, every field checked (a model file is input)."""
+        try:
+            fields = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise ValueError(f"its data contract is not JSON ({error})") from None
+        if not isinstance(fields, dict) or set(fields) != {"features", "target", "classes",
+                                                           "mean", "scale", "fill"}:
+            raise ValueError("its data contract does not have the fields of one")
+        features, target, classes = fields["features"], fields["target"], fields["classes"]
+        if (not isinstance(features, list) or not features
+                or not all(isinstance(f, str) for f in features) or not isinstance(target, str)
+                or (classes is not None and (not isinstance(classes, list) or not all(
+                    isinstance(c, str) for c in classes)))):
+            raise ValueError("its data contract's column or class names are not lists of text")
+        arrays: dict[str, np.ndarray | None] = {}
+        for name in ("mean", "scale", "fill"):
+            value = fields[name]
+            if value is None:
+                arrays[name] = None
+                continue
+            if (not isinstance(value, list) or len(value) != len(features)
+                    or not all(isinstance(v, (int, float)) for v in value)):
+                raise ValueError(f"its data contract's {name} is not one number per feature")
+            array = np.array(value, dtype=np.float64)
+            if not np.isfinite(array).all():
+                raise ValueError(f"its data contract's {name} holds NaN or inf")
+            arrays[name] = array
+        if (arrays["mean"] is None) != (arrays["scale"] is None) or (
+                arrays["scale"] is not None and np.any(arrays["scale"] <= 0)):
+            raise ValueError("its data contract's scaling is not a mean and a positive scale")
+        return cls(features, target, classes, arrays["mean"], arrays["scale"], arrays["fill"])
+
+
+def _is_float(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+CONTRACT_ENTRY = "data_contract"
+
+
+def save(path: str | os.PathLike, net, contract: Contract) -> None:
+    """Save ``net`` with ``contract``: Network.save's file, plus the contract as one more
+    entry, written atomically as that file is. The contract must fit the network: as many
+    features as inputs, and as many classes as outputs (or one output for two classes)."""
+    from . import persistence
+
+    if len(contract.features) != net.sizes[0]:
+        raise ValueError(f"the contract names {len(contract.features)} features; the network "
+                         f"takes {net.sizes[0]} inputs")
+    if contract.classes is not None and len(contract.classes) != net.sizes[-1] and not (
+            len(contract.classes) == 2 and net.sizes[-1] == 1):
+        raise ValueError(f"the contract names {len(contract.classes)} classes; the network "
+                         f"has {net.sizes[-1]} outputs")
+    net._check_finite_parameters("save")
+    entries = persistence.entries(net, net._theta, net._mask_theta, net._stats, net._opt)
+    entries[CONTRACT_ENTRY] = np.array(contract.to_json())
+    persistence.write(path, entries)
+
+
+def load(path: str | os.PathLike):
+    """(network, contract) from a file written by ``save``; the contract is None for a file
+    written by Network.save alone."""
+    from .network import Network
+
+    net = Network.load(path)
+    with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
+        if CONTRACT_ENTRY + ".npy" not in archive.namelist():
+            return net, None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            text = data[CONTRACT_ENTRY]
+        if text.shape != () or text.dtype.kind != "U":
+            raise ValueError("its data contract is not one text entry")
+        contract = Contract.from_json(str(text))
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {error}") from None
+    if len(contract.features) != net.sizes[0]:
+        raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: its data contract "
+                         f"names {len(contract.features)} features for {net.sizes[0]} inputs")
+    return net, contract
