@@ -100,6 +100,16 @@ def test_missing_values_stop_or_are_filled_with_the_training_mean(tmp_path):
     assert_allclose(contract.fill, [2, 5])
 
 
+def test_numeric_class_names_are_exact(tmp_path):
+    # whole numbers name themselves (2 and 2.0 are one class); large ones keep every digit
+    table = read_csv(write_csv(tmp_path / "k.csv", ["a", "y"],
+                               [[1, 1234567], [2, 1234568], [3, "1234567.0"], [4, 7]]))
+    contract, _, y = Contract.fit(table)
+    assert contract.classes == ["7", "1234567", "1234568"]
+    assert_array_equal(y, [1, 2, 1, 0])
+    assert_array_equal(contract.targets(table), y)
+
+
 def test_regression_targets(tmp_path):
     table = read_csv(write_csv(tmp_path / "r.csv", ["a", "y"], [[1, 0.5], [2, 1.5], [3, -2]]))
     contract, _, y = Contract.fit(table)

@@ -191,12 +191,13 @@ class Contract:
         if task is None:
             whole = numeric and all(float(c) >= 0 and float(c) == int(float(c)) for c in labels)
             task = ("classification" if not numeric
-                    or (whole and len(set(labels)) <= MAX_CLASSES) else "regression")
+                    or (whole and len({float(c) for c in labels}) <= MAX_CLASSES)
+                    else "regression")
         classes = None
         if task == "classification":
             if numeric:  # 2, 10, 2.0 sort as numbers, and 2 and 2.0 are one class
                 values = sorted({float(c) for c in labels})
-                classes = [f"{v:g}" for v in values]
+                classes = [_label_text(v) for v in values]
                 index = {v: i for i, v in enumerate(values)}
                 y = np.array([index[float(c)] for c in labels], dtype=np.int64)
             else:
@@ -233,7 +234,7 @@ class Contract:
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.empty(len(labels), dtype=np.int64)
         for r, cell in enumerate(labels):
-            key = f"{float(cell):g}" if numeric and _is_float(cell) else cell
+            key = _label_text(float(cell)) if numeric and _is_float(cell) else cell
             if key not in index:
                 raise TableError(f"{table.source}: line {table.line(r)}, column "
                                  f"{self.target!r}: {cell!r} is not a class the model knows "
@@ -301,6 +302,12 @@ class Contract:
                 arrays["scale"] is not None and np.any(arrays["scale"] <= 0)):
             raise ValueError("its data contract's scaling is not a mean and a positive scale")
         return cls(features, target, classes, arrays["mean"], arrays["scale"], arrays["fill"])
+
+
+def _label_text(value):
+    """A numeric class label's name: 2 for 2 and 2.0, else the float's shortest repr (so
+    that no two labels share a name)."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _is_float(text):
