@@ -124,7 +124,7 @@ def test_regression_targets(tmp_path):
     (b"", "the file is empty"),
     (b"a,b,y\n", "the file has a header and no data rows"),
     (b"a,b,y\n1,2,0\n1,2\n", "line 3 has 2 columns; the header has 3"),
-    (b"a,b,y\n1,2,0\n1,\xff\xfe,1\n", r"line 3, column 2: bytes ff are not utf-8-sig text"),
+    (b"a,b,y\n1,2,0\n1,\xff\xfe,1\n", r"line 3, column 2: bytes ff are not utf-8 text"),
     (b"a,a,y\n1,2,0\n", r"line 1, column 2: the header names 'a' twice"),
     (b"a,,y\n1,2,0\n", r"line 1, column 2: the header names no column"),
 ])
@@ -133,6 +133,17 @@ def test_bad_files_name_the_problem(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(TableError, match=f"bad.csv: {message}"):
         read_csv(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_a_byte_order_mark_says_the_encoding(tmp_path, encoding):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("a,caf\u00e9,y\n1,2,0\n3,4,1\n".encode(encoding))
+    table = read_csv(path)
+    assert table.header == ["a", "caf\u00e9", "y"]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("a,caf\u00e9,y\n1,2,0\n".encode("latin-1"))
+    assert read_csv(latin, encoding="latin-1").header == ["a", "caf\u00e9", "y"]
 
 
 def test_a_cell_that_is_not_a_number_is_named(tmp_path):

@@ -16,12 +16,10 @@ code 2 (usage) or 1 (data), never a traceback.
 """
 
 import argparse
-import codecs
 import csv
 import io
 import os
 import pathlib
-import re
 import sys
 import time
 import warnings
@@ -30,6 +28,7 @@ import zipfile
 import numpy as np
 
 from ._args import ArgumentParser
+from .tabular import TableError, decode
 
 OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "log_loss": "sigmoid", "squared_error": "identity"}
 
@@ -71,42 +70,11 @@ def _read_npz(path):
         raise CommandError(f"{path}: not a readable .npz file ({error})") from None
 
 
-# Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
-BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-                    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                    (codecs.BOM_UTF16_BE, "utf-16"))
-
-
-def _decode(path, encoding=None):
-    """The text of a .csv file, in ``encoding`` if given (a UTF-8 byte-order mark is still not
-    data), else as its byte-order mark says, else UTF-8. Bytes that do not decode are reported
-    by line and column."""
-    try:
-        data = pathlib.Path(path).read_bytes()
-    except OSError as error:
-        raise CommandError(f"{path}: not a readable .csv file ({error.strerror})") from None
-    marked = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), None)
-    if encoding is None:
-        chosen, why = marked or "utf-8", "a byte-order mark says so" if marked else "the default"
-    else:
-        chosen, why = encoding, "--encoding"
-        if codecs.lookup(encoding).name == "utf-8" and marked == "utf-8-sig":
-            chosen = "utf-8-sig"
-    try:
-        return data.decode(chosen)
-    except UnicodeDecodeError as error:
-        # the line (csv's line ends: \r\n, \r or \n) and the column (by its commas) of the bytes
-        lines = re.split(r"\r\n|\r|\n", data[:error.start].decode(chosen, errors="replace"))
-        line, column = len(lines), lines[-1].count(",") + 1
-        hint = ("; --encoding names the file's encoding, e.g. --encoding latin-1"
-                if encoding is None and not marked else "")
-        raise CommandError(f"{path}: line {line}, column {column}: bytes "
-                           f"{data[error.start:error.end].hex(' ')} are not {chosen} text "
-                           f"({error.reason}; {chosen} is {why}){hint}") from None
-
-
 def _read_csv(path, target, encoding=None):
-    text = _decode(path, encoding)
+    try:
+        text = decode(path, encoding)
+    except TableError as error:
+        raise CommandError(str(error)) from None
     try:
         rows = [row for row in csv.reader(io.StringIO(text, newline=""))
                 if any(cell.strip() for cell in row)]

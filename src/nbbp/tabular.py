@@ -17,11 +17,13 @@ Errors name the file, the row (a file line, counting the header as line 1) and t
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import os
 import pathlib
+import re
 import zipfile
 from dataclasses import dataclass
 
@@ -55,23 +57,46 @@ class Table:
         return self.first_line + row
 
 
-def read_csv(path: str | os.PathLike, encoding: str = "utf-8-sig") -> Table:
-    """A .csv file with a header row, as a Table. Refuses an empty file, a header without rows,
-    duplicate or empty column names, rows of another width than the header, and bytes that are
-    not ``encoding`` (UTF-8 by default, a byte-order mark allowed), naming where."""
-    path = pathlib.Path(path)
+# Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                    (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode(path, encoding=None):
+    """The text of a .csv file, in ``encoding`` if given (a UTF-8 byte-order mark is still not
+    data), else as its byte-order mark says, else UTF-8. Bytes that do not decode are reported
+    by line and column."""
     try:
-        data = path.read_bytes()
+        data = pathlib.Path(path).read_bytes()
     except OSError as error:
-        raise TableError(f"{path}: cannot read it ({error.strerror})") from None
+        raise TableError(f"{path}: not a readable .csv file ({error.strerror})") from None
+    marked = next((name for mark, name in BYTE_ORDER_MARKS if data.startswith(mark)), None)
+    if encoding is None:
+        chosen, why = marked or "utf-8", "a byte-order mark says so" if marked else "the default"
+    else:
+        chosen, why = encoding, "--encoding"
+        if codecs.lookup(encoding).name == "utf-8" and marked == "utf-8-sig":
+            chosen = "utf-8-sig"
     try:
-        text = data.decode(encoding)
+        return data.decode(chosen)
     except UnicodeDecodeError as error:
-        lines = data[:error.start].split(b"\n")
-        column = lines[-1].count(b",") + 1
-        bad = data[error.start:error.end].hex(" ")
-        raise TableError(f"{path}: line {len(lines)}, column {column}: bytes {bad} are not "
-                         f"{encoding} text") from None
+        # the line (csv's line ends: \r\n, \r or \n) and the column (by its commas) of the bytes
+        lines = re.split(r"\r\n|\r|\n", data[:error.start].decode(chosen, errors="replace"))
+        line, column = len(lines), lines[-1].count(",") + 1
+        hint = ("; --encoding names the file's encoding, e.g. --encoding latin-1"
+                if encoding is None and not marked else "")
+        raise TableError(f"{path}: line {line}, column {column}: bytes "
+                         f"{data[error.start:error.end].hex(' ')} are not {chosen} text "
+                         f"({error.reason}; {chosen} is {why}){hint}") from None
+
+
+def read_csv(path: str | os.PathLike, encoding: str | None = None) -> Table:
+    """A .csv file with a header row, as a Table, its text decoded as ``decode`` does. Refuses
+    an empty file, a header without rows, duplicate or empty column names, rows of another
+    width than the header, and bytes that are not the encoding's, naming where."""
+    path = pathlib.Path(path)
+    text = decode(path, encoding)
     try:
         rows = [row for row in csv.reader(io.StringIO(text, newline=""))
                 if any(cell.strip() for cell in row)]
