@@ -122,8 +122,17 @@ def read_csv(path: str | os.PathLike, encoding: str | None = None) -> Table:
 
 def _numbers(table, name):
     """Column ``name`` as float64, NaN where a cell is missing; a cell that is neither a number
-    nor missing is an error naming its row and column."""
-    cells = table.columns[name].tolist()  # str, not np.str_ (whose repr is np.str_('x'))
+    nor missing is an error naming its row and column. NumPy parses the column at once; only
+    a column that fails is read again cell by cell, to name the cell."""
+    column = table.columns[name]
+    missing = np.isin(np.char.lower(column), list(MISSING))
+    try:
+        values = np.where(missing, "nan", column).astype(np.float64)
+    except ValueError:
+        values = None
+    if values is not None and np.isfinite(values[~missing]).all():
+        return values
+    cells = column.tolist()  # str, not np.str_ (whose repr is np.str_('x'))
     values = np.empty(len(cells))
     for r, cell in enumerate(cells):
         if cell.lower() in MISSING:
