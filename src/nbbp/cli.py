@@ -16,8 +16,6 @@ code 2 (usage) or 1 (data), never a traceback.
 """
 
 import argparse
-import csv
-import io
 import os
 import pathlib
 import sys
@@ -28,7 +26,7 @@ import zipfile
 import numpy as np
 
 from ._args import ArgumentParser
-from .tabular import TableError, decode
+from .tabular import TableError, csv_rows
 
 OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "log_loss": "sigmoid", "squared_error": "identity"}
 
@@ -72,14 +70,9 @@ def _read_npz(path):
 
 def _read_csv(path, target, encoding=None):
     try:
-        text = decode(path, encoding)
+        rows = csv_rows(path, encoding)
     except TableError as error:
         raise CommandError(str(error)) from None
-    try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline=""))
-                if any(cell.strip() for cell in row)]
-    except csv.Error as error:
-        raise CommandError(f"{path}: not a readable .csv file ({error})") from None
     if not rows:
         raise CommandError(f"{path}: the file has no rows")
     header = None

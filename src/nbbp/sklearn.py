@@ -665,8 +665,7 @@ class _BaseMLP(BaseEstimator):
         network = getattr(self, "_network", None)
         if (network is None or list(network.sizes) != sizes or network.dtype != params["dtype"]
                 or network.dropout != _new_dropout(self.dropout, len(params["hidden"]))
-                or network.activation != (ACTIVATIONS[self.activation],) * len(params["hidden"])
-                or not network.weights[0].flags.writeable):  # unpickled from a read-only memmap
+                or network.activation != (ACTIVATIONS[self.activation],) * len(params["hidden"])):
             return None
         return network
 
@@ -708,13 +707,8 @@ class _BaseMLP(BaseEstimator):
         X = validate_data(self, X, dtype=network.dtype, order="C", reset=False,
                           accept_sparse="csr")
         X = X if scipy.sparse.issparse(X) else _writeable(X)
-        if not self._holds_parameters(network):
-            if not network.weights[0].flags.writeable:  # unpickled from a read-only memmap
-                network = self._network = Network(
-                    list(network.sizes), activation=list(network.activation),
-                    output=network.output, loss=network.loss_name, dtype=network.dtype,
-                    dropout=network.dropout)
-            self._load_parameters(network)
+        if not self._holds_parameters(network):  # (an unpickled network's arrays are its own
+            self._load_parameters(network)        # writeable copies: Network.__setstate__)
         return _forward(network, X).astype(out_dtype, copy=False)
 
 

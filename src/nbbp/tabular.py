@@ -91,17 +91,23 @@ def decode(path, encoding=None):
                          f"({error.reason}; {chosen} is {why}){hint}") from None
 
 
-def read_csv(path: str | os.PathLike, encoding: str | None = None) -> Table:
-    """A .csv file with a header row, as a Table, its text decoded as ``decode`` does. Refuses
-    an empty file, a header without rows, duplicate or empty column names, rows of another
-    width than the header, and bytes that are not the encoding's, naming where."""
-    path = pathlib.Path(path)
+def csv_rows(path, encoding=None):
+    """The rows of a .csv file that hold any text, as lists of cells, its text decoded as
+    ``decode`` does (read_csv's and the CLI's reader)."""
     text = decode(path, encoding)
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline=""))
+        return [row for row in csv.reader(io.StringIO(text, newline=""))
                 if any(cell.strip() for cell in row)]
     except csv.Error as error:
         raise TableError(f"{path}: not a readable .csv file ({error})") from None
+
+
+def read_csv(path: str | os.PathLike, encoding: str | None = None) -> Table:
+    """A .csv file with a header row, as a Table (``csv_rows``). Refuses an empty file, a
+    header without rows, duplicate or empty column names, rows of another width than the
+    header, and bytes that are not the encoding's, naming where."""
+    path = pathlib.Path(path)
+    rows = csv_rows(path, encoding)
     if not rows:
         raise TableError(f"{path}: the file is empty")
     header = [cell.strip() for cell in rows[0]]
