@@ -132,3 +132,29 @@ def torch_twin(torch, net, *modules):
             layer.weight.copy_(torch.from_numpy(W))
             layer.bias.copy_(torch.from_numpy(b))
     return model
+
+
+# ------------------------------------------------------------------------ real tables as .csv
+def write_csv(path, header, rows):
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def iris_csv(tmp_path):
+    """scikit-learn's iris table with a header row, the species names in the last column."""
+    data = pytest.importorskip("sklearn.datasets").load_iris()
+    names = [n.replace(" (cm)", "").replace(" ", "_") for n in data.feature_names]
+    rows = [list(x) + [data.target_names[t]] for x, t in zip(data.data, data.target)]
+    return write_csv(tmp_path / "iris.csv", names + ["species"], rows)
+
+
+@pytest.fixture
+def cancer_csv(tmp_path):
+    """scikit-learn's breast-cancer table (features from 0.05 to 2,500), its 0/1 diagnosis
+    last."""
+    data = pytest.importorskip("sklearn.datasets").load_breast_cancer()
+    names = [n.replace(" ", "_") for n in data.feature_names]
+    rows = [list(x) + [t] for x, t in zip(data.data, data.target)]
+    return write_csv(tmp_path / "bc.csv", names + ["diagnosis"], rows)

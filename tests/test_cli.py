@@ -10,6 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nbbp
+from nbbp import tabular
 from nbbp.cli import main
 
 
@@ -63,13 +64,18 @@ def test_train_on_csv_then_predict(tmp_path, data, capsys):
                         "--model", str(model), "--quiet"], capsys)
     assert code == 0, out
     assert "sizes=[4, 16, 3]" in out and "loss cross_entropy" in out and f"saved {model}" in out
-    net = nbbp.load(model)
-    assert net.score(X, y) > 0.85
+    net, contract = tabular.load(model)
+    assert contract.features == ["a", "b", "c", "d"] and contract.target == "label"
+    assert contract.classes == ["0", "1", "2"]
+    scaled = (X - contract.mean) / contract.scale
+    assert net.score(scaled, y) > 0.85
+    # x.csv has no header: its 4 columns are the model's features, in order
     code, out, _ = run(["predict", "--model", str(model), "--data", str(tmp_path / "x.csv")],
                        capsys)
     assert code == 0
-    assert [int(v) for v in out.split()] == list(net.predict(X[:7]))
-    # The .csv header names the target; the same data as .npz trains the same network.
+    lines = out.split()
+    assert lines[0] == "label" and [int(v) for v in lines[1:]] == list(net.predict(scaled[:7]))
+    # the same data as .npz (held-out rows, scaling and all) trains the same network
     run(["train", "--data", str(tmp_path / "d.npz"), "--hidden", "16", "--epochs", "30",
          "--learning-rate", "0.01", "--dtype", "float64", "--model", str(tmp_path / "n.npz"),
          "--quiet"], capsys)
@@ -86,8 +92,10 @@ def test_predict_probabilities_to_a_file(tmp_path, data, capsys):
     code, _, err = run(["predict", "--model", str(model), "--data", str(tmp_path / "d.npz"),
                         "--proba", "--out", str(out_csv)], capsys)
     assert code == 0 and "wrote 300 predictions" in err
-    assert_allclose(np.loadtxt(out_csv, delimiter=","), nbbp.load(model).predict_proba(X),
-                    rtol=1e-6)
+    assert out_csv.read_text().splitlines()[0] == "0,1,2"  # a column per class, named
+    net, contract = tabular.load(model)
+    assert_allclose(np.loadtxt(out_csv, delimiter=",", skiprows=1),
+                    net.predict_proba((X - contract.mean) / contract.scale), rtol=1e-6)
 
 
 def test_regression_target_by_column_number(tmp_path, rng, capsys):
@@ -104,17 +112,17 @@ def test_regression_target_by_column_number(tmp_path, rng, capsys):
 
 BAD = [
     (["train", "--data", "{tmp}/missing.csv"], 1, "missing.csv: no such file"),
-    (["train", "--data", "{tmp}/d.txt"], 1, "expected a .csv or .npz file"),
+    (["train", "--data", "{tmp}/d.txt"], 1, "expected a .csv, .parquet or .npz file"),
     (["train", "--data", "{tmp}/garbage.npz"], 1, "garbage.npz: not an .npz file"),
     (["train", "--data", "{tmp}/ragged.csv"], 1, "line 3 has 2 columns; line 1 has 3"),
     (["train", "--data", "{tmp}/text.csv"], 1, "line 2, column 2: 'x' is not a number"),
-    (["train", "--data", "{tmp}/nan.csv"], 1, "NaN or inf"),
+    (["train", "--data", "{tmp}/nan.csv"], 1, "line 2, column 1: the value is missing"),
     (["train", "--data", "{tmp}/d.csv", "--target", "zz"], 1, "--target 'zz' is neither"),
     (["train", "--data", "{tmp}/d.csv", "--target", "9"], 1, "--target 9 is out of range"),
     (["train", "--data", "{tmp}/d.npz", "--target", "0"], 1, "--target picks a column of a .csv"),
     (["train", "--data", "{tmp}/x_only.npz"], 1, "no array 'y'"),
     (["train", "--data", "{tmp}/d.npz", "--sizes", "5,3"], 1, "the data has 4 features"),
-    (["train", "--data", "{tmp}/d.npz", "--sizes", "4,2"], 1, "it needs at least 3"),
+    (["train", "--data", "{tmp}/d.npz", "--sizes", "4,2"], 1, "the target has 3 classes: it needs 3"),
     (["train", "--data", "{tmp}/d.npz", "--sizes", "4,x"], 2, "expected whole numbers"),
     (["train", "--data", "{tmp}/d.npz", "--epochs", "0"], 2, "--epochs: must be > 0"),
     (["train", "--data", "{tmp}/d.npz", "--validation-fraction", "2"], 1, "validation_fraction"),
@@ -128,7 +136,8 @@ BAD = [
     (["bench", "--workloads", "W9"], 2, "--workloads takes names among"),
     (["demo", "--samples", "2"], 1, "--samples 2 is too few"),
     # a traceback of 24 lines before: DivergenceError is a FloatingPointError
-    (["train", "--data", "{tmp}/huge.npz", "--optimizer", "sgd", "--learning-rate", "10"], 1,
+    (["train", "--data", "{tmp}/huge.npz", "--optimizer", "sgd", "--learning-rate", "10",
+      "--no-standardize"], 1,
      "diverged"),
     (["train", "--data", "{tmp}/empty.npz"], 1, "its X is empty (shape (0, 4)): no samples"),
     # a latin-1 file read as UTF-8: the byte is located, and the option that reads it named
@@ -181,13 +190,12 @@ def test_bench_runs_the_comparison(capsys, monkeypatch):
 def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
     # Excel writes UTF-8 with a byte-order mark; read as text its first cell was "\ufeff1.5",
     # not a number, so the first data row was taken for a header and dropped.
-    from nbbp.cli import _read_csv
-
     path = tmp_path / "bom.csv"
     path.write_bytes("1.5,2,0\n3,4,1\n5,6,0\n".encode("utf-8-sig"))
-    X, y = _read_csv(str(path), -1)
-    assert_array_equal(X, [[1.5, 2], [3, 4], [5, 6]])
-    assert_array_equal(y, [0, 1, 0])
+    table = tabular.read_csv(path, header=None)
+    assert not table.named and table.header == ["0", "1", "2"]
+    assert_array_equal(table.columns["0"], ["1.5", "3", "5"])
+    assert_array_equal(table.columns["2"], ["0", "1", "0"])
 
 
 @pytest.mark.parametrize("encoding, argv", [("utf-16", []), ("utf-32", []),
@@ -212,10 +220,8 @@ def test_a_csv_in_another_encoding_trains_as_its_utf8_twin(tmp_path, data, capsy
 
 def test_an_explicit_encoding_wins_over_what_looks_like_a_byte_order_mark(tmp_path):
     # a latin-1 header starting with "\u00ff\u00fe" is the bytes of UTF-16's mark
-    from nbbp.cli import _read_csv
-
     path = tmp_path / "l1.csv"
     path.write_bytes("\u00ff\u00fe,b,y\n1,2,0\n3,4,1\n".encode("latin-1"))
-    X, y = _read_csv(str(path), -1, "latin-1")
-    assert_array_equal(X, [[1, 2], [3, 4]])
-    assert_array_equal(y, [0, 1])
+    table = tabular.read_csv(path, "latin-1", header=None)
+    assert table.named and table.header == ["\u00ff\u00fe", "b", "y"]
+    assert_array_equal(table.columns["y"], ["0", "1"])

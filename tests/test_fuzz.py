@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nbbp
-from nbbp.cli import CommandError, _read_csv
+from nbbp.cli import CommandError, _target_name, read_table
+from nbbp.tabular import Contract, TableError
 
 EXAMPLES = int(os.environ.get("NBBP_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 150,
@@ -127,7 +128,7 @@ cells = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
 @example(rows=[["0.0", "0.0", ""], ["0.0", "0.0"]], delimiter=",", bom=False, target="", raw=None)
 @example(rows=[], delimiter=",", bom=False, target=None, raw=b"\xff\xfe\x00a")
 @example(rows=[], delimiter=",", bom=False, target=None, raw=b"\r\x00\x80")  # csv.Error locating it
-def test_the_csv_reader_returns_arrays_or_raises_command_error(tmp_path_factory, rows, delimiter,
+def test_the_csv_reader_returns_arrays_or_raises_its_error(tmp_path_factory, rows, delimiter,
                                                                bom, target, raw):
     path = tmp_path_factory.mktemp("fuzz") / "data.csv"
     if raw is not None:
@@ -136,8 +137,10 @@ def test_the_csv_reader_returns_arrays_or_raises_command_error(tmp_path_factory,
         text = "\n".join(delimiter.join(row) for row in rows) + "\n"
         path.write_bytes(text.encode("utf-8-sig" if bom else "utf-8", errors="surrogatepass"))
     try:
-        X, y = _read_csv(str(path), target)
-    except CommandError:
+        table = read_table(path)
+        contract, X, y = Contract.fit(table, _target_name(table, None if target is None
+                                                          else str(target)))
+    except (CommandError, TableError):
         return
-    assert isinstance(X, np.ndarray) and X.ndim == 2
-    assert y is None or (isinstance(y, np.ndarray) and len(y) == len(X))
+    assert isinstance(X, np.ndarray) and X.ndim == 2 and np.isfinite(X).all()
+    assert isinstance(y, np.ndarray) and len(y) == len(X) == table.n_rows

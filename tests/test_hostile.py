@@ -292,7 +292,7 @@ BAD_LABELS = [
     ("labels as strings", Y.astype(str), TypeError, "y must be a numeric array .* got dtype <U"),
     ("labels complex", Y.astype(complex), TypeError, "got dtype complex128"),
     ("y None", None, TypeError, "y must be a numeric array"),
-    ("y 0-d", np.int64(1), ValueError, re.escape("y must be 1-D or 2-D; got shape ()")),
+    ("y 0-d", np.int64(1), ValueError, re.escape("y must be 1-D, one target per sample")),
     ("y 3-D", np.zeros((12, 3, 1)), ValueError, re.escape("y must be 1-D or 2-D; got shape (12, 3, 1)")),
     ("y a column of labels", Y[:, None], ValueError,
      re.escape("y must have 3 columns, one per output neuron; got shape (12, 1)")),
@@ -850,7 +850,7 @@ def cli_files(tmp_path):
     np.savez(tmp_path / "x3d.npz", X=np.zeros((5, 2, 2)), y=np.zeros(5))
     np.savez(tmp_path / "ymis.npz", X=np.zeros((5, 2)), y=np.zeros(4))
     np.savez(tmp_path / "y0d.npz", X=np.zeros((5, 2)), y=np.array(3))
-    np.savez(tmp_path / "ystr.npz", X=np.zeros((5, 2)), y=np.array(list("abcde")))
+    np.savez(tmp_path / "ycx.npz", X=np.zeros((5, 2)), y=np.zeros(5, dtype=complex))
     (tmp_path / "hdr.csv").write_text("a,b,c\n")
     (tmp_path / "nul.csv").write_bytes(b"1,2,0\n3,\x00,1\n")
     (tmp_path / "one.csv").write_text("5\n6\n")
@@ -906,13 +906,13 @@ BAD_CLI = [
     ("train", ["--data", "{d}/d.npz", "--quiet", "--epochs", "1", "--model", "{d}"], 1,
      "Is a directory"),
     ("train", ["--data", "{d}/obj.npz"], 1, "not a readable .npz file (Object arrays cannot be loaded"),
-    ("train", ["--data", "{d}/x3d.npz", "--quiet"], 1, "X must be 2-D, (n_samples, 2); got shape (5, 2, 2)"),
+    ("train", ["--data", "{d}/x3d.npz", "--quiet"], 1, "X must be 2-D, (n_samples, n_features); got shape (5, 2, 2)"),
     ("train", ["--data", "{d}/ymis.npz", "--quiet"], 1, "X has 5 samples but y has 4"),
-    ("train", ["--data", "{d}/y0d.npz", "--quiet"], 1, "y must be 1-D or 2-D; got shape ()"),
-    ("train", ["--data", "{d}/ystr.npz", "--quiet"], 1, "y must be a numeric array"),
+    ("train", ["--data", "{d}/y0d.npz", "--quiet"], 1, "y must be 1-D, one target per sample"),
+    ("train", ["--data", "{d}/ycx.npz", "--quiet"], 1, "y must hold numbers or text; got complex128"),
     ("train", ["--data", "{d}/hdr.csv"], 1, "hdr.csv: the file has a header and no data rows"),
-    ("train", ["--data", "{d}/nul.csv"], 1, "nul.csv: line 2, column 2: '\\x00' is not a number"),
-    ("train", ["--data", "{d}/one.csv"], 1, "needs at least 2 columns, features and a target"),
+    ("train", ["--data", "{d}/nul.csv"], 1, "nul.csv: line 2, column 2: '\\x00' holds a NUL character"),
+    ("train", ["--data", "{d}/one.csv"], 1, "needs a feature column besides the target"),
     ("train", ["--data", "{d}/d.npz", "--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
     ("train", ["--data", "{d}/pipe.npz"], 1, "pipe.npz: no such file"),
     ("train", ["--data", "{d}/dangling.csv"], 1, "dangling.csv: no such file"),

@@ -1,21 +1,28 @@
 """The command line, ``nbbp`` or ``python -m nbbp``:
 
     nbbp demo [--epochs N] [--plot out.png]       train on built-in 2-D spirals and report
-    nbbp train --data FILE.csv|FILE.npz [--sizes 4,32,3 | --hidden 32] [--epochs N] [--model out.npz]
-    nbbp predict --model FILE.npz --data FILE.csv|FILE.npz [--proba] [--out FILE.csv]
+    nbbp train --data FILE [--target COL] [--hidden 32] [--epochs N] [--model out.npz]
+                                                  train, score on held-out rows, save
+    nbbp predict --model M.npz --data FILE [--proba] [--out FILE.csv]
+    nbbp evaluate --model M.npz --data FILE [--plot out.png]
+                                                  metrics on labelled data
     nbbp bench [--workloads W1,W2] [--threads N] [--isa avx2]
                                                   nbbp against PyTorch, JAX and scikit-learn
     nbbp info                                     the host profile, versions and threading
 
-Data files: a ``.npz`` with arrays ``X`` (and ``y`` to train), or a ``.csv`` of numbers with an
-optional header row, whose target column for ``train`` is the last one unless ``--target``
-names another (``predict`` reads every column as a feature). A ``.csv`` is UTF-8 unless
+Data files: a ``.csv`` (a header row naming the columns, or none: a first row of numbers is
+data), a Parquet file (with pyarrow), or a ``.npz`` with arrays ``X`` (and ``y``). The target
+is the last column unless ``--target`` names another. ``train`` standardizes the inputs, holds
+out a stratified 20% to score, and saves the data contract (nbbp.tabular) with the network:
+feature names, target, class names (text allowed) and scaling, so that ``predict`` and
+``evaluate`` find the inputs by name and answer with class names. A ``.csv`` is UTF-8 unless
 it starts with a byte-order mark (UTF-8, UTF-16 or UTF-32) or ``--encoding`` names another.
 Bad arguments and unreadable files end with a one-line ``nbbp: error: ...`` on stderr and exit
 code 2 (usage) or 1 (data), never a traceback.
 """
 
 import argparse
+import csv
 import os
 import pathlib
 import sys
@@ -25,8 +32,8 @@ import zipfile
 
 import numpy as np
 
+from . import metrics, tabular
 from ._args import ArgumentParser
-from .tabular import TableError, csv_rows
 
 OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "log_loss": "sigmoid", "squared_error": "identity"}
 
@@ -36,22 +43,26 @@ class CommandError(Exception):
 
 
 # ------------------------------------------------------------------------------------ data
-def read_table(path, target=None, encoding=None):
-    """(X, y) from a .npz (arrays X and y) or a .csv file; y is None when ``target`` is None and
-    the file has no target (a .csv without --target, or a .npz without y). A .csv is read in
-    ``encoding``, or if None as its byte-order mark says, or as UTF-8."""
+def read_table(path, encoding=None, labelled=True):
+    """A Table from a .csv file (header row optional), a Parquet file (pyarrow) or a .npz
+    file (arrays X and, when ``labelled``, y: columns "0", "1", ... and "y")."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise CommandError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        return _read_npz(path)
+        return _npz_table(path, labelled)
     if suffix == ".csv":
-        return _read_csv(path, target, encoding)
-    raise CommandError(f"{path}: expected a .csv or .npz file")
+        return tabular.read_csv(path, encoding, header=None)
+    if suffix in PARQUET:
+        return tabular.read_parquet(path)
+    raise CommandError(f"{path}: expected a .csv, .parquet or .npz file")
 
 
-def _read_npz(path):
+PARQUET = (".parquet", ".pq")
+
+
+def _npz_table(path, labelled):
     if not zipfile.is_zipfile(path):
         raise CommandError(f"{path}: not an .npz file (not a zip archive)")
     try:
@@ -59,100 +70,112 @@ def _read_npz(path):
             if "X" not in data.files:
                 raise CommandError(f"{path}: no array 'X' (has {sorted(data.files)})")
             X = data["X"]
-            if X.ndim == 0 or X.shape[0] == 0:
-                raise CommandError(f"{path}: its X is empty (shape {X.shape}): no samples")
-            return X, data["y"] if "y" in data.files else None
+            if labelled and "y" not in data.files:
+                raise CommandError(f"{path}: no array 'y' of targets")
+            y = data["y"] if labelled else None
     except CommandError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise CommandError(f"{path}: not a readable .npz file ({error})") from None
+    if X.ndim != 2:
+        raise CommandError(f"{path}: X must be 2-D, (n_samples, n_features); got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise CommandError(f"{path}: its X is empty (shape {X.shape}): no samples")
+    if X.dtype.kind not in "biuf":
+        raise CommandError(f"{path}: X must hold numbers; got {X.dtype}")
+    columns = {str(c): X[:, c] for c in range(X.shape[1])}
+    if y is not None:
+        if y.ndim != 1:
+            raise CommandError(f"{path}: y must be 1-D, one target per sample (the command line "
+                               f"trains on one target; Network.fit takes several); got shape "
+                               f"{y.shape}")
+        if len(y) != len(X):
+            raise CommandError(f"{path}: X has {len(X)} samples but y has {len(y)}")
+        if y.dtype.kind not in "biufU":
+            raise CommandError(f"{path}: y must hold numbers or text; got {y.dtype}")
+        columns["y"] = y
+    return tabular.Table(list(columns), columns, str(path), first_line=0, unit="sample",
+                         named=False)
 
 
-def _read_csv(path, target, encoding=None):
-    try:
-        rows = csv_rows(path, encoding)
-    except TableError as error:
-        raise CommandError(str(error)) from None
-    if not rows:
-        raise CommandError(f"{path}: the file has no rows")
-    header = None
-    if not all(_is_number(cell) for cell in rows[0]):
-        header, rows = [cell.strip() for cell in rows[0]], rows[1:]
-        if not rows:
-            raise CommandError(f"{path}: the file has a header and no data rows")
-    width = len(rows[0]) if header is None else len(header)
-    values = np.empty((len(rows), width))
-    for r, row in enumerate(rows):
-        line = r + 1 + (header is not None)
-        if len(row) != width:
-            raise CommandError(f"{path}: line {line} has {len(row)} columns; line "
-                               f"1{' (the header)' if header is not None else ''} has {width}")
-        for c, cell in enumerate(row):
-            try:
-                values[r, c] = float(cell)
-            except ValueError:
-                raise CommandError(f"{path}: line {line}, column {c + 1}: {cell.strip()!r} is not "
-                                   "a number") from None
+def _target_name(table, target):
+    """The target column's name: --target by header name, or by number from 0 (negative
+    counts from the end); the last column by default."""
     if target is None:
-        return values, None
-    column = _column(target, header, width, path)
-    if width < 2:
-        raise CommandError(f"{path}: needs at least 2 columns, features and a target")
-    return np.delete(values, column, axis=1), values[:, column]
-
-
-def _is_number(cell):
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _column(target, header, width, path):
-    """The index of the target column, given by name (with a header) or by number from 0."""
-    if header is not None and target in header:
-        return header.index(target)
+        return table.header[-1]
+    if target in table.columns and table.named:
+        return target
     try:
         column = int(target)
     except ValueError:
-        names = f"names {header}" if header is not None else "no header"
-        raise CommandError(f"{path}: --target {target!r} is neither a column number nor a "
-                           f"column name (the file has {names})") from None
+        names = f"columns {table.header}" if table.named else "no header row"
+        raise CommandError(f"{table.source}: --target {target!r} is neither a column number "
+                           f"nor a column name (the file has {names})") from None
+    width = len(table.header)
     if not -width <= column < width:
-        raise CommandError(f"{path}: --target {column} is out of range for {width} columns")
-    return column % width
+        raise CommandError(f"{table.source}: --target {column} is out of range for {width} "
+                           "columns")
+    return table.header[column % width]
 
 
-MAX_GUESSED_CLASSES = 100
+def _model_columns(table, contract, labelled):
+    """``table`` with the columns ``contract`` takes found by name. A table without names
+    (a .csv without a header row, a .npz) is read by position: the training file's layout
+    when the model was trained on one without names, else its features in the model's order
+    (and the target last)."""
+    if table.named:
+        return table
+    wanted = contract.features + ([contract.target] if labelled else [])
+    if all(name in table.columns for name in wanted) and _numbered(contract.features):
+        return table
+    if len(table.header) == len(wanted):
+        return table.renamed(wanted)
+    raise CommandError(f"{table.source}: its {len(table.header)} columns have no names, and the "
+                       f"model takes {len(contract.features)} features {contract.features}"
+                       f"{' and the target last' if labelled else ''}: give the file a header "
+                       "row naming its columns")
 
 
-def guess_loss(y):
-    """cross_entropy for whole non-negative labels with at most 100 classes, squared_error
-    otherwise (--loss overrides it)."""
-    y = np.asarray(y)
-    if (y.ndim == 1 and y.size and np.issubdtype(y.dtype, np.number) and np.all(np.isfinite(y))
-            and np.all(y >= 0) and np.all(y == np.round(y)) and np.max(y) < MAX_GUESSED_CLASSES):
-        return "cross_entropy"
-    return "squared_error"
+def _numbered(names):
+    return all(name.isdigit() for name in names)
 
 
-def layer_sizes(args, X, y, loss):
-    """The Network's sizes from --sizes, or from --hidden with the data's in- and out-widths."""
-    n_in = X.shape[1] if X.ndim == 2 else None
-    if loss == "cross_entropy":
-        n_out = max(int(np.max(y)) + 1, 2)
-    else:
-        n_out = y.shape[1] if y.ndim == 2 else 1
+def _load_model(path):
+    """(network, contract) from a model file; a file saved by Network.save alone, which names
+    no columns, gets a contract that takes every column as a feature (the last as the target
+    when labelled) and names classes by their index."""
+    try:
+        return tabular.load(path)
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CommandError(f"{path}: no such file (a folder)") from None
+
+
+def _plain_contract(net, table, labelled):
+    if net.loss_name == "cross_entropy":
+        classes = [str(i) for i in range(net.sizes[-1])]
+    elif net.loss_name == "log_loss" and net.sizes[-1] == 1:
+        classes = ["0", "1"]
+    else:  # regression, or several independent 0/1 outputs: the outputs as they are
+        classes = None
+    features = table.header[:-1] if labelled else table.header
+    return tabular.Contract(list(features), table.header[-1] if labelled else "y", classes,
+                            None, None, None)
+
+
+def layer_sizes(args, n_in, n_out, why):
+    """The Network's sizes from --sizes, or from --hidden with the data's in- and out-widths
+    (``why`` says where n_out comes from)."""
     if args.sizes is not None:
         sizes = args.sizes
-        if n_in is not None and sizes[0] != n_in:
+        if sizes[0] != n_in:
             raise CommandError(f"--sizes starts with {sizes[0]}, but the data has {n_in} features")
-        if loss == "cross_entropy" and sizes[-1] < n_out:
-            raise CommandError(f"--sizes ends with {sizes[-1]} outputs, but the labels go up to "
-                               f"{n_out - 1}: it needs at least {n_out}")
+        if sizes[-1] != n_out:
+            raise CommandError(f"--sizes ends with {sizes[-1]} outputs, but {why}: it needs "
+                               f"{n_out}")
         return sizes
-    return [n_in if n_in is not None else X.shape[-1], *args.hidden, n_out]
+    return [n_in, *args.hidden, n_out]
 
 
 def _int_list(text):
@@ -190,6 +213,16 @@ def _seed(text):
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1); got {text}")
     return value
 
 
@@ -238,20 +271,43 @@ def demo(args):
     return 0
 
 
+TASK_FOR_LOSS = {"cross_entropy": "classification", "log_loss": "classification",
+                 "squared_error": "regression"}
+
+
 def train(args):
     import nbbp
 
-    if args.target is not None and not args.data.lower().endswith(".csv"):
-        raise CommandError("--target picks a column of a .csv file; a .npz file holds X and y")
-    X, y = read_table(args.data, args.target if args.target is not None else -1, args.encoding)
-    if y is None:
-        raise CommandError(f"{args.data}: no array 'y' of targets to train on")
-    loss = args.loss or guess_loss(y)
-    sizes = layer_sizes(args, X, y, loss)
+    suffix = pathlib.Path(args.data).suffix.lower()
+    if args.target is not None and suffix not in (".csv", *PARQUET):
+        raise CommandError("--target picks a column of a .csv or Parquet file; a .npz file "
+                           "holds X and y")
+    table = read_table(args.data, args.encoding)
+    target = _target_name(table, args.target)
+    task = TASK_FOR_LOSS.get(args.loss) or tabular.task_of(table, target)
+    train_rows, test_rows = tabular.split(table, target, args.test_fraction, args.seed, task)
+    contract, X, y = tabular.Contract.fit(train_rows, target, standardize=args.standardize,
+                                          impute=args.impute, task=task)
+    if task == "classification":
+        classes = contract.classes
+        if len(classes) < 2:
+            raise CommandError(f"{args.data}: the target {target!r} holds one class "
+                               f"({classes[0]!r}); a classifier needs two or more")
+        loss = args.loss or "cross_entropy"
+        if loss == "log_loss" and len(classes) != 2:
+            raise CommandError(f"--loss log_loss is for two classes; the target {target!r} "
+                               f"has {len(classes)}: use cross_entropy")
+        n_out = 1 if loss == "log_loss" else len(classes)
+        why = f"the target has {len(classes)} classes"
+    else:
+        loss, n_out, why = "squared_error", 1, "a regression has one output"
+    sizes = layer_sizes(args, X.shape[1], n_out, why)
     net = nbbp.Network(sizes, activation=args.activation, output=OUTPUT_FOR_LOSS[loss], loss=loss,
                        seed=args.seed, dtype=np.dtype(args.dtype))
+    scaled = "standardized" if args.standardize else "not standardized (--no-standardize)"
     print(f"nbbp train: {net!r}, loss {loss}{'' if args.loss else ' (--loss to change)'}, on "
-          f"{len(X)} samples from {args.data}", flush=True)
+          f"{len(X)} rows of {args.data} (inputs {scaled}), {test_rows.n_rows} held out",
+          flush=True)
     start = time.perf_counter()
     history = net.fit(X, y, epochs=args.epochs, batch_size=min(args.batch_size, len(X)),
                       learning_rate=args.learning_rate, optimizer=args.optimizer,
@@ -263,38 +319,98 @@ def train(args):
     if history.val_score:
         line += f", validation {what} {history.val_score[-1]:.4f}"
     print(line)
-    net.save(args.model)
+    if test_rows.n_rows:
+        print(f"held out: {test_rows.n_rows} rows (--test-fraction {args.test_fraction:g}"
+              f"{', stratified' if task == 'classification' else ''})")
+        _report(net, contract, contract.inputs(test_rows), contract.targets(test_rows))
+    else:
+        print("held out: no rows (--test-fraction 0, or too few rows): no held-out score")
+    tabular.save(args.model, net, contract)
     print(f"saved {args.model}")
     return 0
 
 
-def predict(args):
-    import nbbp
+def _metrics(net, contract, X, y):
+    prediction = net.predict(X)
+    if contract.classes is None:
+        return metrics.regression(y, prediction)
+    return metrics.classification(y, prediction.astype(np.int64), len(contract.classes))
 
-    try:
-        net = nbbp.load(args.model)
-    except FileNotFoundError:
-        raise CommandError(f"{args.model}: no such file") from None
-    X, _ = read_table(args.data, encoding=args.encoding)
+
+def _report(net, contract, X, y):
+    result = _metrics(net, contract, X, y)
+    for line in metrics.report(result, contract.classes):
+        print(line)
+    return result
+
+
+def _model_and_table(args, labelled):
+    net, contract = _load_model(args.model)
+    table = read_table(args.data, args.encoding, labelled)
+    if contract is None:
+        contract = _plain_contract(net, table, labelled)
+        if labelled and len(table.header) < 2:
+            raise CommandError(f"{args.data}: needs at least 2 columns, features and a target")
+    return net, contract, _model_columns(table, contract, labelled)
+
+
+def predict(args):
+    net, contract, table = _model_and_table(args, labelled=False)
+    X = contract.inputs(table)
     if args.proba:
-        if net.loss_name == "squared_error":
-            raise CommandError(f"--proba needs a classifier; {args.model} is a regression model "
-                               "(loss squared_error)")
+        if contract.classes is None:
+            raise CommandError(f"--proba needs a classifier; {args.model} is a regression "
+                               f"model (loss {net.loss_name})")
         result = net.predict_proba(X)
+        if result.shape[1] == 1:  # one sigmoid output: P(class 1)
+            result = np.column_stack([1 - result[:, 0], result[:, 0]])
+        header, rows = contract.classes, [[f"{v:.9g}" for v in row] for row in result]
+    elif contract.classes is not None:
+        header = [contract.target]
+        rows = [[name] for name in contract.class_names(net.predict(X).astype(np.int64))]
     else:
-        result = net.predict(X)
-    result = result.reshape(len(result), -1)
+        result = net.predict(X).reshape(len(X), -1)
+        header = ([contract.target] if result.shape[1] == 1
+                  else [f"{contract.target}{i}" for i in range(result.shape[1])])
+        rows = [[str(v) if result.dtype.kind in "iu" else f"{v:.9g}" for v in row]
+                for row in result]
     if args.out:
-        fmt = "%d" if np.issubdtype(result.dtype, np.integer) else "%.9g"
         try:
-            np.savetxt(args.out, result, fmt=fmt, delimiter=",")
+            with open(args.out, "w", newline="", encoding="utf-8") as f:
+                _write_csv(f, header, rows)
         except OSError as error:
             raise CommandError(f"{args.out}: cannot write ({error.strerror or error})") from None
-        print(f"wrote {len(result)} predictions to {args.out}", file=sys.stderr)
+        print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
     else:
-        for row in result:
-            print(",".join(str(v) if np.issubdtype(result.dtype, np.integer) else f"{v:.9g}"
-                           for v in row))
+        _write_csv(sys.stdout, header, rows)
+    return 0
+
+
+def _write_csv(f, header, rows):
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def evaluate(args):
+    if args.plot:
+        _needs_matplotlib("--plot")
+    net, contract, table = _model_and_table(args, labelled=True)
+    X, y = contract.inputs(table), contract.targets(table)
+    print(f"nbbp evaluate: {args.model} on {len(X)} rows of {args.data}")
+    result = _report(net, contract, X, y)
+    if args.plot:
+        from nbbp import plot
+
+        if contract.classes is None:
+            ax = plot.residuals(y, net.predict(X))
+        else:
+            ax = plot.confusion_matrix(result.confusion, contract.classes)
+        try:
+            ax.figure.savefig(args.plot, dpi=100)
+        except OSError as error:
+            raise CommandError(f"{args.plot}: cannot write ({error.strerror or error})") from None
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -331,9 +447,17 @@ def build_parser():
     p.set_defaults(run=demo)
 
     p = commands.add_parser("train", help="train on a .csv or .npz file and save the model")
-    p.add_argument("--data", required=True, help=".npz with X and y, or .csv (target: last column)")
-    p.add_argument("--target", help="the .csv target column, by header name or number from 0 "
+    p.add_argument("--data", required=True, help=".csv (header row optional), .parquet "
+                   "(needs pyarrow), or .npz with X and y; the target is the last column")
+    p.add_argument("--target", help="the target column, by header name or number from 0 "
                    "(default: the last)")
+    p.add_argument("--test-fraction", type=_fraction, default=0.2, help="rows held out to "
+                   "score the model, stratified by class (default 0.2; 0 holds none out)")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false",
+                   help="train on the raw inputs (default: each feature scaled to mean 0 and "
+                   "standard deviation 1 on the training rows, and so in predict)")
+    p.add_argument("--impute", choices=["mean"], help="fill missing values with the training "
+                   "mean (default: a missing value is an error naming its row and column)")
     _encoding_option(p)
     size = p.add_mutually_exclusive_group()
     size.add_argument("--sizes", type=_int_list, help="every layer's width, inputs first, "
@@ -341,14 +465,15 @@ def build_parser():
     size.add_argument("--hidden", type=_int_list, default=[64],
                       help="hidden widths, e.g. 64,32; the data gives the rest (default 64)")
     p.add_argument("--loss", choices=sorted(OUTPUT_FOR_LOSS), help="default: cross_entropy for "
-                   "whole non-negative labels, squared_error otherwise")
+                   "text labels and whole numbers >= 0 with at most 100 values, squared_error "
+                   "otherwise")
     p.add_argument("--activation", default="relu",
                    choices=["identity", "sigmoid", "tanh", "relu", "leaky_relu"])
     p.add_argument("--optimizer", default="adam",
                    choices=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
-    p.add_argument("--epochs", type=_positive(int), default=20)
+    p.add_argument("--epochs", type=_positive(int), default=50)
     p.add_argument("--batch-size", type=_positive(int), default=32)
-    p.add_argument("--learning-rate", type=_positive(float), default=0.001)
+    p.add_argument("--learning-rate", type=_positive(float), default=0.01)
     p.add_argument("--validation-fraction", type=float, default=None)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--seed", type=_seed, default=0)
@@ -358,11 +483,22 @@ def build_parser():
 
     p = commands.add_parser("predict", help="predict with a saved model")
     p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
-    p.add_argument("--data", required=True, help=".npz with X, or .csv of features only")
+    p.add_argument("--data", required=True, help=".csv, .parquet or .npz (X); its columns "
+                   "are found by name, and others (the target) ignored")
     _encoding_option(p)
-    p.add_argument("--proba", action="store_true", help="class probabilities, not labels")
-    p.add_argument("--out", help="write a .csv here instead of printing")
+    p.add_argument("--proba", action="store_true", help="class probabilities, one column per "
+                   "class, not class names")
+    p.add_argument("--out", help="write the .csv here instead of printing it")
     p.set_defaults(run=predict)
+
+    p = commands.add_parser("evaluate", help="a saved model's metrics on labelled data")
+    p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
+    p.add_argument("--data", required=True, help=".csv, .parquet or .npz (X and y) with the "
+                   "model's features and target")
+    _encoding_option(p)
+    p.add_argument("--plot", metavar="PNG", help="draw the confusion matrix (or, for a "
+                   "regression, the residuals) to this image (needs matplotlib)")
+    p.set_defaults(run=evaluate)
 
     p = commands.add_parser("info", help="the host profile the kernels are built for, with the "
                             "versions and threading a bug report needs")
@@ -391,6 +527,9 @@ def main(argv=None):
     except CommandError as error:
         print(f"nbbp: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `nbbp predict ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     except (ValueError, TypeError, OSError, FloatingPointError) as error:
         # Network's and load's errors name the problem, and DivergenceError (a
         # FloatingPointError) what diverged: one line of it is the report.

@@ -31,7 +31,7 @@ from .history import History
 from .network import Network
 
 __all__ = ["loss_curves", "gradient_flow", "gradient_flow_over_epochs", "decision_boundary",
-           "training_report"]
+           "training_report", "confusion_matrix", "residuals"]
 
 QUANTITIES = {"grad_norm": "||dE/dW(l)||", "delta_mean": "mean |delta(l)|"}
 # Line styles tell the two quantities apart when colour already encodes the epoch.
@@ -421,6 +421,56 @@ def _labels(y, n_samples: int, n_classes: int) -> np.ndarray:
         raise ValueError(f"y must hold class labels 0..{n_classes - 1}; got values from "
                          f"{y.min()} to {y.max()}")
     return y.astype(np.int64)
+
+
+def confusion_matrix(confusion, classes: Sequence[str] | None = None,
+                     ax: Axes | None = None) -> Axes:
+    """A confusion matrix (``nbbp.metrics.classification(...).confusion``: rows the true
+    class, columns the predicted one) as a grid of counts, shaded by each row's share, so that
+    a small class's errors show as clearly as a large one's. ``classes`` names the rows."""
+    confusion = np.asarray(confusion)
+    if (confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.size == 0
+            or not np.issubdtype(confusion.dtype, np.integer) or np.any(confusion < 0)):
+        raise ValueError("confusion must be a square matrix of counts >= 0; got shape "
+                         f"{confusion.shape} of {confusion.dtype}")
+    n = len(confusion)
+    names = [str(c) for c in (range(n) if classes is None else classes)]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} class names for a {n} x {n} confusion matrix")
+    ax = _new_axes(ax)
+    totals = confusion.sum(axis=1, keepdims=True)
+    share = confusion / np.where(totals > 0, totals, 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center",
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right"
+                  if max(map(len, names)) > 3 else "center")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = np.trace(confusion) / max(confusion.sum(), 1)
+    ax.set_title(f"confusion matrix: accuracy {accuracy:.1%} of {confusion.sum()}")
+    return ax
+
+
+def residuals(y_true, y_pred, ax: Axes | None = None) -> Axes:
+    """A regression's residuals, y - prediction, against the prediction, with the zero line:
+    a trend or a funnel shows what the model misses."""
+    y_true = np.asarray(y_true, dtype=np.float64).ravel()
+    y_pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    if y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(f"y_true and y_pred need the same, non-empty size; got {y_true.size} "
+                         f"and {y_pred.size}")
+    ax = _new_axes(ax)
+    error = y_true - y_pred
+    ax.scatter(y_pred, error, s=8, alpha=0.6)
+    ax.axhline(0, color="black", linewidth=1)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("residual (target - prediction)")
+    ax.set_title(f"residuals: RMSE {np.sqrt(np.mean(error ** 2)):.4g} over {y_true.size}")
+    return ax
 
 
 def training_report(net: Network, history: History | None = None, X=None, y=None,

@@ -25,7 +25,7 @@ import os
 import pathlib
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,20 +41,47 @@ class TableError(ValueError):
 
 @dataclass(frozen=True)
 class Table:
-    """A table of text cells: its column names and, per column, its cells as a 1-D array of
-    str. ``source`` names it in errors; ``first_line`` is the file line of the first row."""
+    """A table: its column names and, per column, a 1-D array of its cells, str (from a .csv
+    file) or numbers (from Parquet or arrays; NaN is a missing value). ``source`` names it in
+    errors, where a row is called by ``unit`` and numbered from ``first_line``, or by
+    ``lines`` (a row number per row) in a table taken from another. ``named`` is False for
+    columns that are only numbered (a .csv without a header row, or arrays)."""
 
     header: list[str]
     columns: dict[str, np.ndarray]
     source: str = "the table"
     first_line: int = 2
+    unit: str = "line"
+    named: bool = True
+    lines: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
     def line(self, row: int) -> int:
-        return self.first_line + row
+        return int(self.lines[row]) if self.lines is not None else self.first_line + row
+
+    def at(self, row: int) -> str:
+        """Where row ``row`` is, for an error: "line 7" of a .csv file, "row 6" of Parquet."""
+        return f"{self.unit} {self.line(row)}"
+
+    def name(self, column: str) -> str:
+        """A column, for an error: its name, or its number from 1 when columns are unnamed."""
+        return repr(column) if self.named else str(self.header.index(column) + 1)
+
+    def take(self, rows) -> Table:
+        """The table of these rows (an index array), keeping their line numbers for errors."""
+        rows = np.asarray(rows, dtype=np.intp)
+        lines = np.array([self.line(r) for r in rows], dtype=np.int64)
+        return replace(self, columns={k: v[rows] for k, v in self.columns.items()}, lines=lines)
+
+    def renamed(self, names: list[str]) -> Table:
+        """The same columns, in order, under these names."""
+        if len(names) != len(self.header):
+            raise ValueError(f"{len(names)} names for {len(self.header)} columns")
+        return replace(self, header=list(names),
+                       columns=dict(zip(names, self.columns.values())), named=True)
 
 
 # Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
@@ -102,28 +129,85 @@ def csv_rows(path, encoding=None):
         raise TableError(f"{path}: not a readable .csv file ({error})") from None
 
 
-def read_csv(path: str | os.PathLike, encoding: str | None = None) -> Table:
-    """A .csv file with a header row, as a Table (``csv_rows``). Refuses an empty file, a
-    header without rows, duplicate or empty column names, rows of another width than the
-    header, and bytes that are not the encoding's, naming where."""
+def read_csv(path: str | os.PathLike, encoding: str | None = None,
+             header: bool | None = True) -> Table:
+    """A .csv file as a Table (``csv_rows``). ``header`` True: the first row names the
+    columns; False: there is none, and the columns are named by number from 0 ("0", "1", ...);
+    None: the first row is a header unless every cell of it is a number. Refuses an empty
+    file, a header without rows, duplicate or empty column names, rows of another width than
+    the first, and bytes that are not the encoding's, naming where."""
     path = pathlib.Path(path)
     rows = csv_rows(path, encoding)
     if not rows:
         raise TableError(f"{path}: the file is empty")
-    header = [cell.strip() for cell in rows[0]]
-    if len(rows) == 1:
+    if header is None:
+        header = not all(_is_float(cell) for cell in rows[0])
+    names = ([cell.strip() for cell in rows[0]] if header
+             else [str(c) for c in range(len(rows[0]))])
+    data = rows[1:] if header else rows
+    if not data:
         raise TableError(f"{path}: the file has a header and no data rows")
-    for c, name in enumerate(header):
+    for c, name in enumerate(names):
         if not name:
             raise TableError(f"{path}: line 1, column {c + 1}: the header names no column")
-        if name in header[:c]:
+        if name in names[:c]:
             raise TableError(f"{path}: line 1, column {c + 1}: the header names {name!r} twice")
-    for r, row in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise TableError(f"{path}: line {r + 2} has {len(row)} columns; the header has "
-                             f"{len(header)}")
-    cells = np.array([[cell.strip() for cell in row] for row in rows[1:]], dtype=str)
-    return Table(header, {name: cells[:, c] for c, name in enumerate(header)}, str(path))
+    first = 2 if header else 1
+    for r, row in enumerate(data):
+        if len(row) != len(names):
+            raise TableError(f"{path}: line {r + first} has {len(row)} columns; line 1"
+                             f"{' (the header)' if header else ''} has {len(names)}")
+        if any("\x00" in cell for cell in row):  # NumPy's str arrays would drop a trailing one
+            c = next(c for c, cell in enumerate(row) if "\x00" in cell)
+            raise TableError(f"{path}: line {r + first}, column {c + 1}: {row[c].strip()!r} "
+                             "holds a NUL character: not text a .csv file holds")
+    cells = np.array([[cell.strip() for cell in row] for row in data], dtype=str)
+    return Table(names, {name: cells[:, c] for c, name in enumerate(names)}, str(path),
+                 first_line=first, named=header)
+
+
+def read_parquet(path: str | os.PathLike) -> Table:
+    """A Parquet file as a Table (needs pyarrow: ``pip install "nbbp[parquet]"``). Number
+    columns stay numbers (a null is NaN), text and categorical columns become text (a null is
+    missing), booleans become True/False; other types are refused, naming the column. Rows
+    are numbered from 1 in errors."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TableError(f"{path}: reading Parquet needs pyarrow: pip install "
+                         "'nbbp[parquet]'") from None
+    if not pathlib.Path(path).is_file():
+        raise TableError(f"{path}: no such file")
+    try:
+        data = pq.read_table(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise TableError(f"{path}: not a readable Parquet file ({error})") from None
+    names = [str(name) for name in data.column_names]
+    if not names or data.num_rows == 0:
+        raise TableError(f"{path}: the file has no rows")
+    columns = {}
+    for c, (name, column) in enumerate(zip(names, data.columns)):
+        if not name.strip() or name in names[:c]:
+            raise TableError(f"{path}: column {c + 1}: the name {name!r} is empty or repeated")
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            column, kind = column.cast(kind.value_type), kind.value_type
+        if pa.types.is_integer(kind) and column.null_count == 0:
+            columns[name] = column.to_numpy()
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            columns[name] = pc.fill_null(column.cast(pa.float64()), np.nan).to_numpy()
+        elif pa.types.is_boolean(kind) and column.null_count == 0:
+            columns[name] = column.to_numpy()
+        elif (pa.types.is_boolean(kind) or pa.types.is_string(kind)
+              or pa.types.is_large_string(kind)):
+            cells = pc.fill_null(column.cast(pa.string()), "").to_pylist()
+            columns[name] = np.array([cell.strip() for cell in cells], dtype=str)
+        else:
+            raise TableError(f"{path}: column {name!r} holds {kind} values; nbbp reads "
+                             "numbers, text and booleans")
+    return Table(names, columns, str(path), first_line=1, unit="row")
 
 
 def _numbers(table, name):
@@ -131,6 +215,13 @@ def _numbers(table, name):
     nor missing is an error naming its row and column. NumPy parses the column at once; only
     a column that fails is read again cell by cell, to name the cell."""
     column = table.columns[name]
+    if column.dtype.kind in "biuf":
+        values = column.astype(np.float64)
+        infinite = np.flatnonzero(np.isinf(values))
+        if infinite.size:
+            raise TableError(f"{table.source}: {table.at(infinite[0])}, column {table.name(name)}: "
+                             f"{values[infinite[0]]} is not a finite number")
+        return values
     missing = np.isin(np.char.lower(column), list(MISSING))
     try:
         values = np.where(missing, "nan", column).astype(np.float64)
@@ -147,12 +238,26 @@ def _numbers(table, name):
         try:
             values[r] = float(cell)
         except ValueError:
-            raise TableError(f"{table.source}: line {table.line(r)}, column {name!r}: {cell!r} "
+            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(name)}: {cell!r} "
                              "is not a number") from None
         if not np.isfinite(values[r]):
-            raise TableError(f"{table.source}: line {table.line(r)}, column {name!r}: {cell!r} "
+            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(name)}: {cell!r} "
                              "is not a finite number")
     return values
+
+
+def _cells(table, name):
+    """Column ``name`` as a list of str (labels): numbers as ``_label_text`` names them, a
+    missing number as ""."""
+    column = table.columns[name]
+    if column.dtype.kind == "b":
+        return [str(bool(v)) for v in column]
+    if column.dtype.kind in "iu":
+        return [str(int(v)) for v in column]
+    if column.dtype.kind == "f":
+        values = _numbers(table, name)
+        return ["" if np.isnan(v) else _label_text(float(v)) for v in values]
+    return column.tolist()
 
 
 def _is_numeric(cells):
@@ -161,6 +266,108 @@ def _is_numeric(cells):
     except ValueError:
         return False
     return bool(np.isfinite(values).all())
+
+
+def _check_target(table, target, task):
+    """The target's name (default: the last column), checked with ``task``."""
+    if target is None:
+        target = table.header[-1]
+    if target not in table.columns:
+        raise TableError(f"{table.source}: no column {target!r} to be the target (the "
+                         f"columns are {table.header})")
+    if len(table.header) < 2:
+        raise TableError(f"{table.source}: needs a feature column besides the target")
+    if task not in (None, "classification", "regression"):
+        raise ValueError(f"task must be None, 'classification' or 'regression'; got {task!r}")
+    return target
+
+
+def _labels(table, target, task):
+    """(classes, y) of the target column: class names and indices for classification, or
+    (None, numbers) for regression. ``task`` None guesses: classes for text labels, or for
+    whole numbers >= 0 with at most MAX_CLASSES distinct values."""
+    labels = _cells(table, target)
+    for r, cell in enumerate(labels):
+        if cell.lower() in MISSING:
+            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(target)}: the "
+                             "target is missing")
+    numeric = _is_numeric(labels)
+    if task is None:
+        whole = numeric and all(float(c) >= 0 and float(c) == int(float(c)) for c in labels)
+        task = ("classification" if not numeric
+                or (whole and len({float(c) for c in labels}) <= MAX_CLASSES)
+                else "regression")
+    if task == "regression":
+        if not numeric:
+            raise TableError(f"{table.source}: column {target!r} holds text; regression "
+                             "needs numbers")
+        return None, _numbers(table, target)
+    if numeric:  # 2, 10, 2.0 sort as numbers, and 2 and 2.0 are one class
+        values = sorted({float(c) for c in labels})
+        index = {v: i for i, v in enumerate(values)}
+        return ([_label_text(v) for v in values],
+                np.array([index[float(c)] for c in labels], dtype=np.int64))
+    classes = sorted(set(labels))
+    return classes, np.searchsorted(np.array(classes), labels).astype(np.int64)
+
+
+def task_of(table: Table, target: str | None = None) -> str:
+    """"classification" or "regression": what Contract.fit makes of the target column when
+    no task is given (classes for text labels, or for whole numbers >= 0 with at most
+    MAX_CLASSES distinct values)."""
+    classes, _ = _labels(table, _check_target(table, target, None), None)
+    return "regression" if classes is None else "classification"
+
+
+def split(table: Table, target: str | None = None, test_fraction: float = 0.2, seed: int = 0,
+          task: str | None = None) -> tuple[Table, Table]:
+    """(train, test) tables: ceil(test_fraction n) rows held out at random, stratified for
+    classification (each class in proportion), ``target`` and ``task`` as in Contract.fit.
+    The rows are those of scikit-learn's ``train_test_split(..., test_size=test_fraction,
+    random_state=seed, stratify=y)`` (or without ``stratify`` for regression), so that a split
+    can be reproduced there; unlike it, a class of one row stays in train. Rows keep their
+    order, and their line numbers for errors."""
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1); got {test_fraction}")
+    target = _check_target(table, target, task)
+    classes, y = _labels(table, target, task)
+    n = table.n_rows
+    n_test = int(np.ceil(test_fraction * n))
+    if n_test == 0 or n_test == n:
+        return table, table.take(np.zeros(0, dtype=np.intp))
+    rng = np.random.RandomState(seed)  # scikit-learn's generator, for its rows
+    if classes is None:
+        test = rng.permutation(n)[:n_test]
+    else:
+        counts = np.bincount(y, minlength=len(classes))
+        members = np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
+        n_train = _allot(counts, n - n_test, rng)
+        n_held = _allot(counts - n_train, n_test, rng)
+        moved = (n_train == 0) & (counts > 0)  # a class keeps a row to be learned from
+        n_train[moved] += 1
+        n_held[moved] -= 1
+        test = np.concatenate([rows[rng.permutation(len(rows))][k:k + t]
+                               for rows, k, t in zip(members, n_train, n_held)])
+    is_test = np.zeros(n, dtype=bool)
+    is_test[test] = True
+    return table.take(np.flatnonzero(~is_test)), table.take(np.flatnonzero(is_test))
+
+
+def _allot(counts, draws, rng):
+    """``draws`` rows shared among classes in proportion to ``counts``: each class its whole
+    share, then one more to the classes of the largest fractions, ties broken at random."""
+    exact = counts / counts.sum() * draws
+    given = np.floor(exact).astype(np.int64)
+    left = draws - int(given.sum())
+    fractions = exact - given
+    for value in np.unique(fractions)[::-1]:
+        if left <= 0:
+            break
+        tied = np.flatnonzero(fractions == value)
+        chosen = rng.choice(tied, size=min(len(tied), left), replace=False)
+        given[chosen] += 1
+        left -= len(chosen)
+    return given
 
 
 @dataclass(frozen=True)
@@ -199,17 +406,9 @@ class Contract:
         at a missing input, naming its row and column; "mean" fills it with the column's mean.
         X is float64, standardized unless ``standardize`` is False; y holds class indices (in
         the order of ``contract.classes``) or numbers."""
-        if target is None:
-            target = table.header[-1]
-        if target not in table.columns:
-            raise TableError(f"{table.source}: no column {target!r} to be the target (the "
-                             f"columns are {table.header})")
-        if len(table.header) < 2:
-            raise TableError(f"{table.source}: needs a feature column besides the target")
+        target = _check_target(table, target, task)
         if impute not in (None, "mean"):
             raise ValueError(f"impute must be None or 'mean'; got {impute!r}")
-        if task not in (None, "classification", "regression"):
-            raise ValueError(f"task must be None, 'classification' or 'regression'; got {task!r}")
         features = [name for name in table.header if name != target]
         raw = np.column_stack([_numbers(table, name) for name in features])
         fill = None
@@ -219,35 +418,13 @@ class Contract:
         mean = scale = None
         if standardize:
             observed = np.where(np.isnan(raw), fill if fill is not None else 0.0, raw)
-            mean = observed.mean(axis=0)
-            std = observed.std(axis=0)
+            # in units of each column's largest |x|, so that squares of 1e200 do not overflow
+            largest = np.abs(observed).max(axis=0)
+            unit = np.where(largest > 0, largest, 1.0)
+            mean = (observed / unit).mean(axis=0) * unit
+            std = (observed / unit).std(axis=0) * unit
             scale = np.where(std > 0, std, 1.0)
-        labels = table.columns[target].tolist()
-        for r, cell in enumerate(labels):
-            if cell.lower() in MISSING:
-                raise TableError(f"{table.source}: line {table.line(r)}, column {target!r}: the "
-                                 "target is missing")
-        numeric = _is_numeric(labels)
-        if task is None:
-            whole = numeric and all(float(c) >= 0 and float(c) == int(float(c)) for c in labels)
-            task = ("classification" if not numeric
-                    or (whole and len({float(c) for c in labels}) <= MAX_CLASSES)
-                    else "regression")
-        classes = None
-        if task == "classification":
-            if numeric:  # 2, 10, 2.0 sort as numbers, and 2 and 2.0 are one class
-                values = sorted({float(c) for c in labels})
-                classes = [_label_text(v) for v in values]
-                index = {v: i for i, v in enumerate(values)}
-                y = np.array([index[float(c)] for c in labels], dtype=np.int64)
-            else:
-                classes = sorted(set(labels))
-                y = np.searchsorted(np.array(classes), labels).astype(np.int64)
-        else:
-            if not numeric:
-                raise TableError(f"{table.source}: column {target!r} holds text; regression "
-                                 "needs numbers")
-            y = _numbers(table, target)
+        classes, y = _labels(table, target, task)
         contract = cls(features, target, classes, mean, scale, fill)
         return contract, contract._scaled(raw, table), y
 
@@ -267,17 +444,22 @@ class Contract:
         naming its row), or numbers."""
         if self.target not in table.columns:
             raise TableError(f"{table.source}: no column {self.target!r}, the model's target")
-        labels = table.columns[self.target].tolist()
         if self.classes is None:
-            return _numbers(table, self.target)
+            y = _numbers(table, self.target)
+            if np.isnan(y).any():
+                r = int(np.flatnonzero(np.isnan(y))[0])
+                raise TableError(f"{table.source}: {table.at(r)}, column {table.name(self.target)}: the "
+                                 "target is missing")
+            return y
+        labels = _cells(table, self.target)
         numeric = all(_is_float(c) for c in self.classes)
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.empty(len(labels), dtype=np.int64)
         for r, cell in enumerate(labels):
             key = _label_text(float(cell)) if numeric and _is_float(cell) else cell
             if key not in index:
-                raise TableError(f"{table.source}: line {table.line(r)}, column "
-                                 f"{self.target!r}: {cell!r} is not a class the model knows "
+                raise TableError(f"{table.source}: {table.at(r)}, column "
+                                 f"{table.name(self.target)}: {cell!r} is not a class the model knows "
                                  f"({self.classes})")
             y[r] = index[key]
         return y
@@ -293,12 +475,19 @@ class Contract:
         if missing.any():
             if self.fill is None:
                 r, c = np.argwhere(missing)[0]
-                raise TableError(f"{table.source}: line {table.line(r)}, column "
-                                 f"{self.features[c]!r}: the value is missing (impute='mean' "
-                                 "fills missing values with the training mean)")
+                raise TableError(f"{table.source}: {table.at(r)}, column "
+                                 f"{table.name(self.features[c])}: the value is missing "
+                                 "(impute='mean', or the command line's --impute mean, fills "
+                                 "missing values with the training mean)")
             raw = np.where(missing, self.fill, raw)
         if self.mean is not None:
-            raw = (raw - self.mean) / self.scale
+            with np.errstate(over="ignore"):
+                raw = raw / self.scale - self.mean / self.scale
+            if not np.isfinite(raw).all():
+                r, c = np.argwhere(~np.isfinite(raw))[0]
+                raise TableError(f"{table.source}: {table.at(r)}, column "
+                                 f"{table.name(self.features[c])}: the value is too large to "
+                                 f"standardize (the column's scale is {self.scale[c]:.3g})")
         return np.ascontiguousarray(raw)
 
     # ---------------------------------------------------------------------- in a model file
