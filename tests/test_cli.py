@@ -144,6 +144,15 @@ BAD = [
     (["train", "--data", "{tmp}/latin1.csv"], 1,
      "latin1.csv: line 3, column 2: bytes e9 are not utf-8 text (invalid continuation byte; "
      "utf-8 is the default); --encoding names"),
+    (["train", "--data", "{tmp}/d.npz", "--test-fraction", "1"], 2,
+     "--test-fraction: must be in [0, 1); got 1"),
+    (["train", "--data", "{tmp}/d.npz", "--impute", "median"], 2, "invalid choice: 'median'"),
+    (["train", "--data", "{tmp}/d.npz", "--loss", "log_loss"], 1,
+     "--loss log_loss is for two classes; the target 'y' has 3"),
+    (["train", "--data", "{tmp}/words.csv", "--loss", "squared_error"], 1,
+     "column 'y' holds text; regression needs numbers"),
+    (["evaluate", "--model", "{tmp}/m.npz"], 2, "the following arguments are required: --data"),
+    (["evaluate", "--model", "{tmp}/m.npz", "--data", "{tmp}/x_only.npz"], 1, "no array 'y'"),
     (["train", "--data", "{tmp}/d.csv", "--encoding", "klingon"], 2,
      "unknown text encoding 'klingon'"),
     (["predict", "--model", "{tmp}/m.npz", "--data", "{tmp}/x.csv", "--encoding", "base64"], 2,
@@ -159,6 +168,7 @@ def test_bad_arguments_and_files_give_one_line(tmp_path, data, argv, code, messa
     (tmp_path / "ragged.csv").write_text("1,2,3\n4,5,6\n7,8\n")
     (tmp_path / "text.csv").write_text("1,2,3\n4,x,6\n")
     (tmp_path / "nan.csv").write_text("1,2,0\nnan,5,1\n")
+    (tmp_path / "words.csv").write_text("a,y\n1,up\n2,down\n")
     (tmp_path / "latin1.csv").write_bytes("a,b,y\n1,2,0\n3,caf\u00e9,1\n".encode("latin-1"))
     np.savez(tmp_path / "x_only.npz", X=np.ones((3, 4)))
     np.savez(tmp_path / "huge.npz", X=np.full((40, 4), 1e30), y=np.arange(40) % 3)

@@ -153,9 +153,13 @@ def test_a_text_target_in_an_npz_trains_a_classifier(tmp_path, capsys, rng):
 
 
 def test_no_standardize_and_the_scaling_it_skips(cancer_csv, tmp_path, capsys):
-    out = run(["train", "--data", cancer_csv, "--model", tmp_path / "m.npz", "--quiet",
-               "--no-standardize", "--epochs", "2"], capsys)
-    assert "inputs not standardized (--no-standardize)" in out
+    assert main(["train", "--data", str(cancer_csv), "--model", str(tmp_path / "m.npz"),
+                 "--quiet", "--no-standardize", "--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "(inputs raw: --no-standardize)" in out
+    # the table's features run from 0.05 to 2,500: the user is told
+    assert err.startswith("nbbp: warning: --no-standardize: the features' spreads differ by ")
+    assert "'worst_area'" in err and err.count("\n") == 1
     contract = tabular.load(tmp_path / "m.npz")[1]
     assert contract.mean is None and contract.scale is None
     table = tabular.read_csv(cancer_csv)
@@ -337,8 +341,10 @@ def test_metrics_are_scikit_learns(seed):
     got = metrics.classification(y_true, y_pred, 4)
     p, r, f, s = sk_metrics.precision_recall_fscore_support(y_true, y_pred, labels=range(4),
                                                             zero_division=0)
-    assert_allclose(got.precision, p) and assert_allclose(got.recall, r)
-    assert_allclose(got.f1, f) and assert_array_equal(got.support, s)
+    assert_allclose(got.precision, p)
+    assert_allclose(got.recall, r)
+    assert_allclose(got.f1, f)
+    assert_array_equal(got.support, s)
     assert_array_equal(got.confusion, sk_metrics.confusion_matrix(y_true, y_pred,
                                                                   labels=range(4)))
     assert got.accuracy == sk_metrics.accuracy_score(y_true, y_pred)
@@ -375,3 +381,143 @@ def test_plots_of_a_confusion_matrix_and_residuals():
     assert_allclose(ax.collections[0].get_offsets(), [[1.5, -0.5], [2.0, 0.0], [2.0, 1.0]])
     with pytest.raises(ValueError, match="same, non-empty size"):
         plot.residuals([1.0], [])
+
+
+def test_line_numbers_count_blank_lines_and_multi_line_cells(tmp_path):
+    path = tmp_path / "lines.csv"
+    path.write_text('a,b,y\n\n1,2,"two\nlines"\n  ,  ,  \n3,four,z\n')
+    table = tabular.read_csv(path)
+    assert table.n_rows == 2 and list(table.lines) == [3, 6]
+    with pytest.raises(tabular.TableError, match="lines.csv: line 6, column 'b': 'four' is not"):
+        tabular.Contract.fit(table)
+    path.write_text("a,b,y\n\n1,2,x\n\n3,4\n")
+    with pytest.raises(tabular.TableError, match=re.escape("line 5 has 2 columns; line 1 (the "
+                                                           "header) has 3")):
+        tabular.read_csv(path)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("0.5,-1.5,up\n1.5,2.5,down\n", False),   # text only in the target column: data
+    ("1,NA,3\n4,5,6\n", False),              # a missing value is not a name
+    ("1,,3\n4,5,6\n", False),
+    ("a,b,y\n1,2,up\n", True),
+    ("colour,size\nred,big\nblue,small\n", True),  # text columns, names first
+    ("x1,2019,y\n1,2,3\n", True),            # a name over numbers makes it a header
+])
+def test_the_header_row_is_guessed_as_a_person_would(tmp_path, text, named):
+    (tmp_path / "t.csv").write_text(text)
+    table = tabular.read_csv(tmp_path / "t.csv", header=None)
+    assert table.named == named
+    assert table.n_rows == text.count("\n") - named
+
+
+def test_a_long_cell_costs_its_length_and_is_quoted_short(tmp_path):
+    import tracemalloc
+
+    rows = [[i, i % 3, "a" if i % 2 else "b"] for i in range(3000)]
+    rows[7][1] = "x" * 20_000
+    path = write_csv(tmp_path / "long.csv", ["u", "v", "y"], rows)
+    tracemalloc.start()
+    try:
+        table = tabular.read_csv(path)
+        with pytest.raises(tabular.TableError) as error:
+            tabular.Contract.fit(table)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # a fixed-width str array took 1.7 GB
+    message = str(error.value)
+    assert "line 9, column 'v': 'xxxx" in message and "'... is not a number" in message
+    assert len(message) < 300
+
+
+def test_parquet_booleans_with_and_without_nulls(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    flags = [True, False, None, True, False, True]
+    pq.write_table(pa.table({"flag": pa.array(flags), "full": pa.array([f is True for f in flags]),
+                             "label": pa.array([True, False, False, True, True, False])}),
+                   tmp_path / "b.parquet")
+    table = tabular.read_parquet(tmp_path / "b.parquet")
+    contract, X, y = tabular.Contract.fit(table, standardize=False, impute="mean")
+    assert contract.classes == ["False", "True"]
+    assert_array_equal(X[:, 1], [1, 0, 0, 1, 0, 1])
+    assert_array_equal(X[[0, 1, 3, 4, 5], 0], [1, 0, 1, 0, 1])
+    assert X[2, 0] == pytest.approx(0.6)  # the mean of the flags present
+    with pytest.raises(tabular.TableError, match="b.parquet: row 3, column 'flag': the value is "
+                                                 "missing"):
+        tabular.Contract.fit(table)
+
+
+def test_a_bad_held_out_cell_stops_train_before_it_trains(iris_csv, tmp_path, capsys):
+    lines = iris_csv.read_text().splitlines()
+    table = tabular.read_csv(iris_csv)
+    _, test = tabular.split(table, "species", 0.2, seed=0)
+    held = int(test.lines[0]) - 1  # index into lines
+    cells = lines[held].split(",")
+    cells[0] = "oops"
+    lines[held] = ",".join(cells)
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    assert main(["train", "--data", str(tmp_path / "bad.csv"), "--model",
+                 str(tmp_path / "m.npz"), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert f"line {held + 1}, column 'sepal_length': 'oops' is not a number" in err
+    assert "epochs in" not in out and not (tmp_path / "m.npz").exists()
+
+
+def test_predict_into_a_closed_pipe_is_quiet_and_train_is_not(iris_csv, tmp_path, capsys):
+    model = tmp_path / "iris.npz"
+    run(["train", "--data", iris_csv, "--model", model, "--quiet", "--epochs", "1"], capsys)
+    env = {k: v for k, v in os.environ.items() if k != "NBBP_TRACEBACK"}
+    for argv, code in [(["predict", "--model", model, "--data", iris_csv], 0),
+                       (["train", "--data", iris_csv, "--model", tmp_path / "again.npz",
+                         "--quiet", "--epochs", "1"], 1)]:
+        with subprocess.Popen([sys.executable, "-m", "nbbp", *map(str, argv)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as child:
+            child.stdout.close()  # the reader is gone before the first line, as `| head -0`
+            err = child.stderr.read().decode()
+            assert child.wait(timeout=300) == code, err
+        assert "Traceback" not in err
+        if code:
+            assert err.count("nbbp: error: ") == 1 and "Broken pipe" in err
+    assert not (tmp_path / "again.npz").exists()  # a train that failed saved nothing
+
+
+def test_a_headerless_labelled_file_is_not_guessed_into_a_named_model(tmp_path, capsys, rng):
+    X = rng.normal(size=(40, 2))
+    t = X[:, 0] - X[:, 1]
+    write_csv(tmp_path / "named.csv", ["t", "a", "b"], np.column_stack([t, X]))
+    np.savetxt(tmp_path / "bare.csv", np.column_stack([t, X]), delimiter=",")
+    np.savez(tmp_path / "arrays.npz", X=X, y=t)
+    model = tmp_path / "m.npz"
+    run(["train", "--data", tmp_path / "named.csv", "--target", "t", "--model", model, "--quiet",
+         "--epochs", "1"], capsys)
+    # where the target sits in a file without names is unknown: refused, not guessed
+    assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "bare.csv")]) == 1
+    assert "give the file a header row" in capsys.readouterr().err
+    # a .npz says which is X and which is y
+    assert "R^2 " in run(["evaluate", "--model", model, "--data", tmp_path / "arrays.npz"],
+                         capsys)
+    np.savez(tmp_path / "gap.npz", X=np.where(X > 1.5, np.nan, X), y=t)
+    assert main(["evaluate", "--model", str(model), "--data", str(tmp_path / "gap.npz")]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"gap.npz: sample \d+, column X\[:, \d\]: the value is missing", err)
+
+
+def test_a_model_whose_contract_does_not_fit_it_is_refused(iris_csv, tmp_path, capsys):
+    import json
+    import zipfile
+
+    model = tmp_path / "iris.npz"
+    run(["train", "--data", iris_csv, "--model", model, "--quiet", "--epochs", "1"], capsys)
+    with np.load(model) as data:
+        entries = {k: data[k] for k in data.files}
+    fields = json.loads(str(entries["data_contract"]))
+    for classes in (["only"], ["a", "a", "b"]):
+        fields["classes"] = classes
+        entries["data_contract"] = np.array(json.dumps(fields))
+        np.savez(tmp_path / "hostile.npz", **entries)
+        assert zipfile.is_zipfile(tmp_path / "hostile.npz")
+        with pytest.raises(ValueError, match="hostile.npz is not a valid nbbp model file: the "
+                                             "data contract names"):
+            tabular.load(tmp_path / "hostile.npz")

@@ -292,7 +292,7 @@ BAD_LABELS = [
     ("labels as strings", Y.astype(str), TypeError, "y must be a numeric array .* got dtype <U"),
     ("labels complex", Y.astype(complex), TypeError, "got dtype complex128"),
     ("y None", None, TypeError, "y must be a numeric array"),
-    ("y 0-d", np.int64(1), ValueError, re.escape("y must be 1-D, one target per sample")),
+    ("y 0-d", np.int64(1), ValueError, re.escape("y must be 1-D or 2-D; got shape ()")),
     ("y 3-D", np.zeros((12, 3, 1)), ValueError, re.escape("y must be 1-D or 2-D; got shape (12, 3, 1)")),
     ("y a column of labels", Y[:, None], ValueError,
      re.escape("y must have 3 columns, one per output neuron; got shape (12, 1)")),

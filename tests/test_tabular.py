@@ -73,7 +73,7 @@ def test_missing_values_stop_or_are_filled_with_the_training_mean(tmp_path):
     table = read_csv(write_csv(tmp_path / "n.csv", ["a", "b", "y"], [[1, 4, 0], ["", 6, 1],
                                                                      [3, "NA", 0]]))
     with pytest.raises(TableError, match=r"n.csv: line 3, column 'a': the value is missing "
-                                         r"\(impute='mean'"):
+                                         r"\(a model trained with impute='mean'"):
         Contract.fit(table)
     contract, X, _ = Contract.fit(table, impute="mean", standardize=False)
     assert_allclose(X, [[1, 4], [2, 6], [3, 5]])

@@ -94,8 +94,9 @@ def _npz_table(path, labelled):
         if y.dtype.kind not in "biufU":
             raise CommandError(f"{path}: y must hold numbers or text; got {y.dtype}")
         columns["y"] = y
+    shown = tuple(f"X[:, {c}]" for c in range(X.shape[1])) + (("y",) if y is not None else ())
     return tabular.Table(list(columns), columns, str(path), first_line=0, unit="sample",
-                         named=False)
+                         named=False, shown=shown)
 
 
 def _target_name(table, target):
@@ -120,20 +121,21 @@ def _target_name(table, target):
 
 def _model_columns(table, contract, labelled):
     """``table`` with the columns ``contract`` takes found by name. A table without names
-    (a .csv without a header row, a .npz) is read by position: the training file's layout
-    when the model was trained on one without names, else its features in the model's order
-    (and the target last)."""
+    (a .csv without a header row, a .npz) is read by position: in the training file's layout
+    when the model was trained on one without names; else a .csv of the features alone, in the
+    model's order, or a .npz's X and y. (Where a headerless .csv's target would be is unknown.)"""
     if table.named:
         return table
     wanted = contract.features + ([contract.target] if labelled else [])
     if all(name in table.columns for name in wanted) and _numbered(contract.features):
         return table
-    if len(table.header) == len(wanted):
+    arrays = table.shown is not None  # a .npz: X, then y
+    if len(table.header) == len(wanted) and (arrays or not labelled):
         return table.renamed(wanted)
     raise CommandError(f"{table.source}: its {len(table.header)} columns have no names, and the "
-                       f"model takes {len(contract.features)} features {contract.features}"
-                       f"{' and the target last' if labelled else ''}: give the file a header "
-                       "row naming its columns")
+                       f"model takes the features {contract.features}"
+                       f"{f' and the target {contract.target!r}' if labelled else ''}: give the "
+                       "file a header row naming its columns")
 
 
 def _numbered(names):
@@ -288,6 +290,7 @@ def train(args):
     train_rows, test_rows = tabular.split(table, target, args.test_fraction, args.seed, task)
     contract, X, y = tabular.Contract.fit(train_rows, target, standardize=args.standardize,
                                           impute=args.impute, task=task)
+    X_test, y_test = contract.inputs(test_rows), contract.targets(test_rows)  # before training
     if task == "classification":
         classes = contract.classes
         if len(classes) < 2:
@@ -301,13 +304,18 @@ def train(args):
         why = f"the target has {len(classes)} classes"
     else:
         loss, n_out, why = "squared_error", 1, "a regression has one output"
+    if not args.standardize:
+        _warn_of_scales(X, contract.features)
     sizes = layer_sizes(args, X.shape[1], n_out, why)
     net = nbbp.Network(sizes, activation=args.activation, output=OUTPUT_FOR_LOSS[loss], loss=loss,
                        seed=args.seed, dtype=np.dtype(args.dtype))
-    scaled = "standardized" if args.standardize else "not standardized (--no-standardize)"
+    scaled = "standardized" if args.standardize else "raw: --no-standardize"
     print(f"nbbp train: {net!r}, loss {loss}{'' if args.loss else ' (--loss to change)'}, on "
           f"{len(X)} rows of {args.data} (inputs {scaled}), {test_rows.n_rows} held out",
           flush=True)
+    if not table.named and table.shown is None:
+        print(f"(the first row of {args.data} is numbers, not names: it has no header row, and "
+              "its columns are numbered from 0)")
     start = time.perf_counter()
     history = net.fit(X, y, epochs=args.epochs, batch_size=min(args.batch_size, len(X)),
                       learning_rate=args.learning_rate, optimizer=args.optimizer,
@@ -322,12 +330,30 @@ def train(args):
     if test_rows.n_rows:
         print(f"held out: {test_rows.n_rows} rows (--test-fraction {args.test_fraction:g}"
               f"{', stratified' if task == 'classification' else ''})")
-        _report(net, contract, contract.inputs(test_rows), contract.targets(test_rows))
+        _report(net, contract, X_test, y_test)
     else:
         print("held out: no rows (--test-fraction 0, or too few rows): no held-out score")
     tabular.save(args.model, net, contract)
     print(f"saved {args.model}")
     return 0
+
+
+SCALE_RATIO_WARNING = 100
+
+
+def _warn_of_scales(X, features):
+    """Raw inputs whose spreads differ by more than 100x train slowly and badly (the
+    breast-cancer table's run from 0.05 to 2,500): say so, naming the extremes."""
+    spread = X.std(axis=0)
+    varying = np.flatnonzero(spread > 0)
+    if len(varying) < 2:
+        return
+    low, high = varying[np.argmin(spread[varying])], varying[np.argmax(spread[varying])]
+    if spread[high] > SCALE_RATIO_WARNING * spread[low]:
+        print(f"nbbp: warning: --no-standardize: the features' spreads differ by "
+              f"{spread[high] / spread[low]:.3g}x (standard deviation {spread[low]:.3g} for "
+              f"{features[low]!r}, {spread[high]:.3g} for {features[high]!r}); training on "
+              "such raw scales is slow and often worse", file=sys.stderr)
 
 
 def _metrics(net, contract, X, y):
@@ -382,7 +408,11 @@ def predict(args):
             raise CommandError(f"{args.out}: cannot write ({error.strerror or error})") from None
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
     else:
-        _write_csv(sys.stdout, header, rows)
+        try:
+            _write_csv(sys.stdout, header, rows)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `nbbp predict ... | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
     return 0
 
 
@@ -446,7 +476,8 @@ def build_parser():
                    "decision boundary to this image (needs matplotlib)")
     p.set_defaults(run=demo)
 
-    p = commands.add_parser("train", help="train on a .csv or .npz file and save the model")
+    p = commands.add_parser("train", help="train on a .csv, Parquet or .npz file, score on "
+                            "held-out rows, and save the model")
     p.add_argument("--data", required=True, help=".csv (header row optional), .parquet "
                    "(needs pyarrow), or .npz with X and y; the target is the last column")
     p.add_argument("--target", help="the target column, by header name or number from 0 "
@@ -527,9 +558,6 @@ def main(argv=None):
     except CommandError as error:
         print(f"nbbp: error: {error}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # `nbbp predict ... | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 0
     except (ValueError, TypeError, OSError, FloatingPointError) as error:
         # Network's and load's errors name the problem, and DivergenceError (a
         # FloatingPointError) what diverged: one line of it is the report.
@@ -538,6 +566,10 @@ def main(argv=None):
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"nbbp: error: {message}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("nbbp: error: out of memory (the data, or the network, is too large for this "
+              "machine)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nbbp: interrupted", file=sys.stderr)

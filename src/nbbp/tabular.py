@@ -44,8 +44,9 @@ class Table:
     """A table: its column names and, per column, a 1-D array of its cells, str (from a .csv
     file) or numbers (from Parquet or arrays; NaN is a missing value). ``source`` names it in
     errors, where a row is called by ``unit`` and numbered from ``first_line``, or by
-    ``lines`` (a row number per row) in a table taken from another. ``named`` is False for
-    columns that are only numbered (a .csv without a header row, or arrays)."""
+    ``lines`` (a row number per row). ``named`` is False for columns that are only numbered
+    (a .csv without a header row, or arrays); ``shown`` labels the columns in errors, for
+    arrays ("X[:, 2]", "y")."""
 
     header: list[str]
     columns: dict[str, np.ndarray]
@@ -54,6 +55,7 @@ class Table:
     unit: str = "line"
     named: bool = True
     lines: np.ndarray | None = None
+    shown: tuple[str, ...] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -67,8 +69,12 @@ class Table:
         return f"{self.unit} {self.line(row)}"
 
     def name(self, column: str) -> str:
-        """A column, for an error: its name, or its number from 1 when columns are unnamed."""
-        return repr(column) if self.named else str(self.header.index(column) + 1)
+        """A column, for an error: its name, or its number from 1 when columns are unnamed
+        (or its label in ``shown``)."""
+        position = self.header.index(column)
+        if self.shown is not None:
+            return self.shown[position]
+        return repr(column) if self.named else str(position + 1)
 
     def take(self, rows) -> Table:
         """The table of these rows (an index array), keeping their line numbers for errors."""
@@ -80,8 +86,7 @@ class Table:
         """The same columns, in order, under these names."""
         if len(names) != len(self.header):
             raise ValueError(f"{len(names)} names for {len(self.header)} columns")
-        return replace(self, header=list(names),
-                       columns=dict(zip(names, self.columns.values())), named=True)
+        return replace(self, header=list(names), columns=dict(zip(names, self.columns.values())))
 
 
 # Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's).
@@ -119,51 +124,93 @@ def decode(path, encoding=None):
 
 
 def csv_rows(path, encoding=None):
-    """The rows of a .csv file that hold any text, as lists of cells, its text decoded as
-    ``decode`` does (read_csv's and the CLI's reader)."""
+    """(rows, lines): the rows of a .csv file that hold any text, as lists of cells, and the
+    file line each starts on (blank lines and multi-line quoted cells counted, as an editor
+    shows them), its text decoded as ``decode`` does."""
     text = decode(path, encoding)
+    rows, lines = [], []
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        return [row for row in csv.reader(io.StringIO(text, newline=""))
-                if any(cell.strip() for cell in row)]
+        ended = 0  # the last line of the previous row
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append(row)
+                lines.append(ended + 1)
+            ended = reader.line_num
     except csv.Error as error:
-        raise TableError(f"{path}: not a readable .csv file ({error})") from None
+        raise TableError(f"{path}: line {ended + 1}: not a readable .csv row ({error})") from None
+    return rows, lines
+
+
+# a cell quoted in an error message is cut to this many characters
+QUOTED_CELL = 40
+
+
+def quoted(cell):
+    """A cell for an error message: its repr, cut short if long."""
+    cell = str(cell)
+    return repr(cell) if len(cell) <= QUOTED_CELL else repr(cell[:QUOTED_CELL]) + "..."
+
+
+def _is_value(cell):
+    """A number or a missing value: what a data row, not a header, holds in a number column."""
+    return cell.strip().lower() in MISSING or _is_float(cell)
+
+
+def _looks_like_header(rows):
+    """Whether the first of these rows names the columns: some cell of it is text over a
+    column of numbers, or it holds no number at all (a table of text columns, names first)."""
+    first, below = rows[0], rows[1:101]
+    if all(_is_value(cell) for cell in first):
+        return False
+    for c, cell in enumerate(first):
+        if not _is_value(cell) and below and all(c < len(row) and _is_value(row[c])
+                                                 for row in below):
+            return True
+    return not any(_is_float(cell) for cell in first)
 
 
 def read_csv(path: str | os.PathLike, encoding: str | None = None,
              header: bool | None = True) -> Table:
     """A .csv file as a Table (``csv_rows``). ``header`` True: the first row names the
     columns; False: there is none, and the columns are named by number from 0 ("0", "1", ...);
-    None: the first row is a header unless every cell of it is a number. Refuses an empty
-    file, a header without rows, duplicate or empty column names, rows of another width than
-    the first, and bytes that are not the encoding's, naming where."""
+    None: guess, as a person would: the first row is a header when a cell of it is text over
+    a column of numbers, or when it holds no number. Rows without text are skipped. Refuses
+    an empty file, a header without rows, duplicate or empty column names, rows of another
+    width than the first, and bytes that are not the encoding's, naming where."""
     path = pathlib.Path(path)
-    rows = csv_rows(path, encoding)
+    rows, lines = csv_rows(path, encoding)
     if not rows:
         raise TableError(f"{path}: the file is empty")
     if header is None:
-        header = not all(_is_float(cell) for cell in rows[0])
+        header = _looks_like_header(rows)
     names = ([cell.strip() for cell in rows[0]] if header
              else [str(c) for c in range(len(rows[0]))])
-    data = rows[1:] if header else rows
+    data, data_lines = (rows[1:], lines[1:]) if header else (rows, lines)
     if not data:
         raise TableError(f"{path}: the file has a header and no data rows")
     for c, name in enumerate(names):
         if not name:
-            raise TableError(f"{path}: line 1, column {c + 1}: the header names no column")
+            raise TableError(f"{path}: line {lines[0]}, column {c + 1}: the header names no "
+                             "column")
         if name in names[:c]:
-            raise TableError(f"{path}: line 1, column {c + 1}: the header names {name!r} twice")
-    first = 2 if header else 1
-    for r, row in enumerate(data):
+            raise TableError(f"{path}: line {lines[0]}, column {c + 1}: the header names "
+                             f"{quoted(name)} twice")
+    for row, line in zip(data, data_lines):
         if len(row) != len(names):
-            raise TableError(f"{path}: line {r + first} has {len(row)} columns; line 1"
+            raise TableError(f"{path}: line {line} has {len(row)} columns; line {lines[0]}"
                              f"{' (the header)' if header else ''} has {len(names)}")
-        if any("\x00" in cell for cell in row):  # NumPy's str arrays would drop a trailing one
+        if any("\x00" in cell for cell in row):
             c = next(c for c, cell in enumerate(row) if "\x00" in cell)
-            raise TableError(f"{path}: line {r + first}, column {c + 1}: {row[c].strip()!r} "
+            raise TableError(f"{path}: line {line}, column {c + 1}: {quoted(row[c].strip())} "
                              "holds a NUL character: not text a .csv file holds")
-    cells = np.array([[cell.strip() for cell in row] for row in data], dtype=str)
-    return Table(names, {name: cells[:, c] for c, name in enumerate(names)}, str(path),
-                 first_line=first, named=header)
+    columns = {}
+    for c, name in enumerate(names):  # object arrays: a long cell costs only its own length
+        column = np.empty(len(data), dtype=object)
+        column[:] = [row[c].strip() for row in data]
+        columns[name] = column
+    return Table(names, columns, str(path), named=header,
+                 lines=np.array(data_lines, dtype=np.int64))
 
 
 def read_parquet(path: str | os.PathLike) -> Table:
@@ -200,14 +247,25 @@ def read_parquet(path: str | os.PathLike) -> Table:
             columns[name] = pc.fill_null(column.cast(pa.float64()), np.nan).to_numpy()
         elif pa.types.is_boolean(kind) and column.null_count == 0:
             columns[name] = column.to_numpy()
-        elif (pa.types.is_boolean(kind) or pa.types.is_string(kind)
-              or pa.types.is_large_string(kind)):
-            cells = pc.fill_null(column.cast(pa.string()), "").to_pylist()
-            columns[name] = np.array([cell.strip() for cell in cells], dtype=str)
+        elif pa.types.is_boolean(kind):  # True, False, and "" for a null: as a .csv holds them
+            columns[name] = _text_column(["" if v is None else str(v)
+                                          for v in column.to_pylist()])
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            columns[name] = _text_column(pc.fill_null(column, "").to_pylist())
         else:
             raise TableError(f"{path}: column {name!r} holds {kind} values; nbbp reads "
                              "numbers, text and booleans")
     return Table(names, columns, str(path), first_line=1, unit="row")
+
+
+def _text_column(cells):
+    column = np.empty(len(cells), dtype=object)
+    column[:] = [cell.strip() for cell in cells]
+    return column
+
+
+# Text cells read as numbers besides the numbers themselves (case ignored)
+BOOLEANS = {"true": "1", "false": "0"}
 
 
 def _numbers(table, name):
@@ -222,27 +280,29 @@ def _numbers(table, name):
             raise TableError(f"{table.source}: {table.at(infinite[0])}, column {table.name(name)}: "
                              f"{values[infinite[0]]} is not a finite number")
         return values
-    missing = np.isin(np.char.lower(column), list(MISSING))
+    cells = column.tolist()  # str, not np.str_ (whose repr is np.str_('x'))
+    lowered = [cell.lower() for cell in cells]
+    missing = np.array([cell in MISSING for cell in lowered], dtype=bool)
     try:
-        values = np.where(missing, "nan", column).astype(np.float64)
+        values = np.array(["nan" if gap else BOOLEANS.get(cell, cell)
+                           for cell, gap in zip(lowered, missing)], dtype=np.float64)
     except ValueError:
         values = None
     if values is not None and np.isfinite(values[~missing]).all():
         return values
-    cells = column.tolist()  # str, not np.str_ (whose repr is np.str_('x'))
     values = np.empty(len(cells))
     for r, cell in enumerate(cells):
-        if cell.lower() in MISSING:
+        if lowered[r] in MISSING:
             values[r] = np.nan
             continue
         try:
-            values[r] = float(cell)
+            values[r] = float(BOOLEANS.get(lowered[r], cell))
         except ValueError:
-            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(name)}: {cell!r} "
-                             "is not a number") from None
+            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(name)}: "
+                             f"{quoted(cell)} is not a number") from None
         if not np.isfinite(values[r]):
-            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(name)}: {cell!r} "
-                             "is not a finite number")
+            raise TableError(f"{table.source}: {table.at(r)}, column {table.name(name)}: "
+                             f"{quoted(cell)} is not a finite number")
     return values
 
 
@@ -459,7 +519,7 @@ class Contract:
             key = _label_text(float(cell)) if numeric and _is_float(cell) else cell
             if key not in index:
                 raise TableError(f"{table.source}: {table.at(r)}, column "
-                                 f"{table.name(self.target)}: {cell!r} is not a class the model knows "
+                                 f"{table.name(self.target)}: {quoted(cell)} is not a class the model knows "
                                  f"({self.classes})")
             y[r] = index[key]
         return y
@@ -477,8 +537,8 @@ class Contract:
                 r, c = np.argwhere(missing)[0]
                 raise TableError(f"{table.source}: {table.at(r)}, column "
                                  f"{table.name(self.features[c])}: the value is missing "
-                                 "(impute='mean', or the command line's --impute mean, fills "
-                                 "missing values with the training mean)")
+                                 "(a model trained with impute='mean', or nbbp train --impute "
+                                 "mean, fills missing values with the training mean)")
             raw = np.where(missing, self.fill, raw)
         if self.mean is not None:
             with np.errstate(over="ignore"):
@@ -550,19 +610,30 @@ def _is_float(text):
 CONTRACT_ENTRY = "data_contract"
 
 
+def _check_fits(net, contract):
+    """The contract fits the network: a feature per input; for a classifier, distinct classes,
+    one per output (or two for one sigmoid output); no classes for a regression."""
+    if len(contract.features) != net.sizes[0]:
+        raise ValueError(f"the data contract names {len(contract.features)} features; the "
+                         f"network takes {net.sizes[0]} inputs")
+    classifier = net.loss_name in ("cross_entropy", "log_loss")
+    if contract.classes is None:
+        return
+    n = len(contract.classes)
+    if not classifier or len(set(contract.classes)) != n or not (
+            n == net.sizes[-1] or (n == 2 and net.sizes[-1] == 1 and net.loss_name == "log_loss")):
+        raise ValueError(f"the data contract names {n} classes ({len(set(contract.classes))} "
+                         f"distinct); the network has {net.sizes[-1]} outputs and loss "
+                         f"{net.loss_name}")
+
+
 def save(path: str | os.PathLike, net, contract: Contract) -> None:
     """Save ``net`` with ``contract``: Network.save's file, plus the contract as one more
     entry, written atomically as that file is. The contract must fit the network: as many
     features as inputs, and as many classes as outputs (or one output for two classes)."""
     from . import persistence
 
-    if len(contract.features) != net.sizes[0]:
-        raise ValueError(f"the contract names {len(contract.features)} features; the network "
-                         f"takes {net.sizes[0]} inputs")
-    if contract.classes is not None and len(contract.classes) != net.sizes[-1] and not (
-            len(contract.classes) == 2 and net.sizes[-1] == 1):
-        raise ValueError(f"the contract names {len(contract.classes)} classes; the network "
-                         f"has {net.sizes[-1]} outputs")
+    _check_fits(net, contract)
     net._check_finite_parameters("save")
     entries = persistence.entries(net, net._theta, net._mask_theta, net._stats, net._opt)
     entries[CONTRACT_ENTRY] = np.array(contract.to_json())
@@ -586,7 +657,8 @@ def load(path: str | os.PathLike):
         contract = Contract.from_json(str(text))
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {error}") from None
-    if len(contract.features) != net.sizes[0]:
-        raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: its data contract "
-                         f"names {len(contract.features)} features for {net.sizes[0]} inputs")
+    try:
+        _check_fits(net, contract)
+    except ValueError as error:
+        raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {error}") from None
     return net, contract
