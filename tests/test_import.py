@@ -32,8 +32,9 @@ def test_import_compiles_nothing():
 OPTIONAL = """
 import sys
 import nbbp
-heavy = [m for m in ("sklearn", "matplotlib", "tqdm", "torch", "jax", "nbbp.sklearn", "nbbp.plot")
-         if m in sys.modules]
+heavy = [m for m in ("sklearn", "matplotlib", "tqdm", "torch", "jax", "nbbp.sklearn", "nbbp.plot",
+                    "pyarrow", "onnx", "onnxruntime", "skl2onnx", "nbbp.export",
+                    "nbbp.sklearn_onnx", "nbbp.cli") if m in sys.modules]
 print(heavy)
 estimator = nbbp.MLPClassifier
 print(estimator.__module__, "sklearn" in sys.modules)

@@ -611,3 +611,20 @@ def finite_layers(zs, a_list, what, parameters_checked):
                 f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
                 f"finite inputs (first at sample {min(rows)}); the inputs or weights are too "
                 f"large for {Z.dtype.name}")
+
+
+def check_contract_fits(net, contract):
+    """The contract fits the network: a feature per input; for a classifier, distinct classes,
+    one per output (or two for one sigmoid output); no classes for a regression."""
+    if len(contract.features) != net.sizes[0]:
+        raise ValueError(f"the data contract names {len(contract.features)} features; the "
+                         f"network takes {net.sizes[0]} inputs")
+    classifier = net.loss_name in ("cross_entropy", "log_loss")
+    if contract.classes is None:
+        return
+    n = len(contract.classes)
+    if not classifier or len(set(contract.classes)) != n or not (
+            n == net.sizes[-1] or (n == 2 and net.sizes[-1] == 1 and net.loss_name == "log_loss")):
+        raise ValueError(f"the data contract names {n} classes ({len(set(contract.classes))} "
+                         f"distinct); the network has {net.sizes[-1]} outputs and loss "
+                         f"{net.loss_name}")

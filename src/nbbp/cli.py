@@ -6,6 +6,7 @@
     nbbp predict --model M.npz --data FILE [--proba] [--out FILE.csv]
     nbbp evaluate --model M.npz --data FILE [--plot out.png]
                                                   metrics on labelled data
+    nbbp export --model M.npz --onnx M.onnx       the model as ONNX, for onnxruntime and others
     nbbp bench [--workloads W1,W2] [--threads N] [--isa avx2]
                                                   nbbp against PyTorch, JAX and scikit-learn
     nbbp info                                     the host profile, versions and threading
@@ -444,6 +445,29 @@ def evaluate(args):
     return 0
 
 
+def export(args):
+    from .export import to_onnx
+
+    net, contract = _load_model(args.model)
+    try:
+        model = to_onnx(net, args.onnx, args.opset, contract=contract)
+    except ImportError as error:
+        raise CommandError(str(error)) from None
+    graph = model.graph
+    print(f"wrote {args.onnx}: ONNX opset {model.opset_import[0].version}, input "
+          f"{graph.input[0].name!r} (batch, {net.sizes[0]}"
+          f"{', raw features ' + ', '.join(contract.features) if contract else ''}), outputs "
+          + ", ".join(repr(o.name) for o in graph.output))
+    return 0
+
+
+def _opset(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+
+
 def info(args):
     from .host import info_lines
 
@@ -530,6 +554,13 @@ def build_parser():
     p.add_argument("--plot", metavar="PNG", help="draw the confusion matrix (or, for a "
                    "regression, the residuals) to this image (needs matplotlib)")
     p.set_defaults(run=evaluate)
+
+    p = commands.add_parser("export", help="write a saved model as ONNX (needs onnx), with its "
+                            "data contract's scaling and class names when it has one")
+    p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
+    p.add_argument("--onnx", required=True, metavar="FILE.onnx", help="where to write it")
+    p.add_argument("--opset", type=_opset, help="the ONNX operator set (default 17)")
+    p.set_defaults(run=export)
 
     p = commands.add_parser("info", help="the host profile the kernels are built for, with the "
                             "versions and threading a bug report needs")

@@ -464,19 +464,18 @@ class Network:
         persistence.write(path, persistence.entries(self, self._theta, self._mask_theta,
                                                     self._stats, self._opt))
 
+    def to_onnx(self, path: str | os.PathLike | None = None, opset: int | None = None):
+        """The network at inference as a checked ``onnx.ModelProto``, also written to ``path``
+        if given (``pip install "nbbp[onnx]"``; nbbp.export.to_onnx draws the graph)."""
+        from .export import to_onnx
+        return to_onnx(self, path, opset)
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
         """Read a Network written by ``save``. Raises FileNotFoundError (no file at ``path``) or
         ValueError (a file truncated, corrupted, of another format or version, or whose values
         are not a network's)."""
-        fields = persistence.read(path)
-        try:
-            net = cls(**persistence.architecture(fields))
-            net._restore(persistence.values(fields, net._layout, net.dtype, net._theta.size,
-                                            net._stats.size))
-        except persistence.INVALID as exc:
-            raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {exc}") from None
-        return net
+        return persistence.load(cls, path)
 
     # ----------------------------------------------------------------------------- internals
     def _restore(self, found):

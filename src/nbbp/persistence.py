@@ -73,6 +73,14 @@ def write(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     archive with FORMAT and VERSION added. It is written to a temporary file in the same folder
     and renamed over ``path``, so a crash mid-write leaves any previous file intact.
     """
+    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), **arrays}
+    write_atomically(path, lambda f: np.savez(f, **arrays), ".npz")  # type: ignore[arg-type]
+
+
+def write_atomically(path: str | os.PathLike, data, suffix: str) -> None:
+    """Write ``data`` (bytes, or a function that writes to a binary file) to ``path`` through
+    a temporary file in the same folder renamed over it: a crash mid-write leaves any previous
+    file intact, and a failed write no partial one. The file gets the usual mode."""
     path = os.fsdecode(os.fspath(path))  # a bytes path too, as load takes
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -82,14 +90,16 @@ def write(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     if os.path.lexists(path) and not os.path.isfile(path):  # a device or a FIFO, which the
         # rename below would replace with a file
         raise ValueError(f"cannot save to {path!r}: it exists and is not a regular file")
-    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), **arrays}
-    fd, tmp = tempfile.mkstemp(prefix=".nbbp-", suffix=".npz.tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".nbbp-", suffix=suffix + ".tmp", dir=folder)
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved model gets the usual mode
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved file gets the usual mode
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -366,3 +376,15 @@ def values(fields, layout, dtype, n_params, n_stats):
             raise ValueError(f"its optimizer step count {steps} is past 2^53")
         found.update(optimizer=optimizer, opt_state=state, opt_steps=steps)
     return found
+
+
+
+def load(cls, path):
+    """A ``cls`` (Network) read from a file written by ``write``: Network.load."""
+    fields = read(path)
+    try:
+        net = cls(**architecture(fields))
+        net._restore(values(fields, net._layout, net.dtype, net._theta.size, net._stats.size))
+    except INVALID as exc:
+        raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {exc}") from None
+    return net

@@ -610,30 +610,14 @@ def _is_float(text):
 CONTRACT_ENTRY = "data_contract"
 
 
-def _check_fits(net, contract):
-    """The contract fits the network: a feature per input; for a classifier, distinct classes,
-    one per output (or two for one sigmoid output); no classes for a regression."""
-    if len(contract.features) != net.sizes[0]:
-        raise ValueError(f"the data contract names {len(contract.features)} features; the "
-                         f"network takes {net.sizes[0]} inputs")
-    classifier = net.loss_name in ("cross_entropy", "log_loss")
-    if contract.classes is None:
-        return
-    n = len(contract.classes)
-    if not classifier or len(set(contract.classes)) != n or not (
-            n == net.sizes[-1] or (n == 2 and net.sizes[-1] == 1 and net.loss_name == "log_loss")):
-        raise ValueError(f"the data contract names {n} classes ({len(set(contract.classes))} "
-                         f"distinct); the network has {net.sizes[-1]} outputs and loss "
-                         f"{net.loss_name}")
-
-
 def save(path: str | os.PathLike, net, contract: Contract) -> None:
     """Save ``net`` with ``contract``: Network.save's file, plus the contract as one more
     entry, written atomically as that file is. The contract must fit the network: as many
     features as inputs, and as many classes as outputs (or one output for two classes)."""
     from . import persistence
+    from ._validation import check_contract_fits
 
-    _check_fits(net, contract)
+    check_contract_fits(net, contract)
     net._check_finite_parameters("save")
     entries = persistence.entries(net, net._theta, net._mask_theta, net._stats, net._opt)
     entries[CONTRACT_ENTRY] = np.array(contract.to_json())
@@ -657,8 +641,10 @@ def load(path: str | os.PathLike):
         contract = Contract.from_json(str(text))
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {error}") from None
+    from ._validation import check_contract_fits
+
     try:
-        _check_fits(net, contract)
+        check_contract_fits(net, contract)
     except ValueError as error:
         raise ValueError(f"{os.fspath(path)} is not a valid nbbp model file: {error}") from None
     return net, contract
