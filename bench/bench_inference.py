@@ -27,9 +27,10 @@ class Inference:
             self.run = lambda: net.predict_proba(self.X)
         else:
             try:
+                import onnx  # noqa: F401  (to_onnx's)
                 import onnxruntime
-            except ImportError:
-                raise NotImplementedError("onnxruntime is not installed") from None
+            except ImportError as error:
+                raise NotImplementedError(f"{error.name} is not installed") from None
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = numba.config.NUMBA_NUM_THREADS
             session = onnxruntime.InferenceSession(net.to_onnx().SerializeToString(), options,

@@ -10,8 +10,10 @@ The graph is the forward pass at inference, layer by layer, as the formulas read
     z(l) = BatchNormalization(z(l))            with the running mean and variance (eps 1e-5)
     z(l) = Add(z(l), a(s))                     a skip from layer s, skip="activation"
     a(l) = f(z(l))                             Relu, LeakyRelu(0.01) (float64: Max(z, 0.01 z),
-                                               as LeakyRelu's slope is a float32), Sigmoid,
-                                               Tanh, Exp, Softmax(axis=1), or none (identity)
+                                               as LeakyRelu's slope is a float32), sigmoid from
+                                               Exp(-|z|) (as nbbp's kernel: onnxruntime's
+                                               Sigmoid approximates), Tanh, Exp,
+                                               Softmax(axis=1), or none (identity)
     a(l) = Add(a(l), a(s))                     a skip from layer s, skip="identity"
 
 in the network's dtype (float32 or float64), with a dynamic batch dimension. Dropout is
@@ -129,12 +131,27 @@ def build_layers(graph, layers, skip, x):
             a = graph.node("LeakyRelu", [z], f"a{l}", alpha=LEAKY_SLOPE)
         elif layer.activation == "softmax":
             a = graph.node("Softmax", [z], f"a{l}", axis=1)
+        elif layer.activation == "sigmoid":
+            a = _sigmoid(graph, z, f"a{l}")
         elif layer.activation != "identity":
             a = graph.node(ONNX_OPS[layer.activation], [z], f"a{l}")
         if layer.skip_from is not None and skip == "identity":
             a = graph.node("Add", [a, a_names[layer.skip_from]], f"a{l}_skip")
         a_names.append(a)
     return a_names[-1]
+
+
+def _sigmoid(graph, z, hint):
+    """sigmoid(z) as nbbp computes it: 1 / (1 + exp(-z)) for z >= 0, e / (1 + e) with e =
+    exp(z) below, both from e = exp(-|z|). (onnxruntime's Sigmoid approximates: 17% off at
+    z = -15 in float32, and 0 below -17.)"""
+    one = graph.constant("one", np.array(1, dtype=graph.dtype))
+    zero = graph.constant("zero", np.array(0, dtype=graph.dtype))
+    e = graph.node("Exp", [graph.node("Neg", [graph.node("Abs", [z], "abs_z")], "minus_abs_z")],
+                   "exp_minus_abs_z")
+    top = graph.node("Where", [graph.node("GreaterOrEqual", [z, zero], "z_at_least_0"), one, e],
+                     "sigmoid_top")
+    return graph.node("Div", [top, graph.node("Add", [one, e], "one_plus_e")], hint)
 
 
 def _label(graph, output, loss, n_out, name):
@@ -193,9 +210,14 @@ def to_onnx(net, path: str | os.PathLike | None = None, opset: int | None = None
         The graph's input (shape (batch, sizes[0]), the batch dynamic), its output activations,
         and for a classifier its labels (int64 indices, as ``predict``).
     contract : nbbp.tabular.Contract or None
-        A model's data contract (``nbbp.tabular.load``): the graph then takes the raw features,
-        in ``contract.features`` order, fills missing (NaN) inputs and standardizes as the
-        contract does, and labels with the class names (strings). The metadata holds it.
+        A model's data contract (``nbbp.tabular.load``): the graph then takes the raw features
+        as float64, in ``contract.features`` order, fills missing (NaN) inputs and
+        standardizes as the contract does (in float64, then casts), and labels with the class
+        names (strings). The metadata holds it.
+
+    A graph cannot refuse its input as ``predict`` does: a NaN (without a fill) or an inf
+    gives NaN outputs, and a label that means nothing. Check the inputs where the model is
+    served.
     """
     if not all(hasattr(net, name) for name in NETWORK_ATTRIBUTES):  # (export does not import
         # network, which imports it)
@@ -237,7 +259,8 @@ def to_onnx(net, path: str | os.PathLike | None = None, opset: int | None = None
         outputs.append(helper.make_tensor_value_info(label_name, label_type, shape))
     body = helper.make_graph(
         graph.nodes, "nbbp_network",
-        [helper.make_tensor_value_info(input_name, elem, ["batch", net.sizes[0]])],
+        [helper.make_tensor_value_info(input_name, elem if contract is None
+                                       else onnx.TensorProto.DOUBLE, ["batch", net.sizes[0]])],
         outputs, graph.initializers)
     model = helper.make_model(body, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="nbbp", producer_version=__version__,
@@ -255,15 +278,19 @@ def to_onnx(net, path: str | os.PathLike | None = None, opset: int | None = None
 
 
 def _prepared(graph, contract, x):
-    """The contract's filling and scaling in the graph: x = where(isnan(x), fill, x), then
-    x / scale - mean / scale (as Contract.inputs computes it)."""
-    dtype = graph.dtype
+    """The contract's filling and scaling of raw float64 features, as Contract.inputs computes
+    them (in float64: a float32 x - mean loses the digits of features far from 0, such as
+    latitudes), then a cast to the network's dtype: x = where(isnan(x), fill, x), then
+    x / scale - mean / scale."""
+    from onnx import helper
+
     if contract.fill is not None:
-        fill = graph.constant("fill", contract.fill.astype(dtype))
+        fill = graph.constant("fill", contract.fill.astype(np.float64))
         x = graph.node("Where", [graph.node("IsNaN", [x], "missing"), fill, x], "filled")
     if contract.mean is not None:
-        scaled = graph.node("Div", [x, graph.constant("scale", contract.scale.astype(dtype))],
-                            "scaled")
-        shift = graph.constant("shift", (contract.mean / contract.scale).astype(dtype))
-        x = graph.node("Sub", [scaled, shift], "standardized")
+        scaled = graph.node("Div", [x, graph.constant("scale", contract.scale)], "scaled")
+        x = graph.node("Sub", [scaled, graph.constant("shift", contract.mean / contract.scale)],
+                       "standardized")
+    if graph.dtype != np.float64:
+        x = graph.node("Cast", [x], "inputs", to=helper.np_dtype_to_tensor_dtype(graph.dtype))
     return x

@@ -112,15 +112,23 @@ def convert_regressor(scope, operator, container):
     graph.node("Identity", [output], "variable", output=operator.outputs[0].full_name)
 
 
+def regressor_shapes(operator):
+    """scikit-learn's regressor shape calculator, with the output's width: n_outputs_ (its own
+    says 1 for every MLP)."""
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+
+    calculate_linear_regressor_output_shapes(operator)
+    first = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type.shape = [first, operator.raw_operator.n_outputs_]
+
+
 def register() -> None:
     """Register the converters and shape calculators with skl2onnx (again is harmless)."""
     skl2onnx = _needs("skl2onnx")
-    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
-                                                  calculate_linear_regressor_output_shapes)
+    from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
 
     skl2onnx.update_registered_converter(
         MLPClassifier, "NbbpMLPClassifier", calculate_linear_classifier_output_shapes,
         convert_classifier, options={"zipmap": [True, False, "columns"], "nocl": [True, False]})
     skl2onnx.update_registered_converter(
-        MLPRegressor, "NbbpMLPRegressor", calculate_linear_regressor_output_shapes,
-        convert_regressor)
+        MLPRegressor, "NbbpMLPRegressor", regressor_shapes, convert_regressor)
