@@ -31,16 +31,19 @@ from .training import Epochs
 class FitPlan:
     """What one training call trains on and how.
 
-    X, Y: the training inputs and targets (Y empty when ``labels`` holds class labels, which
-    the epoch driver one-hots per batch); X_val, Y_val: validation data or None; split_rng: the
-    generator state after drawing a validation split (the network's takes it once training
-    starts), or None; sample_weight: one float64 weight per training sample (sample and class
-    weights multiplied), or None; val_weight: the held-out samples' weights, or None.
+    X, Y: the inputs and targets (Y empty when ``labels`` holds class labels, which the epoch
+    driver one-hots per batch); rows: the rows of X (and Y, labels, sample_weight) to train on,
+    or None for all (a validation split leaves the arrays whole); X_val, Y_val: validation data
+    or None; split_rng: the generator state after drawing a validation split (the network's
+    takes it once training starts), or None; sample_weight: one float64 weight per sample of X
+    (sample and class weights multiplied), or None; val_weight: the held-out samples' weights,
+    or None.
     """
 
     X: np.ndarray
     Y: np.ndarray
     labels: np.ndarray
+    rows: np.ndarray | None
     sample_weight: np.ndarray | None
     X_val: np.ndarray | None
     Y_val: np.ndarray | None
@@ -123,7 +126,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         if not weights.any():
             raise ValueError("class_weight and sample_weight give every sample the weight 0: "
                              "there is nothing to learn from")
-    X_val = Y_val = w_val = split_rng = None
+    X_val = Y_val = w_val = split_rng = rows = None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -141,20 +144,19 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         perm = split_rng.permutation(X.shape[0])
         val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         if weights is not None:
-            weights, w_val = weights[train], weights[val]
-            if not weights.any() or not w_val.any():
+            w_val = weights[val]
+            if not weights[train].any() or not w_val.any():
                 raise ValueError(f"validation_fraction={validation_fraction} leaves "
-                                 f"{'training' if not weights.any() else 'validation'} samples "
-                                 "whose weights are all 0")
-        if labels is None:
-            X, Y, X_val, Y_val = X[train], Y[train], X[val], Y[val]
-        else:
-            X_val = X[val]
-            Y_val = check.as_targets(labels[val], len(val), net.sizes[-1], net.loss_name,
-                                     net.dtype)
-            X, labels = X[train], labels[train]
+                                 f"{'training' if not weights[train].any() else 'validation'} "
+                                 "samples whose weights are all 0")
+        # X, Y, labels and weights stay whole (a memmap is not copied): training reads the
+        # rows ``train`` in place
+        rows = train
+        X_val = X[val]
+        Y_val = Y[val] if labels is None else check.as_targets(
+            labels[val], len(val), net.sizes[-1], net.loss_name, net.dtype)
 
-    n = X.shape[0]
+    n = X.shape[0] if rows is None else len(rows)
     if net._has_batch_norm and (n < 2 or batch_size == 1):
         raise ValueError(
             "batch normalisation needs batches of 2 samples or more (batch statistics); "
@@ -167,7 +169,8 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         batch_size = n
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
-    return FitPlan(X=X, Y=Y, labels=labels, sample_weight=weights, X_val=X_val, Y_val=Y_val,
+    return FitPlan(X=X, Y=Y, labels=labels, rows=rows, sample_weight=weights, X_val=X_val,
+                   Y_val=Y_val,
                    val_weight=w_val, batch_size=batch_size,
                    learning_rate=learning_rate, l2=float(l2), l2_per_batch=bool(l2_per_batch),
                    clip_norm=0.0 if clip_norm is None else clip_norm,
@@ -231,7 +234,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     """
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
-    n, L, widths = plan.X.shape[0], net.n_layers, params.layout[:, N_OUT]
+    n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
+    L, widths = net.n_layers, params.layout[:, N_OUT]
     epochs_of = Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,
                        params.stats if net._has_batch_norm or net.residual else None,
                        net._has_batch_norm)
@@ -261,6 +265,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                         raise ValueError(f"the learning-rate schedule gave epoch {epoch} the rate "
                                          f"{rate!r}; a rate is a finite number >= 0")
                 order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
+                if plan.rows is not None:
+                    order = plan.rows[order]
                 drop_seed = None  # the epoch's dropout masks, drawn after its order
                 if np.any(params.layout[:, DROP] > 0):
                     drop_seed = net.rng.integers(2**64, dtype=np.uint64)

@@ -66,8 +66,16 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
     theta, dtype = params.theta, params.theta.dtype
-    Y = plan.Y if plan.labels.size == 0 else np.eye(net.sizes[-1], dtype=dtype)[plan.labels]
-    weights = plan.sample_weight
+    X, Y, labels, weights = plan.X, plan.Y, plan.labels, plan.sample_weight
+    if plan.rows is not None:  # full batch: the training rows as one array
+        X = X[plan.rows]
+        if labels.size:
+            labels = labels[plan.rows]
+        else:
+            Y = Y[plan.rows]
+        if weights is not None:
+            weights = weights[plan.rows]
+    Y = Y if labels.size == 0 else np.eye(net.sizes[-1], dtype=dtype)[labels]
     W_ranges = weight_ranges(params.layout)
     start = theta.copy()
     last = {"x": start, "grad": np.zeros_like(theta)}  # the last recorded iterate
@@ -78,7 +86,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
 
     def objective(x):
         theta[...] = x
-        grad, E = passes.backprop(plan.X, Y, theta, params.stats, params.mask_theta,
+        grad, E = passes.backprop(X, Y, theta, params.stats, params.mask_theta,
                                   params.layout, net._loss_code, net._eps,
                                   sample_weight=weights)
         if plan.l2 > 0:

@@ -121,10 +121,37 @@ def _numeric_array(data, name):
 
 
 def _writeable(arr):
-    """``arr``, or a copy of it if it is read-only (a read-only memmap, np.broadcast_to, a frozen
-    array): Numba types read-only arrays apart, so passing one would compile a second copy of
-    every kernel and of the epoch driver (about 30 s), where one copy of the data costs little."""
-    return arr if arr.flags.writeable else arr.copy()
+    """``arr`` as an array the kernels take without a second compilation: Numba types
+    read-only arrays apart, which would compile a second copy of every kernel and of the epoch
+    driver (about 30 s). A read-only memmap (``np.load(path, mmap_mode="r")``), or a
+    C-contiguous view of one, becomes a copy-on-write mapping of the same bytes of its file:
+    writeable by type, read from disk as the kernels touch it, never copied (the kernels write
+    nothing into their inputs). Any other read-only array (np.broadcast_to, a frozen array) is
+    copied."""
+    if arr.flags.writeable:
+        return arr
+    mapped = _copy_on_write(arr)
+    return mapped if mapped is not None else arr.copy()
+
+
+def _copy_on_write(arr):
+    """A copy-on-write np.memmap of the file bytes under ``arr``, as a plain ndarray, or None
+    when ``arr`` is not a C-contiguous view of a file mapping."""
+    import mmap
+
+    root = arr
+    while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
+        root = root.base
+    if (not isinstance(root, np.memmap) or not getattr(root, "filename", None)
+            or not arr.flags.c_contiguous or arr.size == 0):
+        return None
+    start = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    try:
+        view = np.memmap(root.filename, dtype=arr.dtype, mode="c", offset=root.offset + start,
+                         shape=arr.shape)
+    except (OSError, ValueError):  # the file is gone or shorter: copy what the array holds
+        return None
+    return np.asarray(view)
 
 
 FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(block), not O(data)
@@ -598,19 +625,22 @@ def finite_gradients(grad, dtype, layers_checked):
                                  f"inputs; the inputs or weights are too large for {dtype.name}")
 
 
-def finite_layers(zs, a_list, what, parameters_checked):
+def finite_layers(zs, a_list, what, parameters_checked, first_row=0):
     """A FloatingPointError naming the first layer whose pre-activations or activations are not
     finite, for inputs that were (checked on the way in): an overflow, which would otherwise
     come out as NaN probabilities, and class 0 from predict. ``parameters_checked()`` first
-    raises its own error if the cause is a NaN or inf set by hand in the parameters."""
+    raises its own error if the cause is a NaN or inf set by hand in the parameters. The rows
+    are samples first_row, first_row + 1, ...; a layer given as None is skipped."""
     for l, (Z, A) in enumerate(zip(zs, a_list[1:])):
+        if Z is None:
+            continue
         rows = [r for r in (first_non_finite_row(Z), first_non_finite_row(A)) if r >= 0]
         if rows:
             parameters_checked()
             raise FloatingPointError(
                 f"{what}: layer {l} (of {len(zs)}) overflowed: its values are inf or NaN for "
-                f"finite inputs (first at sample {min(rows)}); the inputs or weights are too "
-                f"large for {Z.dtype.name}")
+                f"finite inputs (first at sample {first_row + min(rows)}); the inputs or "
+                f"weights are too large for {Z.dtype.name}")
 
 
 def check_contract_fits(net, contract):

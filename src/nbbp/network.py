@@ -254,9 +254,7 @@ class Network:
         training = check.check_training(training)
         X = self._inputs(X)
         self._check_batch(X, training, "forward(training=True)")
-        zs, a_list = self._forward(X, training)
-        self._check_finite_layers(zs, a_list, "forward")
-        return a_list[-1]
+        return self._forward(X, training, what="forward")[1][-1]
 
     def loss(self, X: ArrayLike, y: ArrayLike, training: bool = False,
              sample_weight: ArrayLike | None = None) -> float:
@@ -272,8 +270,7 @@ class Network:
         X, Y = self._inputs_and_targets(X, y)
         weights = check.as_sample_weight(sample_weight, len(Y))
         self._check_batch(X, training, "loss(training=True)")
-        zs, a_list = self._forward(X, training)
-        self._check_finite_layers(zs, a_list, "loss")
+        zs, a_list = self._forward(X, training, what="loss")
         return self._loss(zs[-1], a_list[-1], Y, weights)
 
     def gradients(self, X: ArrayLike, y: ArrayLike,
@@ -451,8 +448,7 @@ class Network:
         and poisson (averaged over outputs); weighted by ``sample_weight``, as scikit-learn's."""
         X, Y = self._inputs_and_targets(X, y)
         weights = check.as_sample_weight(sample_weight, len(Y))
-        zs, a_list = self._forward(X)
-        self._check_finite_layers(zs, a_list, "score")
+        zs, a_list = self._forward(X, what="score")
         return passes.score(a_list[-1], Y, self.loss_name, weights)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -502,11 +498,13 @@ class Network:
     def _has_batch_norm(self):
         return bool(np.any(self._layout[:, BN_OFF] >= 0))
 
-    def _forward(self, X, training=False, update_running=False) -> tuple[list, list]:
-        """(zs, [X] + activations): passes.forward_layers (zs[l] the input of f)."""
-        zs, a_list, _ = passes.forward_layers(X, self._theta, self._stats, self._layout,
-                                              training, update_running)
-        return zs, a_list
+    def _forward(self, X, training=False, update_running=False, what=None) -> tuple[list, list]:
+        """(zs, [X] + activations), zs[l] the input of f, checked finite for ``what`` if given:
+        passes.forward_checked (inference on many rows: by chunks, the output layer alone)."""
+        layers = None if what is None else (lambda zs, a_list, first: check.finite_layers(
+            zs, a_list, what, lambda: self._check_finite_parameters(what), first))
+        return passes.forward_checked(X, self._theta, self._stats, self._layout, training,
+                                      update_running, layers)
 
     def _loss(self, Z, O, Y, sample_weight=None):
         return passes.mean_loss(Z, O, Y, self._layout, self._loss_code, self._eps, sample_weight)

@@ -187,6 +187,32 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
 
 
 # -------------------------------------------------------------------------------- Python
+# Inference on more rows than this goes chunk by chunk (forward_checked)
+INFERENCE_CHUNK_ROWS = 4096
+
+
+def forward_checked(X, theta, stats, layout, training, update_running, check):
+    """forward_layers' (zs, [X] + activations), each layer passed to ``check(zs, a_list,
+    first_row)`` if not None. Inference on more than INFERENCE_CHUNK_ROWS rows goes chunk by
+    chunk, so that the layers take O(chunk) memory whatever the rows (a memmap streams from
+    disk): zs and the activations then hold the output layer alone (the others are None)."""
+    n = X.shape[0]
+    if training or n <= INFERENCE_CHUNK_ROWS:
+        zs, a_list, _ = forward_layers(X, theta, stats, layout, training, update_running)
+        if check is not None:
+            check(zs, a_list, 0)
+        return zs, a_list
+    n_layers, n_out = layout.shape[0], layout[-1, N_OUT]
+    Z, O = np.empty((n, n_out), dtype=theta.dtype), np.empty((n, n_out), dtype=theta.dtype)
+    for start in range(0, n, INFERENCE_CHUNK_ROWS):
+        rows = slice(start, start + INFERENCE_CHUNK_ROWS)
+        zs, a_list, _ = forward_layers(X[rows], theta, stats, layout)
+        if check is not None:
+            check(zs, a_list, start)
+        Z[rows], O[rows] = zs[-1], a_list[-1]
+    return [None] * (n_layers - 1) + [Z], [X] + [None] * (n_layers - 1) + [O]
+
+
 def forward_layers(X, theta, stats, layout, training=False, update_running=False, dropout=None):
     """(zs, [X] + activations, norm) for a batch, layer by layer as forward_pass (zs[l] the
     input of f), with the running averages of batch normalisation, or with ``training`` the

@@ -103,8 +103,9 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
                 bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
                 h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
                 grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch):
-    """Train one epoch over the samples in ``order``, batch by batch, updating theta (and the
-    running statistics of batch normalisation in ``stats``) in place. Targets are the rows of
+    """Train one epoch over the samples in ``order`` (rows of X: all of them, or a training
+    split's), batch by batch, updating theta (and the running statistics of batch
+    normalisation in ``stats``) in place. Targets are the rows of
     Y, or, when ``labels`` is not empty, one-hot rows of those class labels (Y is then unused),
     built per batch so that no one-hot copy of the data set exists. ``sample_weight`` (None:
     none, pruned by type; else float64, one per sample) weighs each batch's samples: E is
@@ -124,7 +125,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     adds each batch's ||dE/dW(l)|| (before clipping) to grad_norm_sum[l] and sum |delta(l)| to
     delta_abs_sum[l].
     """
-    n_samples, n_features = X.shape
+    n_samples, n_features = order.shape[0], X.shape[1]  # order: the rows of X to train on
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
     use_labels = labels.shape[0] > 0
