@@ -234,6 +234,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     """
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
+    if plan.shuffle:
+        check.advise_random_reads(plan.X)
     n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
     L, widths = net.n_layers, params.layout[:, N_OUT]
     epochs_of = Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,

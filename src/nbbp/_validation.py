@@ -134,6 +134,19 @@ def _writeable(arr):
     return mapped if mapped is not None else arr.copy()
 
 
+def advise_random_reads(arr):
+    """Tell the kernel that the file mapping under ``arr`` (if any) is read at random, as a
+    shuffled epoch reads rows: no read-ahead of the pages around each row, which on a file
+    larger than the page cache reads the file many times over and evicts the rows to come."""
+    import mmap
+
+    root = arr
+    while isinstance(root, np.ndarray):
+        root = root.base
+    if isinstance(root, mmap.mmap) and hasattr(root, "madvise"):
+        root.madvise(mmap.MADV_RANDOM)
+
+
 def _copy_on_write(arr):
     """A copy-on-write np.memmap of the file bytes under ``arr``, as a plain ndarray, or None
     when ``arr`` is not a C-contiguous view of a file mapping."""
