@@ -34,7 +34,8 @@ import sys
 import nbbp
 heavy = [m for m in ("sklearn", "matplotlib", "tqdm", "torch", "jax", "nbbp.sklearn", "nbbp.plot",
                     "pyarrow", "onnx", "onnxruntime", "skl2onnx", "nbbp.export",
-                    "nbbp.sklearn_onnx", "nbbp.cli") if m in sys.modules]
+                    "nbbp.sklearn_onnx", "nbbp.cli", "mpi4py", "nbbp.distributed")
+         if m in sys.modules]
 print(heavy)
 estimator = nbbp.MLPClassifier
 print(estimator.__module__, "sklearn" in sys.modules)
