@@ -63,10 +63,27 @@ def main():
     parser.add_argument("--no-mmap", action="store_true", help="load X into memory instead "
                         "(what a copy of it costs: under the limit, the kernel kills the child)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds the epoch may take")
-    parser.add_argument("--folder", default=None, help="where to write the data (default: a "
-                        "temporary folder, removed after)")
+    parser.add_argument("--folder", default=None, help="an empty folder to write the data in "
+                        "(default: a temporary one); the files are removed after")
     args = parser.parse_args()
+    if args.folder is not None:
+        taken = [name for name in ("X.npy", "y.npy")
+                 if os.path.exists(os.path.join(args.folder, name))]
+        if taken:
+            parser.error(f"--folder {args.folder} already holds {', '.join(taken)}: give an "
+                         "empty folder")
     folder = args.folder or tempfile.mkdtemp(prefix="nbbp-memmap-")
+    try:
+        return run(args, folder)
+    finally:
+        for name in ("X.npy", "y.npy"):  # several GB: never left behind
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+        if args.folder is None:
+            os.rmdir(folder)
+
+
+def run(args, folder):
     rows = write_data(folder, args.data_gib)
     group = os.path.join(CGROUP, f"nbbp-memmap-{os.getpid()}")
     confined = False
@@ -125,10 +142,6 @@ def main():
             os.kill(int(pid), 9)  # a timed-out child's own children
         time.sleep(0.5)
         os.rmdir(group)
-    if args.folder is None:
-        for name in ("X.npy", "y.npy"):
-            os.remove(os.path.join(folder, name))
-        os.rmdir(folder)
     return result.returncode
 
 

@@ -60,7 +60,8 @@ import numpy as np
 from mpi4py import MPI
 from nbbp import distributed
 comm = MPI.COMM_WORLD
-path = sys.argv[1] if comm.rank != int(sys.argv[2]) else sys.argv[1] + ".missing"
+# rank argv[2] reads argv[3] instead (a file only it sees)
+path = sys.argv[1] if comm.rank != int(sys.argv[2]) else sys.argv[3]
 report = open(f"{sys.argv[1]}.rank{comm.rank}.txt", "w")  # ranks share stdout: a file each
 try:
     part = distributed.shard(path, comm)
@@ -81,7 +82,7 @@ def reports(path, n):
 def test_the_ranks_shards_tile_the_file(tmp_path, rng):
     X = rng.normal(size=(1001, 6))
     np.save(tmp_path / "X.npy", X)
-    result = run_ranks(3, SHARDS, tmp_path / "X.npy", -1)
+    result = run_ranks(3, SHARDS, tmp_path / "X.npy", -1, "")
     assert result.returncode == 0, result.stderr
     lines = reports(tmp_path / "X.npy", 3)
     assert [int(line[1]) for line in lines] == [334, 334, 333]
@@ -91,14 +92,35 @@ def test_the_ranks_shards_tile_the_file(tmp_path, rng):
     assert_array_equal(np.load(tmp_path / "X.npy.joined.npy"), X)
 
 
-def test_an_error_on_one_rank_raises_on_every_rank(tmp_path, rng):
+@pytest.mark.parametrize("case", ["missing", "other shape", "other dtype", "header overflows",
+                                  "fewer rows than ranks"])
+def test_an_error_on_one_rank_raises_on_every_rank(tmp_path, rng, case):
     np.save(tmp_path / "X.npy", rng.normal(size=(20, 2)))
-    result = run_ranks(3, SHARDS, tmp_path / "X.npy", 1)  # rank 1 names a missing file
+    other = tmp_path / "other.npy"
+    expected = {"missing": "other.npy: no such file",
+                "other shape": "its file holds rows of shape (3,) and dtype float64, rank 0's "
+                               "of shape (2,) and dtype float64: the ranks read different files",
+                "other dtype": "dtype float32, rank 0's of shape (2,) and dtype float64",
+                "header overflows": "OverflowError",
+                "fewer rows than ranks": "has 2 rows for 3 ranks: every rank needs one"}[case]
+    if case == "other shape":
+        np.save(other, rng.normal(size=(20, 3)))
+    elif case == "other dtype":
+        np.save(other, rng.normal(size=(20, 2)).astype(np.float32))
+    elif case == "header overflows":  # a header whose row count does not fit a C long
+        np.save(other, np.zeros((1, 2)))
+        data = other.read_bytes().replace(b"(1, 2)", b"(" + str(2**70).encode() + b", 2)")
+        other.write_bytes(data)
+    elif case == "fewer rows than ranks":
+        np.save(tmp_path / "X.npy", rng.normal(size=(2, 2)))
+        other = tmp_path / "X.npy"
+    result = run_ranks(3, SHARDS, tmp_path / "X.npy", 1, other)  # rank 1 reads ``other``
     assert result.returncode == 0, result.stderr
     for line in reports(tmp_path / "X.npy", 3):
         text = " ".join(line)
-        assert text.startswith("error: nbbp.distributed.shard: rank 1 of 3: ")
-        assert text.endswith("X.npy.missing: no such file")
+        where = "rank 0 of 3" if case == "fewer rows than ranks" else "rank 1 of 3"
+        assert text.startswith(f"error: nbbp.distributed.shard: {where}: "), text
+        assert expected in text, text
 
 
 def test_bad_arguments(tmp_path):

@@ -103,3 +103,26 @@ def test_other_read_only_arrays_are_still_taken(rng):
     net = nbbp.Network([4, 3, 2])
     net.fit(X, np.arange(30) % 2, epochs=1, batch_size=10)
     assert net.forward(X).shape == (30, 2)
+
+
+def test_a_file_replaced_since_it_was_mapped_is_not_read(on_disk):
+    # the memmap holds the old bytes; reopening its path would read the new file
+    X, labels, Xm, ym, path = on_disk
+    np.save(path / "new.npy", -X)
+    (path / "new.npy").replace(path / "X.npy")
+    a, b = twins()
+    a.fit(X, labels, epochs=1, batch_size=100)
+    b.fit(Xm, ym, epochs=1, batch_size=100)
+    assert_array_equal(a._theta, b._theta)
+    assert_array_equal(a.forward(X), b.forward(Xm))
+
+
+def test_a_private_mapping_changed_in_memory_is_read_as_changed(on_disk):
+    X, labels, _, _, path = on_disk
+    changed = np.load(path / "X.npy", mmap_mode="c")
+    changed *= 2  # in this process only: the file keeps X
+    changed.flags.writeable = False
+    a, b = twins()
+    a.fit(2 * X, labels, epochs=1, batch_size=100)
+    b.fit(changed, labels, epochs=1, batch_size=100)
+    assert_array_equal(a._theta, b._theta)

@@ -135,36 +135,67 @@ def _writeable(arr):
 
 
 def advise_random_reads(arr):
-    """Tell the kernel that the file mapping under ``arr`` (if any) is read at random, as a
-    shuffled epoch reads rows: no read-ahead of the pages around each row, which on a file
-    larger than the page cache reads the file many times over and evicts the rows to come."""
+    """Tell the kernel that the file mapping under ``arr`` is read at random, as a shuffled
+    epoch reads rows: no read-ahead of the pages around each row, which on a file larger than
+    the page cache reads the file many times over and evicts the rows to come. Only a mapping
+    _copy_on_write made: a user's own keeps its read-ahead."""
     import mmap
 
-    root = arr
-    while isinstance(root, np.ndarray):
-        root = root.base
-    if isinstance(root, mmap.mmap) and hasattr(root, "madvise"):
-        root.madvise(mmap.MADV_RANDOM)
+    view = arr
+    while isinstance(view, np.ndarray) and not getattr(view, "_nbbp_mapping", False):
+        view = view.base
+    if isinstance(view, np.memmap) and isinstance(view.base, mmap.mmap):
+        view.base.madvise(mmap.MADV_RANDOM)
 
 
 def _copy_on_write(arr):
     """A copy-on-write np.memmap of the file bytes under ``arr``, as a plain ndarray, or None
-    when ``arr`` is not a C-contiguous view of a file mapping."""
+    when ``arr`` is not a C-contiguous view of a read-only file mapping whose file is still
+    the one at its path (the same device and inode: a file replaced since, by a rename or a
+    moved symlink, is not remapped) or this cannot be told (no /proc/self/maps)."""
     import mmap
 
     root = arr
     while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
         root = root.base
-    if (not isinstance(root, np.memmap) or not getattr(root, "filename", None)
+    if (not isinstance(root, np.memmap) or root.mode != "r" or not root.filename
             or not arr.flags.c_contiguous or arr.size == 0):
         return None
-    start = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    address = root.__array_interface__["data"][0]
+    if _mapped_file(address) != _file_identity(root.filename):
+        return None
+    start = arr.__array_interface__["data"][0] - address
     try:
         view = np.memmap(root.filename, dtype=arr.dtype, mode="c", offset=root.offset + start,
                          shape=arr.shape)
     except (OSError, ValueError):  # the file is gone or shorter: copy what the array holds
         return None
+    view._nbbp_mapping = True  # advise_random_reads may change its read-ahead
     return np.asarray(view)
+
+
+def _file_identity(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return os.major(st.st_dev), os.minor(st.st_dev), st.st_ino
+
+
+def _mapped_file(address):
+    """(major, minor, inode) of the file mapped at ``address``, from /proc/self/maps, or
+    None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                start, end = (int(v, 16) for v in fields[0].split("-"))
+                if start <= address < end:
+                    major, minor = (int(v, 16) for v in fields[3].split(":"))
+                    return (major, minor, int(fields[4])) if int(fields[4]) else None
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(block), not O(data)

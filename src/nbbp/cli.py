@@ -144,9 +144,8 @@ def _numbered(names):
 
 
 def _load_model(path):
-    """(network, contract) from a model file; a file saved by Network.save alone, which names
-    no columns, gets a contract that takes every column as a feature (the last as the target
-    when labelled) and names classes by their index."""
+    """(network, contract) from a model file; the contract is None for a file saved by
+    Network.save alone (``_plain_contract`` then stands in for it)."""
     try:
         return tabular.load(path)
     except FileNotFoundError:
@@ -156,6 +155,8 @@ def _load_model(path):
 
 
 def _plain_contract(net, table, labelled):
+    """For a model without a data contract: every column a feature (the last the target when
+    ``labelled``), classes named by their index, no scaling."""
     if net.loss_name == "cross_entropy":
         classes = [str(i) for i in range(net.sizes[-1])]
     elif net.loss_name == "log_loss" and net.sizes[-1] == 1:
@@ -201,6 +202,11 @@ def _encoding(text):
         raise argparse.ArgumentTypeError(f"unknown text encoding {text!r} (e.g. utf-8, "
                                          "latin-1, cp1252, utf-16)") from None
     return text
+
+
+def _model_option(parser):
+    parser.add_argument("--model", required=True, help="a model saved by nbbp train or "
+                        "Network.save")
 
 
 def _encoding_option(parser):
@@ -537,7 +543,7 @@ def build_parser():
     p.set_defaults(run=train)
 
     p = commands.add_parser("predict", help="predict with a saved model")
-    p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
+    _model_option(p)
     p.add_argument("--data", required=True, help=".csv, .parquet or .npz (X); its columns "
                    "are found by name, and others (the target) ignored")
     _encoding_option(p)
@@ -547,7 +553,7 @@ def build_parser():
     p.set_defaults(run=predict)
 
     p = commands.add_parser("evaluate", help="a saved model's metrics on labelled data")
-    p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
+    _model_option(p)
     p.add_argument("--data", required=True, help=".csv, .parquet or .npz (X and y) with the "
                    "model's features and target")
     _encoding_option(p)
@@ -557,7 +563,7 @@ def build_parser():
 
     p = commands.add_parser("export", help="write a saved model as ONNX (needs onnx), with its "
                             "data contract's scaling and class names when it has one")
-    p.add_argument("--model", required=True, help="a model saved by nbbp train or Network.save")
+    _model_option(p)
     p.add_argument("--onnx", required=True, metavar="FILE.onnx", help="where to write it")
     p.add_argument("--opset", type=_opset, help="the ONNX operator set (default 17)")
     p.set_defaults(run=export)

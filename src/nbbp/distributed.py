@@ -42,9 +42,9 @@ def _read_shard(path, rank, size):
     if len(shape) == 0:
         raise ValueError(f"{path} holds a scalar, not rows")
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    if shape[0] < size:
+        raise ValueError(f"{path} has {shape[0]} rows for {size} ranks: every rank needs one")
     start, stop = rows_of(shape[0], rank, size)
-    if stop == start:
-        return np.empty((0, *shape[1:]), dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=offset + start * row_bytes,
                      shape=(stop - start, *shape[1:]))
 
@@ -53,18 +53,26 @@ def shard(path: str | os.PathLike, comm) -> np.ndarray:
     """This rank's contiguous slice of the rows of the ``.npy`` file at ``path``, as a
     read-only memmap that maps those rows alone (``rows_of``: as equal as can be, in rank
     order). Collective: every rank of ``comm`` (an mpi4py communicator) must call it, and an
-    error on any rank (a missing or corrupt file, a Fortran-order or object array) raises on
-    every rank a ValueError naming the rank and the problem, so that none waits for another."""
+    error on any rank (a missing or corrupt file, a Fortran-order or object array, fewer rows
+    than ranks, rows of another shape or dtype than rank 0's) raises on every rank a
+    ValueError naming the rank and the problem, so that none waits for another."""
     if not all(hasattr(comm, name) for name in ("Get_rank", "Get_size", "allgather")):
         raise TypeError(f"comm must be an mpi4py communicator; got {type(comm).__name__}")
     rank, size = comm.Get_rank(), comm.Get_size()
-    result, problem = None, None
-    try:
+    result, problem, layout = None, None, None
+    try:  # anything: a rank that left before the allgather would leave the others waiting
         result = _read_shard(path, rank, size)
-    except (OSError, ValueError) as error:
-        problem = str(error)
-    problems = comm.allgather(problem)
-    failed = [(r, p) for r, p in enumerate(problems) if p is not None]
+        layout = (result.shape[1:], result.dtype.str)
+    except Exception as error:
+        problem = str(error) if isinstance(error, (OSError, ValueError)) else repr(error)
+    reports = comm.allgather((problem, layout))
+    failed = [(r, p) for r, (p, _) in enumerate(reports) if p is not None]
+    if not failed:  # the ranks must read one data set: the same row shape and dtype
+        first = reports[0][1]
+        failed = [(r, f"its file holds rows of shape {shape} and dtype {np.dtype(kind)}, rank "
+                      f"0's of shape {first[0]} and dtype {np.dtype(first[1])}: the ranks read "
+                      "different files") for r, (_, (shape, kind)) in enumerate(reports)
+                  if (shape, kind) != first]
     if failed:
         r, p = failed[0]
         more = f" (and {len(failed) - 1} more ranks)" if len(failed) > 1 else ""
