@@ -4,6 +4,7 @@ what was received; nothing here mutates its inputs."""
 import inspect
 import numbers
 import os
+import weakref
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import NamedTuple
@@ -134,6 +135,11 @@ def _writeable(arr):
     return mapped if mapped is not None else arr.copy()
 
 
+# The mappings _copy_on_write made, by id (held weakly: each goes with the last array on it;
+# arrays are not hashable)
+OWN_MAPPINGS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 def advise_random_reads(arr):
     """Tell the kernel that the file mapping under ``arr`` is read at random, as a shuffled
     epoch reads rows: no read-ahead of the pages around each row, which on a file larger than
@@ -142,7 +148,7 @@ def advise_random_reads(arr):
     import mmap
 
     view = arr
-    while isinstance(view, np.ndarray) and not getattr(view, "_nbbp_mapping", False):
+    while isinstance(view, np.ndarray) and OWN_MAPPINGS.get(id(view)) is not view:
         view = view.base
     if isinstance(view, np.memmap) and isinstance(view.base, mmap.mmap):
         view.base.madvise(mmap.MADV_RANDOM)
@@ -170,7 +176,7 @@ def _copy_on_write(arr):
                          shape=arr.shape)
     except (OSError, ValueError):  # the file is gone or shorter: copy what the array holds
         return None
-    view._nbbp_mapping = True  # advise_random_reads may change its read-ahead
+    OWN_MAPPINGS[id(view)] = view  # advise_random_reads may change its read-ahead
     return np.asarray(view)
 
 

@@ -155,7 +155,7 @@ def _sigmoid(graph, z, hint):
 
 
 def _label(graph, output, loss, n_out, name):
-    """net.predict in the graph: ArgMax of a softmax; output >= 0.5 for sigmoid outputs (one
+    """net.predict in the graph: ArgMax for cross_entropy; output >= 0.5 for log_loss (one
     output: shape (n,))."""
     from onnx import TensorProto
 
