@@ -170,8 +170,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
     return FitPlan(X=X, Y=Y, labels=labels, rows=rows, sample_weight=weights, X_val=X_val,
-                   Y_val=Y_val,
-                   val_weight=w_val, batch_size=batch_size,
+                   Y_val=Y_val, val_weight=w_val, batch_size=batch_size,
                    learning_rate=learning_rate, l2=float(l2), l2_per_batch=bool(l2_per_batch),
                    clip_norm=0.0 if clip_norm is None else clip_norm,
                    early_stopping=bool(early_stopping),
