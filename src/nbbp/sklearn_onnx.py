@@ -22,11 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .export import build_layers, Layer, _needs
-from .sklearn import MLPClassifier, MLPRegressor
-
-# scikit-learn's activation names (hidden and out_activation_) -> nbbp's
-ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-               "softmax": "softmax", "exp": "exp"}
+from .sklearn import ACTIVATIONS, OUTPUT_LAYERS, MLPClassifier, MLPRegressor
 
 
 class _ContainerGraph:
@@ -58,8 +54,9 @@ class _ContainerGraph:
 
 
 def _layers(estimator):
-    hidden = ACTIVATIONS[estimator.activation]
-    activations = [hidden] * (len(estimator.coefs_) - 1) + [ACTIVATIONS[estimator.out_activation_]]
+    hidden = ACTIVATIONS[estimator.activation]  # scikit-learn's names -> nbbp's
+    output = OUTPUT_LAYERS[estimator.out_activation_][0]
+    activations = [hidden] * (len(estimator.coefs_) - 1) + [output]
     return [Layer(np.asarray(coef).T, np.asarray(intercept), None, activation, None)
             for coef, intercept, activation in zip(estimator.coefs_, estimator.intercepts_,
                                                     activations)]
