@@ -168,7 +168,8 @@ def _copy_on_write(arr):
             or not arr.flags.c_contiguous or arr.size == 0):
         return None
     address = root.__array_interface__["data"][0]
-    if _mapped_file(address) != _file_identity(root.filename):
+    identity = _file_identity(root.filename)
+    if identity is None or _mapped_file(address) != identity:
         return None
     start = arr.__array_interface__["data"][0] - address
     try:
