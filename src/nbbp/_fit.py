@@ -165,7 +165,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         batch_size = n
     elif batch_size > n:
         warnings.warn(f"batch_size={batch_size} is larger than the {n} training samples; "
-                      f"using {n}", UserWarning, stacklevel=4)  # make_plan, fit, one_trainer
+                      f"using {n}", UserWarning, stacklevel=6)  # make_plan, prepare, prepared, fit, guard
         batch_size = n
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
@@ -223,18 +223,22 @@ def says_stop(result):
 
 
 def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerState,
-          completed: list[int]):
+          completed: list[int], group=None):
     """Train ``net``, whose arrays are ``params``, by ``plan`` for up to ``epochs`` epochs with
     ``opt``, one compiled call an epoch; returns the History, which is also ``net.history``
     from the start. Parameters, running statistics and optimizer state change in place; an
     epoch that raises (a kernel, a divergence, the validation pass, Ctrl-C) is put back, so the
     network is as after the last recorded epoch. ``completed[0]`` counts the epochs recorded
-    (a callback may edit history).
+    (a callback may edit history). With ``group`` (a _collective.Group) the ranks train
+    together: rank 0's network to all first, then every epoch, validation and stop alike.
     """
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
     if plan.shuffle:
         check.advise_random_reads(plan.X)
+    initial = (params.theta.copy(), params.stats.copy()) if group is not None else None
+    if group is not None:
+        group.start(net, params, plan, opt)
     n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
     L, widths = net.n_layers, params.layout[:, N_OUT]
     epochs_of = Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,
@@ -245,7 +249,9 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     monitored: list[float] = []  # a schedule's input, kept apart: a callback can edit history
     best = None
     stale = 0
-    progress = EpochProgress(epochs) if plan.verbose else None
+    progress = None
+    if plan.verbose and (group is None or group.rank == 0):
+        progress = EpochProgress(epochs)
     start_thread_pool()
     try:
         for epoch in range(epochs):
@@ -265,7 +271,10 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                     if check.finite_float(rate) is None or rate < 0:  # a user's Schedule
                         raise ValueError(f"the learning-rate schedule gave epoch {epoch} the rate "
                                          f"{rate!r}; a rate is a finite number >= 0")
-                order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
+                if group is not None:
+                    order = group.order(net.rng, n, plan.shuffle)
+                else:
+                    order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
                 if plan.rows is not None:
                     order = plan.rows[order]
                 drop_seed = None  # the epoch's dropout masks, drawn after its order
@@ -273,11 +282,16 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                     drop_seed = net.rng.integers(2**64, dtype=np.uint64)
                 grad_norm_sum = np.zeros(L)
                 delta_abs_sum = np.zeros(L)
-                total, steps, n_used, weight_used = epochs_of.run(
-                    plan.X, plan.Y, plan.labels, order, params.theta, grad, params.mask_theta,
-                    params.layout, net._loss_code, net._eps, plan.l2, opt.optimizer,
-                    opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum, plan.clip_norm,
-                    plan.sample_weight, drop_seed, plan.l2_per_batch)
+                if group is not None:
+                    total, steps, n_used, weight_used = group.epoch(
+                        epochs_of.run, net, params, plan, opt, order, rate, grad_norm_sum,
+                        delta_abs_sum, drop_seed)
+                else:
+                    total, steps, n_used, weight_used = epochs_of.run(
+                        plan.X, plan.Y, plan.labels, order, params.theta, grad,
+                        params.mask_theta, params.layout, net._loss_code, net._eps, plan.l2,
+                        opt.optimizer, opt.state, rate, opt.steps, grad_norm_sum, delta_abs_sum,
+                        plan.clip_norm, plan.sample_weight, drop_seed, plan.l2_per_batch)
                 if weight_used == 0:  # only with batch normalisation's left-out last sample
                     raise ValueError(f"epoch {epoch} trained on no sample of weight > 0")
                 E = total / weight_used
@@ -294,11 +308,15 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 history.learning_rate.append(float(rate))
                 shown = {"loss": E}
                 if plan.X_val is not None:
-                    zs, a_list = net._forward(plan.X_val)
-                    val_loss = net._loss(zs[-1], a_list[-1], plan.Y_val, plan.val_weight)
+                    if group is not None:
+                        val_loss, val_score = group.validate(net, plan)
+                    else:
+                        zs, a_list = net._forward(plan.X_val)
+                        val_loss = net._loss(zs[-1], a_list[-1], plan.Y_val, plan.val_weight)
+                        val_score = passes.score(a_list[-1], plan.Y_val, net.loss_name,
+                                                 plan.val_weight)
                     history.val_loss.append(val_loss)
-                    history.val_score.append(passes.score(a_list[-1], plan.Y_val,
-                                                          net.loss_name, plan.val_weight))
+                    history.val_score.append(val_score)
                     shown.update(val_loss=val_loss, val_score=history.val_score[-1])
                     if plan.early_stopping:
                         # NaN is never an improvement, not even the first one.
@@ -318,14 +336,26 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 for name, length in lengths.items():
                     del getattr(history, name)[length:]
                 raise
-            hold = let_interrupts_through()  # the epoch is recorded: Ctrl-C may come
-            if progress is not None:
-                progress.epoch_done(epoch, shown)
-            stop = plan.callback is not None and says_stop(plan.callback(epoch, history))
-            hold_interrupts_again(hold)
+            if group is not None:
+                # Ctrl-C stays held on MPI ranks, for decide to stop every rank alike; a
+                # rank's callback that says stop stops them all
+                stop = group.decide(lambda: plan.callback is not None
+                                    and says_stop(plan.callback(epoch, history)))
+                if progress is not None:
+                    progress.epoch_done(epoch, shown)
+            else:
+                hold = let_interrupts_through()  # the epoch is recorded: Ctrl-C may come
+                if progress is not None:
+                    progress.epoch_done(epoch, shown)
+                stop = plan.callback is not None and says_stop(plan.callback(epoch, history))
+                hold_interrupts_again(hold)
             if stop or (plan.early_stopping and stale >= plan.patience):
                 history.stopped_early = epoch + 1 < epochs
                 break
+    except BaseException:
+        if initial is not None and completed[0] == 0:  # as before rank 0's network came
+            params.theta[...], params.stats[...] = initial
+        raise
     finally:
         if progress is not None:
             progress.close()

@@ -77,6 +77,13 @@ def deliver_held_interrupt():
         signal.signal(signal.SIGINT, hold.note)  # a handler that returned (one that logs)
 
 
+def interrupt_noted():
+    """Whether a Ctrl-C the innermost training call holds back is waiting (training across MPI
+    ranks tells the other ranks, so that every rank stops)."""
+    hold = _holding()
+    return hold is not None and hold.noted is not None
+
+
 def let_interrupts_through():
     """Ctrl-C as usual from here (the network is consistent, the user's code runs: a callback,
     the progress display), so a slow callback can still be stopped; ``hold_interrupts_again``

@@ -12,6 +12,7 @@ from . import _fit, _layout, _lbfgs, passes, persistence
 from . import _validation as check
 from ._interrupts import one_trainer
 from ._layout import BN_OFF, HAS_MASK, STATS_OFF
+from ._collective import prepared
 from ._fit import FitPlan, make_plan
 from ._simd import aligned, aligned_zeros, read_only
 from .activations import ACTIVATIONS
@@ -20,7 +21,7 @@ from .history import History
 from .initializers import initial_weights
 from .losses import LOSSES
 from .schedules import Schedule
-from .optimizers import LBFGS, Optimizer, OptimizerState, check_for_dtype, get_optimizer
+from .optimizers import LBFGS, Optimizer, OptimizerState, get_optimizer
 
 
 class Gradients(tuple):
@@ -225,15 +226,7 @@ class Network:
         return self._opt.optimizer
 
     def __repr__(self) -> str:
-        extra = ""
-        if any(self.batch_norm):
-            extra += f", batch_norm={list(self.batch_norm)}"
-        if self.residual:
-            extra += f", residual={list(self.residual)}, skip={self.skip!r}"
-        if any(self.dropout):
-            extra += f", dropout={list(self.dropout)}"
-        return (f"Network(sizes={list(self.sizes)}, activation={list(self.activation)}, "
-                f"output={self.output!r}, loss={self.loss_name!r}{extra}, dtype={self.dtype.name})")
+        return persistence.describe(self)
 
     # ----------------------------------------------------------------------------- public API
     def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
@@ -321,8 +314,8 @@ class Network:
             patience: int | None = None, verbose: bool = False,
             callback: Callable[[int, History], bool | None] | None = None,
             clip_norm: float | None = None, sample_weight: ArrayLike | None = None,
-            class_weight: str | dict[int, float] | None = None,
-            l2_per_batch: bool = False) -> History:
+            class_weight: str | dict[int, float] | None = None, l2_per_batch: bool = False,
+            comm=None, sync_every: int = 1) -> History:
         """Train by mini-batch gradient descent, each epoch in one compiled call (or L-BFGS).
         Dropout applies here and in partial_fit only: forward, loss, gradients and step omit it.
 
@@ -383,6 +376,12 @@ class Network:
         l2_per_batch : bool, default False
             l2 as scikit-learn's alpha: each batch minimises (sum_k w_k J_k + l2/2 sum ||W||^2)
             / sum_k w_k, and the epoch's loss averages its batches' by their sizes.
+        comm : mpi4py communicator or None
+            Train on the ranks of ``comm`` (``pip install "nbbp[mpi]"``), each calling fit alike
+            on its own X, y, from rank 0's network. A step's gradient is that of the union of
+            the ranks' batches (batch_size per rank); every rank keeps the same parameters and
+            History. ``sync_every=k`` > 1 is local SGD instead: each rank takes k steps of its
+            own, then parameters and optimizer state are averaged (nbbp._collective).
 
         Returns
         -------
@@ -394,37 +393,39 @@ class Network:
             The loss or a parameter became NaN or inf; the network keeps the weights of the last
             finite epoch.
         """
-        epochs = check.check_count(epochs, "epochs")
-        opt = get_optimizer(optimizer)
-        check_for_dtype(opt, self.dtype)
-        plan = make_plan(self, X, y, None if isinstance(opt, LBFGS) else batch_size, learning_rate,
-                         l2, validation_data, validation_fraction, early_stopping, patience,
-                         callback, shuffle, verbose, clip_norm=clip_norm,
-                         sample_weight=sample_weight, class_weight=class_weight,
-                         l2_per_batch=l2_per_batch)
-        return self._run(plan, epochs, opt, fresh_state=True)
+        def prepare():
+            opt = get_optimizer(optimizer, self.dtype)
+            return check.check_count(epochs, "epochs"), opt, make_plan(
+                self, X, y, None if isinstance(opt, LBFGS) else batch_size, learning_rate, l2,
+                validation_data, validation_fraction, early_stopping, patience, callback,
+                shuffle, verbose, clip_norm=clip_norm, sample_weight=sample_weight,
+                class_weight=class_weight, l2_per_batch=l2_per_batch)
+        group, n_epochs, opt, plan = prepared(comm, sync_every, self, "fit", prepare)
+        return self._run(plan, n_epochs, opt, fresh_state=True, group=group)
 
     @one_trainer
     def partial_fit(self, X: ArrayLike, y: ArrayLike, batch_size: int | None = 32,
                     learning_rate: float = 0.01, optimizer: str | Optimizer = "sgd",
                     l2: float = 0.0, shuffle: bool = True,
-                    sample_weight: ArrayLike | None = None, l2_per_batch: bool = False) -> History:
+                    sample_weight: ArrayLike | None = None, l2_per_batch: bool = False,
+                    comm=None, sync_every: int = 1) -> History:
         """One epoch of training that keeps the optimizer state (velocity, Adam's m, v and t)
         from the previous ``partial_fit`` or ``fit``. A different optimizer starts fresh state.
-        ``sample_weight`` and ``l2_per_batch`` as in ``fit``.
+        ``sample_weight``, ``l2_per_batch``, ``comm`` and ``sync_every`` as in ``fit``.
 
         Returns
         -------
         History
             The one epoch.
         """
-        opt = get_optimizer(optimizer)
-        check_for_dtype(opt, self.dtype)
-        _lbfgs.not_incremental(opt)
-        plan = make_plan(self, X, y, batch_size, learning_rate, l2, None, None, False, None,
-                         None, shuffle, False, schedule_allowed=False, sample_weight=sample_weight,
-                         l2_per_batch=l2_per_batch)
-        return self._run(plan, 1, opt, fresh_state=opt != self.optimizer)
+        def prepare():
+            opt = get_optimizer(optimizer, self.dtype)
+            _lbfgs.not_incremental(opt)
+            return 1, opt, make_plan(self, X, y, batch_size, learning_rate, l2, None, None, False,
+                                     None, None, shuffle, False, schedule_allowed=False,
+                                     sample_weight=sample_weight, l2_per_batch=l2_per_batch)
+        group, _, opt, plan = prepared(comm, sync_every, self, "partial_fit", prepare)
+        return self._run(plan, 1, opt, fresh_state=opt != self.optimizer, group=group)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Class labels for cross_entropy (argmax), 0/1 for log_loss (o >= 0.5), values for
@@ -514,7 +515,7 @@ class Network:
         return passes.backprop(X, Y, self._theta, self._stats, self._mask_theta, self._layout,
                                self._loss_code, self._eps, sample_weight=sample_weight)
 
-    def _run(self, plan: FitPlan, epochs, optimizer, fresh_state):
+    def _run(self, plan: FitPlan, epochs, optimizer, fresh_state, group=None):
         """_fit.train with ``optimizer`` (fresh state, or the state it has); a call failing before
         an epoch completes changes neither optimizer state, generator nor ``history``."""
         saved = (self._opt, self.rng.bit_generator.state, self.history)
@@ -523,8 +524,9 @@ class Network:
         completed = [0]  # epochs recorded: counted here, since a callback can edit history
         try:
             params = _layout.Parameters(self._layout, self._theta, self._mask_theta, self._stats)
-            train = _lbfgs.train if isinstance(optimizer, LBFGS) else _fit.train
-            return train(self, params, plan, epochs, self._opt, completed)
+            if isinstance(optimizer, LBFGS):
+                return _lbfgs.train(self, params, plan, epochs, self._opt, completed)
+            return _fit.train(self, params, plan, epochs, self._opt, completed, group)
         except BaseException:
             if completed[0] == 0:
                 self._opt, rng_state, self.history = saved

@@ -20,6 +20,9 @@ from ._validation import Spec, check_real
 
 (SGD_CODE, MOMENTUM_CODE, NESTEROV_CODE, ADAGRAD_CODE, RMSPROP_CODE, ADAM_CODE,
  ADAMW_CODE) = range(7)
+# train_epoch with this code leaves theta as it is and the batch's gradient in grad: the local
+# pass of training across MPI ranks (nbbp._collective), which reduces the gradients first.
+NO_UPDATE = -1
 
 # An update runs on the thread pool from this many parameters (not _jit.PARALLEL_MIN_WORK: an
 # update does a few operations per parameter, not a dot product). Float32, 2 threads against 1:
@@ -277,14 +280,21 @@ OPTIMIZERS = {
 }
 
 
-def get_optimizer(optimizer):
+def get_optimizer(optimizer, dtype=None):
     """A validated Optimizer from a name in OPTIMIZERS or an SGD, AdaGrad, RMSProp, Adam, AdamW
-    or LBFGS object. An object is rebuilt from its attributes, so hyperparameters changed after
-    it was made are checked again, and the network never shares it with the caller."""
+    or LBFGS object, checked for ``dtype`` if given (check_for_dtype). An object is rebuilt from
+    its attributes, so hyperparameters changed after it was made are checked again, and the
+    network never shares it with the caller."""
     if isinstance(optimizer, str) and optimizer in OPTIMIZERS:
-        return OPTIMIZERS[optimizer]()
-    if type(optimizer) in (SGD, AdaGrad, RMSProp, Adam, AdamW, LBFGS):
-        return type(optimizer)(**vars(optimizer))
+        found = OPTIMIZERS[optimizer]()
+    elif type(optimizer) in (SGD, AdaGrad, RMSProp, Adam, AdamW, LBFGS):
+        found = type(optimizer)(**vars(optimizer))
+    else:
+        found = None
+    if found is not None:
+        if dtype is not None:
+            check_for_dtype(found, dtype)
+        return found
     raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} or an nbbp optimizer object "
                      f"(SGD, AdaGrad, RMSProp, Adam, AdamW, LBFGS); got {optimizer!r}")
 

@@ -25,6 +25,19 @@ VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
 
+def describe(net) -> str:
+    """repr(net): the constructor's architecture arguments, past the defaults only where set."""
+    extra = ""
+    if any(net.batch_norm):
+        extra += f", batch_norm={list(net.batch_norm)}"
+    if net.residual:
+        extra += f", residual={list(net.residual)}, skip={net.skip!r}"
+    if any(net.dropout):
+        extra += f", dropout={list(net.dropout)}"
+    return (f"Network(sizes={list(net.sizes)}, activation={list(net.activation)}, "
+            f"output={net.output!r}, loss={net.loss_name!r}{extra}, dtype={net.dtype.name})")
+
+
 def entries(net, theta, mask_theta, stats, opt):
     """The entries of a network's file: its architecture from its public attributes, and its
     flat parameter, mask and running-statistics vectors and optimizer state (OptimizerState),

@@ -494,3 +494,60 @@ def train(weights, biases, masks, X, Y, activations, loss_name, *, epochs, batch
     if batch_norm is None:
         return weights, biases, epoch_losses
     return weights, biases, epoch_losses, norm, running
+
+
+def model_averaging(weights, biases, shards, activations, loss_name, *, epochs, batch_size,
+                    sync_every, learning_rate, optimizer="sgd", **hyperparameters):
+    """Local SGD (model averaging) of len(shards) replicas in one process, the reference of
+    ``fit(comm=..., sync_every=k)``. shards: [(X_r, Y_r)], each read in order. Every replica
+    starts from (weights, biases). An epoch runs in rounds: each replica takes its next
+    ``sync_every`` batches (fewer, or none, once its rows run out), each a step of its own
+    optimizer; then every replica's parameters and optimizer state become the replicas' mean
+    weighted by the samples each trained on in the round, and its step count the largest.
+    Returns (weights, biases) after ``epochs`` epochs."""
+    L = len(weights)
+    replicas = [([W.copy() for W in weights], [None if b is None else b.copy() for b in biases])
+                for _ in shards]
+    opts = [_ReferenceOptimizer(optimizer, learning_rate, **hyperparameters) for _ in shards]
+    n_steps = max(-(-len(X) // batch_size) for X, _ in shards)
+    for _ in range(epochs):
+        for first in range(0, n_steps, sync_every):
+            counts = []
+            for (X, Y), (Ws, bs), opt in zip(shards, replicas, opts):
+                stop = min((first + sync_every) * batch_size, len(X))
+                for start in range(first * batch_size, stop, batch_size):
+                    Xb, Yb = X[start:min(start + batch_size, stop)], Y[start:start + batch_size]
+                    Yb = Yb[:len(Xb)]
+                    zs, a_list = forward(Ws, bs, Xb, activations)
+                    dWs, dbs = backward(Ws, bs, [None] * L, zs, a_list, Yb, activations,
+                                        loss_name)[:2]
+                    opt.t += 1
+                    for l in range(L):
+                        Ws[l] = opt.update(("W", l), Ws[l], dWs[l])
+                        if bs[l] is not None:
+                            bs[l] = opt.update(("b", l), bs[l], dbs[l])
+                counts.append(max(0, stop - first * batch_size))
+            total = sum(counts)
+
+            def mean(arrays):
+                return sum(c * a for c, a in zip(counts, arrays)) / total
+
+            Ws = [mean([r[0][l] for r in replicas]) for l in range(L)]
+            bs = [None if biases[l] is None else mean([r[1][l] for r in replicas])
+                  for l in range(L)]
+            state = {}
+            for key in set().union(*(opt.state for opt in opts)):
+                found = [opt.state.get(key) for opt in opts]
+                if isinstance(next(s for s in found if s is not None), tuple):  # Adam's (m, v)
+                    state[key] = tuple(mean([s[i] if s is not None else 0 for s in found])
+                                       for i in range(2))
+                else:
+                    state[key] = mean([s if s is not None else 0 for s in found])
+            t = max(opt.t for opt in opts)
+            for replica, opt in zip(replicas, opts):
+                replica[0][:] = [W.copy() for W in Ws]
+                replica[1][:] = [None if b is None else b.copy() for b in bs]
+                opt.state = {key: (tuple(v.copy() for v in value) if isinstance(value, tuple)
+                                   else value.copy()) for key, value in state.items()}
+                opt.t = t
+    return replicas[0]

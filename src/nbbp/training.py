@@ -16,7 +16,7 @@ from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .deltas import output_delta, weigh_samples
 from .gradients import scratch_size
 from .losses import sample_losses
-from .optimizers import optimizer_update, update_in_parallel
+from .optimizers import NO_UPDATE, optimizer_update, update_in_parallel
 from .passes import backward_pass, forward_pass
 
 
@@ -46,7 +46,7 @@ CLIP_EPS = 1e-6
 
 
 @part
-def _clip_scale(grad, layout, weight_squares, max_norm):
+def clip_scale(grad, layout, weight_squares, max_norm):
     """min(1, max_norm / (||grad|| + 1e-6)) in grad's dtype: the factor by which
     torch.nn.utils.clip_grad_norm_ scales every gradient, from the norm of all of them. The
     weights' sum of squares comes from backward_pass (the gradient kernel sums them as it
@@ -116,7 +116,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
-    scaled to their global norm (_clip_scale) as the optimizer step reads them. With batch
+    scaled to their global norm (clip_scale) as the optimizer step reads them (``opt_code``
+    NO_UPDATE: no step; theta stays, and grad holds the last batch's dE/dtheta). With batch
     normalisation, a last batch of one sample is left out (batch statistics need two). Buffers
     hold one batch of every layer; ``scratch`` is the three matrix kernels', sized for the
     largest layer. Returns (sum over the samples trained on of w J + w l2/2 sum ||W||^2 (w = 1
@@ -201,11 +202,12 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
                                 d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
         scale = grad.dtype.type(1)
         if clip_norm > 0:
-            scale = _clip_scale(grad, layout, squares, clip_norm)
+            scale = clip_scale(grad, layout, squares, clip_norm)
 
         t += 1
-        optimizer_update(opt_code, theta, grad, scale, state, alpha, h0, h1, h2, h3, t,
-                         update_in_parallel(theta.shape[0]))
+        if opt_code != NO_UPDATE:
+            optimizer_update(opt_code, theta, grad, scale, state, alpha, h0, h1, h2, h3, t,
+                             update_in_parallel(theta.shape[0]))
     return total, t - t0, n_used, weight_used
 
 
@@ -237,14 +239,15 @@ class Epochs:
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
             state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0,
-            sample_weight=None, drop_seed=None, l2_per_batch=False):
-        """One epoch: train_epoch's (total, steps, samples used, their weight)."""
+            sample_weight=None, drop_seed=None, l2_per_batch=False, opt_code=None):
+        """One epoch: train_epoch's (total, steps, samples used, their weight). ``opt_code``
+        NO_UPDATE overrides the optimizer's: the gradients only (nbbp._collective)."""
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
+        code = optimizer.code if opt_code is None else opt_code
         return train_epoch(X, Y, labels, sample_weight, order, self.batch_size, theta, grad, mask,
                            layout, self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
-                           dt(clip_norm), optimizer.code, state, dt(learning_rate), h0, h1, h2,
-                           h3, t0,
+                           dt(clip_norm), code, state, dt(learning_rate), h0, h1, h2, h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
                            self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
                            grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch)

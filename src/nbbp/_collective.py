@@ -1,0 +1,360 @@
+"""Training across MPI ranks: ``Network.fit(..., comm=comm)`` and ``partial_fit``. Every rank
+runs _fit.train on its own shard and asks its ``Group`` for the parts that need the others.
+
+- Before training the ranks agree (``agree``, ``check_same``): an error on any rank raises on
+  every rank, and they must hold the same network. Then rank 0's parameters, running
+  statistics, optimizer state and random generator go to every rank (``start``).
+- Each step (``sync_every=1``), every rank computes its batch's gradient with the epoch driver
+  (optimizers.NO_UPDATE), weighted by the batch's weight, and one allreduce sums the gradients
+  and the weights: the step is that of one process on the union of the ranks' batches, and
+  every rank applies the same step to the same parameters, which stay bitwise equal. A rank out
+  of samples adds zero.
+- With ``sync_every=k``, every rank takes up to k steps of its own (local SGD), then the
+  parameters, the optimizer state and the running statistics are averaged, weighted by the
+  samples each rank trained on, and the step count becomes the largest rank's; also at the end
+  of every epoch.
+- The epoch's loss, the validation loss and score, early stopping, divergence and a callback's
+  stop come from allreduced values: every rank records the same History and stops alike.
+
+A failure on one rank (an exception, Ctrl-C) is flagged in the next collective call, and every
+rank raises: the failing rank its own exception, the others a RankError (a ValueError or
+TypeError for those) that names it. mpi4py is imported only here, when a comm is given.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from ._interrupts import deliver_held_interrupt, interrupt_noted
+from ._jit import part
+from ._layout import layer
+from ._simd import aligned_zeros
+from .optimizers import LBFGS, NO_UPDATE, optimizer_update, update_in_parallel
+from .passes import score
+from .training import clip_scale
+
+
+class RankError(RuntimeError):
+    """Training stopped on every MPI rank because another rank failed; the message names the
+    rank and its error."""
+
+
+# The errors raised on the other ranks as the type they had on the failing one.
+_SAME_TYPE = {"ValueError": ValueError, "TypeError": TypeError}
+_COMM_METHODS = ("Get_rank", "Get_size", "Allreduce", "Bcast", "allgather", "bcast")
+
+
+def group_for(comm, sync_every):
+    """The Group of ``comm`` (an mpi4py communicator), or None for comm=None; checks both."""
+    if comm is None:
+        if sync_every != 1:
+            raise ValueError("sync_every needs comm: it is how often MPI ranks average")
+        return None
+    if not all(hasattr(comm, name) for name in _COMM_METHODS):
+        raise TypeError(f"comm must be an mpi4py communicator; got {type(comm).__name__}")
+    if isinstance(sync_every, bool) or not isinstance(sync_every, (int, np.integer)) \
+            or sync_every < 1:
+        raise ValueError(f"sync_every must be an integer >= 1; got {sync_every!r}")
+    return Group(comm, int(sync_every))
+
+
+@part
+def union_gradient(grad, theta, mask, layout, inv_weight, l2, grad_norm_sum):
+    """dE/dtheta on the union of the ranks' batches, in place, from grad = sum_r w_r g_r (each
+    rank's batch gradient g_r times its batch weight w_r): times inv_weight = 1 / sum_r w_r,
+    then dW_ij += l2 w_ij where mask_ij != 0. Adds ||dE/dW(l)|| to grad_norm_sum[l]; returns
+    (sum_l ||dE/dW(l)||^2, the clipping's, and sum_l ||W(l)||^2, the penalty's)."""
+    for p in range(grad.shape[0]):
+        grad[p] *= inv_weight
+    squares = 0.0
+    weight_squares = 0.0
+    for l in range(layout.shape[0]):
+        W, _ = layer(theta, layout, l)
+        dW, _ = layer(grad, layout, l)
+        M, _ = layer(mask, layout, l)
+        layer_squares = 0.0
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                if l2 != 0 and M[i, j] != 0:
+                    dW[i, j] += l2 * W[i, j]
+                layer_squares += dW[i, j] * dW[i, j]
+                weight_squares += W[i, j] * W[i, j]
+        grad_norm_sum[l] += np.sqrt(layer_squares)
+        squares += layer_squares
+    return squares, weight_squares
+
+
+class Group:
+    """The ranks of one communicator training one network together (see the module)."""
+
+    def __init__(self, comm, sync_every):
+        from mpi4py import MPI  # a comm was given: mpi4py is there
+
+        self.comm, self.MPI, self.sync_every = comm, MPI, sync_every
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.steps = 0  # an epoch's steps: those of the rank that needs the most
+
+    # ------------------------------------------------------------------ agreement and failure
+    def settle(self, what, problem):
+        """Collective: return if no rank had a problem (an exception, or None); else raise on
+        every rank, the failing rank its own exception (a noted Ctrl-C as KeyboardInterrupt)."""
+        noted = problem is None and interrupt_noted()
+        report = None
+        if problem is not None:
+            report = (type(problem).__name__, str(problem) or repr(problem))
+        elif noted:
+            report = ("KeyboardInterrupt", "interrupted (Ctrl-C)")
+        reports = self.comm.allgather(report)
+        failed = [(r, found) for r, found in enumerate(reports) if found is not None]
+        if not failed:
+            return
+        if problem is not None:
+            raise problem
+        if noted:
+            deliver_held_interrupt()  # KeyboardInterrupt through the handler it replaced
+        r, (name, message) = failed[0]
+        more = f" (and {len(failed) - 1} more ranks)" if len(failed) > 1 else ""
+        raise _SAME_TYPE.get(name, RankError)(
+            f"{what}: rank {r} of {self.size} failed{more}, so every rank stopped: {name}: "
+            f"{message}")
+
+    def agree(self, what, thunk):
+        """thunk() on every rank; an exception on any rank raises on all (``settle``)."""
+        result, problem = None, None
+        try:
+            result = thunk()
+        except Exception as error:  # noqa: BLE001 - reported to every rank, then raised
+            problem = error
+        self.settle(what, problem)
+        return result
+
+    def check_same(self, what, fields):
+        """Collective: every rank's ``fields`` (a dict of comparable values) equal rank 0's, or
+        a ValueError on every rank naming the first field and rank that differ."""
+        every = self.comm.allgather(fields)
+        for r, theirs in enumerate(every):
+            for name, value in theirs.items():
+                if value != every[0][name]:
+                    raise ValueError(f"{what}: rank {r} of {self.size} has {name} {value!r}, rank "
+                                     f"0 {every[0][name]!r}; every rank must train the same "
+                                     "network the same way")
+
+    def _sum(self, values, op=None):
+        buf = np.ascontiguousarray(values, dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM if op is None else op)
+        return buf
+
+    # ---------------------------------------------------------------------------- training
+    def start(self, net, params, plan, opt):
+        """Collective, before the first epoch: rank 0's parameters, running statistics,
+        optimizer state, step count and generator to every rank; the epoch's step count."""
+        n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
+        self.steps = int(self._sum([-(-n // plan.batch_size)], self.MPI.MAX)[0])
+        for array in (params.theta, params.stats, opt.state):
+            if array.size:
+                self.comm.Bcast(array, root=0)
+        opt.steps = self.comm.bcast(opt.steps, root=0)
+        net.rng.bit_generator.state = self.comm.bcast(net.rng.bit_generator.state, root=0)
+        # one batch's gradient, its weight and sample count, and a failure flag
+        self.buf = aligned_zeros(params.theta.size + 3, net.dtype)
+
+    def order(self, rng, n, shuffle):
+        """This rank's order of its n samples for an epoch: a permutation drawn from a seed the
+        shared generator gives every rank alike, and the rank."""
+        if not shuffle:
+            return np.arange(n)
+        seed = int(rng.integers(2**63))
+        return np.random.default_rng([seed, self.rank]).permutation(n)
+
+    def epoch(self, run, net, params, plan, opt, order, rate, grad_norm_sum, delta_abs_sum,
+              drop_seed):
+        """One epoch over every rank's ``order``: ``run`` is the network's Epochs.run. Returns
+        what it returns for one process, (loss total, steps, samples, their weight), summed over
+        the ranks, with grad_norm_sum and delta_abs_sum likewise."""
+        if drop_seed is not None:  # each rank's own dropout masks
+            drop_seed = np.uint64((int(drop_seed) + 0x9E3779B97F4A7C15 * self.rank) % 2**64)
+        steps_of = self._gradient_steps if self.sync_every == 1 else self._local_steps
+        total, n_used, weight_used, steps, penalty = steps_of(
+            run, net, params, plan, opt, order, rate, grad_norm_sum, delta_abs_sum, drop_seed)
+        L = len(delta_abs_sum)
+        sums = self._sum([total, n_used, weight_used, *delta_abs_sum, *grad_norm_sum])
+        delta_abs_sum[:] = sums[3:3 + L]
+        if self.sync_every > 1:  # each rank's own steps: their mean norm
+            grad_norm_sum[:] = sums[3 + L:] / self.size
+        if self.sync_every == 1 and params.stats.size:  # each rank's batches' running averages
+            stats = self._sum(params.stats) / self.size
+            params.stats[:] = stats
+        return sums[0] + penalty, steps, int(sums[1]), float(sums[2])
+
+    def _gradient_steps(self, run, net, params, plan, opt, order, rate, grad_norm_sum,
+                        delta_abs_sum, drop_seed):
+        theta, P, dt = params.theta, params.theta.size, net.dtype.type
+        buf = self.buf
+        grad = buf[:P]
+        b = plan.batch_size
+        unused = np.zeros(len(grad_norm_sum))
+        h0, h1, h2, h3 = (dt(h) for h in opt.optimizer.hyperparameters())
+        smallest = 2 if net._has_batch_norm else 1  # batch statistics need two samples
+        total = penalty = weight_used = 0.0
+        n_used = steps = 0
+        for s in range(self.steps):
+            rows = order[s * b:(s + 1) * b]
+            problem, weight, count = None, 0.0, 0
+            try:
+                if len(rows) >= smallest:
+                    batch_total, took, count, weight = run(
+                        plan.X, plan.Y, plan.labels, rows, theta, grad, params.mask_theta,
+                        params.layout, net._loss_code, net._eps, 0.0, opt.optimizer, opt.state,
+                        rate, opt.steps + steps, unused, delta_abs_sum, 0.0, plan.sample_weight,
+                        drop_seed, False, opt_code=NO_UPDATE)
+                    if not took:  # a batch of weight 0
+                        weight = count = 0
+                if weight:
+                    grad *= dt(weight)
+                else:
+                    grad[:] = 0
+            except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+                problem = error
+            buf[P:] = weight, count, problem is not None or interrupt_noted()
+            self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+            if buf[P + 2] != 0:
+                self.settle("training", problem)
+            W, N = float(buf[P]), float(buf[P + 1])
+            if W == 0:  # no rank had a sample of weight > 0: no step, as in one process
+                continue
+            if weight:  # this rank's share of what one process would add up for the batch
+                total += batch_total * (N / W if plan.l2_per_batch else 1.0)
+                n_used += count
+                weight_used += count if plan.l2_per_batch else weight
+            l2 = plan.l2 / W if plan.l2_per_batch else plan.l2
+            squares, weight_squares = union_gradient(grad, theta, params.mask_theta,
+                                                     params.layout, dt(1 / W), dt(l2),
+                                                     grad_norm_sum)
+            penalty += (N if plan.l2_per_batch else W) * 0.5 * l2 * weight_squares
+            scale = dt(1)
+            if plan.clip_norm > 0:
+                scale = clip_scale(grad, params.layout, squares, dt(plan.clip_norm))
+            steps += 1
+            optimizer_update(opt.optimizer.code, theta, grad, scale, opt.state, dt(rate), h0, h1,
+                             h2, h3, opt.steps + steps, update_in_parallel(P))
+        return total, n_used, weight_used, steps, penalty
+
+    def _local_steps(self, run, net, params, plan, opt, order, rate, grad_norm_sum,
+                     delta_abs_sum, drop_seed):
+        b, k = plan.batch_size, self.sync_every
+        total = weight_used = 0.0
+        n_used = steps = 0
+        for s in range(0, self.steps, k):
+            rows = order[s * b:(s + k) * b]
+            problem, took, count = None, 0, 0
+            try:
+                if len(rows):
+                    batch_total, took, count, weight = run(
+                        plan.X, plan.Y, plan.labels, rows, params.theta, self.buf[:-3],
+                        params.mask_theta, params.layout, net._loss_code, net._eps, plan.l2,
+                        opt.optimizer, opt.state, rate, opt.steps + steps, grad_norm_sum,
+                        delta_abs_sum,
+                        plan.clip_norm, plan.sample_weight, drop_seed, plan.l2_per_batch)
+                    total += batch_total
+                    n_used += count
+                    weight_used += weight
+            except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+                problem = error
+            flags = self._sum([problem is not None or interrupt_noted(), took], self.MPI.MAX)
+            if flags[0]:
+                self.settle("training", problem)
+            self._average(params, opt, count)
+            steps += int(flags[1])  # every rank's t goes on from the most steps any took
+        return total, n_used, weight_used, steps, 0.0
+
+    def _average(self, params, opt, count):
+        """theta, optimizer state and running statistics <- their means over the ranks,
+        weighted by the samples each trained on since the last average (none: all stay)."""
+        arrays = [params.theta, opt.state.ravel(), params.stats]
+        parts = [a * count for a in arrays] + [np.array([count], dtype=params.theta.dtype)]
+        buf = np.concatenate(parts)
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        N = buf[-1]
+        if N == 0:
+            return
+        start = 0
+        for a in arrays:
+            a[:] = buf[start:start + a.size] / N
+            start += a.size
+
+    def validate(self, net, plan):
+        """(validation loss, validation score) over every rank's held-out samples."""
+        problem = None
+        n_out = net.sizes[-1]
+        sums = np.zeros(3 + 3 * n_out)  # failure, weight, loss total, then per output
+        try:
+            zs, a_list = net._forward(plan.X_val)
+            O, Y, w = a_list[-1], plan.Y_val, plan.val_weight
+            weight = float(len(Y) if w is None else np.sum(w))
+            w = np.ones(len(Y)) if w is None else w
+            sums[1] = weight
+            sums[2] = weight * net._loss(zs[-1], O, Y, plan.val_weight)
+            if net.loss_name in ("cross_entropy", "log_loss"):  # right answers, weighted
+                sums[3] = weight * score(O, Y, net.loss_name, plan.val_weight)
+            else:  # sum w y, sum w y^2 and sum w (y - o)^2 per output: R^2 of the union
+                Y64, O64 = Y.astype(np.float64), O.astype(np.float64)
+                sums[3:3 + n_out] = w @ Y64
+                sums[3 + n_out:3 + 2 * n_out] = w @ Y64**2
+                sums[3 + 2 * n_out:] = w @ (Y64 - O64) ** 2
+        except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+            problem = error
+        sums[0] = problem is not None or interrupt_noted()
+        sums = self._sum(sums)
+        if sums[0]:
+            self.settle("validation", problem)
+        weight = sums[1]
+        val_loss = sums[2] / weight
+        if net.loss_name in ("cross_entropy", "log_loss"):
+            return val_loss, sums[3] / weight
+        y_sum, y2_sum = sums[3:3 + n_out], sums[3 + n_out:3 + 2 * n_out]
+        residual = sums[3 + 2 * n_out:]
+        spread = np.maximum(y2_sum - y_sum**2 / weight, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(spread > 0, 1 - residual / spread, np.where(residual == 0, 1.0, 0.0))
+        return val_loss, float(np.mean(r2))
+
+    def decide(self, thunk):
+        """Whether any rank's thunk() (a callback's says_stop) says stop; collective."""
+        problem, stop = None, False
+        try:
+            stop = bool(thunk())
+        except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+            problem = error
+        flags = self._sum([problem is not None or interrupt_noted(), stop], self.MPI.MAX)
+        if flags[0]:
+            self.settle("callback", problem)
+        return bool(flags[1])
+
+
+def prepared(comm, sync_every, net, what, prepare):
+    """(the Group of comm or None, then prepare()'s epochs, optimizer and FitPlan); with comm,
+    prepared on every rank together: an error on any rank raises on all (bad input on one rank
+    included), and the ranks must train the same network the same way."""
+    group = group_for(comm, sync_every)
+    if group is None:
+        return (None, *prepare())
+
+    def checked():
+        epochs, opt, plan = prepare()
+        if isinstance(opt, LBFGS):
+            raise ValueError(f"{what}: L-BFGS does not train across MPI ranks (its line search "
+                             "is not collective); use one of the gradient-descent optimizers")
+        return epochs, opt, plan
+
+    epochs, opt, plan = group.agree(what, checked)
+    group.check_same(what, {
+        "network": repr(net), "layout": zlib.crc32(net._layout.tobytes()),
+        "masks": zlib.crc32(net._mask_theta.tobytes()), "optimizer": repr(opt),
+        "optimizer state of": repr(net.optimizer), "epochs": epochs,
+        "learning_rate": repr(plan.learning_rate), "l2": plan.l2, "clip_norm": plan.clip_norm,
+        "l2_per_batch": plan.l2_per_batch, "shuffle": plan.shuffle,
+        "early_stopping": plan.early_stopping, "patience": plan.patience,
+        "validation": plan.X_val is not None, "sync_every": group.sync_every})
+    return group, epochs, opt, plan
