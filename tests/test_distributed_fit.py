@@ -60,6 +60,7 @@ except BaseException as error:
     report = {"error": f"{type(error).__name__}: {error}", "epochs": len(net.history.loss)
               if net.history is not None else 0}
 np.save(f"{base}.theta{comm.rank}.npy", net._theta)
+np.save(f"{base}.stats{comm.rank}.npy", net._stats)
 with open(f"{base}.rank{comm.rank}.json", "w") as f:  # ranks share stdout: a file each
     json.dump(report, f)
 """
@@ -177,6 +178,20 @@ def test_validation_is_scored_on_the_union_of_the_ranks_held_out_rows(tmp_path, 
     assert_allclose(reports[0]["val_score"][-1], final.score(Xv, yv), rtol=1e-10)
 
 
+def test_batch_norm_and_dropout_keep_the_ranks_alike(tmp_path, rng):
+    # each rank normalises with its own batch's statistics and drops its own units; the running
+    # averages are averaged over the ranks at the end of every epoch
+    X, y = data(rng, 90)
+    case = {"sizes": [6, 16, 16, 3], "net": {"batch_norm": True, "dropout": 0.2},
+            "fit": {"epochs": 4, "batch_size": 8, "optimizer": "adam", "learning_rate": 0.01}}
+    thetas, reports = train_on_ranks(tmp_path, 3, case, X=X, y=y)
+    stats = [np.load(tmp_path / f"run.stats{r}.npy") for r in range(3)]
+    assert all(np.array_equal(t, thetas[0]) for t in thetas)
+    assert all(np.array_equal(s, stats[0]) for s in stats) and stats[0].size == 64
+    assert reports[0] == reports[1] == reports[2]
+    assert reports[0]["loss"][-1] < reports[0]["loss"][0]
+
+
 def test_early_stopping_on_unequal_shards_stops_every_rank_alike(tmp_path, rng):
     X, y = data(rng, 101)
     fit = {"epochs": 60, "batch_size": 4, "optimizer": "adam", "learning_rate": 0.05,
@@ -275,3 +290,32 @@ def test_ranks_on_an_empty_cache_compile_each_function_once_and_a_warm_cache_non
     assert "nbbp._collective.union_gradient" in cold and "nbbp.training.train_epoch" in cold
     assert sorted(cold) == sorted(set(cold)), [n for n in set(cold) if cold.count(n) > 1]
     assert runs[1] == [[], []]
+
+
+def nbbp_on_ranks(n_ranks, *args):
+    return subprocess.run([mpiexec(), "-n", str(n_ranks), sys.executable, "-m", "nbbp", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_nbbp_train_under_mpiexec_trains_on_every_rank_and_rank_0_reports(tmp_path, iris_csv):
+    model = tmp_path / "m.npz"
+    result = nbbp_on_ranks(2, "train", "--data", str(iris_csv), "--model", str(model),
+                           "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("saved ") == 1 and out.count("nbbp train: ") == 1, out  # rank 0 alone
+    assert "epochs in" in out and "on 2 MPI ranks" in out
+    accuracy = float(out.split("\naccuracy ")[1].split()[0])
+    assert accuracy >= 0.9
+    predicted = subprocess.run([sys.executable, "-m", "nbbp", "predict", "--model", str(model),
+                                "--data", str(iris_csv)], capture_output=True, text=True,
+                               timeout=300)
+    assert predicted.returncode == 0 and predicted.stdout.count("\n") == 151
+
+
+def test_nbbp_train_under_mpiexec_reports_a_bad_file_once(tmp_path):
+    result = nbbp_on_ranks(3, "train", "--data", str(tmp_path / "missing.csv"), "--model",
+                           str(tmp_path / "m.npz"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"nbbp: error: {tmp_path / 'missing.csv'}: no such file"
+    assert not (tmp_path / "m.npz").exists()

@@ -31,14 +31,10 @@ from ._interrupts import deliver_held_interrupt, interrupt_noted
 from ._jit import part
 from ._layout import layer
 from ._simd import aligned_zeros
+from .distributed import RankError
 from .optimizers import LBFGS, NO_UPDATE, optimizer_update, update_in_parallel
 from .passes import score
 from .training import clip_scale
-
-
-class RankError(RuntimeError):
-    """Training stopped on every MPI rank because another rank failed; the message names the
-    rank and its error."""
 
 
 # The errors raised on the other ranks as the type they had on the failing one.

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import metrics, tabular
 from ._args import ArgumentParser
+from .distributed import RankError
 
 OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "log_loss": "sigmoid", "squared_error": "identity"}
 
@@ -285,6 +286,70 @@ TASK_FOR_LOSS = {"cross_entropy": "classification", "log_loss": "classification"
 
 
 def train(args):
+    """``nbbp train``; under ``mpiexec -n N`` (N > 1) every rank reads the file and makes the
+    same split and contract, trains on its contiguous slice of the training rows with
+    ``fit(comm=MPI.COMM_WORLD)`` (--batch-size per rank), and rank 0 alone reports and saves."""
+    comm = _world()
+    if comm is None:
+        net, contract, data = _prepare(args)
+    else:
+        from ._collective import Group
+        from .distributed import rows_of
+
+        net, contract, data = Group(comm, 1).agree("nbbp train", lambda: _prepare(args))
+    X, y, X_test, y_test, test_rows, task = data
+    mine = slice(None) if comm is None else slice(*rows_of(len(X), comm.rank, comm.size))
+    start = time.perf_counter()
+    history = net.fit(X[mine], y[mine], epochs=args.epochs,
+                      batch_size=min(args.batch_size, len(X[mine])),
+                      learning_rate=args.learning_rate, optimizer=args.optimizer,
+                      validation_fraction=args.validation_fraction, verbose=not args.quiet,
+                      comm=comm)
+    elapsed = time.perf_counter() - start
+    if comm is not None and comm.rank != 0:
+        return 0  # the same network as rank 0's, which reports and saves it
+    what = "R^2" if net.loss_name == "squared_error" else "accuracy"
+    ranks = "" if comm is None else f" on {comm.size} MPI ranks"
+    line = (f"{history.epochs} epochs in {elapsed:.2f} s{ranks}: training loss "
+            f"{history.loss[-1]:.6g}, training {what} {net.score(X, y):.4f}")
+    if history.val_score:
+        line += f", validation {what} {history.val_score[-1]:.4f}"
+    print(line)
+    if test_rows:
+        print(f"held out: {test_rows} rows (--test-fraction {args.test_fraction:g}"
+              f"{', stratified' if task == 'classification' else ''})")
+        _report(net, contract, X_test, y_test)
+    else:
+        print("held out: no rows (--test-fraction 0, or too few rows): no held-out score")
+    tabular.save(args.model, net, contract)
+    print(f"saved {args.model}")
+    return 0
+
+
+def _world():
+    """MPI.COMM_WORLD when started by mpiexec with more than one rank (MPICH's PMI_SIZE, Open
+    MPI's OMPI_COMM_WORLD_SIZE), else None. Ranks past 0 print nothing."""
+    size = os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE") or "1"
+    if not size.isdigit() or int(size) < 2:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise CommandError(f"nbbp train runs on {size} MPI ranks here, which needs mpi4py: pip "
+                           'install "nbbp[mpi]"') from None
+    if MPI.COMM_WORLD.rank != 0:
+        global _QUIET_RANK
+        _QUIET_RANK = True  # errors too: rank 0's name the rank they came from
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    return MPI.COMM_WORLD
+
+
+_QUIET_RANK = False
+
+
+def _prepare(args):
+    """The network, the contract and (X, y, X_test, y_test, held-out rows, task) of ``nbbp
+    train``: everything checked and built before training starts."""
     import nbbp
 
     suffix = pathlib.Path(args.data).suffix.lower()
@@ -323,26 +388,7 @@ def train(args):
     if not table.named and table.shown is None:
         print(f"(the first row of {args.data} is numbers, not names: it has no header row, and "
               "its columns are numbered from 0)")
-    start = time.perf_counter()
-    history = net.fit(X, y, epochs=args.epochs, batch_size=min(args.batch_size, len(X)),
-                      learning_rate=args.learning_rate, optimizer=args.optimizer,
-                      validation_fraction=args.validation_fraction, verbose=not args.quiet)
-    elapsed = time.perf_counter() - start
-    what = "R^2" if loss == "squared_error" else "accuracy"
-    line = (f"{history.epochs} epochs in {elapsed:.2f} s: training loss {history.loss[-1]:.6g}, "
-            f"training {what} {net.score(X, y):.4f}")
-    if history.val_score:
-        line += f", validation {what} {history.val_score[-1]:.4f}"
-    print(line)
-    if test_rows.n_rows:
-        print(f"held out: {test_rows.n_rows} rows (--test-fraction {args.test_fraction:g}"
-              f"{', stratified' if task == 'classification' else ''})")
-        _report(net, contract, X_test, y_test)
-    else:
-        print("held out: no rows (--test-fraction 0, or too few rows): no held-out score")
-    tabular.save(args.model, net, contract)
-    print(f"saved {args.model}")
-    return 0
+    return net, contract, (X, y, X_test, y_test, test_rows.n_rows, task)
 
 
 SCALE_RATIO_WARNING = 100
@@ -578,7 +624,8 @@ def build_parser():
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"nbbp: warning: {message}", file=sys.stderr if file is None else file)
+    if not _QUIET_RANK:
+        print(f"nbbp: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def main(argv=None):
@@ -593,21 +640,26 @@ def main(argv=None):
             args = build_parser().parse_args(argv)
             return args.run(args)
     except CommandError as error:
-        print(f"nbbp: error: {error}", file=sys.stderr)
+        _error(str(error))
         return 1
-    except (ValueError, TypeError, OSError, FloatingPointError) as error:
+    except (ValueError, TypeError, OSError, FloatingPointError, RankError) as error:
         # Network's and load's errors name the problem, and DivergenceError (a
         # FloatingPointError) what diverged: one line of it is the report.
         # NBBP_TRACEBACK=1 shows the whole traceback instead, to debug nbbp itself.
         if os.environ.get("NBBP_TRACEBACK"):
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"nbbp: error: {message}", file=sys.stderr)
+        _error(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return 1
     except MemoryError:
-        print("nbbp: error: out of memory (the data, or the network, is too large for this "
-              "machine)", file=sys.stderr)
+        _error("out of memory (the data, or the network, is too large for this machine)")
         return 1
     except KeyboardInterrupt:
-        print("nbbp: interrupted", file=sys.stderr)
+        if not _QUIET_RANK:
+            print("nbbp: interrupted", file=sys.stderr)
         return 130
+
+
+def _error(message):
+    """The one line ``nbbp: error: ...`` on stderr (not from MPI ranks past 0)."""
+    if not _QUIET_RANK:
+        print(f"nbbp: error: {message}", file=sys.stderr)

@@ -14,6 +14,11 @@ import os
 import numpy as np
 
 
+class RankError(RuntimeError):
+    """Training stopped on every MPI rank because another rank failed
+    (``Network.fit(comm=...)``); the message names the rank and its error."""
+
+
 def rows_of(n_rows: int, rank: int, size: int) -> tuple[int, int]:
     """The contiguous rows [start, stop) of rank ``rank`` of ``size``: n_rows // size each, the
     first n_rows % size ranks one more."""
