@@ -29,12 +29,12 @@ import numpy as np
 
 from ._interrupts import deliver_held_interrupt, interrupt_noted
 from ._jit import part
-from ._layout import layer
+from ._layout import BN_OFF, N_OUT, layer
 from ._simd import aligned_zeros
 from .distributed import RankError
 from .optimizers import LBFGS, NO_UPDATE, optimizer_update, update_in_parallel
 from .passes import score
-from .training import clip_scale
+from .training import CLIP_EPS, sum_of_squares
 
 
 # The errors raised on the other ranks as the type they had on the failing one.
@@ -58,27 +58,40 @@ def group_for(comm, sync_every):
 
 @part
 def union_gradient(grad, theta, mask, layout, inv_weight, l2, grad_norm_sum):
-    """dE/dtheta on the union of the ranks' batches, in place, from grad = sum_r w_r g_r (each
-    rank's batch gradient g_r times its batch weight w_r): times inv_weight = 1 / sum_r w_r,
-    then dW_ij += l2 w_ij where mask_ij != 0. Adds ||dE/dW(l)|| to grad_norm_sum[l]; returns
-    (sum_l ||dE/dW(l)||^2, the clipping's, and sum_l ||W(l)||^2, the penalty's)."""
-    for p in range(grad.shape[0]):
-        grad[p] *= inv_weight
+    """dE/dtheta on the union of the ranks' batches, from grad = sum_r w_r g_r (each rank's
+    batch gradient g_r times its batch weight w_r), is inv_weight grad (inv_weight =
+    1 / sum_r w_r), plus l2 w_ij on the weights where mask_ij != 0. With l2 = 0 grad is only
+    read (the optimizer applies inv_weight as it reads it: no pass of its own over grad); else it
+    becomes dE/dtheta, in place. Adds ||dE/dW(l)|| to grad_norm_sum[l]; returns (||dE/dtheta||^2
+    over every parameter, clipping's, and sum_l ||W(l)||^2, the penalty's)."""
+    if l2 != 0:
+        for p in range(grad.shape[0]):
+            grad[p] *= inv_weight
+    scale = grad.dtype.type(1) if l2 != 0 else inv_weight  # from grad to dE/dtheta
     squares = 0.0
     weight_squares = 0.0
     for l in range(layout.shape[0]):
         W, _ = layer(theta, layout, l)
-        dW, _ = layer(grad, layout, l)
-        M, _ = layer(mask, layout, l)
+        dW, db = layer(grad, layout, l)
         layer_squares = 0.0
-        for i in range(W.shape[0]):
-            for j in range(W.shape[1]):
-                if l2 != 0 and M[i, j] != 0:
-                    dW[i, j] += l2 * W[i, j]
-                layer_squares += dW[i, j] * dW[i, j]
-                weight_squares += W[i, j] * W[i, j]
+        if l2 != 0:
+            M, _ = layer(mask, layout, l)
+            for i in range(W.shape[0]):
+                for j in range(W.shape[1]):
+                    if M[i, j] != 0:
+                        dW[i, j] += l2 * W[i, j]
+                    layer_squares += dW[i, j] * dW[i, j]
+                    weight_squares += W[i, j] * W[i, j]
+        else:  # squares in the dtype's vectors, by chunks (training.sum_of_squares)
+            layer_squares = sum_of_squares(dW.ravel()) * scale * scale
         grad_norm_sum[l] += np.sqrt(layer_squares)
         squares += layer_squares
+        n_out, bn_off = layout[l, N_OUT], layout[l, BN_OFF]
+        for i in range(db.shape[0]):
+            squares += (db[i] * scale) * (db[i] * scale)
+        if bn_off >= 0:
+            for p in range(bn_off, bn_off + 2 * n_out):
+                squares += (grad[p] * scale) * (grad[p] * scale)
     return squares, weight_squares
 
 
@@ -147,7 +160,15 @@ class Group:
         """Collective, before the first epoch: rank 0's parameters, running statistics,
         optimizer state, step count and generator to every rank; the epoch's step count."""
         n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
-        self.steps = int(self._sum([-(-n // plan.batch_size)], self.MPI.MAX)[0])
+        shards = self.comm.allgather((n, plan.batch_size))
+        self.steps = max(-(-n_r // b_r) for n_r, b_r in shards)
+        # per step, whether every rank trains on a batch of the same size (from the shards'
+        # sizes alone: the batches' sizes do not depend on the order)
+        smallest = 2 if net._has_batch_norm else 1
+        sizes = [[size if size >= smallest else 0 for size in
+                  (min(b_r, max(0, n_r - s * b_r)) for n_r, b_r in shards)]
+                 for s in range(self.steps)]
+        self.even = [len(set(step)) == 1 and step[0] > 0 for step in sizes]
         for array in (params.theta, params.stats, opt.state):
             if array.size:
                 self.comm.Bcast(array, root=0)
@@ -197,6 +218,9 @@ class Group:
         n_used = steps = 0
         for s in range(self.steps):
             rows = order[s * b:(s + 1) * b]
+            # Every rank's batch of the same size, unweighted: the union's gradient is the
+            # mean of the ranks' (no weighting pass over grad); else each rank's is weighted.
+            even = plan.sample_weight is None and self.even[s]
             problem, weight, count = None, 0.0, 0
             try:
                 if len(rows) >= smallest:
@@ -207,10 +231,10 @@ class Group:
                         drop_seed, False, opt_code=NO_UPDATE)
                     if not took:  # a batch of weight 0
                         weight = count = 0
-                if weight:
-                    grad *= dt(weight)
-                else:
+                if not weight:
                     grad[:] = 0
+                elif not even:
+                    grad *= dt(weight)
             except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
                 problem = error
             buf[P:] = weight, count, problem is not None or interrupt_noted()
@@ -225,16 +249,16 @@ class Group:
                 n_used += count
                 weight_used += count if plan.l2_per_batch else weight
             l2 = plan.l2 / W if plan.l2_per_batch else plan.l2
+            inv = dt(1 / self.size) if even else dt(1 / W)
             squares, weight_squares = union_gradient(grad, theta, params.mask_theta,
-                                                     params.layout, dt(1 / W), dt(l2),
-                                                     grad_norm_sum)
+                                                     params.layout, inv, dt(l2), grad_norm_sum)
             penalty += (N if plan.l2_per_batch else W) * 0.5 * l2 * weight_squares
-            scale = dt(1)
-            if plan.clip_norm > 0:
-                scale = clip_scale(grad, params.layout, squares, dt(plan.clip_norm))
+            scale = 1.0 if l2 != 0 else float(inv)  # union_gradient's scale, left to apply
+            if plan.clip_norm > 0 and np.isfinite(squares):  # as training.clip_scale
+                scale *= min(1.0, plan.clip_norm / (np.sqrt(squares) + CLIP_EPS))
             steps += 1
-            optimizer_update(opt.optimizer.code, theta, grad, scale, opt.state, dt(rate), h0, h1,
-                             h2, h3, opt.steps + steps, update_in_parallel(P))
+            optimizer_update(opt.optimizer.code, theta, grad, dt(scale), opt.state, dt(rate), h0,
+                             h1, h2, h3, opt.steps + steps, update_in_parallel(P))
         return total, n_used, weight_used, steps, penalty
 
     def _local_steps(self, run, net, params, plan, opt, order, rate, grad_norm_sum,
@@ -346,8 +370,8 @@ def prepared(comm, sync_every, net, what, prepare):
 
     epochs, opt, plan = group.agree(what, checked)
     group.check_same(what, {
-        "network": repr(net), "layout": zlib.crc32(net._layout.tobytes()),
-        "masks": zlib.crc32(net._mask_theta.tobytes()), "optimizer": repr(opt),
+        "network": repr(net), "layout": zlib.crc32(net._layout),
+        "masks": zlib.crc32(net._mask_theta) if net._masked.size else 0, "optimizer": repr(opt),
         "optimizer state of": repr(net.optimizer), "epochs": epochs,
         "learning_rate": repr(plan.learning_rate), "l2": plan.l2, "clip_norm": plan.clip_norm,
         "l2_per_batch": plan.l2_per_batch, "shuffle": plan.shuffle,

@@ -236,7 +236,9 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
     if plan.shuffle:
         check.advise_random_reads(plan.X)
-    initial = (params.theta.copy(), params.stats.copy()) if group is not None else None
+    initial = None  # what rank 0's network replaces, to put back if no epoch completes
+    if group is not None and group.rank != 0:
+        initial = (params.theta.copy(), params.stats.copy())
     if group is not None:
         group.start(net, params, plan, opt)
     n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
@@ -244,7 +246,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     epochs_of = Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,
                        params.stats if net._has_batch_norm or net.residual else None,
                        net._has_batch_norm)
-    grad = aligned_zeros(params.theta.size, net.dtype)
+    grad = aligned_zeros(params.theta.size, net.dtype) if group is None else None
     history = net.history = History()  # filled epoch by epoch, for the caller
     monitored: list[float] = []  # a schedule's input, kept apart: a callback can edit history
     best = None

@@ -9,6 +9,7 @@
     nbbp export --model M.npz --onnx M.onnx       the model as ONNX, for onnxruntime and others
     nbbp bench [--workloads W1,W2] [--threads N] [--isa avx2]
                                                   nbbp against PyTorch, JAX and scikit-learn
+    nbbp bench --distributed                      2 MPI ranks against 1 process, projected
     nbbp info                                     the host profile, versions and threading
 
 Data files: a ``.csv`` (a header row naming the columns, or none: a first row of numbers is
@@ -633,6 +634,10 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning  # no source lines from inside nbbp
+            if argv[:1] == ["bench"] and "--distributed" in argv:
+                from .scaling import main as bench_distributed
+
+                return bench_distributed(argv[1:])
             if argv[:1] == ["bench"]:
                 from .compare import main as bench
 
