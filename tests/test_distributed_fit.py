@@ -319,3 +319,38 @@ def test_nbbp_train_under_mpiexec_reports_a_bad_file_once(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == f"nbbp: error: {tmp_path / 'missing.csv'}: no such file"
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_the_projection_gives_the_smallest_batch_at_80_percent():
+    from nbbp import scaling
+
+    t_s = 100e-6
+    for n in scaling.RANKS:
+        for gbit in scaling.BANDWIDTHS_GBIT:
+            for every in (1, 8):
+                b = scaling.smallest_batch(t_s, n, 8e6, gbit, every)
+                ring = scaling.allreduce_seconds(n, 8e6, gbit)
+                compute = b * t_s * every
+                assert compute / (compute + ring) >= 0.8
+                fewer = (b - 1) * t_s * every
+                assert b == 1 or fewer / (fewer + ring) < 0.8
+    # 2 (N - 1) / N of 8 MB at 10 Gb/s, and 2 (N - 1) messages of 20 us
+    assert scaling.allreduce_seconds(2, 8e6, 10) == pytest.approx(8e6 * 8 / 10e9 + 2 * 20e-6)
+    lines = scaling.projection_lines("W4", 2_109_450, 4, t_s)
+    assert len(lines) == 4 + len(scaling.RANKS) and lines[-1].startswith("| 64 | ")
+
+
+def test_bench_distributed_measures_two_ranks_and_projects(tmp_path):
+    mpiexec()
+    result = subprocess.run([sys.executable, "-m", "nbbp", "bench", "--distributed",
+                             "--workloads", "W2", "--quick", "--repeat", "1"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "machine: " in out and "1 rank x 2 threads, batch 32:" in out
+    for what in ("batch 16 per rank, every step", "batch 32 per rank, every step",
+                 "sync_every=8"):
+        line = next(line for line in out.splitlines() if what in line)
+        assert float(line.rsplit("(", 1)[1].rstrip("x)")) > 0
+    assert "one allreduce of a step's 0.42 MiB between the 2 ranks:" in out
+    assert "| 64 | " in out

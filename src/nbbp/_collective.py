@@ -31,10 +31,15 @@ from ._interrupts import deliver_held_interrupt, interrupt_noted
 from ._jit import part
 from ._layout import BN_OFF, N_OUT, layer
 from ._simd import aligned_zeros
-from .distributed import RankError
 from .optimizers import LBFGS, NO_UPDATE, optimizer_update, update_in_parallel
 from .passes import score
 from .training import CLIP_EPS, sum_of_squares
+
+
+class RankError(RuntimeError):
+    """Training stopped on every MPI rank because another rank failed
+    (``Network.fit(comm=...)``); the message names the rank and its error. Also
+    ``nbbp.distributed.RankError``."""
 
 
 # The errors raised on the other ranks as the type they had on the failing one.

@@ -36,7 +36,6 @@ import numpy as np
 
 from . import metrics, tabular
 from ._args import ArgumentParser
-from .distributed import RankError
 
 OUTPUT_FOR_LOSS = {"cross_entropy": "softmax", "log_loss": "sigmoid", "squared_error": "identity"}
 
@@ -647,7 +646,14 @@ def main(argv=None):
     except CommandError as error:
         _error(str(error))
         return 1
-    except (ValueError, TypeError, OSError, FloatingPointError, RankError) as error:
+    except RuntimeError as error:  # another MPI rank's failure, named (nbbp._collective)
+        from ._collective import RankError
+
+        if not isinstance(error, RankError) or os.environ.get("NBBP_TRACEBACK"):
+            raise
+        _error(str(error).splitlines()[0])
+        return 1
+    except (ValueError, TypeError, OSError, FloatingPointError) as error:
         # Network's and load's errors name the problem, and DivergenceError (a
         # FloatingPointError) what diverged: one line of it is the report.
         # NBBP_TRACEBACK=1 shows the whole traceback instead, to debug nbbp itself.

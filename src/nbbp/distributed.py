@@ -13,10 +13,9 @@ import os
 
 import numpy as np
 
+from ._collective import RankError
 
-class RankError(RuntimeError):
-    """Training stopped on every MPI rank because another rank failed
-    (``Network.fit(comm=...)``); the message names the rank and its error."""
+__all__ = ["RankError", "rows_of", "shard"]
 
 
 def rows_of(n_rows: int, rank: int, size: int) -> tuple[int, int]:

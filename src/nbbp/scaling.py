@@ -47,8 +47,17 @@ def allreduce_seconds(n_ranks, n_bytes, gbit_per_s, latency=LATENCY_S):
 def smallest_batch(sample_seconds, n_ranks, n_bytes, gbit_per_s, every=1):
     """The smallest batch per rank b with b t_s k / (b t_s k + allreduce) >= EFFICIENCY, for an
     allreduce of n_bytes once every ``every`` steps."""
-    need = EFFICIENCY / (1 - EFFICIENCY) * allreduce_seconds(n_ranks, n_bytes, gbit_per_s)
-    return max(1, int(np.ceil(need / (every * sample_seconds))))
+    ring = allreduce_seconds(n_ranks, n_bytes, gbit_per_s)
+    b = max(1, int(np.ceil(EFFICIENCY / (1 - EFFICIENCY) * ring / (every * sample_seconds))))
+    while b > 1 and efficiency(b - 1, sample_seconds, ring, every) >= EFFICIENCY:
+        b -= 1  # the ceiling of a quotient that rounding put just past a whole number
+    return b
+
+
+def efficiency(batch, sample_seconds, ring_seconds, every=1):
+    """compute / (compute + allreduce) over ``every`` steps of ``batch`` samples a rank."""
+    compute = batch * sample_seconds * every
+    return compute / (compute + ring_seconds)
 
 
 def projection_lines(workload, n_params, itemsize, sample_seconds):
@@ -159,12 +168,14 @@ def run(workloads, repeat, dtype, quick):
         half = ranks["per_rank"]
         print(f"{workload} {DESCRIPTIONS[workload]}: sizes {'-'.join(map(str, sizes))}, batch "
               f"{batch}, {n_samples:,} samples, {dtype}")
-        print(f"  1 rank x 2 threads, batch {batch}: {n_samples / one:36,.0f} samples/s")
-        for name, what in (("global", f"batch {half} per rank, every step (the same steps)"),
-                           ("per rank", f"batch {batch} per rank, every step"),
-                           ("local", f"batch {half} per rank, sync_every={SYNC_EVERY}")):
-            print(f"  2 ranks x 1 thread, {what + ':':47} {n_samples / two[name]:10,.0f} "
-                  f"samples/s ({one / two[name]:.2f}x)")
+        rows = [(f"1 rank x 2 threads, batch {batch}", one)] + [
+            (f"2 ranks x 1 thread, {what}", two[name]) for name, what in (
+                ("global", f"batch {half} per rank, every step (the same steps)"),
+                ("per rank", f"batch {batch} per rank, every step"),
+                ("local", f"batch {half} per rank, sync_every={SYNC_EVERY}"))]
+        for what, seconds in rows:
+            ratio = "" if seconds is one else f" ({one / seconds:.2f}x)"
+            print(f"  {what + ':':70} {n_samples / seconds:10,.0f} samples/s{ratio}")
         print(f"  one allreduce of a step's {(ranks['n_params'] + 3) * itemsize / 2**20:.2f} MiB "
               f"between the 2 ranks: {ranks['allreduce'] * 1e6:,.0f} us")
         print()
