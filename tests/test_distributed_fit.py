@@ -30,6 +30,9 @@ base, case = sys.argv[1], json.loads(sys.argv[2])
 data = np.load(base + ".data.npz")
 start, stop = rows_of(len(data["X"]), comm.rank, comm.size)
 X, y = data["X"][start:stop].copy(), data["y"][start:stop]
+if case.get("shard"):  # read-only memmaps of this rank's rows of .npy files
+    from nbbp.distributed import shard
+    X, y = shard(base + ".X.npy", comm), shard(base + ".y.npy", comm)
 fit = dict(case["fit"])
 if "w" in data:
     fit["sample_weight"] = data["w"][start:stop]
@@ -51,7 +54,11 @@ if odd and case.get("odd") == "sigint":  # Ctrl-C on this rank alone, mid-traini
     threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
 net = nbbp.Network(sizes, seed=10 + comm.rank, **case.get("net", {}))
 try:
-    history = net.fit(X, y, comm=comm, **fit)
+    if case.get("partial"):  # partial_fit, one epoch a call, the optimizer state kept
+        for _ in range(fit.pop("epochs")):
+            history = net.partial_fit(X, y, comm=comm, **fit)
+    else:
+        history = net.fit(X, y, comm=comm, **fit)
     report = {"loss": history.loss, "val_loss": history.val_loss,
               "val_score": history.val_score, "grad_norm": np.array(history.grad_norm).tolist(),
               "stopped_early": history.stopped_early, "best_epoch": history.best_epoch,
@@ -121,6 +128,24 @@ def test_two_ranks_train_as_one_process_on_the_union_of_their_batches(tmp_path, 
     assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-12)
     assert_allclose(reports[0]["loss"], history.loss, rtol=1e-12)
     assert_allclose(reports[0]["grad_norm"], history.grad_norm, rtol=1e-12)
+    assert reports[0]["steps"] == one._opt.steps == 18
+
+
+def test_partial_fit_on_memmapped_shards_keeps_adams_state_across_calls(tmp_path, rng):
+    X, y = data(rng, 96)
+    np.save(tmp_path / "run.X.npy", X)
+    np.save(tmp_path / "run.y.npy", y)
+    fit = {"epochs": 3, "batch_size": 8, "optimizer": "adam", "shuffle": False,
+           "learning_rate": 0.05}
+    thetas, reports = train_on_ranks(tmp_path, 2, {"sizes": [6, 16, 3], "fit": fit,
+                                                   "partial": True, "shard": True}, X=X, y=y)
+    assert_array_equal(thetas[0], thetas[1])
+    order = np.concatenate(union_order(96, 2, 8))
+    one = nbbp.Network([6, 16, 3], seed=10)
+    for _ in range(3):
+        one.partial_fit(X[order], y[order], batch_size=16, optimizer="adam", shuffle=False,
+                        learning_rate=0.05)
+    assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-12)
     assert reports[0]["steps"] == one._opt.steps == 18
 
 
