@@ -34,13 +34,17 @@ if case.get("shard"):  # read-only memmaps of this rank's rows of .npy files
     from nbbp.distributed import shard
     X, y = shard(base + ".X.npy", comm), shard(base + ".y.npy", comm)
 fit = dict(case["fit"])
+odd = comm.rank == case.get("odd_rank", -1)  # the rank that goes wrong, if any
 if "w" in data:
     fit["sample_weight"] = data["w"][start:stop]
+if odd and case.get("odd") == "weighted":  # weights of 1 on this rank alone: as none
+    fit["sample_weight"] = np.ones(len(X))
 if "Xv" in data:
     a, b = rows_of(len(data["Xv"]), comm.rank, comm.size)
     fit["validation_data"] = (data["Xv"][a:b], data["yv"][a:b])
 sizes = list(case["sizes"])
-odd = comm.rank == case.get("odd_rank", -1)  # the rank that goes wrong, if any
+if odd and case.get("odd") == "learning_rate":
+    fit["learning_rate"] = 2 * fit.get("learning_rate", 0.01)
 if odd and case.get("odd") == "nan":
     X[3, 1] = np.nan
 if odd and case.get("odd") == "sizes":
@@ -51,8 +55,22 @@ if odd and case.get("odd") == "callback":
             raise RuntimeError("the callback of rank 1 failed")
     fit["callback"] = callback
 if odd and case.get("odd") == "sigint":  # Ctrl-C on this rank alone, mid-training
-    threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    def callback(epoch, history):  # from epoch 1: the ranks share a recorded epoch
+        if epoch == 1:
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    fit["callback"] = callback
+if case.get("odd") == "schedule":  # fails on one rank, in the first epoch
+    class Flaky(nbbp.schedules.StepLR):
+        def rate(self, epoch, monitored):
+            if odd:
+                raise RuntimeError("the schedule of rank 1 failed")
+            return super().rate(epoch, monitored)
+    fit["learning_rate"] = Flaky(0.01, 5)
 net = nbbp.Network(sizes, seed=10 + comm.rank, **case.get("net", {}))
+if case.get("odd") == "schedule":  # a first fit of the same optimizer: its state is kept
+    net.fit(X, y, epochs=1, batch_size=4, optimizer="adam")
+before = (net._theta.copy(), net._stats.copy(), net._opt.state.copy(), net._opt.steps,
+          net.rng.bit_generator.state, net.history)
 try:
     if case.get("partial"):  # partial_fit, one epoch a call, the optimizer state kept
         for _ in range(fit.pop("epochs")):
@@ -65,7 +83,10 @@ try:
               "steps": net._opt.steps}
 except BaseException as error:
     report = {"error": f"{type(error).__name__}: {error}", "epochs": len(net.history.loss)
-              if net.history is not None else 0}
+              if net.history is not None else 0,
+              "unchanged": all(np.array_equal(a, b) for a, b in zip(
+                  before[:3], (net._theta, net._stats, net._opt.state)))
+              and before[3:] == (net._opt.steps, net.rng.bit_generator.state, net.history)}
 np.save(f"{base}.theta{comm.rank}.npy", net._theta)
 np.save(f"{base}.stats{comm.rank}.npy", net._stats)
 with open(f"{base}.rank{comm.rank}.json", "w") as f:  # ranks share stdout: a file each
@@ -109,12 +130,16 @@ def data(rng, n, n_features=6, n_classes=3):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-@pytest.mark.parametrize("extras", [{}, {"l2": 0.01, "clip_norm": 0.5, "weighted": True}])
+@pytest.mark.parametrize("extras", [{}, {"l2": 0.01, "clip_norm": 0.5, "weighted": True},
+                                    {"l2": 0.05, "l2_per_batch": True, "weighted": True}])
 def test_two_ranks_train_as_one_process_on_the_union_of_their_batches(tmp_path, rng, optimizer,
                                                                       extras):
     X, y = data(rng, 96)
     extras = dict(extras)
     w = rng.uniform(0, 2, size=96) if extras.pop("weighted", False) else None
+    if w is not None:
+        w[8:16] = 0  # a batch of weight 0 on rank 0, beside rank 1's of weight > 0
+        w[48 + 40:] = 0  # the last batch of rank 1: weight 0
     fit = {"epochs": 3, "batch_size": 8, "optimizer": optimizer, "shuffle": False,
            "learning_rate": 0.05, **extras}
     arrays = {"X": X, "y": y} if w is None else {"X": X, "y": y, "w": w}
@@ -147,6 +172,32 @@ def test_partial_fit_on_memmapped_shards_keeps_adams_state_across_calls(tmp_path
                         learning_rate=0.05)
     assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-12)
     assert reports[0]["steps"] == one._opt.steps == 18
+
+
+def test_float32_ranks_stay_bitwise_equal_and_near_one_process(tmp_path, rng):
+    X, y = data(rng, 96)
+    fit = {"epochs": 3, "batch_size": 8, "optimizer": "adam", "shuffle": False,
+           "learning_rate": 0.05}
+    case = {"sizes": [6, 16, 3], "net": {"dtype": "float32"}, "fit": fit}
+    thetas, reports = train_on_ranks(tmp_path, 2, case, X=X.astype(np.float32), y=y)
+    assert thetas[0].dtype == np.float32 and reports[0] == reports[1]
+    assert_array_equal(thetas[0], thetas[1])
+    order = np.concatenate(union_order(96, 2, 8))
+    one = nbbp.Network([6, 16, 3], seed=10, dtype=np.float32)
+    one.fit(X[order].astype(np.float32), y[order], **{**fit, "batch_size": 16})
+    assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-5)
+
+
+def test_weights_on_one_rank_alone_train_as_the_same_data_unweighted(tmp_path, rng):
+    X, y = data(rng, 96)
+    fit = {"epochs": 2, "batch_size": 8, "shuffle": False, "learning_rate": 0.1}
+    thetas, _ = train_on_ranks(tmp_path, 2, {"sizes": [6, 5, 3], "fit": fit, "odd_rank": 1,
+                                             "odd": "weighted"}, X=X, y=y)
+    assert_array_equal(thetas[0], thetas[1])
+    order = np.concatenate(union_order(96, 2, 8))
+    one = nbbp.Network([6, 5, 3], seed=10)
+    one.fit(X[order], y[order], **{**fit, "batch_size": 16})
+    assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-12)
 
 
 def test_unequal_shards_step_on_what_every_rank_has_left(tmp_path, rng):
@@ -239,18 +290,26 @@ def test_early_stopping_on_unequal_shards_stops_every_rank_alike(tmp_path, rng):
      "callback of rank 1 failed"),
     ("sigint", "KeyboardInterrupt", "RankError: training: rank 1 of 2 failed, so every rank "
                                     "stopped: KeyboardInterrupt: interrupted (Ctrl-C)"),
+    ("learning_rate", "ValueError: fit: rank 1 of 2 has learning_rate 0.02, rank 0 0.01",
+     "ValueError: fit: rank 1 of 2 has learning_rate 0.02, rank 0 0.01"),
+    ("schedule", "RuntimeError: the schedule of rank 1 failed",
+     "RankError: the learning-rate schedule: rank 1 of 2 failed, so every rank stopped: "
+     "RuntimeError: the schedule of rank 1 failed"),
 ])
 def test_a_failure_on_one_rank_ends_every_rank(tmp_path, rng, odd, own, others):
     X, y = data(rng, 400 if odd == "sigint" else 40)
     epochs = 100000 if odd == "sigint" else 4
     case = {"sizes": [6, 16, 3], "odd_rank": 1, "odd": odd,
-            "fit": {"epochs": epochs, "batch_size": 4}}
+            "fit": {"epochs": epochs, "batch_size": 4, "optimizer": "adam"}}
     thetas, reports = train_on_ranks(tmp_path, 2, case, timeout=120, X=X, y=y)
     assert reports[1]["error"].startswith(own), reports
     assert reports[0]["error"].startswith(others), reports
     assert reports[0]["epochs"] == reports[1]["epochs"]
     if odd in ("callback", "sigint"):  # the epochs recorded before it are kept, alike
+        assert reports[0]["epochs"] >= 1
         assert_array_equal(thetas[0], thetas[1])
+    else:  # a failure before an epoch completes changes nothing on any rank
+        assert reports[0]["unchanged"] and reports[1]["unchanged"], reports
 
 
 def test_lbfgs_and_mismatched_settings_are_refused_on_every_rank(tmp_path, rng):

@@ -48,17 +48,23 @@ _COMM_METHODS = ("Get_rank", "Get_size", "Allreduce", "Bcast", "allgather", "bca
 
 
 def group_for(comm, sync_every):
-    """The Group of ``comm`` (an mpi4py communicator), or None for comm=None; checks both."""
+    """The Group of ``comm`` (an mpi4py communicator), or None for comm=None. ``sync_every``
+    is checked by ``prepared``, on every rank together (one rank's bad value would otherwise
+    leave the others waiting)."""
     if comm is None:
         if sync_every != 1:
             raise ValueError("sync_every needs comm: it is how often MPI ranks average")
         return None
     if not all(hasattr(comm, name) for name in _COMM_METHODS):
         raise TypeError(f"comm must be an mpi4py communicator; got {type(comm).__name__}")
+    return Group(comm, sync_every)
+
+
+def _check_sync_every(sync_every):
     if isinstance(sync_every, bool) or not isinstance(sync_every, (int, np.integer)) \
             or sync_every < 1:
         raise ValueError(f"sync_every must be an integer >= 1; got {sync_every!r}")
-    return Group(comm, int(sync_every))
+    return int(sync_every)
 
 
 @part
@@ -135,11 +141,12 @@ class Group:
             f"{message}")
 
     def agree(self, what, thunk):
-        """thunk() on every rank; an exception on any rank raises on all (``settle``)."""
+        """thunk() on every rank; an exception (Ctrl-C included) on any rank raises on all
+        (``settle``)."""
         result, problem = None, None
         try:
             result = thunk()
-        except Exception as error:  # noqa: BLE001 - reported to every rank, then raised
+        except BaseException as error:  # noqa: BLE001 - reported to every rank, then raised
             problem = error
         self.settle(what, problem)
         return result
@@ -151,8 +158,8 @@ class Group:
         for r, theirs in enumerate(every):
             for name, value in theirs.items():
                 if value != every[0][name]:
-                    raise ValueError(f"{what}: rank {r} of {self.size} has {name} {value!r}, rank "
-                                     f"0 {every[0][name]!r}; every rank must train the same "
+                    raise ValueError(f"{what}: rank {r} of {self.size} has {name} {value}, rank "
+                                     f"0 {every[0][name]}; every rank must train the same "
                                      "network the same way")
 
     def _sum(self, values, op=None):
@@ -161,26 +168,43 @@ class Group:
         return buf
 
     # ---------------------------------------------------------------------------- training
+    def allocate(self, params):
+        """The step's buffer: one batch's gradient, its weight and sample count, and a failure
+        flag (in the parameters' dtype: float32 sums the weights to about 1e-7)."""
+        self.buf = aligned_zeros(params.theta.size + 3, params.theta.dtype)
+
     def start(self, net, params, plan, opt):
         """Collective, before the first epoch: rank 0's parameters, running statistics,
-        optimizer state, step count and generator to every rank; the epoch's step count."""
+        optimizer state, step count and generator to every rank (each rank's own kept for
+        ``restore``); the shards' sizes, which set the epoch's steps."""
+        self.saved = None
+        if self.rank != 0:
+            self.saved = (params.theta.copy(), params.stats.copy(), opt.state.copy(), opt.steps)
         n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
-        shards = self.comm.allgather((n, plan.batch_size))
-        self.steps = max(-(-n_r // b_r) for n_r, b_r in shards)
-        # per step, whether every rank trains on a batch of the same size (from the shards'
-        # sizes alone: the batches' sizes do not depend on the order)
-        smallest = 2 if net._has_batch_norm else 1
-        sizes = [[size if size >= smallest else 0 for size in
-                  (min(b_r, max(0, n_r - s * b_r)) for n_r, b_r in shards)]
-                 for s in range(self.steps)]
-        self.even = [len(set(step)) == 1 and step[0] > 0 for step in sizes]
+        self.shards = self.comm.allgather((n, plan.batch_size, plan.sample_weight is not None))
+        self.steps = max(-(-n_r // b_r) for n_r, b_r, _ in self.shards)
+        self.weighted = any(weighted for _, _, weighted in self.shards)
+        self.smallest = 2 if net._has_batch_norm else 1  # batch statistics need two samples
         for array in (params.theta, params.stats, opt.state):
             if array.size:
                 self.comm.Bcast(array, root=0)
         opt.steps = self.comm.bcast(opt.steps, root=0)
         net.rng.bit_generator.state = self.comm.bcast(net.rng.bit_generator.state, root=0)
-        # one batch's gradient, its weight and sample count, and a failure flag
-        self.buf = aligned_zeros(params.theta.size + 3, net.dtype)
+
+    def restore(self, params, opt):
+        """This rank's own network as before ``start`` (a call that failed before an epoch
+        completed; the generator and the optimizer object are the caller's to restore)."""
+        if getattr(self, "saved", None) is not None:
+            params.theta[...], params.stats[...], opt.state[...], opt.steps = self.saved
+
+    def _even(self, s):
+        """Whether at step s every rank trains on an unweighted batch of one size (from the
+        shards' sizes alone: the batches' sizes do not depend on the order). The union's
+        gradient is then the mean of the ranks': no weighting pass over the gradient."""
+        if self.weighted:
+            return False
+        sizes = {min(b_r, max(0, n_r - s * b_r)) for n_r, b_r, _ in self.shards}
+        return len(sizes) == 1 and sizes.pop() >= self.smallest
 
     def order(self, rng, n, shuffle):
         """This rank's order of its n samples for an epoch: a permutation drawn from a seed the
@@ -201,14 +225,16 @@ class Group:
         total, n_used, weight_used, steps, penalty = steps_of(
             run, net, params, plan, opt, order, rate, grad_norm_sum, delta_abs_sum, drop_seed)
         L = len(delta_abs_sum)
-        sums = self._sum([total, n_used, weight_used, *delta_abs_sum, *grad_norm_sum])
-        delta_abs_sum[:] = sums[3:3 + L]
-        if self.sync_every > 1:  # each rank's own steps: their mean norm
-            grad_norm_sum[:] = sums[3 + L:] / self.size
         if self.sync_every == 1 and params.stats.size:  # each rank's batches' running averages
-            stats = self._sum(params.stats) / self.size
-            params.stats[:] = stats
-        return sums[0] + penalty, steps, int(sums[1]), float(sums[2])
+            params.stats[:] = self._sum(params.stats) / self.size
+        # a parameter or statistic that is not finite on any rank is a divergence on all
+        broken = not (np.isfinite(params.theta).all() and np.isfinite(params.stats).all())
+        sums = self._sum([total, n_used, weight_used, broken, *delta_abs_sum, *grad_norm_sum])
+        delta_abs_sum[:] = sums[4:4 + L]
+        if self.sync_every > 1:  # each rank's own steps: their mean norm
+            grad_norm_sum[:] = sums[4 + L:] / self.size
+        total = np.nan if sums[3] else sums[0] + penalty
+        return total, steps, int(sums[1]), float(sums[2])
 
     def _gradient_steps(self, run, net, params, plan, opt, order, rate, grad_norm_sum,
                         delta_abs_sum, drop_seed):
@@ -218,24 +244,21 @@ class Group:
         b = plan.batch_size
         unused = np.zeros(len(grad_norm_sum))
         h0, h1, h2, h3 = (dt(h) for h in opt.optimizer.hyperparameters())
-        smallest = 2 if net._has_batch_norm else 1  # batch statistics need two samples
         total = penalty = weight_used = 0.0
         n_used = steps = 0
         for s in range(self.steps):
             rows = order[s * b:(s + 1) * b]
-            # Every rank's batch of the same size, unweighted: the union's gradient is the
-            # mean of the ranks' (no weighting pass over grad); else each rank's is weighted.
-            even = plan.sample_weight is None and self.even[s]
+            even = self._even(s)  # else each rank's gradient is weighted, and the sum divided
             problem, weight, count = None, 0.0, 0
             try:
-                if len(rows) >= smallest:
+                if len(rows) >= self.smallest:
                     batch_total, took, count, weight = run(
                         plan.X, plan.Y, plan.labels, rows, theta, grad, params.mask_theta,
                         params.layout, net._loss_code, net._eps, 0.0, opt.optimizer, opt.state,
                         rate, opt.steps + steps, unused, delta_abs_sum, 0.0, plan.sample_weight,
                         drop_seed, False, opt_code=NO_UPDATE)
-                    if not took:  # a batch of weight 0
-                        weight = count = 0
+                    if not took:  # a batch of weight 0: in the union's count, no gradient
+                        weight, count = 0.0, len(rows)
                 if not weight:
                     grad[:] = 0
                 elif not even:
@@ -249,15 +272,16 @@ class Group:
             W, N = float(buf[P]), float(buf[P + 1])
             if W == 0:  # no rank had a sample of weight > 0: no step, as in one process
                 continue
-            if weight:  # this rank's share of what one process would add up for the batch
+            # this rank's share of what one process would add up for the union's batch
+            if weight:
                 total += batch_total * (N / W if plan.l2_per_batch else 1.0)
-                n_used += count
-                weight_used += count if plan.l2_per_batch else weight
-            l2 = plan.l2 / W if plan.l2_per_batch else plan.l2
+            n_used += count
+            weight_used += count if plan.l2_per_batch else weight
+            l2 = dt(plan.l2 / W if plan.l2_per_batch else plan.l2)
             inv = dt(1 / self.size) if even else dt(1 / W)
             squares, weight_squares = union_gradient(grad, theta, params.mask_theta,
-                                                     params.layout, inv, dt(l2), grad_norm_sum)
-            penalty += (N if plan.l2_per_batch else W) * 0.5 * l2 * weight_squares
+                                                     params.layout, inv, l2, grad_norm_sum)
+            penalty += (N if plan.l2_per_batch else W) * 0.5 * float(l2) * weight_squares
             scale = 1.0 if l2 != 0 else float(inv)  # union_gradient's scale, left to apply
             if plan.clip_norm > 0 and np.isfinite(squares):  # as training.clip_scale
                 scale *= min(1.0, plan.clip_norm / (np.sqrt(squares) + CLIP_EPS))
@@ -310,24 +334,21 @@ class Group:
             start += a.size
 
     def validate(self, net, plan):
-        """(validation loss, validation score) over every rank's held-out samples."""
+        """(validation loss, validation score) over every rank's held-out samples; R^2 from
+        the squares about the union's mean, as passes.score (two allreduces)."""
         problem = None
         n_out = net.sizes[-1]
-        sums = np.zeros(3 + 3 * n_out)  # failure, weight, loss total, then per output
+        sums = np.zeros(4 + n_out)  # failure, weight, loss total, right answers, sum w y
+        O = Y = w = None
         try:
             zs, a_list = net._forward(plan.X_val)
-            O, Y, w = a_list[-1], plan.Y_val, plan.val_weight
-            weight = float(len(Y) if w is None else np.sum(w))
-            w = np.ones(len(Y)) if w is None else w
-            sums[1] = weight
-            sums[2] = weight * net._loss(zs[-1], O, Y, plan.val_weight)
+            O, Y = a_list[-1].astype(np.float64), plan.Y_val.astype(np.float64)
+            w = np.ones(len(Y)) if plan.val_weight is None else plan.val_weight
+            sums[1] = np.sum(w)
+            sums[2] = sums[1] * net._loss(zs[-1], a_list[-1], plan.Y_val, plan.val_weight)
             if net.loss_name in ("cross_entropy", "log_loss"):  # right answers, weighted
-                sums[3] = weight * score(O, Y, net.loss_name, plan.val_weight)
-            else:  # sum w y, sum w y^2 and sum w (y - o)^2 per output: R^2 of the union
-                Y64, O64 = Y.astype(np.float64), O.astype(np.float64)
-                sums[3:3 + n_out] = w @ Y64
-                sums[3 + n_out:3 + 2 * n_out] = w @ Y64**2
-                sums[3 + 2 * n_out:] = w @ (Y64 - O64) ** 2
+                sums[3] = sums[1] * score(a_list[-1], plan.Y_val, net.loss_name, plan.val_weight)
+            sums[4:] = w @ Y
         except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
             problem = error
         sums[0] = problem is not None or interrupt_noted()
@@ -338,9 +359,8 @@ class Group:
         val_loss = sums[2] / weight
         if net.loss_name in ("cross_entropy", "log_loss"):
             return val_loss, sums[3] / weight
-        y_sum, y2_sum = sums[3:3 + n_out], sums[3 + n_out:3 + 2 * n_out]
-        residual = sums[3 + 2 * n_out:]
-        spread = np.maximum(y2_sum - y_sum**2 / weight, 0.0)
+        squares = self._sum(np.concatenate([w @ (Y - sums[4:] / weight) ** 2, w @ (Y - O) ** 2]))
+        spread, residual = squares[:n_out], squares[n_out:]
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(spread > 0, 1 - residual / spread, np.where(residual == 0, 1.0, 0.0))
         return val_loss, float(np.mean(r2))
@@ -367,7 +387,12 @@ def prepared(comm, sync_every, net, what, prepare):
         return (None, *prepare())
 
     def checked():
+        group.sync_every = _check_sync_every(group.sync_every)
         epochs, opt, plan = prepare()
+        if plan.balanced_classes:
+            raise ValueError(f"{what}: class_weight='balanced' would count each rank's classes "
+                             "alone; compute n / (n_classes * count) over the whole data set and "
+                             "pass the weights as a dict")
         if isinstance(opt, LBFGS):
             raise ValueError(f"{what}: L-BFGS does not train across MPI ranks (its line search "
                              "is not collective); use one of the gradient-descent optimizers")
@@ -375,7 +400,7 @@ def prepared(comm, sync_every, net, what, prepare):
 
     epochs, opt, plan = group.agree(what, checked)
     group.check_same(what, {
-        "network": repr(net), "layout": zlib.crc32(net._layout),
+        "network": repr(net), "layout": zlib.crc32(np.ascontiguousarray(net._layout)),
         "masks": zlib.crc32(net._mask_theta) if net._masked.size else 0, "optimizer": repr(opt),
         "optimizer state of": repr(net.optimizer), "epochs": epochs,
         "learning_rate": repr(plan.learning_rate), "l2": plan.l2, "clip_norm": plan.clip_norm,

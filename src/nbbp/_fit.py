@@ -59,6 +59,7 @@ class FitPlan:
     split_rng: np.random.Generator | None
     shuffle: bool
     verbose: bool
+    balanced_classes: bool = False  # class_weight="balanced", from this process's classes
 
 
 def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
@@ -165,7 +166,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         batch_size = n
     elif batch_size > n:
         warnings.warn(f"batch_size={batch_size} is larger than the {n} training samples; "
-                      f"using {n}", UserWarning, stacklevel=6)  # make_plan, prepare, prepared, fit, guard
+                      f"using {n}", UserWarning, stacklevel=6)  # to fit's caller
         batch_size = n
     if labels is None:
         labels = np.zeros(0, dtype=np.int64)
@@ -175,7 +176,8 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
                    clip_norm=0.0 if clip_norm is None else clip_norm,
                    early_stopping=bool(early_stopping),
                    patience=10 if patience is None else patience, callback=callback,
-                   split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose))
+                   split_rng=split_rng, shuffle=bool(shuffle), verbose=bool(verbose),
+                   balanced_classes=isinstance(class_weight, str) and class_weight == "balanced")
 
 
 def _classes(net, labels, Y):
@@ -236,26 +238,45 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
     if plan.shuffle:
         check.advise_random_reads(plan.X)
-    initial = None  # what rank 0's network replaces, to put back if no epoch completes
-    if group is not None and group.rank != 0:
-        initial = (params.theta.copy(), params.stats.copy())
-    if group is not None:
-        group.start(net, params, plan, opt)
     n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
     L, widths = net.n_layers, params.layout[:, N_OUT]
-    epochs_of = Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,
-                       params.stats if net._has_batch_norm or net.residual else None,
-                       net._has_batch_norm)
-    grad = aligned_zeros(params.theta.size, net.dtype) if group is None else None
+
+    progress = None
+
+    def set_up():  # the buffers, the progress display and the thread pool
+        nonlocal progress
+        if plan.verbose and (group is None or group.rank == 0):
+            progress = EpochProgress(epochs)
+        start_thread_pool()
+        return Epochs(params.layout, net.sizes, net.dtype, plan.batch_size,
+                      params.stats if net._has_batch_norm or net.residual else None,
+                      net._has_batch_norm)
+
+    def rate_of(epoch):
+        rate = plan.learning_rate
+        if isinstance(rate, Schedule):
+            rate = rate.rate(epoch, monitored)
+            if check.finite_float(rate) is None or rate < 0:  # a user's Schedule
+                raise ValueError(f"the learning-rate schedule gave epoch {epoch} the rate "
+                                 f"{rate!r}; a rate is a finite number >= 0")
+        return rate
+
+    if group is None:
+        epochs_of, grad = set_up(), aligned_zeros(params.theta.size, net.dtype)
+    else:  # on every rank, or an error on every rank
+        try:
+            epochs_of = group.agree("fit", lambda: group.allocate(params) or set_up())
+        except BaseException:
+            if progress is not None:
+                progress.close()
+            raise
     history = net.history = History()  # filled epoch by epoch, for the caller
     monitored: list[float] = []  # a schedule's input, kept apart: a callback can edit history
     best = None
     stale = 0
-    progress = None
-    if plan.verbose and (group is None or group.rank == 0):
-        progress = EpochProgress(epochs)
-    start_thread_pool()
     try:
+        if group is not None:
+            group.start(net, params, plan, opt)  # rank 0's network to every rank
         for epoch in range(epochs):
             # What the epoch changes, to put back if anything raises before it is recorded
             # (a kernel, an overflow, the validation pass): the network is then as after the
@@ -267,15 +288,11 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
             # included, and raised once the epoch is recorded, below (so a recorded epoch is
             # never rolled back for it)
             try:
-                rate = plan.learning_rate
-                if isinstance(rate, Schedule):
-                    rate = rate.rate(epoch, monitored)
-                    if check.finite_float(rate) is None or rate < 0:  # a user's Schedule
-                        raise ValueError(f"the learning-rate schedule gave epoch {epoch} the rate "
-                                         f"{rate!r}; a rate is a finite number >= 0")
-                if group is not None:
+                if group is not None:  # a user's schedule failing on one rank fails on all
+                    rate = group.agree("the learning-rate schedule", lambda: rate_of(epoch))
                     order = group.order(net.rng, n, plan.shuffle)
                 else:
+                    rate = rate_of(epoch)
                     order = net.rng.permutation(n) if plan.shuffle else np.arange(n)
                 if plan.rows is not None:
                     order = plan.rows[order]
@@ -341,10 +358,11 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
             if group is not None:
                 # Ctrl-C stays held on MPI ranks, for decide to stop every rank alike; a
                 # rank's callback that says stop stops them all
-                stop = group.decide(lambda: plan.callback is not None
-                                    and says_stop(plan.callback(epoch, history)))
-                if progress is not None:
-                    progress.epoch_done(epoch, shown)
+                def progress_and_callback():
+                    if progress is not None:
+                        progress.epoch_done(epoch, shown)
+                    return plan.callback is not None and says_stop(plan.callback(epoch, history))
+                stop = group.decide(progress_and_callback)
             else:
                 hold = let_interrupts_through()  # the epoch is recorded: Ctrl-C may come
                 if progress is not None:
@@ -355,8 +373,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
                 history.stopped_early = epoch + 1 < epochs
                 break
     except BaseException:
-        if initial is not None and completed[0] == 0:  # as before rank 0's network came
-            params.theta[...], params.stats[...] = initial
+        if group is not None and completed[0] == 0:  # as before rank 0's network came
+            group.restore(params, opt)
         raise
     finally:
         if progress is not None:

@@ -31,6 +31,7 @@ import sys
 import time
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -296,7 +297,11 @@ def train(args):
         from ._collective import Group
         from .distributed import rows_of
 
-        net, contract, data = Group(comm, 1).agree("nbbp train", lambda: _prepare(args))
+        group = Group(comm, 1)
+        net, contract, data = group.agree("nbbp train", lambda: _prepare(args))
+        group.check_same("nbbp train", {  # every rank read the same data
+            "training data of checksum": zlib.crc32(np.ascontiguousarray(data[0])),
+            "targets of checksum": zlib.crc32(np.ascontiguousarray(data[1]))})
     X, y, X_test, y_test, test_rows, task = data
     mine = slice(None) if comm is None else slice(*rows_of(len(X), comm.rank, comm.size))
     start = time.perf_counter()
@@ -326,22 +331,33 @@ def train(args):
     return 0
 
 
+# What launchers tell each process: its rank, and the number of ranks (MPICH's Hydra and Slurm's
+# PMI-2 PMI_RANK, PMI_SIZE; Open MPI's OMPI_COMM_WORLD_*; PMIx launchers PMIX_RANK, with the
+# size from MPI itself).
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+
+
 def _world():
-    """MPI.COMM_WORLD when started by mpiexec with more than one rank (MPICH's PMI_SIZE, Open
-    MPI's OMPI_COMM_WORLD_SIZE), else None. Ranks past 0 print nothing."""
-    size = os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE") or "1"
-    if not size.isdigit() or int(size) < 2:
+    """MPI.COMM_WORLD when started by an MPI launcher with more than one rank, else None.
+    Ranks past 0 print nothing: not their output, and not their errors (rank 0's name the
+    rank an error came from)."""
+    global _QUIET_RANK
+    rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), None)
+    size = next((os.environ[v] for v in SIZE_VARIABLES if v in os.environ), None)
+    if rank is None or (size is not None and size.isdigit() and int(size) < 2):
         return None
+    if rank != "0":
+        _QUIET_RANK = True
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         from mpi4py import MPI
     except ImportError:
-        raise CommandError(f"nbbp train runs on {size} MPI ranks here, which needs mpi4py: pip "
-                           'install "nbbp[mpi]"') from None
-    if MPI.COMM_WORLD.rank != 0:
-        global _QUIET_RANK
-        _QUIET_RANK = True  # errors too: rank 0's name the rank they came from
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
-    return MPI.COMM_WORLD
+        if size is None:  # a PMIx launcher, which may have started this one process alone
+            return None
+        raise CommandError(f"nbbp train runs on {size} MPI ranks here, which needs mpi4py: "
+                           'pip install "nbbp[mpi]"') from None
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.size > 1 else None
 
 
 _QUIET_RANK = False

@@ -36,6 +36,7 @@ LATENCY_S = 20e-6  # per message on TCP over Ethernet; an assumption, stated in 
 EFFICIENCY = 0.8
 SYNC_EVERY = 8
 ADAM_COPIES = 3  # parameters, m and v: what local SGD averages with Adam
+RANKS_TIMEOUT_S = 1800  # one workload's ranks: compiles from an empty cache and 10 timed epochs
 
 
 def allreduce_seconds(n_ranks, n_bytes, gbit_per_s, latency=LATENCY_S):
@@ -114,8 +115,14 @@ def worker(workload, repeat, dtype, quick, out):
     allreduce = comm.allreduce(float(np.median(times)), op=MPI.MAX)
     alone = None
     if comm.rank == 0:  # one thread, no communication: the model's t_s
-        alone = best_of(lambda: net.fit(X, y, epochs=1, batch_size=per_rank,
-                                        learning_rate=LEARNING_RATE, shuffle=False), repeat)
+        try:
+            alone = best_of(lambda: net.fit(X, y, epochs=1, batch_size=per_rank,
+                                            learning_rate=LEARNING_RATE, shuffle=False), repeat)
+        except BaseException:  # the other ranks wait in the barrier: end them too
+            import traceback
+
+            traceback.print_exc()
+            comm.Abort(1)
     comm.Barrier()
     if comm.rank == 0:
         with open(out, "w") as f:
@@ -157,7 +164,12 @@ def run(workloads, repeat, dtype, quick):
             env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
             command = [launcher, "-n", "2", sys.executable, "-m", "nbbp.scaling", workload,
                        str(repeat), dtype, str(int(quick)), out]
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            try:
+                done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                      timeout=RANKS_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"{workload}: the ranks took over {RANKS_TIMEOUT_S} s", file=sys.stderr)
+                return 1
             if done.returncode != 0:
                 print(f"{workload}: the ranks failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                 return 1
