@@ -27,6 +27,10 @@ from nbbp.distributed import rows_of
 
 comm = MPI.COMM_WORLD
 base, case = sys.argv[1], json.loads(sys.argv[2])
+nbbp._collective.USE_NODE_SUM = case.get("node_sum", True)  # False: MPI_Allreduce
+node_sums = []  # the steps summed through the shared window
+summed = nbbp._collective.NodeSum.sum
+nbbp._collective.NodeSum.sum = lambda self: node_sums.append(1) or summed(self)
 data = np.load(base + ".data.npz")
 start, stop = rows_of(len(data["X"]), comm.rank, comm.size)
 X, y = data["X"][start:stop].copy(), data["y"][start:stop]
@@ -80,7 +84,7 @@ try:
     report = {"loss": history.loss, "val_loss": history.val_loss,
               "val_score": history.val_score, "grad_norm": np.array(history.grad_norm).tolist(),
               "stopped_early": history.stopped_early, "best_epoch": history.best_epoch,
-              "steps": net._opt.steps}
+              "steps": net._opt.steps, "node_sums": len(node_sums)}
 except BaseException as error:
     report = {"error": f"{type(error).__name__}: {error}", "epochs": len(net.history.loss)
               if net.history is not None else 0,
@@ -132,8 +136,9 @@ def data(rng, n, n_features=6, n_classes=3):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("extras", [{}, {"l2": 0.01, "clip_norm": 0.5, "weighted": True},
                                     {"l2": 0.05, "l2_per_batch": True, "weighted": True}])
+@pytest.mark.parametrize("node_sum", [True, False], ids=["shared window", "Allreduce"])
 def test_two_ranks_train_as_one_process_on_the_union_of_their_batches(tmp_path, rng, optimizer,
-                                                                      extras):
+                                                                      extras, node_sum):
     X, y = data(rng, 96)
     extras = dict(extras)
     w = rng.uniform(0, 2, size=96) if extras.pop("weighted", False) else None
@@ -143,9 +148,11 @@ def test_two_ranks_train_as_one_process_on_the_union_of_their_batches(tmp_path, 
     fit = {"epochs": 3, "batch_size": 8, "optimizer": optimizer, "shuffle": False,
            "learning_rate": 0.05, **extras}
     arrays = {"X": X, "y": y} if w is None else {"X": X, "y": y, "w": w}
-    thetas, reports = train_on_ranks(tmp_path, 2, {"sizes": [6, 16, 3], "fit": fit}, **arrays)
+    thetas, reports = train_on_ranks(tmp_path, 2, {"sizes": [6, 16, 3], "fit": fit,
+                                                   "node_sum": node_sum}, **arrays)
     assert_array_equal(thetas[0], thetas[1])  # bitwise
     assert reports[0] == reports[1]
+    assert reports[0]["node_sums"] == (18 if node_sum else 0)
     order = np.concatenate(union_order(96, 2, 8))  # equal shards: batches of 16 in one process
     one = nbbp.Network([6, 16, 3], seed=10)  # rank 0's network
     history = one.fit(X[order], y[order], **{**fit, "batch_size": 16},
@@ -200,11 +207,13 @@ def test_weights_on_one_rank_alone_train_as_the_same_data_unweighted(tmp_path, r
     assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-12)
 
 
-def test_unequal_shards_step_on_what_every_rank_has_left(tmp_path, rng):
+@pytest.mark.parametrize("node_sum", [True, False], ids=["shared window", "Allreduce"])
+def test_unequal_shards_step_on_what_every_rank_has_left(tmp_path, rng, node_sum):
     # 100 rows on 3 ranks: 34, 33, 33; batches of 8 make 5 steps, the last of 2 + 1 + 1 rows
     X, y = data(rng, 100)
     fit = {"epochs": 2, "batch_size": 8, "shuffle": False, "learning_rate": 0.1}
-    thetas, reports = train_on_ranks(tmp_path, 3, {"sizes": [6, 5, 3], "fit": fit}, X=X, y=y)
+    thetas, reports = train_on_ranks(tmp_path, 3, {"sizes": [6, 5, 3], "fit": fit,
+                                                   "node_sum": node_sum}, X=X, y=y)
     assert all(np.array_equal(t, thetas[0]) for t in thetas) and reports[0] == reports[2]
     one = nbbp.Network([6, 5, 3], seed=10)
     batches = union_order(100, 3, 8)

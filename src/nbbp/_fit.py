@@ -264,11 +264,13 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     if group is None:
         epochs_of, grad = set_up(), aligned_zeros(params.theta.size, net.dtype)
     else:  # on every rank, or an error on every rank
+        group.share(params)
         try:
             epochs_of = group.agree("fit", lambda: group.allocate(params) or set_up())
         except BaseException:
             if progress is not None:
                 progress.close()
+            group.free()
             raise
     history = net.history = History()  # filled epoch by epoch, for the caller
     monitored: list[float] = []  # a schedule's input, kept apart: a callback can edit history
@@ -379,6 +381,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     finally:
         if progress is not None:
             progress.close()
+        if group is not None:
+            group.free()
     if plan.early_stopping and best is not None:
         _, history.best_epoch, theta, state, steps, stats = best
         params.theta[...], opt.state[...], opt.steps = theta, state, steps
