@@ -5,10 +5,11 @@ runs _fit.train on its own shard and asks its ``Group`` for the parts that need 
   every rank, and they must hold the same network. Then rank 0's parameters, running
   statistics, optimizer state and random generator go to every rank (``start``).
 - Each step (``sync_every=1``), every rank computes its batch's gradient with the epoch driver
-  (optimizers.NO_UPDATE), weighted by the batch's weight, and one allreduce sums the gradients
-  and the weights: the step is that of one process on the union of the ranks' batches, and
-  every rank applies the same step to the same parameters, which stay bitwise equal. A rank out
-  of samples adds zero.
+  (optimizers.NO_UPDATE), weighted by the batch's weight, and one sum over the ranks adds up
+  the gradients and the weights (through a shared-memory window, NodeSum, where the ranks share
+  one machine; else MPI_Allreduce): the step is that of one process on the union of the ranks'
+  batches, and every rank applies the same step to the same parameters, which stay bitwise
+  equal. A rank out of samples adds zero.
 - With ``sync_every=k``, every rank takes up to k steps of its own (local SGD), then the
   parameters, the optimizer state and the running statistics are averaged, weighted by the
   samples each rank trained on, and the step count becomes the largest rank's; also at the end

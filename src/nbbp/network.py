@@ -379,9 +379,9 @@ class Network:
         comm : mpi4py communicator or None
             Train on the ranks of ``comm`` (``pip install "nbbp[mpi]"``), each calling fit alike
             on its own X, y, from rank 0's network. A step's gradient is that of the union of
-            the ranks' batches (batch_size per rank; batch statistics per rank); every rank
-            keeps the same parameters and History. ``sync_every=k`` > 1 is local SGD instead: each rank takes k steps of its
-            own, then parameters and optimizer state are averaged (nbbp._collective).
+            the ranks' batches (batch_size and batch statistics per rank); all keep the same
+            parameters and History. ``sync_every=k`` > 1 is local SGD instead: each rank takes
+            k steps of its own, then parameters and optimizer state are averaged.
 
         Returns
         -------
