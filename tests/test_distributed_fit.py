@@ -71,6 +71,8 @@ if case.get("odd") == "schedule":  # fails on one rank, in the first epoch
             return super().rate(epoch, monitored)
     fit["learning_rate"] = Flaky(0.01, 5)
 net = nbbp.Network(sizes, seed=10 + comm.rank, **case.get("net", {}))
+if case.get("warm"):  # another network trained first: the shared window of another size
+    nbbp.Network([6, 4, 3]).fit(X, y, epochs=1, batch_size=8, comm=comm)
 if case.get("odd") == "schedule":  # a first fit of the same optimizer: its state is kept
     net.fit(X, y, epochs=1, batch_size=4, optimizer="adam")
 before = (net._theta.copy(), net._stats.copy(), net._opt.state.copy(), net._opt.steps,
@@ -213,7 +215,8 @@ def test_unequal_shards_step_on_what_every_rank_has_left(tmp_path, rng, node_sum
     X, y = data(rng, 100)
     fit = {"epochs": 2, "batch_size": 8, "shuffle": False, "learning_rate": 0.1}
     thetas, reports = train_on_ranks(tmp_path, 3, {"sizes": [6, 5, 3], "fit": fit,
-                                                   "node_sum": node_sum}, X=X, y=y)
+                                                   "node_sum": node_sum, "warm": True},
+                                     X=X, y=y)
     assert all(np.array_equal(t, thetas[0]) for t in thetas) and reports[0] == reports[2]
     one = nbbp.Network([6, 5, 3], seed=10)
     batches = union_order(100, 3, 8)
