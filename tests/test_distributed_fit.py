@@ -63,6 +63,10 @@ if odd and case.get("odd") == "sigint":  # Ctrl-C on this rank alone, mid-traini
         if epoch == 1:
             threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
     fit["callback"] = callback
+if case.get("nested"):  # every rank's callback trains another network on the same comm
+    def callback(epoch, history):
+        nbbp.Network([6, 4, 3]).fit(X, y, epochs=1, batch_size=8, comm=comm)
+    fit["callback"] = callback
 if case.get("odd") == "schedule":  # fails on one rank, in the first epoch
     class Flaky(nbbp.schedules.StepLR):
         def rate(self, epoch, monitored):
@@ -109,13 +113,14 @@ def mpiexec():
     return found
 
 
-def train_on_ranks(tmp_path, n_ranks, case, timeout=240, **data):
-    """Run TRAIN on n_ranks ranks; returns (thetas, reports) per rank."""
+def train_on_ranks(tmp_path, n_ranks, case, timeout=240, env=None, **data):
+    """Run TRAIN on n_ranks ranks (with ``env`` added to the environment); returns (thetas,
+    reports) per rank."""
     base = tmp_path / "run"
     np.savez(f"{base}.data.npz", **data)
     result = subprocess.run([mpiexec(), "-n", str(n_ranks), sys.executable, "-c", TRAIN,
                              str(base), json.dumps(case)], capture_output=True, text=True,
-                            timeout=timeout)
+                            timeout=timeout, env={**os.environ, **(env or {})})
     assert result.returncode == 0, result.stderr[-3000:]
     thetas = [np.load(f"{base}.theta{r}.npy") for r in range(n_ranks)]
     reports = [json.loads(tmp_path.joinpath(f"run.rank{r}.json").read_text())
@@ -183,6 +188,20 @@ def test_partial_fit_on_memmapped_shards_keeps_adams_state_across_calls(tmp_path
     assert reports[0]["steps"] == one._opt.steps == 18
 
 
+def test_a_fit_inside_a_callback_on_the_same_comm_leaves_the_outer_one_alone(tmp_path, rng):
+    # the inner call finds the outer one's shared window in use and sums with MPI_Allreduce
+    X, y = data(rng, 96)
+    fit = {"epochs": 2, "batch_size": 8, "shuffle": False, "learning_rate": 0.1}
+    thetas, reports = train_on_ranks(tmp_path, 2, {"sizes": [6, 5, 3], "fit": fit,
+                                                   "nested": True}, X=X, y=y)
+    assert_array_equal(thetas[0], thetas[1])
+    assert reports[0]["node_sums"] == 12  # the outer call's 2 x 6 steps alone
+    order = np.concatenate(union_order(96, 2, 8))
+    one = nbbp.Network([6, 5, 3], seed=10)
+    one.fit(X[order], y[order], **{**fit, "batch_size": 16})
+    assert_allclose(thetas[0], one._theta, rtol=0, atol=1e-12)
+
+
 def test_float32_ranks_stay_bitwise_equal_and_near_one_process(tmp_path, rng):
     X, y = data(rng, 96)
     fit = {"epochs": 3, "batch_size": 8, "optimizer": "adam", "shuffle": False,
@@ -214,9 +233,11 @@ def test_unequal_shards_step_on_what_every_rank_has_left(tmp_path, rng, node_sum
     # 100 rows on 3 ranks: 34, 33, 33; batches of 8 make 5 steps, the last of 2 + 1 + 1 rows
     X, y = data(rng, 100)
     fit = {"epochs": 2, "batch_size": 8, "shuffle": False, "learning_rate": 0.1}
+    # NBBP_NODE_SUM=0, the user's switch, for the Allreduce path
     thetas, reports = train_on_ranks(tmp_path, 3, {"sizes": [6, 5, 3], "fit": fit,
-                                                   "node_sum": node_sum, "warm": True},
-                                     X=X, y=y)
+                                                   "warm": True}, X=X, y=y,
+                                     env={"NBBP_NODE_SUM": "1" if node_sum else "0"})
+    assert reports[0]["node_sums"] == (5 + 10 if node_sum else 0)  # the warm network's too
     assert all(np.array_equal(t, thetas[0]) for t in thetas) and reports[0] == reports[2]
     one = nbbp.Network([6, 5, 3], seed=10)
     batches = union_order(100, 3, 8)

@@ -24,6 +24,7 @@ TypeError for those) that names it. mpi4py is imported only here, when a comm is
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -108,33 +109,45 @@ def union_gradient(grad, theta, mask, layout, inv_weight, l2, grad_norm_sum):
 
 
 # Whether ranks that share one node's memory sum their steps' gradients through a shared window
-# (NodeSum) rather than MPI_Allreduce; False tests the Allreduce path on one machine.
+# (NodeSum) rather than MPI_Allreduce: False here, or NBBP_NODE_SUM=0 in any rank's
+# environment, turns it off (False tests the Allreduce path on one machine).
 USE_NODE_SUM = True
+# A shared window is used only if the node's shared memory (/dev/shm) has this many times its
+# size free: a container's default 64 MiB fills at 8 ranks of W4.
+SHM_HEADROOM = 2
 
 
 class NodeSum:
     """The sum over the ranks of one buffer each, for ranks that share a node's memory: each
-    rank's buffer is its row of an MPI shared-memory window, and after a barrier each rank adds
+    rank's buffer is its row of an MPI shared-memory window, and after a fence each rank adds
     its own slice of columns over every row, in rank order, into the window's last row, which
-    every rank then reads in place. Against MPI_Allreduce of a W4 step's 8 MiB between 2 ranks
-    on the Xeon (the buffers fresh from the kernels, not in cache): 1.2 ms against 2.7.
+    every rank then reads in place. A W4 step's 8 MiB between 2 ranks on the Xeon, the buffers
+    fresh from other work (not in cache), timed alone: 1.2 ms, against 2.7 for MPI_Allreduce;
+    in training 1.6 against 3.2.
 
-    ``rows[rank]`` is this rank's buffer, ``total`` the sum (read-only to the ranks: a rank
-    that edits the sum works on a copy); both stay valid until ``free``. ``comm`` is the node's
-    communicator (its ranks in ``parent``'s order), which the NodeSum frees with its window."""
+    The window holds ``capacity`` elements a row; ``use(n)`` sets ``rows[rank]``, this rank's
+    buffer, and ``total``, the sum (read-only to the ranks: a rank that edits the sum works on a
+    copy), to the first n. ``comm`` is the node's communicator, freed with the window; ``token``
+    is the same number on every rank (rank 0's draw), to tell this window from another."""
 
-    def __init__(self, comm, parent, MPI, n, dtype):
-        width = -(-n // 16) * 16  # every row starts on a cache line
+    def __init__(self, comm, MPI, capacity, dtype):
+        self.capacity = -(-capacity // 16) * 16  # every row starts on a cache line
         self.dtype = np.dtype(dtype)
-        self.comm, self.MPI, self.n, self.parent = comm, MPI, n, parent.Get_group()
+        self.comm, self.MPI, self.users = comm, MPI, 0
         self.window = MPI.Win.Allocate_shared(
-            (comm.size + 1) * width * self.dtype.itemsize if comm.rank == 0 else 0,
+            (comm.size + 1) * self.capacity * self.dtype.itemsize if comm.rank == 0 else 0,
             self.dtype.itemsize, comm=comm)
         memory, _ = self.window.Shared_query(0)
-        table = np.ndarray(buffer=memory, dtype=self.dtype, shape=(comm.size + 1, width))
-        self.rows, self.total = table[:comm.size, :n], table[comm.size, :n]
-        per = -(-width // (16 * comm.size)) * 16
-        self.columns = slice(min(n, comm.rank * per), min(n, (comm.rank + 1) * per))
+        self.table = np.ndarray(buffer=memory, dtype=self.dtype,
+                                shape=(comm.size + 1, self.capacity))
+        self.token = comm.bcast(int.from_bytes(os.urandom(8), "little"), root=0)
+        self.window.Fence()  # opens the first epoch: every later fence ends one (a barrier)
+
+    def use(self, n):
+        self.rows, self.total = self.table[:self.comm.size, :n], self.table[self.comm.size, :n]
+        width = -(-n // 16) * 16
+        per = -(-width // (16 * self.comm.size)) * 16
+        self.columns = slice(min(n, self.comm.rank * per), min(n, (self.comm.rank + 1) * per))
 
     def sum(self):
         """Collective: total = sum of the rows, in rank order. Each fence is a barrier and a
@@ -150,35 +163,70 @@ class NodeSum:
         """Collective: release the window and the node's communicator."""
         self.window.Free()
         self.comm.Free()
-        self.parent.Free()
 
 
-# The shared window of the last training call on each communicator (by its handle), kept for
-# the next: a new window's pages fault in on first touch, about 10 ms of a W4 fit call on 2
-# ranks. MPI releases the windows still held at exit.
-_WINDOWS: dict = {}
+def _keyval(MPI):
+    """The attribute key under which a communicator keeps its NodeSum (an attribute, not a
+    table by handle: a communicator freed and its handle reused carries none)."""
+    global _KEYVAL
+    if _KEYVAL is None:
+        _KEYVAL = MPI.Comm.Create_keyval()
+    return _KEYVAL
+
+
+_KEYVAL = None
+
+
+def _shm_room(n_bytes):
+    """Whether /dev/shm (where Linux MPIs put a shared window) has SHM_HEADROOM x n_bytes free;
+    True where there is no /dev/shm to ask."""
+    try:
+        found = os.statvfs("/dev/shm")
+    except OSError:
+        return True
+    return found.f_bavail * found.f_frsize >= SHM_HEADROOM * n_bytes
 
 
 def node_sum(comm, MPI, n, dtype):
-    """Collective over comm: where all its ranks share one node's memory, a NodeSum of n
-    elements of dtype (the last call's, if it fits); else None."""
-    key = comm.py2f()
-    kept = _WINDOWS.get(key)
-    same = kept is not None and MPI.Group.Compare(kept.parent, comm.Get_group()) == MPI.IDENT
-    if comm.allreduce(same and kept.n == n and kept.dtype == np.dtype(dtype), op=MPI.LAND):
-        return kept
-    _WINDOWS.pop(key, None)
-    if comm.allreduce(same, op=MPI.LAND):  # every rank holds it: release it together
+    """Collective over comm: where all its ranks share one node's memory, a NodeSum in use for
+    n elements of dtype, else None. The window is kept on comm for the next training call (a new
+    one's pages fault in on first touch: about 10 ms of a W4 fit call on 2 ranks), and held until
+    the process ends (the OS reclaims it), or replaced by a larger one. A call inside another's
+    callback on the same comm, while the outer one uses the window, gets None."""
+    dtype = np.dtype(dtype)
+    keyval = _keyval(MPI)
+    kept = comm.Get_attr(keyval)
+    want = USE_NODE_SUM and os.environ.get("NBBP_NODE_SUM", "1") != "0"
+    state = None if kept is None else (kept.token, kept.capacity, kept.dtype.str,
+                                       kept.users > 0)
+    every = comm.allgather((want, state))
+    if not all(w for w, _ in every):
+        return None
+    states = {state for _, state in every}
+    if len(states) == 1 and kept is not None:  # the same window on every rank
+        if kept.users:  # an outer call's: this one sums with MPI_Allreduce
+            return None
+        if kept.capacity >= n and kept.dtype == dtype:
+            kept.users += 1
+            kept.use(n)
+            return kept
+        comm.Delete_attr(keyval)
         kept.free()
+    elif kept is not None:  # ranks holding different windows: left to the process's end
+        comm.Delete_attr(keyval)
     local = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    if local.size != comm.size:
+    size = (comm.size + 1) * (-(-n // 16) * 16) * dtype.itemsize
+    room = comm.bcast(_shm_room(size) if comm.rank == 0 else None, root=0)
+    if not comm.allreduce(local.size == comm.size and room, op=MPI.LAND):
         local.Free()
         return None
-    node = NodeSum(local, comm, MPI, n, dtype)
+    node = NodeSum(local, MPI, n, dtype)
+    node.use(n)
     if not comm.allreduce(node.rows[0].ctypes.data % 64 == 0, op=MPI.LAND):
         node.free()
         return None
-    _WINDOWS[key] = node
+    comm.Set_attr(keyval, node)
+    node.users += 1
     return node
 
 
@@ -261,7 +309,9 @@ class Group:
 
     def free(self):
         """After training: the shared window is kept for the next call (node_sum)."""
-        self.node = None
+        if getattr(self, "node", None) is not None:
+            self.node.users -= 1
+            self.node = None
 
     def start(self, net, params, plan, opt):
         """Collective, before the first epoch: rank 0's parameters, running statistics,
