@@ -158,3 +158,17 @@ def cancer_csv(tmp_path):
     names = [n.replace(" ", "_") for n in data.feature_names]
     rows = [list(x) + [t] for x, t in zip(data.data, data.target)]
     return write_csv(tmp_path / "bc.csv", names + ["diagnosis"], rows)
+
+
+# For a script run in a subprocess: ``compiled`` lists every function Numba compiles inside
+# ``with event.install_listener("numba:compile", Compiles()):`` (from numba.core import event).
+COMPILE_LISTENER = """
+compiled = []
+
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        func = ev.data["dispatcher"].py_func
+        compiled.append(f"{func.__module__}.{func.__qualname__}")
+    def on_end(self, ev):
+        pass
+"""

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from conftest import COMPILE_LISTENER
 JOB = """
 import sys
 import numpy as np
@@ -131,14 +132,7 @@ import numpy as np
 from numba.core import event
 import nbbp
 
-compiled = []
-
-class Compiles(event.Listener):
-    def on_start(self, ev):
-        func = ev.data["dispatcher"].py_func
-        compiled.append(f"{func.__module__}.{func.__qualname__}")
-    def on_end(self, ev):
-        pass
+""" + COMPILE_LISTENER + """
 
 X = np.random.default_rng(0).normal(size=(64, 5))
 with event.install_listener("numba:compile", Compiles()):

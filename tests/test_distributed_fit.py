@@ -15,6 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nbbp
+from conftest import COMPILE_LISTENER
 from nbbp import reference
 from nbbp.distributed import rows_of
 
@@ -375,14 +376,7 @@ from mpi4py import MPI
 from numba.core import event
 import nbbp
 
-compiled = []
-
-class Compiles(event.Listener):
-    def on_start(self, ev):
-        func = ev.data["dispatcher"].py_func
-        compiled.append(f"{func.__module__}.{func.__qualname__}")
-    def on_end(self, ev):
-        pass
+""" + COMPILE_LISTENER + r"""
 
 comm = MPI.COMM_WORLD
 X = np.random.default_rng(comm.rank).normal(size=(64, 5))
