@@ -133,7 +133,7 @@ class NodeSum:
     def __init__(self, comm, MPI, capacity, dtype):
         self.capacity = -(-capacity // 16) * 16  # every row starts on a cache line
         self.dtype = np.dtype(dtype)
-        self.comm, self.MPI, self.users = comm, MPI, 0
+        self.comm, self.users = comm, 0  # users: training calls using it now
         self.window = MPI.Win.Allocate_shared(
             (comm.size + 1) * self.capacity * self.dtype.itemsize if comm.rank == 0 else 0,
             self.dtype.itemsize, comm=comm)
@@ -307,8 +307,9 @@ class Group:
         self.buf = aligned_zeros(params.theta.size + 3, params.theta.dtype) \
             if self.node is None else self.node.rows[self.rank]
 
-    def free(self):
-        """After training: the shared window is kept for the next call (node_sum)."""
+    def done(self):
+        """After training: this call stops using the shared window, which is kept for the next
+        call (node_sum)."""
         if getattr(self, "node", None) is not None:
             self.node.users -= 1
             self.node = None

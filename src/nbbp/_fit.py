@@ -270,7 +270,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         except BaseException:
             if progress is not None:
                 progress.close()
-            group.free()
+            group.done()
             raise
     history = net.history = History()  # filled epoch by epoch, for the caller
     monitored: list[float] = []  # a schedule's input, kept apart: a callback can edit history
@@ -382,7 +382,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         if progress is not None:
             progress.close()
         if group is not None:
-            group.free()
+            group.done()
     if plan.early_stopping and best is not None:
         _, history.best_epoch, theta, state, steps, stats = best
         params.theta[...], opt.state[...], opt.steps = theta, state, steps
