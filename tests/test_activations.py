@@ -1,12 +1,23 @@
 """The activation row passes (the matrix kernels' f and f') equal their NumPy twins, and stay finite and silent at extreme inputs."""
 
+import math
+
 import numpy as np
 import pytest
 from conftest import assert_equivalent, DTYPES, HIDDEN, LAYER_SHAPES, OUTPUTS
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp.activations import ACTIVATIONS, activate_rows, times_derivative_rows
+from numba import njit
+
+from nbbp.activations import ACTIVATIONS, activate_rows, exp, times_derivative_rows
+
+
+@njit
+def _exp_all(x, out):
+    """out_p = exp(x_p), in a loop that LLVM vectorises, as the softmax's."""
+    for p in range(x.shape[0]):
+        out[p] = exp(x[p])
 
 
 def activation_forward(Z, code, A):
@@ -88,3 +99,48 @@ def test_relu_of_infinities_and_nan_in_kernel_and_reference():
     expected = np.array([[0.0, np.inf, np.nan, 0.0, 0.0]])
     assert_array_equal(A, expected)
     assert_array_equal(reference.activation("relu", Z), expected)
+
+
+def _ulps(got, expected):
+    """|got - expected| in units in the last place of float32 at expected (exact: float64)."""
+    spacing = np.spacing(np.abs(expected).astype(np.float32)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - expected) / spacing
+
+
+def test_compiled_float32_exp_is_within_one_ulp_of_the_exact_value(rng):
+    # every float32 from -104 (exp underflows to 0 there) to 89 (it overflows), on a grid, and
+    # random ones in between; the subnormal results included
+    x = np.concatenate([np.linspace(-104, 89, 400_001, dtype=np.float32),
+                        rng.uniform(-104, 89, 200_000).astype(np.float32),
+                        np.float32([-87.4, -88.7, -100.0, -103.9, 0.0, -0.0, 1e-30, -1e-30])])
+    got = np.empty_like(x)
+    _exp_all(x, got)
+    exact = np.exp(x.astype(np.float64))
+    finite = exact < np.finfo(np.float32).max
+    assert _ulps(got[finite], exact[finite]).max() <= 1.0
+    assert_array_equal(got[~finite], np.inf)
+
+
+def test_compiled_float32_exp_of_special_values():
+    x = np.float32([np.nan, np.inf, -np.inf, 89.0, 1e10, -1e10, -105.0, 88.72])
+    got = np.empty_like(x)
+    _exp_all(x, got)
+    assert np.isnan(got[0])
+    assert_array_equal(got[1:7], np.float32([np.inf, 0.0, np.inf, np.inf, 0.0, 0.0]))
+    assert np.isfinite(got[7])
+
+
+def test_compiled_exp_keeps_the_c_librarys_in_float64(rng):
+    x = rng.uniform(-700, 700, 10_000)
+    got = np.empty_like(x)
+    _exp_all(x, got)
+    assert_array_equal(got, [math.exp(v) for v in x])
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "exp"])  # softmax: test_activation_forward_...
+def test_float32_activations_through_the_vectorised_exp_stay_close_to_float64(rng, name):
+    Z = (20 * rng.normal(size=(64, 37))).astype(np.float32)
+    A = np.empty_like(Z)
+    activation_forward(Z, ACTIVATIONS[name], A)
+    expected = reference.activation(name, Z.astype(np.float64))
+    assert_allclose(A, expected, rtol=4 * np.finfo(np.float32).eps, atol=1e-38)

@@ -521,6 +521,21 @@ def _total(typingctx, v):
     return v.dtype(v), codegen
 
 
+@intrinsic
+def _power_of_two(typingctx, n):
+    """2.0 ** n as a float64, for an int64 -1022 <= n <= 1023: the bits (n + 1023) << 52,
+    reinterpreted (so that a loop of activations.exp32 vectorises: ldexp is a call)."""
+    if n != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = builder.shl(builder.add(args[0], ir.Constant(ir.IntType(64), 1023)),
+                           ir.Constant(ir.IntType(64), 52))
+        return builder.bitcast(bits, ir.DoubleType())
+
+    return types.float64(n), codegen
+
+
 # ------------------------------------------------------------------ blocks of sums
 # A block of sums is a grid of Vectors held in registers, block_rows x block_vectors: acc +=
 # outer(column, row), a scalar of each row of the block times a row's vectors.
@@ -868,6 +883,10 @@ def _python_total(v):
     return v.dtype.type(v.sum())
 
 
+def _python_power_of_two(n):
+    return np.ldexp(1.0, int(n))
+
+
 zeros: Callable[..., Any]
 _matrix_view: Callable[..., Any]
 load: Callable[..., Any]
@@ -877,6 +896,7 @@ fma: Callable[..., Any]
 square_add: Callable[..., Any]
 add: Callable[..., Any]
 total: Callable[..., Any]
+power_of_two: Callable[..., Any]
 zeros_block: Callable[..., Any]
 down: Callable[..., Any]
 across: Callable[..., Any]
@@ -889,6 +909,7 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total
+    power_of_two = _python_power_of_two
     _matrix_view = _python_matrix
     transpose_tile = _python_transpose_tile
     down, across = _python_down, _python_across
@@ -898,6 +919,7 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
+    power_of_two = _power_of_two
     _matrix_view = _matrix
     transpose_tile = _transpose_tile
     down, across = _down, _across

@@ -5,8 +5,11 @@ kernel per dtype serves every activation.
 """
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import helper, part
+from ._simd import power_of_two
 
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX, EXP = range(7)
 
@@ -23,16 +26,49 @@ HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 LEAKY_SLOPE = 0.01
 
 
+_LOG2_E = 1.4426950408889634
+_LN_2 = 0.6931471805599453
+
+
+@helper
+def exp32(x):
+    """exp(x) for a float32 x, within one unit in the last place of np.exp, in arithmetic that
+    vectorises (np.exp is a call per element: softmax over W1's 32x10 outputs took 1.25 of the
+    batch's 7.8 us): e^x = 2^n e^r, n = round(x / ln 2), |r| <= ln(2) / 2, worked in float64,
+    where r's error is 1e-14 and e^r's Taylor polynomial to r^7 errs by 5e-9 relative, then
+    rounded once to float32. NaN stays NaN; exp(-inf) is 0 and exp(inf) inf."""
+    y = np.float64(x)
+    y = y if not y < -110.0 else -110.0  # exp(-110) rounds to 0 in float32, and NaN passes
+    y = y if not y > 100.0 else 100.0  # exp(100) overflows float32
+    n = np.floor(y * _LOG2_E + 0.5)
+    n = n if n == n else 0.0  # a NaN has no exponent; r, and so the result, stay NaN
+    r = y - n * _LN_2
+    e_r = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (
+        1 / 120 + r * (1 / 720 + r * (1 / 5040)))))))
+    return np.float32(e_r * power_of_two(np.int64(np.int32(n))))
+
+
+def exp(x):
+    """exp(x) in x's dtype: exp32 for float32 in compiled code, else np.exp (float64 keeps the
+    library's, whose accuracy a polynomial would have to match to the last bit)."""
+    return np.exp(x)
+
+
+@overload(exp)
+def _exp(x):
+    if x == types.float32:
+        return lambda x: exp32(x)
+    return lambda x: np.exp(x)
+
+
 @helper
 def _sigmoid(z, Z):
     """1 / (1 + exp(-z)) for one element of the array Z, in its dtype (a Python 1 would make
     Numba compute a float32 network's activations in float64). exp(-|z|) never overflows:
     sigmoid(+-1000) is exactly 1 and 0 with no warning."""
     one = Z.dtype.type(1)
-    if z >= 0:
-        return one / (one + np.exp(-z))
-    e = np.exp(z)
-    return e / (one + e)
+    e = exp(-abs(z))
+    return one / (one + e) if z >= 0 else e / (one + e)
 
 
 # The row passes below are parts (compiled once, called by every kernel that activates or
@@ -53,9 +89,16 @@ def activate_rows(Z, k0, k1, code, A):
             z_max = Z[k, 0]
             for i in range(1, n):
                 z_max = max(z_max, Z[k, i])
+            for i in range(n):
+                A[k, i] = Z[k, i] - z_max
+        # e^(z - z_max) over the rows' elements in one flat loop: a row of W1's ten outputs is
+        # too short for vectors
+        flat = A[k0:k1].ravel()
+        for p in range(flat.shape[0]):
+            flat[p] = exp(flat[p])
+        for k in range(k0, k1):
             total = zero
             for i in range(n):
-                A[k, i] = np.exp(Z[k, i] - z_max)
                 total += A[k, i]
             for i in range(n):
                 A[k, i] /= total
@@ -80,7 +123,7 @@ def activate_rows(Z, k0, k1, code, A):
     elif code == EXP:
         for k in range(k0, k1):
             for i in range(n):
-                A[k, i] = np.exp(Z[k, i])
+                A[k, i] = exp(Z[k, i])
     else:
         for k in range(k0, k1):
             for i in range(n):
@@ -136,6 +179,6 @@ def times_derivative_of_z_rows(Z, k0, k1, code, D):
     elif code == EXP:
         for k in range(k0, k1):
             for j in range(n):
-                D[k, j] *= np.exp(Z[k, j])
+                D[k, j] *= exp(Z[k, j])
     else:  # relu, leaky_relu and identity read z alone
         times_derivative_rows(Z, Z, k0, k1, code, D)
