@@ -241,6 +241,13 @@ def pack_strips(src, p0, p1, s0, s1, S):
                 S[r, c] = 0
 
 
+# pack_transposed_strips prefetches from src of this many elements up. Its tiles read lanes rows
+# of src at a time, short streams that the hardware prefetchers miss: with W cold (D1's 20
+# layers of 256x256 float32, 2 threads, Intel Xeon AVX-512), a forward call took 153 us a layer
+# without and 73 with; with W in L1 (W1's 32x64) the prefetches cost 4-10% of the call.
+PREFETCH_MIN_ELEMENTS = 1 << 14
+
+
 @part
 def pack_transposed_strips(src, s0, s1, S):
     """S[s m + p, c] = src[s w + c, p] for every column p of src (n, m), the strips s0 <= s < s1
@@ -254,6 +261,7 @@ def pack_transposed_strips(src, s0, s1, S):
     width = S.shape[1]
     step = lanes(S)
     whole = n_cols // step * step
+    ahead = step if n_rows * n_cols >= PREFETCH_MIN_ELEMENTS else 0
     for s in range(s0, s1):
         for c0 in range(0, width, step):
             i0 = s * width + c0
@@ -264,6 +272,8 @@ def pack_transposed_strips(src, s0, s1, S):
                         S[s * n_cols + p, c0 + c] = 0
                 continue
             for p0 in range(0, whole, step):
+                for r in range(ahead):  # the same tile of the next rows, while this one turns
+                    prefetch(src, min(i0 + step + r, n_rows - 1), p0)
                 transpose_tile(src, i0, p0, valid, S, s * n_cols + p0, c0)
             for p in range(whole, n_cols):
                 for c in range(step):
@@ -425,6 +435,31 @@ def _transpose_tile(typingctx, src, r0, c0, n_rows, dst, d0, e0):
         return context.get_dummy_value()
 
     return types.void(src, r0, c0, n_rows, dst, d0, e0), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, a, k, j):
+    """A hint to bring the cache line of a[k, j] (a C-contiguous matrix, k and j inside it)
+    into the caches before it is read: it loads nothing, and changes no result."""
+    if not _is_c_matrix(a) or not isinstance(k, types.Integer) or not isinstance(j, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(a)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer2(
+            context, builder, array.data, cgutils.unpack_tuple(builder, array.shape),
+            cgutils.unpack_tuple(builder, array.strides), a.layout,
+            [context.cast(builder, args[1], k, types.intp),
+             context.cast(builder, args[2], j, types.intp)], wraparound=False)
+        i8_pointer = ir.IntType(8).as_pointer()
+        hint = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8_pointer] + [ir.IntType(32)] * 3),
+            "llvm.prefetch.p0i8")
+        i32 = ir.IntType(32)  # a read (0), kept in every level (3), of data (1)
+        builder.call(hint, [builder.bitcast(pointer, i8_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(a, k, j), codegen
 
 
 def _broadcast(context, builder, x_value, x_type, vector):
@@ -883,6 +918,10 @@ def _python_total(v):
     return v.dtype.type(v.sum())
 
 
+def _python_prefetch(a, k, j):
+    pass
+
+
 def _python_power_of_two(n):
     return np.ldexp(1.0, int(n))
 
@@ -897,6 +936,7 @@ square_add: Callable[..., Any]
 add: Callable[..., Any]
 total: Callable[..., Any]
 power_of_two: Callable[..., Any]
+prefetch: Callable[..., Any]
 zeros_block: Callable[..., Any]
 down: Callable[..., Any]
 across: Callable[..., Any]
@@ -909,7 +949,7 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total
-    power_of_two = _python_power_of_two
+    power_of_two, prefetch = _python_power_of_two, _python_prefetch
     _matrix_view = _python_matrix
     transpose_tile = _python_transpose_tile
     down, across = _python_down, _python_across
@@ -919,7 +959,7 @@ if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same 
 else:
     zeros, load, store, scale, fma = _zeros, _load, _store, _scale, _fma
     square_add, add, total = _square_add, _add, _total
-    power_of_two = _power_of_two
+    power_of_two, prefetch = _power_of_two, _prefetch
     _matrix_view = _matrix
     transpose_tile = _transpose_tile
     down, across = _down, _across
