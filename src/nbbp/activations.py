@@ -124,7 +124,7 @@ def activate_rows(Z, k0, k1, code, A):
         for k in range(k0, k1):
             for i in range(n):
                 A[k, i] = exp(Z[k, i])
-    else:
+    elif A.ctypes.data != Z.ctypes.data:  # the identity, in place (forward_layer's Z, Z): none
         for k in range(k0, k1):
             for i in range(n):
                 A[k, i] = Z[k, i]
