@@ -13,7 +13,10 @@ from test_training import OPTIMIZERS
 
 import nbbp
 from nbbp import reference
+from nbbp._simd import aligned_zeros
+from nbbp.activations import IDENTITY
 from nbbp.batchnorm import EPS, MOMENTUM, batchnorm_backward, batchnorm_inference, batchnorm_train
+from nbbp.forward import forward_layer, forward_normalised, scratch_size
 
 # (n_samples, width): the smallest batch (2), one neuron, widths not divisible by the 16-neuron
 # block or by 2 threads, and a ragged last block.
@@ -49,6 +52,53 @@ def test_batchnorm_train_equals_reference(rng, parallel, n, width, dtype):
     assert_equivalent(inv_std, 1 / np.sqrt(var + EPS), dtype)
     assert_equivalent(running_mean, expected_running[0], dtype)
     assert_equivalent(running_var, expected_running[1], dtype)
+
+
+# (n_samples, n_in, n_out): one strip or many, widths past a 64-neuron block, ragged strips, and
+# groups of strips (1,024 float32 neurons)
+FUSED_SHAPES = [(2, 1, 1), (7, 5, 17), (33, 70, 40), (128, 64, 256), (65, 37, 131), (9, 3, 1030)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, n_in, n_out", FUSED_SHAPES)
+@pytest.mark.parametrize("has_bias", [True, False])
+def test_forward_normalised_equals_reference_and_the_two_kernels_bitwise(rng, parallel, n, n_in,
+                                                                         n_out, has_bias, dtype):
+    A_prev = rng.normal(size=(n, n_in)).astype(dtype)
+    W = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    gamma, beta = bn_params(rng, n_out, dtype)
+    stats = rng.normal(size=n_out).astype(dtype), rng.uniform(0.5, 2, n_out).astype(dtype)
+    scratch = aligned_zeros(scratch_size(n, n_in, n_out), dtype)
+
+    def fused():
+        running = stats[0].copy(), stats[1].copy()
+        Z, Z_hat = np.empty((n, n_out), dtype), np.empty((n, n_out), dtype)
+        mean, inv_std = np.empty(n_out, dtype), np.empty(n_out, dtype)
+        forward_normalised(A_prev, W, b, has_bias, gamma, beta, dtype(EPS), dtype(MOMENTUM),
+                           True, *running, Z_hat, mean, inv_std, Z, parallel, scratch)
+        return Z, Z_hat, mean, inv_std, *running
+
+    def two_kernels():
+        running = stats[0].copy(), stats[1].copy()
+        Z, Z_hat = np.empty((n, n_out), dtype), np.empty((n, n_out), dtype)
+        mean, inv_std = np.empty(n_out, dtype), np.empty(n_out, dtype)
+        forward_layer(A_prev, W, b, has_bias, IDENTITY, Z, Z, parallel, scratch)
+        batchnorm_train(Z, gamma, beta, dtype(EPS), dtype(MOMENTUM), True, *running, Z_hat,
+                        mean, inv_std, parallel)
+        return Z, Z_hat, mean, inv_std, *running
+
+    got = fused()
+    for a, expected in zip(got, two_kernels()):
+        assert_array_equal(a, expected)
+    z = A_prev.astype(np.float64) @ W.T.astype(np.float64) + (b if has_bias else 0)
+    y, z_hat, mu, var = reference.batchnorm_forward(z, gamma.astype(np.float64),
+                                                    beta.astype(np.float64))
+    # the sums of n_in terms, then the normalisation's: float32 keeps about 1e-5 of the scale
+    tolerance = dict(rtol=1e-9, atol=1e-9) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
+    assert_allclose(got[0], y, **tolerance)
+    assert_allclose(got[1], z_hat, **tolerance)
+    assert_allclose(got[2], mu, **tolerance)
 
 
 def test_batchnorm_train_leaves_running_averages_without_update(rng):

@@ -23,22 +23,33 @@ MOMENTUM = 0.1
 # each neuron's sums run over k in order whatever the blocks.
 BLOCK = 64
 
+_NO_BIAS = np.bool_(False)  # a NumPy bool: a Python constant would compile train_columns twice
+
 
 @part
-def _train_block(block, Z, gamma, beta, eps, momentum, update_running, running_mean,
-                 running_var, Z_hat, mean, inv_std):
-    n, width = Z.shape
-    i0 = block * BLOCK
-    i1 = min(i0 + BLOCK, width)
-    m, s, g, b = mean[i0:i1], inv_std[i0:i1], gamma[i0:i1], beta[i0:i1]
+def train_columns(i0, i1, Z, b, has_bias, gamma, beta, eps, momentum, update_running,
+                  running_mean, running_var, Z_hat, mean, inv_std):
+    """batchnorm_train for the neurons i0 <= i < i1 (at most BLOCK of them, so that their
+    columns stay in L1 over the passes), with ``has_bias`` z_ki += b_i first (a separate pass
+    over Z gives the same bits: each z_ki + b_i is stored before it is summed)."""
+    n = Z.shape[0]
+    m, s, g, bt = mean[i0:i1], inv_std[i0:i1], gamma[i0:i1], beta[i0:i1]
     rm, rv = running_mean[i0:i1], running_var[i0:i1]
     for i in range(i1 - i0):
         m[i] = 0
         s[i] = 0
-    for k in range(n):
-        z = Z[k, i0:i1]
-        for i in range(i1 - i0):
-            m[i] += z[i]
+    if has_bias:
+        bias = b[i0:i1]
+        for k in range(n):
+            z = Z[k, i0:i1]
+            for i in range(i1 - i0):
+                z[i] += bias[i]
+                m[i] += z[i]
+    else:
+        for k in range(n):
+            z = Z[k, i0:i1]
+            for i in range(i1 - i0):
+                m[i] += z[i]
     for i in range(i1 - i0):
         m[i] /= n
     # Two passes (mean, then squared deviations): no cancellation when |mu| >> sigma.
@@ -58,7 +69,7 @@ def _train_block(block, Z, gamma, beta, eps, momentum, update_running, running_m
         for i in range(i1 - i0):
             h = (z[i] - m[i]) * s[i]
             z_hat[i] = h
-            z[i] = g[i] * h + b[i]
+            z[i] = g[i] * h + bt[i]
 
 
 @kernel
@@ -75,12 +86,16 @@ def batchnorm_train(Z, gamma, beta, eps, momentum, update_running, running_mean,
     n_blocks = (Z.shape[1] + BLOCK - 1) // BLOCK
     if parallel:
         for block in prange(n_blocks):
-            _train_block(np.int64(block), Z, gamma, beta, eps, momentum, update_running, running_mean,
-                         running_var, Z_hat, mean, inv_std)
+            i0 = np.int64(block) * BLOCK
+            train_columns(i0, min(i0 + BLOCK, Z.shape[1]), Z, gamma, _NO_BIAS, gamma, beta, eps,
+                          momentum, update_running, running_mean, running_var, Z_hat, mean,
+                          inv_std)
     else:
         for block in range(n_blocks):
-            _train_block(block, Z, gamma, beta, eps, momentum, update_running, running_mean,
-                         running_var, Z_hat, mean, inv_std)
+            i0 = block * BLOCK
+            train_columns(i0, min(i0 + BLOCK, Z.shape[1]), Z, gamma, _NO_BIAS, gamma, beta, eps,
+                          momentum, update_running, running_mean, running_var, Z_hat, mean,
+                          inv_std)
 
 
 @helper

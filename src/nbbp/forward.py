@@ -8,6 +8,7 @@ from ._simd import (block_rows, down, matrix, outer, pack_transposed_strips, pad
                     padded_in_kernel, row, store_block, strip_max, strip_width, strips_per_group,
                     transposed_strips, zeros_block)
 from .activations import activate_rows
+from .batchnorm import BLOCK, train_columns
 
 
 @helper
@@ -96,6 +97,49 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     # O(n_samples n_out) work, on one thread: a second parallel loop here and in the delta rule
     # cost a first fit about 4 s of compile, for about 1.5% of a W4 epoch (256x1024 layers).
     _bias_and_activate(Z, b, has_bias, code, A)
+
+
+@part
+def _normalised_group(g, group, n_strips, A_prev, W, b, has_bias, gamma, beta, eps, momentum,
+                      update_running, running_mean, running_var, Z_hat, mean, inv_std, Z,
+                      scratch):
+    """The group's strips of z = W a, then b and batch normalisation of their neurons, while
+    their columns are in this task's cache."""
+    _forward_group(g, group, n_strips, A_prev, W, Z, scratch)
+    i0 = g * group * strip_width(Z)
+    i1 = min(i0 + group * strip_width(Z), Z.shape[1])
+    for c0 in range(i0, i1, BLOCK):
+        train_columns(c0, min(c0 + BLOCK, i1), Z, b, has_bias, gamma, beta, eps, momentum,
+                      update_running, running_mean, running_var, Z_hat, mean, inv_std)
+
+
+@kernel
+def forward_normalised(A_prev, W, b, has_bias, gamma, beta, eps, momentum, update_running,
+                       running_mean, running_var, Z_hat, mean, inv_std, Z, parallel, scratch):
+    """z_ki = sum_j w_ij a_kj + b_i, then batch normalisation (batchnorm.batchnorm_train: z_ki <-
+    gamma_i z_hat_ki + beta_i, with Z_hat, mean, inv_std and the running averages written as
+    there) in the same task as each strip's sums: D1's 128x256 layers took 16-30 us a layer
+    more as two kernels, the second reading Z from where the first's threads left it.
+
+    Shapes as forward_layer and batchnorm_train. Parallel (if ``parallel``) over groups of
+    strips of neurons; each neuron's statistics sum over k in order, so the bits are those of
+    the two kernels, on any number of threads.
+    """
+    n_out = Z.shape[1]
+    width = strip_width(Z)
+    n_strips = (n_out + width - 1) // width
+    group = strips_per_group(n_strips)
+    n_groups = (n_strips + group - 1) // group
+    if parallel:
+        for g in prange(n_groups):
+            _normalised_group(np.int64(g), group, n_strips, A_prev, W, b, has_bias, gamma, beta,
+                              eps, momentum, update_running, running_mean, running_var, Z_hat,
+                              mean, inv_std, Z, scratch)
+    else:
+        for g in range(n_groups):
+            _normalised_group(g, group, n_strips, A_prev, W, b, has_bias, gamma, beta, eps,
+                              momentum, update_running, running_mean, running_var, Z_hat, mean,
+                              inv_std, Z, scratch)
 
 
 # O(width) work per sample, serial like deltas.output_delta: as a parallel kernel it took

@@ -28,10 +28,10 @@ from ._simd import matrix
 from .activations import IDENTITY, times_derivative_of_z_rows
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
-from .batchnorm import batchnorm_backward, batchnorm_inference, batchnorm_train
+from .batchnorm import batchnorm_backward, batchnorm_inference
 from .deltas import hidden_delta, output_delta, residual_delta, split_skip_delta, weigh_samples
 from .dropout import dropout_rows
-from .forward import add_skip_and_activate, forward_layer
+from .forward import add_skip_and_activate, forward_layer, forward_normalised
 from .forward import scratch_size as forward_scratch_size
 from .gradients import scratch_size, weight_gradients
 from .losses import sample_losses
@@ -61,9 +61,10 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
     training mode.
 
     A layer without batch normalisation or skip: z_i = sum_j w_ij a_j + b_i, a_i = f(z_i) in one
-    kernel. Otherwise that sum (with the identity) first, then batch normalisation with the
-    batch's statistics (z_hat into h_buf, mean and 1/sqrt(var + eps) into s_buf, laid out like
-    stats; the running averages in stats move by bn_momentum), then the skip: z += a(s) and
+    kernel. Otherwise that sum first, with batch normalisation in the same kernel
+    (forward_normalised: the batch's statistics, z_hat into h_buf, mean and 1/sqrt(var + eps)
+    into s_buf, laid out like stats; the running averages in stats move by bn_momentum), then
+    the skip: z += a(s) and
     a = f(z), or in the identity form a = f(z) + a(s). z_buf always holds the input of f.
 
     ``stats`` None (h_buf and s_buf unused) is a network with neither batch normalisation nor
@@ -85,15 +86,16 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
         if stats is None or (not has_bn and skip_from < 0):
             forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel, scratch)
         else:
-            forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel,
-                          scratch)
-            elementwise = use_threads_elementwise(nb * n_out)
             if has_bn:
                 gamma, beta, running_mean, running_var = batch_norm(theta, stats, layout, l)
                 _, _, mean, inv_std = batch_norm(theta, s_buf, layout, l)
-                batchnorm_train(Z, gamma, beta, bn_eps, bn_momentum, _TRUE, running_mean,
-                                running_var, matrix(h_buf, offset, nb, n_out), mean, inv_std,
-                                elementwise)
+                forward_normalised(A_prev, W, b, layout[l, B_OFF] >= 0, gamma, beta, bn_eps,
+                                   bn_momentum, _TRUE, running_mean, running_var,
+                                   matrix(h_buf, offset, nb, n_out), mean, inv_std, Z, parallel,
+                                   scratch)
+            else:
+                forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, _IDENTITY, Z, Z, parallel,
+                              scratch)
             A_skip = Z  # not read without a skip
             if skip_from == 0:
                 A_skip = X
@@ -238,16 +240,18 @@ def forward_layers(X, theta, stats, layout, training=False, update_running=False
         if bn_off < 0 and skip_from < 0:
             forward_layer(a_list[-1], W, bias, b is not None, code, Z, A, parallel, scratch)
         else:
-            forward_layer(a_list[-1], W, bias, b is not None, IDENTITY, Z, Z, parallel, scratch)
-            elementwise = use_threads_elementwise(n * n_out)
             if bn_off >= 0 and training:
                 cache = (np.empty_like(Z), np.empty(n_out, dtype=dtype))
-                batchnorm_train(Z, gammas[l], betas[l], dt(BN_EPS), dt(BN_MOMENTUM),
-                                update_running, means[l], variances[l], cache[0],
-                                np.empty(n_out, dtype=dtype), cache[1], elementwise)
-            elif bn_off >= 0:
+                forward_normalised(a_list[-1], W, bias, b is not None, gammas[l], betas[l],
+                                   dt(BN_EPS), dt(BN_MOMENTUM), update_running, means[l],
+                                   variances[l], cache[0], np.empty(n_out, dtype=dtype),
+                                   cache[1], Z, parallel, scratch)
+            else:
+                forward_layer(a_list[-1], W, bias, b is not None, IDENTITY, Z, Z, parallel,
+                              scratch)
+            if bn_off >= 0 and not training:
                 batchnorm_inference(Z, gammas[l], betas[l], dt(BN_EPS), means[l], variances[l],
-                                    elementwise)
+                                    use_threads_elementwise(n * n_out))
             add_skip_and_activate(Z, a_list[skip_from] if skip_from >= 0 else Z,
                                   skip_from >= 0, layout[l, SKIP_AFTER_F] == 1, code, A)
         if dropout is not None and layout[l, DROP] > 0:
