@@ -4,12 +4,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, HIDDEN, LAYER_SHAPES, OUTPUTS
+from conftest import DTYPES, HIDDEN, LAYER_SHAPES, OUTPUTS, assert_equivalent
+from numba import njit
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from numba import njit
-
 from nbbp.activations import ACTIVATIONS, activate_rows, exp, times_derivative_rows
 
 

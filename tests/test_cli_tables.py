@@ -13,12 +13,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import write_csv
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import metrics, tabular
 from nbbp.cli import main
-
-from conftest import write_csv
 
 sk_metrics = pytest.importorskip("sklearn.metrics")
 

@@ -9,8 +9,8 @@ import sys
 import time
 
 import numpy as np
-
 from conftest import COMPILE_LISTENER
+
 JOB = """
 import sys
 import numpy as np

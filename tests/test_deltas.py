@@ -2,13 +2,20 @@
 
 import numpy as np
 import pytest
-from conftest import (assert_equivalent, assert_sums_equivalent, DTYPES, HIDDEN, LAYER_SHAPES, OUTPUT_LOSS_PAIRS,
-                      PACKED_DELTA_SHAPES, random_targets)
+from conftest import (
+    DTYPES,
+    HIDDEN,
+    LAYER_SHAPES,
+    OUTPUT_LOSS_PAIRS,
+    PACKED_DELTA_SHAPES,
+    assert_equivalent,
+    assert_sums_equivalent,
+    random_targets,
+)
 from numpy.testing import assert_allclose
 
-from nbbp import reference
+from nbbp import deltas, reference
 from nbbp.activations import ACTIVATIONS
-from nbbp import deltas
 from nbbp.deltas import hidden_delta, output_delta
 from nbbp.gradients import scratch_size
 from nbbp.losses import LOSSES

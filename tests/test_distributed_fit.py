@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import COMPILE_LISTENER
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nbbp
-from conftest import COMPILE_LISTENER
 from nbbp import reference
 from nbbp.distributed import rows_of
 

@@ -9,14 +9,13 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, write_csv
 from numpy.testing import assert_array_equal
 
 import nbbp
 import nbbp.export
 from nbbp import reference, tabular
 from nbbp.cli import main
-
-from conftest import HIDDEN, OUTPUT_LOSS_PAIRS, write_csv
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

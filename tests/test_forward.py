@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 import pytest
-from conftest import assert_sums_equivalent, DTYPES, LAYER_SHAPES, OUTPUTS
+from conftest import DTYPES, LAYER_SHAPES, OUTPUTS, assert_sums_equivalent
 
 # Strips of W transposed in whole tiles of lanes x lanes and in ragged ones (n_in or n_out not a
 # multiple of the lanes), a ragged last strip of neurons, ragged blocks of samples, and from 64
@@ -12,8 +12,8 @@ FORWARD_SHAPES = [(32, 64, 32), (29, 517, 101), (13, 48, 64), (25, 1030, 2090)]
 from numpy.testing import assert_allclose
 
 from nbbp import reference
-from nbbp.activations import ACTIVATIONS
 from nbbp._simd import STRIP_GROUP, strip_width, strips_per_group
+from nbbp.activations import ACTIVATIONS
 from nbbp.forward import forward_layer, scratch_size
 
 

@@ -12,7 +12,6 @@ import os
 import zipfile
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

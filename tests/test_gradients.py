@@ -2,7 +2,14 @@
 
 import numpy as np
 import pytest
-from conftest import assert_sums_equivalent, sum_error_bound, DTYPES, LAYER_SHAPES, PACKED_DELTA_SHAPES, PACKED_SHAPES
+from conftest import (
+    DTYPES,
+    LAYER_SHAPES,
+    PACKED_DELTA_SHAPES,
+    PACKED_SHAPES,
+    assert_sums_equivalent,
+    sum_error_bound,
+)
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference

@@ -209,7 +209,7 @@ def test_a_ctrl_c_held_by_the_main_thread_is_not_raised_in_another(timer):
     def work():
         try:
             worker_net.fit(X, y, epochs=3000, batch_size=16)
-        except BaseException as exc:  # noqa: B036 (recorded for the assertion)
+        except BaseException as exc:  # recorded for the assertion
             caught.append(exc)
 
     worker = threading.Thread(target=work)

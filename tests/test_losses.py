@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES, LAYER_SHAPES, OUTPUT_LOSS_PAIRS, random_targets
+from conftest import DTYPES, LAYER_SHAPES, OUTPUT_LOSS_PAIRS, assert_equivalent, random_targets
 from numpy.testing import assert_allclose
 
 from nbbp import reference

@@ -3,7 +3,7 @@ weights at 0, and reject bad hyperparameters."""
 
 import numpy as np
 import pytest
-from conftest import assert_equivalent, DTYPES
+from conftest import DTYPES, assert_equivalent
 from numpy.testing import assert_allclose
 
 import nbbp

@@ -95,7 +95,7 @@ def test_compiled_and_python_passes_agree_bit_for_bit(rng, kind, dtype):
     # (the driver's sum of J is reassociated by fastmath, so its rounding differs from any
     # fixed order: n roundings of sums of size about sum J bound the difference)
     assert abs(total_c - J.sum()) <= 2 * len(J) * np.finfo(np.float64).eps * J.sum()
-    assert E == float(J.mean())
+    assert float(J.mean()) == E
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

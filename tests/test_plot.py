@@ -10,12 +10,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-import nbbp  # noqa: E402
-from nbbp import plot  # noqa: E402
-from nbbp.datasets import spirals  # noqa: E402
+import nbbp
+from nbbp import plot
+from nbbp.datasets import spirals
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EPOCHS = 4

@@ -15,8 +15,8 @@ import nbbp
 from nbbp import reference
 from nbbp._layout import SKIP_AFTER_F, SKIP_FROM
 from nbbp.activations import ACTIVATIONS, times_derivative_of_z_rows, times_derivative_rows
-from nbbp.deltas import residual_delta, split_skip_delta
 from nbbp.datasets import spirals
+from nbbp.deltas import residual_delta, split_skip_delta
 from nbbp.forward import add_skip_and_activate
 
 SHAPES = [(1, 1), (2, 5), (7, 17), (33, 40)]

@@ -7,8 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nbbp
-from nbbp.schedules import (CosineAnnealingLR, ExponentialLR, InvScaling, ReduceLROnPlateau,
-                            StepLR)
+from nbbp.schedules import CosineAnnealingLR, ExponentialLR, InvScaling, ReduceLROnPlateau, StepLR
 
 EPOCHS = 40
 # a loss that falls, stalls, falls a little (under the relative threshold), and rises

@@ -6,8 +6,28 @@ from conftest import DTYPES
 from numpy.testing import assert_array_equal
 
 from nbbp._jit import jit
-from nbbp._simd import (add, block_rows, down, outer, row, store_block, strip_width, zeros_block, fma, lanes, load, matrix, pack_strips, pack_transposed_strips,
-                        scale, square_add, store, total, transpose_tile, zeros)
+from nbbp._simd import (
+    add,
+    block_rows,
+    down,
+    fma,
+    lanes,
+    load,
+    matrix,
+    outer,
+    pack_strips,
+    pack_transposed_strips,
+    row,
+    scale,
+    square_add,
+    store,
+    store_block,
+    strip_width,
+    total,
+    transpose_tile,
+    zeros,
+    zeros_block,
+)
 
 
 @jit()

@@ -16,17 +16,16 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 pytest.importorskip("sklearn")
 
-from sklearn import neural_network  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
-from sklearn.metrics import accuracy_score  # noqa: E402
-from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn import neural_network
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import nbbp.sklearn  # noqa: E402
-from nbbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+import nbbp.sklearn
+from nbbp.sklearn import MLPClassifier, MLPRegressor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Plain SGD (with or without momentum) equals scikit-learn's to rounding; Adam differs by where
@@ -58,9 +57,9 @@ def expected_failures(estimator):
       MLPClassifier(solver="lbfgs") fails it the same way (checked in
       test_sklearn_fails_the_lbfgs_check_too)."""
     if estimator.dtype == np.float32:
-        return {check: "float32 rounding: equal to about 1e-6 relative, the check asks 1e-7"
-                for check in ("check_sample_weight_equivalence_on_dense_data",
-                              "check_sample_weight_equivalence_on_sparse_data")}
+        return dict.fromkeys(("check_sample_weight_equivalence_on_dense_data",
+                              "check_sample_weight_equivalence_on_sparse_data"),
+                             "float32 rounding: equal to about 1e-6 relative, the check asks 1e-7")
     if isinstance(estimator, MLPClassifier) and estimator.solver == "lbfgs":
         return {"check_classifiers_multilabel_output_format_predict_proba":
                 "scikit-learn's MLPClassifier(solver='lbfgs') fails it too"}

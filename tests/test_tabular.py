@@ -7,13 +7,12 @@ import re
 
 import numpy as np
 import pytest
+from conftest import write_csv
 from numpy.testing import assert_allclose, assert_array_equal
 
 import nbbp
 from nbbp import tabular
 from nbbp.tabular import Contract, TableError, read_csv
-
-from conftest import write_csv
 
 
 def test_iris_class_names_and_scaling(iris_csv):

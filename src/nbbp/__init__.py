@@ -2,17 +2,34 @@
 formulas. Importing nbbp compiles nothing: kernels compile on first use and are cached on disk."""
 
 from . import reference, schedules, tabular
-from .history import DivergenceError, History
-from .network import Network
 from ._gradcheck import gradcheck
 from ._version import __version__
+from .history import DivergenceError, History
+from .network import Network
 from .optimizers import LBFGS, SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp
 
 load = Network.load
 
-__all__ = ["Network", "History", "DivergenceError", "Optimizer", "SGD", "AdaGrad", "RMSProp",
-           "Adam", "AdamW", "LBFGS", "gradcheck", "load", "reference", "schedules", "tabular",
-           "MLPClassifier", "MLPRegressor", "__version__"]
+__all__ = [
+    "LBFGS",
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "AdamW",
+    "DivergenceError",
+    "History",
+    "MLPClassifier",
+    "MLPRegressor",
+    "Network",
+    "Optimizer",
+    "RMSProp",
+    "__version__",
+    "gradcheck",
+    "load",
+    "reference",
+    "schedules",
+    "tabular",
+]
 
 # The scikit-learn estimators load on first use, so that `import nbbp` needs no scikit-learn.
 _LAZY = {"MLPClassifier": "sklearn", "MLPRegressor": "sklearn"}

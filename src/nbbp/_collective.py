@@ -270,7 +270,7 @@ class Group:
         result, problem = None, None
         try:
             result = thunk()
-        except BaseException as error:  # noqa: BLE001 - reported to every rank, then raised
+        except BaseException as error:  # reported to every rank, then raised
             problem = error
         self.settle(what, problem)
         return result
@@ -405,7 +405,7 @@ class Group:
                     grad[:] = 0
                 elif not even:
                     grad *= dt(weight)
-            except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+            except BaseException as error:  # every rank raises, in settle
                 problem = error
             buf[P:] = weight, count, problem is not None or interrupt_noted()
             if self.node is None:
@@ -460,7 +460,7 @@ class Group:
                     total += batch_total
                     n_used += count
                     weight_used += weight
-            except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+            except BaseException as error:  # every rank raises, in settle
                 problem = error
             flags = self._sum([problem is not None or interrupt_noted(), took], self.MPI.MAX)
             if flags[0]:
@@ -500,7 +500,7 @@ class Group:
             if net.loss_name in ("cross_entropy", "log_loss"):  # right answers, weighted
                 sums[3] = sums[1] * score(a_list[-1], plan.Y_val, net.loss_name, plan.val_weight)
             sums[4:] = w @ Y
-        except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+        except BaseException as error:  # every rank raises, in settle
             problem = error
         sums[0] = problem is not None or interrupt_noted()
         sums = self._sum(sums)
@@ -521,7 +521,7 @@ class Group:
         problem, stop = None, False
         try:
             stop = bool(thunk())
-        except BaseException as error:  # noqa: BLE001 - every rank raises, in settle
+        except BaseException as error:  # every rank raises, in settle
             problem = error
         flags = self._sum([problem is not None or interrupt_noted(), stop], self.MPI.MAX)
         if flags[0]:

@@ -27,7 +27,8 @@ a NumPy stand-in, at the end of this module.
 """
 
 import operator
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from llvmlite import ir
@@ -945,7 +946,7 @@ outer: Callable[..., Any]
 store_block: Callable[..., Any]
 block_squares: Callable[..., Any]
 transpose_tile: Callable[..., Any]
-if getattr(config, "DISABLE_JIT"):  # the kernels run as plain Python: the same steps on NumPy rows
+if config.DISABLE_JIT:  # the kernels run as plain Python: the same steps on NumPy rows
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total

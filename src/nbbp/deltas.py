@@ -4,11 +4,31 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel, part
-from ._simd import (PACK_MIN_ROWS, block_rows, down, matrix, outer, pack_group, padded,
-                    padded_in_kernel, row, store_block, strip_max, strip_source, strip_width,
-                    strips_per_group, zeros_block)
-from .activations import (EXP, IDENTITY, SIGMOID, SOFTMAX, times_derivative_of_z_rows,
-                          times_derivative_rows)
+from ._simd import (
+    PACK_MIN_ROWS,
+    block_rows,
+    down,
+    matrix,
+    outer,
+    pack_group,
+    padded,
+    padded_in_kernel,
+    row,
+    store_block,
+    strip_max,
+    strip_source,
+    strip_width,
+    strips_per_group,
+    zeros_block,
+)
+from .activations import (
+    EXP,
+    IDENTITY,
+    SIGMOID,
+    SOFTMAX,
+    times_derivative_of_z_rows,
+    times_derivative_rows,
+)
 from .losses import CROSS_ENTROPY, LOG_LOSS, POISSON, SQUARED_ERROR, loss_derivative
 
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._version import __version__
 from . import persistence
+from ._version import __version__
 from .batchnorm import EPS as BN_EPS
 
 # opset 13 is the first whose Softmax works on one axis (not on flattened trailing axes)

@@ -4,9 +4,22 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel, part
-from ._simd import (block_rows, down, matrix, outer, pack_transposed_strips, padded,
-                    padded_in_kernel, row, store_block, strip_max, strip_width, strips_per_group,
-                    transposed_strips, zeros_block)
+from ._simd import (
+    block_rows,
+    down,
+    matrix,
+    outer,
+    pack_transposed_strips,
+    padded,
+    padded_in_kernel,
+    row,
+    store_block,
+    strip_max,
+    strip_width,
+    strips_per_group,
+    transposed_strips,
+    zeros_block,
+)
 from .activations import activate_rows
 from .batchnorm import BLOCK, train_columns
 

@@ -5,10 +5,28 @@ import numpy as np
 from numba import prange
 
 from ._jit import helper, kernel, part, use_threads_elementwise
-from ._simd import (PACK_MIN_ROWS, across, add, block_rows, block_squares, matrix, outer,
-                    pack_column_panel, pack_group, padded, padded_in_kernel, row, store_block,
-                    strip_max, strip_source, strip_width, strips_per_group, total, zeros,
-                    zeros_block)
+from ._simd import (
+    PACK_MIN_ROWS,
+    across,
+    add,
+    block_rows,
+    block_squares,
+    matrix,
+    outer,
+    pack_column_panel,
+    pack_group,
+    padded,
+    padded_in_kernel,
+    row,
+    store_block,
+    strip_max,
+    strip_source,
+    strip_width,
+    strips_per_group,
+    total,
+    zeros,
+    zeros_block,
+)
 from .deltas import scratch_size as delta_scratch_size
 from .forward import scratch_size as forward_scratch_size
 

@@ -6,6 +6,7 @@ logits z, so an output of exactly 0 or 1 still gives a finite loss. Other pairs 
 """
 
 import numpy as np
+
 from ._jit import helper, part
 from .activations import SIGMOID, SOFTMAX
 

@@ -10,18 +10,18 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _fit, _layout, _lbfgs, passes, persistence
 from . import _validation as check
-from ._interrupts import one_trainer
-from ._layout import BN_OFF, HAS_MASK, STATS_OFF
 from ._collective import prepared
 from ._fit import FitPlan, make_plan
+from ._interrupts import one_trainer
+from ._layout import BN_OFF, HAS_MASK, STATS_OFF
 from ._simd import aligned, aligned_zeros, read_only
 from .activations import ACTIVATIONS
 from .dropout import threshold
 from .history import History
 from .initializers import initial_weights
 from .losses import LOSSES
-from .schedules import Schedule
 from .optimizers import LBFGS, Optimizer, OptimizerState, get_optimizer
+from .schedules import Schedule
 
 
 class Gradients(tuple):

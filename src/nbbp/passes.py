@@ -21,9 +21,25 @@ the cache (see _jit.start_thread_pool), for calls outside the training loop.
 import numpy as np
 
 from ._jit import helper, part, use_threads, use_threads_elementwise
-from ._layout import (B_OFF, BN_OFF, CODE, DROP, HAS_MASK, N_IN, N_OUT, SKIP_AFTER_F,
-                      SKIP_FROM, STATS_OFF, batch_norm, batch_norm_views, layer, rows_of,
-                      rows_start, skip_targets, views)
+from ._layout import (
+    B_OFF,
+    BN_OFF,
+    CODE,
+    DROP,
+    HAS_MASK,
+    N_IN,
+    N_OUT,
+    SKIP_AFTER_F,
+    SKIP_FROM,
+    STATS_OFF,
+    batch_norm,
+    batch_norm_views,
+    layer,
+    rows_of,
+    rows_start,
+    skip_targets,
+    views,
+)
 from ._simd import matrix
 from .activations import IDENTITY, times_derivative_of_z_rows
 from .batchnorm import EPS as BN_EPS

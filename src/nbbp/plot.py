@@ -30,8 +30,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 from .history import History
 from .network import Network
 
-__all__ = ["loss_curves", "gradient_flow", "gradient_flow_over_epochs", "decision_boundary",
-           "training_report", "confusion_matrix", "residuals"]
+__all__ = [
+    "confusion_matrix",
+    "decision_boundary",
+    "gradient_flow",
+    "gradient_flow_over_epochs",
+    "loss_curves",
+    "residuals",
+    "training_report",
+]
 
 QUANTITIES = {"grad_norm": "||dE/dW(l)||", "delta_mean": "mean |delta(l)|"}
 # Line styles tell the two quantities apart when colour already encodes the epoch.

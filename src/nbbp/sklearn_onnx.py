@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .export import build_layers, Layer, _needs
+from .export import Layer, _needs, build_layers
 from .sklearn import ACTIVATIONS, OUTPUT_LAYERS, MLPClassifier, MLPRegressor
 
 
