@@ -226,7 +226,9 @@ def reference_args(net):
 
 def test_parameters_start_as_in_torch_and_sit_in_theta():
     net = nbbp.Network([3, 5, 4, 2], batch_norm=[True, False])
-    assert net.gammas[1] is None and net.gammas[2] is None and net.running_means[1] is None
+    assert net.gammas[1] is None
+    assert net.gammas[2] is None
+    assert net.running_means[1] is None
     assert_array_equal(net.gammas[0], 1)
     assert_array_equal(net.betas[0], 0)
     assert_array_equal(net.running_means[0], 0)
@@ -260,7 +262,8 @@ def test_forward_and_gradients_equal_reference(rng, dtype, residual):
         assert_equivalent(got[0][l], dWs[l], dtype)
         assert_equivalent(got[1][l], dbs[l], dtype)
         if dgammas[l] is None:
-            assert got.gammas[l] is None and got.betas[l] is None
+            assert got.gammas[l] is None
+            assert got.betas[l] is None
         else:
             assert_equivalent(got.gammas[l], dgammas[l], dtype)
             assert_equivalent(got.betas[l], dbetas[l], dtype)
@@ -290,7 +293,8 @@ def check_central_differences(net, X, Y):
                                          (ref_params[kind][l], ref[kind][l], ref_loss)):
                 numeric = central_difference(loss_of, param)
                 if kind == 1 and net.gammas[l] is not None:
-                    assert np.abs(numeric).max() < 1e-9 and np.abs(grad).max() < 1e-14
+                    assert np.abs(numeric).max() < 1e-9
+                    assert np.abs(grad).max() < 1e-14
                 else:
                     assert relative_error(numeric, grad) < MAX_RELATIVE_ERROR, (kind, l)
 
@@ -434,7 +438,8 @@ def test_early_stopping_restores_the_running_averages_of_the_best_epoch(rng):
     history = net.fit(X, y, epochs=12, batch_size=8, learning_rate=0.5, early_stopping=True,
                       patience=3, callback=lambda e, h: seen.append((net._theta.copy(),
                                                                      net._stats.copy())))
-    assert history.best_epoch is not None and history.best_epoch < history.epochs - 1
+    assert history.best_epoch is not None
+    assert history.best_epoch < history.epochs - 1
     assert_array_equal(net._theta, seen[history.best_epoch][0])
     assert_array_equal(net._stats, seen[history.best_epoch][1])
 

@@ -42,7 +42,8 @@ def test_demo_trains_and_reports(capsys, monkeypatch):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("nbbp demo: Network(sizes=[2, 64, 64, 3]")
-    assert lines[1].startswith("epoch 1/40  loss ") and lines[-2].startswith("epoch 40/40  loss ")
+    assert lines[1].startswith("epoch 1/40  loss ")
+    assert lines[-2].startswith("epoch 40/40  loss ")
     accuracy = float(lines[-1].split("test accuracy ")[1].split("%")[0])
     assert accuracy > 80  # spirals: a linear model gets about a third
     assert "samples/s" in lines[-1]
@@ -52,8 +53,10 @@ def test_demo_writes_a_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "demo.png"
     code, out, _ = run(["demo", "--epochs", "3", "--samples", "200", "--plot", str(png)], capsys)
-    assert code == 0 and f"wrote {png}" in out
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert code == 0
+    assert f"wrote {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
 
 
 def test_train_on_csv_then_predict(tmp_path, data, capsys):
@@ -63,9 +66,12 @@ def test_train_on_csv_then_predict(tmp_path, data, capsys):
                         "--epochs", "30", "--learning-rate", "0.01", "--dtype", "float64",
                         "--model", str(model), "--quiet"], capsys)
     assert code == 0, out
-    assert "sizes=[4, 16, 3]" in out and "loss cross_entropy" in out and f"saved {model}" in out
+    assert "sizes=[4, 16, 3]" in out
+    assert "loss cross_entropy" in out
+    assert f"saved {model}" in out
     net, contract = tabular.load(model)
-    assert contract.features == ["a", "b", "c", "d"] and contract.target == "label"
+    assert contract.features == ["a", "b", "c", "d"]
+    assert contract.target == "label"
     assert contract.classes == ["0", "1", "2"]
     scaled = (X - contract.mean) / contract.scale
     assert net.score(scaled, y) > 0.85
@@ -74,7 +80,8 @@ def test_train_on_csv_then_predict(tmp_path, data, capsys):
                        capsys)
     assert code == 0
     lines = out.split()
-    assert lines[0] == "label" and [int(v) for v in lines[1:]] == list(net.predict(scaled[:7]))
+    assert lines[0] == "label"
+    assert [int(v) for v in lines[1:]] == list(net.predict(scaled[:7]))
     # the same data as .npz (held-out rows, scaling and all) trains the same network
     run(["train", "--data", str(tmp_path / "d.npz"), "--hidden", "16", "--epochs", "30",
          "--learning-rate", "0.01", "--dtype", "float64", "--model", str(tmp_path / "n.npz"),
@@ -91,7 +98,8 @@ def test_predict_probabilities_to_a_file(tmp_path, data, capsys):
     out_csv = tmp_path / "p.csv"
     code, _, err = run(["predict", "--model", str(model), "--data", str(tmp_path / "d.npz"),
                         "--proba", "--out", str(out_csv)], capsys)
-    assert code == 0 and "wrote 300 predictions" in err
+    assert code == 0
+    assert "wrote 300 predictions" in err
     assert out_csv.read_text().splitlines()[0] == "0,1,2"  # a column per class, named
     net, contract = tabular.load(model)
     assert_allclose(np.loadtxt(out_csv, delimiter=",", skiprows=1),
@@ -106,7 +114,8 @@ def test_regression_target_by_column_number(tmp_path, rng, capsys):
                         "--activation", "tanh", "--epochs", "200", "--learning-rate", "0.01",
                         "--model", str(tmp_path / "r.npz"), "--quiet"], capsys)
     assert code == 0
-    assert "loss squared_error" in out and "sizes=[1, 64, 1]" in out
+    assert "loss squared_error" in out
+    assert "sizes=[1, 64, 1]" in out
     assert float(out.split("training R^2 ")[1].split()[0].rstrip(",")) > 0.9
 
 
@@ -180,7 +189,9 @@ def test_bad_arguments_and_files_give_one_line(tmp_path, data, argv, code, messa
     assert result.returncode == code, result.stderr
     # the report: one line (after the progress bar of a training that started, if any)
     lines = [line for line in result.stderr.splitlines() if line.strip() and "fit: " not in line]
-    assert len(lines) == 1 and lines[0].startswith("nbbp") and "error: " in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nbbp"), result.stderr
+    assert "error: " in lines[0], result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -192,7 +203,8 @@ def test_bench_runs_the_comparison(capsys, monkeypatch):
             monkeypatch.setitem(sys.modules, name, None)
     code, out, _ = run(["bench", "--quick", "--workloads", "W1", "--repeat", "1"], capsys)
     assert code == 0
-    assert "W1 tiny: sizes 64-32-10" in out and "skipped: torch" in out
+    assert "W1 tiny: sizes 64-32-10" in out
+    assert "skipped: torch" in out
     nbbp_row = next(line for line in out.splitlines() if line.startswith("  nbbp "))
     assert float(nbbp_row.split()[1].replace(",", "")) > 0
 
@@ -203,7 +215,8 @@ def test_a_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes("1.5,2,0\n3,4,1\n5,6,0\n".encode("utf-8-sig"))
     table = tabular.read_csv(path, header=None)
-    assert not table.named and table.header == ["0", "1", "2"]
+    assert not table.named
+    assert table.header == ["0", "1", "2"]
     assert_array_equal(table.columns["0"], ["1.5", "3", "5"])
     assert_array_equal(table.columns["2"], ["0", "1", "0"])
 
@@ -233,5 +246,6 @@ def test_an_explicit_encoding_wins_over_what_looks_like_a_byte_order_mark(tmp_pa
     path = tmp_path / "l1.csv"
     path.write_bytes("\u00ff\u00fe,b,y\n1,2,0\n3,4,1\n".encode("latin-1"))
     table = tabular.read_csv(path, "latin-1", header=None)
-    assert table.named and table.header == ["\u00ff\u00fe", "b", "y"]
+    assert table.named
+    assert table.header == ["\u00ff\u00fe", "b", "y"]
     assert_array_equal(table.columns["y"], ["0", "1"])

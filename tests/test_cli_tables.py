@@ -96,7 +96,8 @@ def test_predict_reads_the_training_file_by_column_name(iris_csv, tmp_path, caps
     expected = contract.class_names(net.predict(contract.inputs(table)))
     # the training file itself: its target column is ignored
     lines = run(["predict", "--model", model, "--data", iris_csv], capsys).splitlines()
-    assert lines[0] == "species" and lines[1:] == list(expected)
+    assert lines[0] == "species"
+    assert lines[1:] == list(expected)
     assert np.mean(np.array(lines[1:]) == table.columns["species"]) > 0.9
     # columns in another order, an extra one, and no target: found by name
     shuffled = write_csv(tmp_path / "new.csv", ["id", "petal_width", "petal_length",
@@ -106,7 +107,8 @@ def test_predict_reads_the_training_file_by_column_name(iris_csv, tmp_path, caps
                           for i in range(table.n_rows)])
     out = run(["predict", "--model", model, "--data", shuffled, "--out", tmp_path / "p.csv"],
               capsys)
-    assert out == "" and (tmp_path / "p.csv").read_text().splitlines()[1:] == list(expected)
+    assert out == ""
+    assert (tmp_path / "p.csv").read_text().splitlines()[1:] == list(expected)
     # --proba: a column per class, named after it
     lines = run(["predict", "--model", model, "--data", shuffled, "--proba"], capsys).splitlines()
     assert lines[0] == "setosa,versicolor,virginica"
@@ -146,7 +148,8 @@ def test_a_text_target_in_an_npz_trains_a_classifier(tmp_path, capsys, rng):
     np.savez(tmp_path / "d.npz", X=X, y=y)
     run(["train", "--data", tmp_path / "d.npz", "--model", tmp_path / "m.npz", "--quiet"], capsys)
     contract = tabular.load(tmp_path / "m.npz")[1]
-    assert contract.classes == ["down", "up"] and contract.features == ["0", "1", "2"]
+    assert contract.classes == ["down", "up"]
+    assert contract.features == ["0", "1", "2"]
     out = run(["predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "d.npz"], capsys)
     assert set(out.split()[1:]) <= {"down", "up"}
 
@@ -158,9 +161,11 @@ def test_no_standardize_and_the_scaling_it_skips(cancer_csv, tmp_path, capsys):
     assert "(inputs raw: --no-standardize)" in out
     # the table's features run from 0.05 to 2,500: the user is told
     assert err.startswith("nbbp: warning: --no-standardize: the features' spreads differ by ")
-    assert "'worst_area'" in err and err.count("\n") == 1
+    assert "'worst_area'" in err
+    assert err.count("\n") == 1
     contract = tabular.load(tmp_path / "m.npz")[1]
-    assert contract.mean is None and contract.scale is None
+    assert contract.mean is None
+    assert contract.scale is None
     table = tabular.read_csv(cancer_csv)
     raw = np.column_stack([table.columns[f].astype(float) for f in contract.features])
     assert_array_equal(contract.inputs(table), raw)
@@ -172,19 +177,22 @@ def test_regression_reports_r2_mae_rmse_and_evaluate_plots_residuals(tmp_path, c
     write_csv(tmp_path / "r.csv", ["u", "v", "t"], np.column_stack([x, target]))
     out = run(["train", "--data", tmp_path / "r.csv", "--model", tmp_path / "r.npz", "--quiet",
                "--activation", "tanh", "--epochs", "100"], capsys)
-    assert "loss squared_error" in out and "held out: 80 rows (--test-fraction 0.2)\n" in out
+    assert "loss squared_error" in out
+    assert "held out: 80 rows (--test-fraction 0.2)\n" in out
     net, contract = tabular.load(tmp_path / "r.npz")
     _, test = tabular.split(tabular.read_csv(tmp_path / "r.csv"), "t", 0.2, seed=0)
     y_true, y_pred = contract.targets(test), net.predict(contract.inputs(test))
     r2, mae, rmse = map(float, re.search(r"R\^2 (\S+), MAE (\S+), RMSE (\S+)\n", out).groups())
-    assert r2 == pytest.approx(sk_metrics.r2_score(y_true, y_pred), abs=5e-5) and r2 > 0.9
+    assert r2 == pytest.approx(sk_metrics.r2_score(y_true, y_pred), abs=5e-5)
+    assert r2 > 0.9
     assert mae == pytest.approx(sk_metrics.mean_absolute_error(y_true, y_pred), rel=1e-5)
     assert rmse == pytest.approx(sk_metrics.root_mean_squared_error(y_true, y_pred), rel=1e-5)
     pytest.importorskip("matplotlib")
     png = tmp_path / "res.png"
     out = run(["evaluate", "--model", tmp_path / "r.npz", "--data", tmp_path / "r.csv",
                "--plot", png], capsys)
-    assert "R^2 " in out and f"wrote {png}" in out
+    assert "R^2 " in out
+    assert f"wrote {png}" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -200,7 +208,8 @@ def test_evaluate_prints_the_metrics_and_draws_the_confusion_matrix(iris_csv, tm
     pytest.importorskip("matplotlib")
     png = tmp_path / "cm.png"
     run(["evaluate", "--model", model, "--data", iris_csv, "--plot", png], capsys)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 5_000
 
 
 def test_impute_mean_fills_what_the_default_refuses(iris_csv, tmp_path, capsys):
@@ -217,7 +226,8 @@ def test_impute_mean_fills_what_the_default_refuses(iris_csv, tmp_path, capsys):
     run(["train", "--data", gappy, "--model", tmp_path / "m.npz", "--quiet", "--impute", "mean",
          "--epochs", "1"], capsys)
     contract = tabular.load(tmp_path / "m.npz")[1]
-    assert contract.fill is not None and np.isfinite(contract.fill).all()
+    assert contract.fill is not None
+    assert np.isfinite(contract.fill).all()
 
 
 def test_a_constant_column_trains(tmp_path, capsys, rng):
@@ -227,7 +237,8 @@ def test_a_constant_column_trains(tmp_path, capsys, rng):
     out = run(["train", "--data", tmp_path / "c.csv", "--model", tmp_path / "m.npz", "--quiet"],
               capsys)
     net, contract = tabular.load(tmp_path / "m.npz")
-    assert contract.scale[1] == 1.0 and np.isfinite(net._theta).all()
+    assert contract.scale[1] == 1.0
+    assert np.isfinite(net._theta).all()
     assert held_out_accuracy(out) > 0.8
 
 
@@ -283,7 +294,8 @@ def test_a_bad_table_ends_in_one_error_line(tmp_path, name, content, message):
     result = cli(["train", "--data", tmp_path / name, "--model", tmp_path / "m.npz", "--quiet"])
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("nbbp: error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nbbp: error: "), result.stderr
     assert message in lines[0]
     assert not (tmp_path / "m.npz").exists()
 
@@ -305,7 +317,8 @@ def test_predict_and_evaluate_name_what_is_missing(iris_csv, tmp_path, capsys):
         result = cli([argv[0], "--model", model, *argv[1:]])
         assert result.returncode == 1
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and message in lines[0], result.stderr
+        assert len(lines) == 1, result.stderr
+        assert message in lines[0], result.stderr
 
 
 def test_split_is_scikit_learns_train_test_split(iris_csv, tmp_path):
@@ -328,7 +341,8 @@ def test_split_is_scikit_learns_train_test_split(iris_csv, tmp_path):
     rare = write_csv(tmp_path / "rare.csv", ["x", "y"], [[i, "a" if i else "b"]
                                                           for i in range(20)])
     train, test = tabular.split(tabular.read_csv(rare), test_fraction=0.5)
-    assert "b" in train.columns["y"] and "b" not in test.columns["y"]
+    assert "b" in train.columns["y"]
+    assert "b" not in test.columns["y"]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -386,7 +400,8 @@ def test_line_numbers_count_blank_lines_and_multi_line_cells(tmp_path):
     path = tmp_path / "lines.csv"
     path.write_text('a,b,y\n\n1,2,"two\nlines"\n  ,  ,  \n3,four,z\n')
     table = tabular.read_csv(path)
-    assert table.n_rows == 2 and list(table.lines) == [3, 6]
+    assert table.n_rows == 2
+    assert list(table.lines) == [3, 6]
     with pytest.raises(tabular.TableError, match="lines.csv: line 6, column 'b': 'four' is not"):
         tabular.Contract.fit(table)
     path.write_text("a,b,y\n\n1,2,x\n\n3,4\n")
@@ -426,7 +441,8 @@ def test_a_long_cell_costs_its_length_and_is_quoted_short(tmp_path):
         tracemalloc.stop()
     assert peak < 20 * 2**20  # a fixed-width str array took 1.7 GB
     message = str(error.value)
-    assert "line 9, column 'v': 'xxxx" in message and "'... is not a number" in message
+    assert "line 9, column 'v': 'xxxx" in message
+    assert "'... is not a number" in message
     assert len(message) < 300
 
 
@@ -461,7 +477,8 @@ def test_a_bad_held_out_cell_stops_train_before_it_trains(iris_csv, tmp_path, ca
                  str(tmp_path / "m.npz"), "--quiet"]) == 1
     out, err = capsys.readouterr()
     assert f"line {held + 1}, column 'sepal_length': 'oops' is not a number" in err
-    assert "epochs in" not in out and not (tmp_path / "m.npz").exists()
+    assert "epochs in" not in out
+    assert not (tmp_path / "m.npz").exists()
 
 
 def test_predict_into_a_closed_pipe_is_quiet_and_train_is_not(iris_csv, tmp_path, capsys):
@@ -478,7 +495,8 @@ def test_predict_into_a_closed_pipe_is_quiet_and_train_is_not(iris_csv, tmp_path
             assert child.wait(timeout=300) == code, err
         assert "Traceback" not in err
         if code:
-            assert err.count("nbbp: error: ") == 1 and "Broken pipe" in err
+            assert err.count("nbbp: error: ") == 1
+            assert "Broken pipe" in err
     assert not (tmp_path / "again.npz").exists()  # a train that failed saved nothing
 
 

@@ -63,7 +63,8 @@ def test_plot(remedies, tmp_path, capsys):
                    "--plot", str(path)])
     assert f"wrote {path}" in capsys.readouterr().out
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
 
 
 @pytest.mark.parametrize("args, message", [
@@ -82,4 +83,5 @@ def test_runs_as_a_script():
                              "50", "--epochs", "1", "--depth", "4", "--width", "4"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "first/last" in result.stdout and "batch norm" in result.stdout
+    assert "first/last" in result.stdout
+    assert "batch norm" in result.stdout

@@ -34,7 +34,8 @@ def run_ranks(n, script, *args):
 @pytest.mark.parametrize("n_rows, size", [(10, 3), (3, 5), (0, 2), (1000, 7)])
 def test_rows_tile_the_file_in_rank_order(n_rows, size):
     spans = [distributed.rows_of(n_rows, r, size) for r in range(size)]
-    assert spans[0][0] == 0 and spans[-1][1] == n_rows
+    assert spans[0][0] == 0
+    assert spans[-1][1] == n_rows
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
     lengths = [stop - start for start, stop in spans]
     assert max(lengths) - min(lengths) <= 1
@@ -46,7 +47,8 @@ def test_one_rank_gets_the_whole_file_and_trains_on_it_in_place(tmp_path, rng):
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     Xs, ys = (distributed.shard(tmp_path / name, MPI.COMM_SELF) for name in ("X.npy", "y.npy"))
-    assert isinstance(Xs, np.memmap) and not Xs.flags.writeable
+    assert isinstance(Xs, np.memmap)
+    assert not Xs.flags.writeable
     assert_array_equal(Xs, X)
     a, b = (nbbp.Network([5, 4, 3], dtype=np.float32, seed=2) for _ in range(2))
     a.fit(X, y, epochs=2, batch_size=30)

@@ -209,7 +209,8 @@ def test_float32_ranks_stay_bitwise_equal_and_near_one_process(tmp_path, rng):
            "learning_rate": 0.05}
     case = {"sizes": [6, 16, 3], "net": {"dtype": "float32"}, "fit": fit}
     thetas, reports = train_on_ranks(tmp_path, 2, case, X=X.astype(np.float32), y=y)
-    assert thetas[0].dtype == np.float32 and reports[0] == reports[1]
+    assert thetas[0].dtype == np.float32
+    assert reports[0] == reports[1]
     assert_array_equal(thetas[0], thetas[1])
     order = np.concatenate(union_order(96, 2, 8))
     one = nbbp.Network([6, 16, 3], seed=10, dtype=np.float32)
@@ -239,7 +240,8 @@ def test_unequal_shards_step_on_what_every_rank_has_left(tmp_path, rng, node_sum
                                                    "warm": True}, X=X, y=y,
                                      env={"NBBP_NODE_SUM": "1" if node_sum else "0"})
     assert reports[0]["node_sums"] == (5 + 10 if node_sum else 0)  # the warm network's too
-    assert all(np.array_equal(t, thetas[0]) for t in thetas) and reports[0] == reports[2]
+    assert all(np.array_equal(t, thetas[0]) for t in thetas)
+    assert reports[0] == reports[2]
     one = nbbp.Network([6, 5, 3], seed=10)
     batches = union_order(100, 3, 8)
     assert [len(b) for b in batches] == [24, 24, 24, 24, 4]
@@ -281,7 +283,8 @@ def test_validation_is_scored_on_the_union_of_the_ranks_held_out_rows(tmp_path, 
     case = {"sizes": sizes, "net": net_args,
             "fit": {"epochs": 3, "batch_size": 10, "learning_rate": 0.05}}
     thetas, reports = train_on_ranks(tmp_path, 3, case, X=X, y=y, Xv=Xv, yv=yv)
-    assert all(np.array_equal(t, thetas[0]) for t in thetas) and reports[0] == reports[1]
+    assert all(np.array_equal(t, thetas[0]) for t in thetas)
+    assert reports[0] == reports[1]
     final = nbbp.Network(sizes, **net_args)
     final._theta[...] = thetas[0]
     assert_allclose(reports[0]["val_loss"][-1], final.loss(Xv, yv), rtol=1e-12)
@@ -297,7 +300,8 @@ def test_batch_norm_and_dropout_keep_the_ranks_alike(tmp_path, rng):
     thetas, reports = train_on_ranks(tmp_path, 3, case, X=X, y=y)
     stats = [np.load(tmp_path / f"run.stats{r}.npy") for r in range(3)]
     assert all(np.array_equal(t, thetas[0]) for t in thetas)
-    assert all(np.array_equal(s, stats[0]) for s in stats) and stats[0].size == 64
+    assert all(np.array_equal(s, stats[0]) for s in stats)
+    assert stats[0].size == 64
     assert reports[0] == reports[1] == reports[2]
     assert reports[0]["loss"][-1] < reports[0]["loss"][0]
 
@@ -309,7 +313,8 @@ def test_early_stopping_on_unequal_shards_stops_every_rank_alike(tmp_path, rng):
     thetas, reports = train_on_ranks(tmp_path, 3, {"sizes": [6, 32, 3], "fit": fit}, X=X, y=y)
     assert all(np.array_equal(t, thetas[0]) for t in thetas)
     assert reports[0] == reports[1] == reports[2]
-    assert reports[0]["stopped_early"] and len(reports[0]["loss"]) < 60
+    assert reports[0]["stopped_early"]
+    assert len(reports[0]["loss"]) < 60
     best = reports[0]["best_epoch"]
     assert reports[0]["val_loss"][best] == min(reports[0]["val_loss"])
 
@@ -343,7 +348,8 @@ def test_a_failure_on_one_rank_ends_every_rank(tmp_path, rng, odd, own, others):
         assert reports[0]["epochs"] >= 1
         assert_array_equal(thetas[0], thetas[1])
     else:  # a failure before an epoch completes changes nothing on any rank
-        assert reports[0]["unchanged"] and reports[1]["unchanged"], reports
+        assert reports[0]["unchanged"], reports
+        assert reports[1]["unchanged"], reports
 
 
 def test_lbfgs_and_mismatched_settings_are_refused_on_every_rank(tmp_path, rng):
@@ -398,7 +404,8 @@ def test_ranks_on_an_empty_cache_compile_each_function_once_and_a_warm_cache_non
         assert result.returncode == 0, result.stderr[-3000:]
         runs.append([json.loads((tmp_path / f"{run}.{r}.json").read_text()) for r in range(2)])
     cold = runs[0][0] + runs[0][1]
-    assert "nbbp._collective.union_gradient" in cold and "nbbp.training.train_epoch" in cold
+    assert "nbbp._collective.union_gradient" in cold
+    assert "nbbp.training.train_epoch" in cold
     assert sorted(cold) == sorted(set(cold)), [n for n in set(cold) if cold.count(n) > 1]
     assert runs[1] == [[], []]
 
@@ -414,14 +421,17 @@ def test_nbbp_train_under_mpiexec_trains_on_every_rank_and_rank_0_reports(tmp_pa
                            "--quiet")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.count("saved ") == 1 and out.count("nbbp train: ") == 1, out  # rank 0 alone
-    assert "epochs in" in out and "on 2 MPI ranks" in out
+    assert out.count("saved ") == 1, out  # rank 0 alone
+    assert out.count("nbbp train: ") == 1, out
+    assert "epochs in" in out
+    assert "on 2 MPI ranks" in out
     accuracy = float(out.split("\naccuracy ")[1].split()[0])
     assert accuracy >= 0.9
     predicted = subprocess.run([sys.executable, "-m", "nbbp", "predict", "--model", str(model),
                                 "--data", str(iris_csv)], capture_output=True, text=True,
                                timeout=300)
-    assert predicted.returncode == 0 and predicted.stdout.count("\n") == 151
+    assert predicted.returncode == 0
+    assert predicted.stdout.count("\n") == 151
 
 
 def test_nbbp_train_under_mpiexec_reports_a_bad_file_once(tmp_path):
@@ -448,7 +458,8 @@ def test_the_projection_gives_the_smallest_batch_at_80_percent():
     # 2 (N - 1) / N of 8 MB at 10 Gb/s, and 2 (N - 1) messages of 20 us
     assert scaling.allreduce_seconds(2, 8e6, 10) == pytest.approx(8e6 * 8 / 10e9 + 2 * 20e-6)
     lines = scaling.projection_lines("W4", 2_109_450, 4, t_s)
-    assert len(lines) == 4 + len(scaling.RANKS) and lines[-1].startswith("| 64 | ")
+    assert len(lines) == 4 + len(scaling.RANKS)
+    assert lines[-1].startswith("| 64 | ")
 
 
 def test_bench_distributed_measures_two_ranks_and_projects(tmp_path):
@@ -458,7 +469,8 @@ def test_bench_distributed_measures_two_ranks_and_projects(tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    assert "machine: " in out and "1 rank x 2 threads, batch 32:" in out
+    assert "machine: " in out
+    assert "1 rank x 2 threads, batch 32:" in out
     for what in ("batch 16 per rank, every step", "batch 32 per rank, every step",
                  "sync_every=8"):
         line = next(line for line in out.splitlines() if what in line)

@@ -170,7 +170,8 @@ def test_dropout_saves_loads_and_pickles(rng, tmp_path):
     old["_layout"] = old["_layout"][:, :10].copy()
     revived = nbbp.Network.__new__(nbbp.Network)
     revived.__setstate__(copy.deepcopy(old))
-    assert revived.dropout == (0.0, 0.0) and not revived._layout[:, -1].any()
+    assert revived.dropout == (0.0, 0.0)
+    assert not revived._layout[:, -1].any()
 
 
 @pytest.mark.parametrize("dropout, message", [

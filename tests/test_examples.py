@@ -39,7 +39,8 @@ def test_sigmoid_gradients_vanish_and_relu_with_he_keeps_them(vanishing, capsys)
     assert 0.1 <= ratios["relu", "he"] <= 10
     assert 0.1 <= ratios["tanh", "xavier"] <= 10
     for (activation, init), ratio in ratios.items():
-        assert f"{activation} + {init}" in out and f"{ratio:9.2e}" in out
+        assert f"{activation} + {init}" in out
+        assert f"{ratio:9.2e}" in out
 
 
 def test_sigmoid_vanishing_grows_with_depth(vanishing, capsys):
@@ -55,7 +56,8 @@ def test_vanishing_gradients_plot(vanishing, tmp_path, capsys):
     vanishing.main(["--samples", "100", "--depth", "4", "--width", "8", "--plot", str(path)])
     assert f"wrote {path}" in capsys.readouterr().out
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
 
 
 # ------------------------------------------------------------------------------------------------

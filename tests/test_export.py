@@ -39,7 +39,8 @@ def assert_runs_like(net, model, X):
     onnx.checker.check_model(model, full_check=True)
     got = run_onnx(model, input=X)
     expected = net.forward(X)
-    assert got[0].dtype == net.dtype and got[0].shape == expected.shape
+    assert got[0].dtype == net.dtype
+    assert got[0].shape == expected.shape
     scale = np.abs(expected).astype(np.float64)
     if net.output not in ("sigmoid", "softmax", "exp"):
         a_last = reference.forward(net.weights, net.biases, X.astype(np.float64),
@@ -129,7 +130,8 @@ def test_masks_no_bias_batch_norm_and_residuals(rng, dtype, skip):
     assert any(np.any(m != 0) for m in net.running_means if m is not None)
     model = net.to_onnx()
     ops = [node.op_type for node in model.graph.node]
-    assert ops.count("BatchNormalization") == 2 and ops.count("Add") == 1
+    assert ops.count("BatchNormalization") == 2
+    assert ops.count("Add") == 1
     weights = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     W1 = next(v for k, v in weights.items() if k.startswith("W1"))
     assert np.all(W1[masks[0] == 0] == 0)
@@ -142,7 +144,8 @@ def test_the_batch_is_dynamic_and_names_and_metadata_are_set(rng, tmp_path):
     path = tmp_path / "m.onnx"
     model = nbbp.export.to_onnx(net, path, opset=13, input_name="features",
                                 output_name="probabilities", label_name="class")
-    assert onnx.load(path) == model and model.opset_import[0].version == 13
+    assert onnx.load(path) == model
+    assert model.opset_import[0].version == 13
     assert [i.name for i in model.graph.input] == ["features"]
     assert [o.name for o in model.graph.output] == ["probabilities", "class"]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
@@ -150,7 +153,8 @@ def test_the_batch_is_dynamic_and_names_and_metadata_are_set(rng, tmp_path):
     for n in (1, 2, 300):
         X = rng.normal(size=(n, 4)).astype(np.float32)
         probabilities, label = session.run(None, {"features": X})
-        assert probabilities.shape == (n, 3) and label.shape == (n,)
+        assert probabilities.shape == (n, 3)
+        assert label.shape == (n,)
         assert_array_equal(label, net.predict(X))
     metadata = {p.key: p.value for p in model.metadata_props}
     assert metadata["nbbp_version"] == nbbp.__version__
@@ -236,7 +240,8 @@ def test_the_command_line_names_what_it_cannot_export(tmp_path, capsys, monkeypa
     assert main(["export", "--model", str(tmp_path / "m.npz"), "--onnx",
                  str(tmp_path / "m.onnx")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install 'nbbp[onnx]'" in err
+    assert err.count("\n") == 1
+    assert "pip install 'nbbp[onnx]'" in err
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -141,5 +141,8 @@ def test_the_csv_reader_returns_arrays_or_raises_its_error(tmp_path_factory, row
                                                           else str(target)))
     except (CommandError, TableError):
         return
-    assert isinstance(X, np.ndarray) and X.ndim == 2 and np.isfinite(X).all()
-    assert isinstance(y, np.ndarray) and len(y) == len(X) == table.n_rows
+    assert isinstance(X, np.ndarray)
+    assert X.ndim == 2
+    assert np.isfinite(X).all()
+    assert isinstance(y, np.ndarray)
+    assert len(y) == len(X) == table.n_rows

@@ -174,7 +174,8 @@ def test_bad_constructor_arguments_name_the_problem(kwargs, exc, match):
 def test_odd_but_valid_constructor_arguments_build_the_same_network(odd, plain):
     a = nbbp.Network(**{"sizes": SIZES, "seed": 1, **odd})
     b = nbbp.Network(**{"sizes": SIZES, "seed": 1, **plain})
-    assert a.sizes == b.sizes and all(type(s) is int for s in a.sizes)
+    assert a.sizes == b.sizes
+    assert all(type(s) is int for s in a.sizes)
     assert a.dtype == b.dtype
     assert_array_equal(a._theta, b._theta)
     assert_array_equal(a._mask_theta, b._mask_theta)
@@ -406,7 +407,8 @@ def test_absurd_but_valid_counts_work():
     # 10**30 epochs stopped by a callback, and a batch larger than any array: no OverflowError
     net = fresh()
     h = net.fit(X, Y, epochs=10**30, batch_size=4, callback=lambda epoch, history: False)
-    assert h.epochs == 1 and h.stopped_early
+    assert h.epochs == 1
+    assert h.stopped_early
     a, b = fresh(), fresh()
     with pytest.warns(UserWarning, match="batch_size=9223372036854775808 is larger than the 12"):
         a.fit(X, Y, epochs=2, batch_size=2**63)
@@ -515,7 +517,8 @@ def test_a_callback_that_raises_leaves_the_network_after_its_epoch(fail_after, e
                          ids=["0", "0.0", "empty string", "empty list", "None", "np.int64(0)"])
 def test_only_false_stops_training_other_falsy_returns_go_on(value):
     h = fresh().fit(X, Y, **{**FIT, "epochs": 3}, callback=lambda epoch, history: value)
-    assert h.epochs == 3 and not h.stopped_early
+    assert h.epochs == 3
+    assert not h.stopped_early
 
 
 def test_a_callback_that_empties_the_history_and_raises_leaves_a_consistent_network():
@@ -602,7 +605,8 @@ def test_two_networks_trained_in_two_threads_equal_serial_runs():
         t.start()
     for t in threads:
         t.join(120)
-    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert not any(t.is_alive() for t in threads)
     for a, b in zip(threaded, serial):
         assert_array_equal(a._theta, b._theta)
 
@@ -873,7 +877,8 @@ def run_cli(argv, capsys, monkeypatch):
 def assert_one_error_line(err, out, message):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
-    assert lines[0].startswith("nbbp") and "error: " in lines[0], err
+    assert lines[0].startswith("nbbp"), err
+    assert "error: " in lines[0], err
     assert message in lines[0], lines[0]
     assert "Traceback" not in err + out
 

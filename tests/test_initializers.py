@@ -44,7 +44,8 @@ def test_weights_follow_the_scheme_formula(init, sizes, dtype):
     shape, variance = SCHEMES[init]
     for l, W in enumerate(net.weights):
         n_in, n_out = sizes[l], sizes[l + 1]
-        assert W.shape == (n_out, n_in) and W.dtype == dtype
+        assert W.shape == (n_out, n_in)
+        assert W.dtype == dtype
         w = W.astype(np.float64).ravel()
         expected_var = variance(n_in, n_out)
         assert w.var() == pytest.approx(expected_var, rel=STAT_RTOL), f"layer {l}"
@@ -89,7 +90,8 @@ def test_biases_start_at_exactly_zero(init, dtype):
     net = network([7, 9, 5, 4], init, dtype, bias=[True, False, True])
     assert net.biases[1] is None
     for b, n in ((net.biases[0], 9), (net.biases[2], 4)):
-        assert b.dtype == dtype and b.shape == (n,)
+        assert b.dtype == dtype
+        assert b.shape == (n,)
         assert_array_equal(b, np.zeros(n, dtype=dtype))
         assert not np.any(np.signbit(b))  # +0.0, not -0.0
 
@@ -150,7 +152,8 @@ def test_float32_network_has_float32_weights(init):
     net = network([6, 8, 3], init, np.float32)
     assert net.dtype == np.float32
     for W in net.weights:
-        assert W.dtype == np.float32 and W.flags.c_contiguous
+        assert W.dtype == np.float32
+        assert W.flags.c_contiguous
     for b in net.biases:
         assert b.dtype == np.float32
     assert initial_weights(np.random.default_rng(0), 3, 6, init, np.float32).dtype == np.float32

@@ -220,7 +220,9 @@ def test_a_ctrl_c_held_by_the_main_thread_is_not_raised_in_another(timer):
             nbbp.Network([6, 10, 3], seed=2).fit(X, y, epochs=10**6, batch_size=16)
     finally:
         worker.join(300)
-    assert not worker.is_alive() and caught == [] and worker_net.history.epochs == 3000
+    assert not worker.is_alive()
+    assert caught == []
+    assert worker_net.history.epochs == 3000
 
 
 SIG_DFL_CHILD = """

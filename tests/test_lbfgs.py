@@ -61,14 +61,16 @@ def test_lbfgs_follows_scipy_on_the_reference_loss(rng, weighted):
     expected = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B",
                                  options=dict(maxiter=30, gtol=1e-5, maxcor=10, maxfun=15000))
     history = net.fit(X, y, epochs=30, optimizer="lbfgs", l2=l2, sample_weight=w)
-    assert history.epochs == expected.nit == 30 and net._opt.steps == 30
+    assert history.epochs == expected.nit == 30
+    assert net._opt.steps == 30
     assert history.loss[-1] == pytest.approx(expected.fun, rel=1e-9)
     got = np.concatenate([M.ravel() for M in net.weights] + [v.ravel() for v in net.biases])
     assert_allclose(got, expected.x, rtol=1e-6, atol=1e-9)
     assert history.result.nit == 30
     assert np.all(np.diff(history.loss) <= 1e-12)  # L-BFGS's line search never goes up
     assert all(np.isnan(rate) for rate in history.learning_rate)
-    assert len(history.grad_norm) == 30 and history.grad_norm[-1].shape == (2,)
+    assert len(history.grad_norm) == 30
+    assert history.grad_norm[-1].shape == (2,)
 
 
 def test_lbfgs_trains_float32_masked_and_residual_networks(rng):
@@ -87,7 +89,8 @@ def test_lbfgs_validation_and_early_stopping(rng):
     X, y = data(rng, 80)
     net = nbbp.Network([4, 16, 3], seed=1)
     history = net.fit(X, y, epochs=300, optimizer="lbfgs", validation_fraction=0.25, patience=3)
-    assert history.stopped_early and history.epochs < 300
+    assert history.stopped_early
+    assert history.epochs < 300
     best = history.best_epoch
     assert history.val_loss[best] == min(history.val_loss)
     assert len(history.val_score) == history.epochs
@@ -103,7 +106,8 @@ def test_a_callback_stops_lbfgs_and_an_error_puts_back_the_last_iterate(rng):
     X, y = data(rng)
     net = nbbp.Network([4, 6, 3], seed=1)
     history = net.fit(X, y, epochs=50, optimizer="lbfgs", callback=lambda e, h: e < 4)
-    assert history.epochs == 5 and history.stopped_early
+    assert history.epochs == 5
+    assert history.stopped_early
     kept = net._theta.copy()
     assert net.loss(X, y) == pytest.approx(history.loss[-1], rel=1e-12)
 

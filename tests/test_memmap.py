@@ -23,7 +23,8 @@ def on_disk(tmp_path):
     np.save(tmp_path / "y.npy", labels)
     Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
     ym = np.load(tmp_path / "y.npy", mmap_mode="r")
-    assert not Xm.flags.writeable and not ym.flags.writeable
+    assert not Xm.flags.writeable
+    assert not ym.flags.writeable
     return X, labels, Xm, ym, tmp_path
 
 
@@ -43,7 +44,8 @@ def test_fit_on_a_read_only_memmap_equals_fit_in_memory(on_disk, options):
     history_a = a.fit(X, labels, **options)
     history_b = b.fit(Xm, ym, **options)
     assert_array_equal(a._theta, b._theta)
-    assert history_a.loss == history_b.loss and history_a.val_loss == history_b.val_loss
+    assert history_a.loss == history_b.loss
+    assert history_a.val_loss == history_b.val_loss
     assert_array_equal(np.load(path / "X.npy"), X)  # the file is untouched
 
 
@@ -55,7 +57,8 @@ def test_partial_fit_and_inference_on_a_memmap(on_disk):
     assert_array_equal(a._theta, b._theta)
     assert_array_equal(a.forward(X), b.forward(Xm))
     assert_array_equal(a.predict(X), b.predict(Xm))
-    assert a.score(X, labels) == b.score(Xm, ym) and a.loss(X, labels) == b.loss(Xm, ym)
+    assert a.score(X, labels) == b.score(Xm, ym)
+    assert a.loss(X, labels) == b.loss(Xm, ym)
 
 
 def test_training_and_inference_on_a_memmap_copy_nothing(on_disk, monkeypatch):

@@ -84,14 +84,16 @@ def test_worked_example_deltas_through_the_kernel_gradients():
     hand = worked_example_by_hand()
     dWs, dbs = net.gradients(X_EX, Y_EX)
     assert_allclose(dbs[0], PAPER["delta1"], **PRINTED)  # layer 1 has a bias
-    assert dbs[1] is None and dbs[2] is None
+    assert dbs[1] is None
+    assert dbs[2] is None
     # Layers 2 and 3 have no bias: delta_i = dW[i, j] / a_j, with a_j from the hand forward pass.
     assert_allclose(dWs[2][0] / hand["a2"], [PAPER["delta3"]] * 2, **PRINTED)
     assert_allclose(dWs[1][:, 0] / hand["a1"][0], PAPER["delta2"], **PRINTED)
     assert_allclose(dWs[1][:, 1] / hand["a1"][1], PAPER["delta2"], **PRINTED)
     # x = (1, 0): dW1[:, 0] = delta1 except where masked, dW1[:, 1] = delta1 * 0 = 0
     assert_allclose(dWs[0][:, 0], [PAPER["delta1"][0], PAPER["delta1"][1], 0.0], **PRINTED)
-    assert dWs[0][2, 0] == 0.0 and dWs[1][0, 2] == 0.0  # masked
+    assert dWs[0][2, 0] == 0.0  # masked
+    assert dWs[1][0, 2] == 0.0  # masked
     assert_array_equal(dWs[0][:, 1], 0.0)
 
 
@@ -116,7 +118,8 @@ def test_worked_example_one_step():
     assert_allclose(net.biases[0], PAPER["b1_after"], **PRINTED)
     # W1[:, 0] <- W1[:, 0] - alpha delta1 x_0: 0.5 - 0.5*0.001189, -0.2 - 0.5*(-0.010852)
     assert_allclose(W1, [[0.499406, 0.0], [-0.194574, 0.0], [0.0, 0.0]], **PRINTED)
-    assert net.biases[1] is None and net.biases[2] is None
+    assert net.biases[1] is None
+    assert net.biases[2] is None
     assert_allclose(net.forward(X_EX), [[PAPER["o_after"]]], **PRINTED)
 
 
@@ -148,13 +151,15 @@ def test_worked_example_with_the_pure_reference():
          np.array([[0.5, 0.7]])]
     b = [np.array([0.3, 0.7, -0.1]), None, None]
     dWs, dbs = reference.backprop(W, b, MASKS_EX, X_EX, Y_EX, ACTS_EX, "log_loss")
-    assert dbs[1] is None and dbs[2] is None
+    assert dbs[1] is None
+    assert dbs[2] is None
     W = [reference.sgd_update(w, dw, ALPHA) for w, dw in zip(W, dWs)]
     b = [reference.sgd_update(b[0], dbs[0], ALPHA), None, None]
     assert_allclose(W[2], PAPER["W3_after"], **PRINTED)
     assert_allclose(W[1], PAPER["W2_after"], **PRINTED)
     assert_allclose(b[0], PAPER["b1_after"], **PRINTED)
-    assert W[0][2, 0] == 0.0 and W[1][0, 2] == 0.0
+    assert W[0][2, 0] == 0.0
+    assert W[1][0, 2] == 0.0
     _, a_list = reference.forward(W, b, X_EX, ACTS_EX)
     assert_allclose(a_list[-1], [[PAPER["o_after"]]], **PRINTED)
 
@@ -496,7 +501,9 @@ def test_a_nonzero_masked_weight_is_rejected_naming_the_layer(method, layer, ind
 
 def test_masked_weights_start_at_zero_and_set_back_to_zero_are_accepted():
     net = masked_net()
-    assert net.weights[0][0, 1] == 0.0 and net.weights[0][2, 0] == 0.0 and net.weights[1][0, 2] == 0.0
+    assert net.weights[0][0, 1] == 0.0
+    assert net.weights[0][2, 0] == 0.0
+    assert net.weights[1][0, 2] == 0.0
     net.weights[0][0, 1] = 0.25
     with pytest.raises(ValueError, match=re.escape("weights[0]")):
         net.forward(X4)
@@ -610,12 +617,16 @@ def test_weights_are_n_out_by_n_in(sizes):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_biases_and_bias_gradients_are_none_where_bias_is_false(rng, dtype):
     net = nbbp.Network([3, 4, 5, 2], activation="tanh", bias=[False, True, False], dtype=dtype)
-    assert net.biases[0] is None and net.biases[2] is None
-    assert net.biases[1].shape == (5,) and net.biases[1].dtype == dtype
+    assert net.biases[0] is None
+    assert net.biases[2] is None
+    assert net.biases[1].shape == (5,)
+    assert net.biases[1].dtype == dtype
     X = rng.normal(size=(6, 3))
     dWs, dbs = net.gradients(X, rng.integers(0, 2, size=6))
-    assert dbs[0] is None and dbs[2] is None
-    assert dbs[1].shape == (5,) and dbs[1].dtype == dtype
+    assert dbs[0] is None
+    assert dbs[2] is None
+    assert dbs[1].shape == (5,)
+    assert dbs[1].dtype == dtype
     assert [dW.shape for dW in dWs] == [(4, 3), (5, 4), (2, 5)]
 
 
@@ -725,7 +736,8 @@ def test_masks_are_copied_from_the_caller():
     mask[0, 0] = 0
     net = nbbp.Network([2, 3], masks=[mask])
     mask[...] = 0
-    assert net.masks[0][0, 0] == 0 and net.masks[0][1, 1] == 1
+    assert net.masks[0][0, 0] == 0
+    assert net.masks[0][1, 1] == 1
     with pytest.raises(ValueError, match="read-only"):
         net.masks[0][0, 0] = 1  # the enforced mask is changed through Network(masks=...) only
 

@@ -67,7 +67,8 @@ def test_saturated_deep_network_trains_without_nan(activation, dtype, rng):
     net, X, y = saturated_network(activation, dtype, rng)
     first = net.weights[0].copy()
     history = net.fit(X, y, epochs=5, batch_size=16, learning_rate=0.1, optimizer="adam")
-    assert np.all(np.isfinite(history.loss)) and history.loss[-1] < history.loss[0]
+    assert np.all(np.isfinite(history.loss))
+    assert history.loss[-1] < history.loss[0]
     assert all(np.isfinite(g).all() for g in history.grad_norm)
     assert history.grad_norm[-1][0] < 1e-30 * history.grad_norm[-1][-1]
     assert all(np.isfinite(W).all() for W in net.weights)
@@ -123,5 +124,6 @@ def test_float32_spirals_reach_float64s_loss():
                                          output="softmax", loss="cross_entropy",
                                          optimizer="adam", learning_rate=0.003)
     assert np.max(np.abs(loss32 - loss64)) <= 5e-2 * loss64[0]
-    assert loss32[-1] < 1e-2 and loss64[-1] < 1e-2
+    assert loss32[-1] < 1e-2
+    assert loss64[-1] < 1e-2
     assert scores[np.float32] == scores[np.float64] == 1.0

@@ -133,7 +133,8 @@ def test_a_float32_update_computes_in_float32():
           False)
     ir = fresh.inspect_llvm(fresh.signatures[0])
     widened = re.findall(r"fpext float (%[\w.]+) to double", ir)
-    assert widened and set(widened) <= {"%arg.h0", "%arg.h1"}, widened
+    assert widened, widened
+    assert set(widened) <= {"%arg.h0", "%arg.h1"}, widened
     assert not re.findall(r"= f(?:add|sub|mul|div) [a-z ]*double", ir)
 
 

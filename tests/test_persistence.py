@@ -135,7 +135,8 @@ def test_round_trip_keeps_architecture_and_parameters(tmp_path, rng, kind, dtype
     for name in ("weights", "biases", "masks"):
         for got, want in zip(getattr(loaded, name), getattr(net, name)):
             if want is not None:
-                assert got.dtype == want.dtype and got.shape == want.shape
+                assert got.dtype == want.dtype
+                assert got.shape == want.shape
                 assert_array_equal(got, want)
     # Masked weights stay masked in the loaded network: they are 0 and the masks are enforced.
     for W, M in zip(loaded.weights, loaded.masks):
@@ -152,7 +153,8 @@ def test_version_1_files_load(tmp_path, rng):
     rewritten(path, version=np.array(1), batch_norm=None, residual=None, stats=None)
     loaded = nbbp.load(path)
     assert snapshot(loaded) == snapshot(net)
-    assert loaded.batch_norm == (False,) and loaded.residual == ()
+    assert loaded.batch_norm == (False,)
+    assert loaded.residual == ()
 
 
 def test_version_2_files_load_with_skips_before_f(tmp_path, rng):
@@ -161,7 +163,8 @@ def test_version_2_files_load_with_skips_before_f(tmp_path, rng):
     path = saved(net, tmp_path)
     rewritten(path, version=np.array(2), skip=None)
     loaded = nbbp.load(path)
-    assert snapshot(loaded) == snapshot(net) and loaded.skip == "activation"
+    assert snapshot(loaded) == snapshot(net)
+    assert loaded.skip == "activation"
 
 
 def test_a_network_pickled_before_skip_forms_unpickles(rng):
@@ -174,7 +177,8 @@ def test_a_network_pickled_before_skip_forms_unpickles(rng):
     del old["skip"]
     revived = nbbp.Network.__new__(nbbp.Network)
     revived.__setstate__(copy.deepcopy(old))
-    assert revived.skip == "activation" and snapshot(revived) == snapshot(net)
+    assert revived.skip == "activation"
+    assert snapshot(revived) == snapshot(net)
     X = rng.normal(size=(6, N_IN))
     assert_array_equal(revived.forward(X), net.forward(X))
 
@@ -355,7 +359,8 @@ def fail_in(stage, monkeypatch, seen):
         raise KeyboardInterrupt
 
     # save calls these through the numpy and os modules, so patching the modules reaches it.
-    assert persistence.np is np and persistence.os is os
+    assert persistence.np is np
+    assert persistence.os is os
     if stage == "savez midway":
         monkeypatch.setattr(np, "savez", failing_savez)
     elif stage == "interrupted savez":
@@ -381,7 +386,8 @@ def test_failed_save_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, r
     with pytest.raises(exc):
         new.save(path)
     monkeypatch.undo()
-    assert seen and seen[0] > 0  # the failure came after bytes were written to a temporary file
+    assert seen
+    assert seen[0] > 0  # the failure came after bytes were written to a temporary file
     assert os.listdir(tmp_path) == ["model.npz"]
     assert path.read_bytes() == before
     loaded = nbbp.load(path)
@@ -397,7 +403,8 @@ def test_failed_first_save_leaves_nothing(tmp_path, rng, monkeypatch, stage):
     with pytest.raises(exc):
         net.save(tmp_path / "model.npz")
     monkeypatch.undo()
-    assert seen and seen[0] > 0
+    assert seen
+    assert seen[0] > 0
     assert os.listdir(tmp_path) == []
 
 
@@ -781,7 +788,8 @@ def test_parameters_and_optimizer_state_stay_aligned_after_load_and_unpickling(r
     net.save(tmp_path / "m.npz")
     for copy in (nbbp.load(tmp_path / "m.npz"), pickle.loads(pickle.dumps(net))):
         assert copy._theta.ctypes.data % 64 == 0
-        assert copy._opt.state.ctypes.data % 64 == 0 and copy._opt.state.shape == (2, net._theta.size)
+        assert copy._opt.state.ctypes.data % 64 == 0
+        assert copy._opt.state.shape == (2, net._theta.size)
         assert_array_equal(copy._opt.state, net._opt.state)
 
 
@@ -796,7 +804,8 @@ def test_a_network_pickled_before_optimizer_state_was_one_object_unpickles(rng):
     old.update(_optimizer=opt.optimizer, _opt_state=opt.state.copy(), _opt_steps=opt.steps)
     revived = nbbp.Network.__new__(nbbp.Network)
     revived.__setstate__(copy.deepcopy(old))
-    assert revived.optimizer == net.optimizer and revived._opt.steps == net._opt.steps
+    assert revived.optimizer == net.optimizer
+    assert revived._opt.steps == net._opt.steps
     assert_array_equal(revived._opt.state, net._opt.state)
     X = rng.normal(size=(6, 5))
     assert_array_equal(revived.forward(X), net.forward(X))

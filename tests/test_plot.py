@@ -55,9 +55,11 @@ def png_size(path):
 def test_loss_curves_draws_training_and_validation_loss(trained):
     _, history, _, _ = trained
     ax = plot.loss_curves(history)
-    assert isinstance(ax, Axes) and isinstance(ax.figure, Figure)
+    assert isinstance(ax, Axes)
+    assert isinstance(ax.figure, Figure)
     train, val = ax.get_lines()
-    assert train.get_label() == "training loss" and val.get_label() == "validation loss"
+    assert train.get_label() == "training loss"
+    assert val.get_label() == "validation loss"
     assert_array_equal(train.get_xdata(), np.arange(1, EPOCHS + 1))
     assert_array_equal(train.get_ydata(), history.loss)
     assert_array_equal(val.get_ydata(), history.val_loss)
@@ -116,7 +118,8 @@ def test_gradient_flow_picks_at_most_six_epochs_first_and_last_included():
     ax = plot.gradient_flow(history, quantities=["delta_mean"])
     labels = [line.get_label() for line in ax.get_lines()]
     assert len(labels) == 6
-    assert labels[0].endswith("epoch 1") and labels[-1].endswith("epoch 20")
+    assert labels[0].endswith("epoch 1")
+    assert labels[-1].endswith("epoch 20")
     assert_allclose(ax.get_lines()[-1].get_ydata(), history.delta_mean[19])
 
 
@@ -157,8 +160,10 @@ def test_decision_boundary_follows_the_network():
     step = 2.4 / 40  # the grid spans [-1.2, 1.2]: the samples plus a 10% margin
     class0 = np.concatenate(contours.allsegs[0])
     class1 = np.concatenate(contours.allsegs[1])
-    assert class0[:, 0].max() <= step and class1[:, 0].min() >= -step
-    assert class0[:, 1].min() == pytest.approx(-1.2) and class0[:, 1].max() == pytest.approx(1.2)
+    assert class0[:, 0].max() <= step
+    assert class1[:, 0].min() >= -step
+    assert class0[:, 1].min() == pytest.approx(-1.2)
+    assert class0[:, 1].max() == pytest.approx(1.2)
     assert_array_equal(points.get_offsets(), X)
     assert_array_equal(points.get_array(), y)
 
@@ -205,7 +210,8 @@ def test_training_report_writes_a_png_with_the_decision_boundary(trained, tmp_pa
     fig = plot.training_report(net, history, X, y, path)
     assert isinstance(fig, Figure)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "Loss" in titles and "Gradient flow through the layers" in titles
+    assert "Loss" in titles
+    assert "Gradient flow through the layers" in titles
     assert "Decision boundary (3 classes)" in titles
     width, height = png_size(path)
     assert (width, height) == tuple(np.round(fig.get_size_inches() * 100).astype(int))

@@ -50,7 +50,8 @@ def test_kernel_tests_pass_under_an_older_cpu_profile(tmp_path, name):
     result = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider",
                    *(str(TESTS / f) for f in KERNEL_TESTS)], tmp_path, env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert " passed" in result.stdout and " failed" not in result.stdout
+    assert " passed" in result.stdout
+    assert " failed" not in result.stdout
 
 
 def test_the_host_profile_matches_the_host_features():
@@ -65,7 +66,8 @@ def test_the_host_profile_matches_the_host_features():
         assert profile.vector_bytes == {"avx512": 64, "avx2": 32, "avx": 32, "sse": 16}[expected]
         assert profile.fma == bool(features.get("fma"))
     assert profile.block_rows * profile.block_vectors <= 3 * profile.vector_registers // 4
-    assert profile.l1d_bytes >= 8 * 1024 and profile.l2_bytes >= profile.l1d_bytes
+    assert profile.l1d_bytes >= 8 * 1024
+    assert profile.l2_bytes >= profile.l1d_bytes
 
 
 @pytest.mark.parametrize("triple, vector_bytes, features, expected", [

@@ -397,12 +397,14 @@ def test_nothing_is_nan_for_finite_bounded_inputs(arch, init, optimizer, l2, bat
     dWs, dbs = net.gradients(X, Y)
     assert np.isfinite(flat(dWs, dbs)).all()
     E = net.step(X, Y, 1e-3)
-    assert np.isfinite(E) and np.isfinite(net._theta).all()
+    assert np.isfinite(E)
+    assert np.isfinite(net._theta).all()
     # fit raises DivergenceError on a non-finite loss or parameter; check its results anyway
     batch_size = None if batch_size is None else min(batch_size, n)
     history = net.fit(X, Y, epochs=1, batch_size=batch_size, learning_rate=1e-3,
                       optimizer=optimizer, l2=l2)
-    assert np.isfinite(history.loss).all() and np.isfinite(net._theta).all()
+    assert np.isfinite(history.loss).all()
+    assert np.isfinite(net._theta).all()
     measured = history.grad_norm + (history.delta_mean if optimizer != "lbfgs" else [])
     assert all(np.isfinite(g).all() for g in measured)  # L-BFGS has no deltas' mean: NaN
     assert np.isfinite(net.forward(X)).all()

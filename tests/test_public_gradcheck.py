@@ -48,7 +48,8 @@ def test_a_wrong_gradient_is_caught(rng, monkeypatch):
 
     monkeypatch.setattr(nbbp.Network, "gradients", off_by_a_little)
     worst = nbbp.gradcheck(net, X, y)
-    assert worst[0] < 1e-6 and worst[1] > 5e-3
+    assert worst[0] < 1e-6
+    assert worst[1] > 5e-3
 
 
 def test_a_sample_is_seeded_and_checks_fewer(rng, monkeypatch):
@@ -68,7 +69,8 @@ def test_a_sample_is_seeded_and_checks_fewer(rng, monkeypatch):
         assert max(nbbp.gradcheck(net, X, y, sample=7, seed=seed)) < 1e-6
         assert len(losses) == 2 * 7 * net.n_layers  # two evaluations per sampled parameter
         runs.append(list(losses))
-    assert runs[0] == runs[1] and runs[0] != runs[2]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
 
 
 @pytest.mark.parametrize("call, error, match", [

@@ -41,7 +41,8 @@ def test_residual_argument_names_the_skips(sizes, residual, expected):
 def test_identity_form_is_marked_on_the_layers_it_joins():
     net = nbbp.Network([4, 4, 4, 4, 4, 2], residual=[(1, 3), (0, 2)], skip="identity")
     net_before_f = nbbp.Network([3, 4, 4, 4, 4, 2], residual=[(1, 3)])
-    assert net.skip == "identity" and net_before_f.skip == "activation"
+    assert net.skip == "identity"
+    assert net_before_f.skip == "activation"
     assert [int(v) for v in net._layout[:, SKIP_AFTER_F]] == [0, 1, 1, 0, 0]
     assert [int(v) for v in net_before_f._layout[:, SKIP_AFTER_F]] == [0] * 5
     assert "skip='identity'" in repr(net)
@@ -351,7 +352,8 @@ def test_identity_form_meets_the_deep_sigmoid_target():
     history = deep_remedies_network("identity").fit(X, y, epochs=30, batch_size=32,
                                                     learning_rate=0.01, optimizer="momentum")
     norms = history.grad_norm[0]
-    assert norms[0] / norms[-1] >= 0.1 and history.loss[-1] < np.log(3) - 0.1
+    assert norms[0] / norms[-1] >= 0.1
+    assert history.loss[-1] < np.log(3) - 0.1
 
 
 def test_identity_form_with_tanh_meets_the_deep_target():

@@ -111,9 +111,11 @@ def test_imports_and_trains_without_a_writable_cache(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0] == str(package / "__init__.py")
     max_error, accuracy = map(float, lines[1].split())
-    assert max_error < 0.1 and accuracy == 1.0
+    assert max_error < 0.1
+    assert accuracy == 1.0
     warned = [line for line in lines[2:] if line.startswith("WARNING")]
-    assert len(warned) == 1 and warned[0].startswith("WARNING CacheWarning"), lines
+    assert len(warned) == 1, lines
+    assert warned[0].startswith("WARNING CacheWarning"), lines
     assert "no writable cache directory" in warned[0]
     assert list(package.glob("*.nb?")) == []
 
@@ -131,9 +133,11 @@ def test_a_cache_directory_lost_after_import_falls_back_to_compiling(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     max_error, accuracy = map(float, lines[1].split())
-    assert max_error < 0.1 and accuracy == 1.0
+    assert max_error < 0.1
+    assert accuracy == 1.0
     warned = [line for line in lines[2:] if line.startswith("WARNING")]
-    assert len(warned) == 1 and warned[0].startswith("WARNING CacheWarning"), lines
+    assert len(warned) == 1, lines
+    assert warned[0].startswith("WARNING CacheWarning"), lines
     assert cache.is_file()
 
 

@@ -165,7 +165,8 @@ def test_a_history_pickled_before_schedules_unpickles(rng):
     history = nbbp.Network([4, 6, 3]).fit(X, y, epochs=2)
     del history.learning_rate  # as a History pickled before this record existed
     revived = pickle.loads(pickle.dumps(history))
-    assert revived.learning_rate == [] and revived.as_arrays()["loss"].shape == (2,)
+    assert revived.learning_rate == []
+    assert revived.as_arrays()["loss"].shape == (2,)
 
 
 def test_a_user_schedule_giving_a_bad_rate_stops_fit_at_that_epoch(rng):
@@ -177,4 +178,5 @@ def test_a_user_schedule_giving_a_bad_rate_stops_fit_at_that_epoch(rng):
     net = nbbp.Network([4, 6, 3])
     with pytest.raises(ValueError, match="gave epoch 2 the rate nan"):
         net.fit(X, y, epochs=4, learning_rate=Broken(0.1))
-    assert net.history.epochs == 2 and net.history.learning_rate == [0.1, 0.1]
+    assert net.history.epochs == 2
+    assert net.history.learning_rate == [0.1, 0.1]

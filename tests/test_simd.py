@@ -46,7 +46,8 @@ def _write_through_view(flat, start, n_rows, n_cols, value):
 def test_matrix_is_the_reshaped_slice(dtype, start, n_rows, n_cols):
     flat = np.arange(20, dtype=dtype)
     V = _view(flat, start, n_rows, n_cols)
-    assert V.dtype == dtype and V.flags.c_contiguous
+    assert V.dtype == dtype
+    assert V.flags.c_contiguous
     assert_array_equal(V, flat[start:start + n_rows * n_cols].reshape(n_rows, n_cols))
     if n_rows:
         _write_through_view(flat, start, n_rows, n_cols, dtype(-1))

@@ -319,7 +319,8 @@ def test_lbfgs_matches_sklearn_from_the_same_weights(data, rng, kind, weighted):
     assert a.loss_ == pytest.approx(b.loss_, rel=1e-6)
     for got, expected in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
         assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-    assert not hasattr(a, "loss_curve_") and not hasattr(b, "loss_curve_")
+    assert not hasattr(a, "loss_curve_")
+    assert not hasattr(b, "loss_curve_")
 
 
 def test_lbfgs_converges_without_a_warning_and_has_no_partial_fit(data):
@@ -328,7 +329,8 @@ def test_lbfgs_converges_without_a_warning_and_has_no_partial_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf.fit(X, y)
-    assert clf.n_iter_ < 2000 and clf.score(X, y) > 0.7
+    assert clf.n_iter_ < 2000
+    assert clf.score(X, y) > 0.7
     assert not hasattr(clf, "partial_fit")
     with pytest.raises(AttributeError, match="has no attribute 'partial_fit'"):
         clf.partial_fit(X, y)
@@ -370,7 +372,8 @@ def test_convergence_warning_at_max_iter_only(data):
     X, y = data["multiclass"]
     with pytest.warns(ConvergenceWarning, match="max_iter=3"):
         clf = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
-    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
+    assert clf.n_iter_ == 3
+    assert len(clf.loss_curve_) == 3
     # A tol that nothing beats stops after n_iter_no_change + 1 epochs, without a warning.
     clf = MLPClassifier((5,), max_iter=50, tol=1e3, n_iter_no_change=4, random_state=0).fit(X, y)
     assert clf.n_iter_ == 6
@@ -420,7 +423,8 @@ def test_partial_fit_epochs_equal_fit_epochs(data):
     assert_allclose(partial.loss_curve_, fitted.loss_curve_, **EXACT)
     for got, expected in zip(partial.coefs_, fitted.coefs_):
         assert_allclose(got, expected, **EXACT)
-    assert partial.n_iter_ == 1 and partial.t_ == fitted.t_ == 3 * N_SAMPLES
+    assert partial.n_iter_ == 1
+    assert partial.t_ == fitted.t_ == 3 * N_SAMPLES
 
 
 @pytest.mark.parametrize("activation, factor", [("logistic", 2.0), ("tanh", 6.0), ("relu", 6.0)])
@@ -457,7 +461,8 @@ def test_random_state(data):
 def test_lazy_exports():
     import nbbp
 
-    assert nbbp.MLPClassifier is MLPClassifier and nbbp.MLPRegressor is MLPRegressor
+    assert nbbp.MLPClassifier is MLPClassifier
+    assert nbbp.MLPRegressor is MLPRegressor
 
 
 def test_importing_nbbp_does_not_import_sklearn():
@@ -474,7 +479,8 @@ def test_partial_fit_classes(data):
         clf.partial_fit(X, y)
     clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])  # y need not hold every class
     assert_array_equal(clf.classes_, [0, 1, 2])
-    assert clf.out_activation_ == "softmax" and clf.predict_proba(X).shape == (N_SAMPLES, 3)
+    assert clf.out_activation_ == "softmax"
+    assert clf.predict_proba(X).shape == (N_SAMPLES, 3)
     with pytest.raises(ValueError, match=r"not in classes_"):
         clf.partial_fit(X, y + 1)
     with pytest.raises(ValueError, match="differs from classes_"):
@@ -489,7 +495,9 @@ def test_warm_start_continues_and_coefs_are_what_predicts(data):
     assert [c.shape for c in reg.coefs_] == [(5, 5), (5, 1)]  # (n_in, n_out)
     with pytest.warns(ConvergenceWarning):
         reg.fit(X, y)
-    assert len(reg.loss_curve_) == 8 and reg.n_iter_ == 4 and reg.t_ == 8 * N_SAMPLES
+    assert len(reg.loss_curve_) == 8
+    assert reg.n_iter_ == 4
+    assert reg.t_ == 8 * N_SAMPLES
     # Predictions follow coefs_ and intercepts_, assigned or changed in place.
     reg.coefs_[-1][...] = 0
     reg.intercepts_[-1] = np.array([1.5])
@@ -510,7 +518,8 @@ def test_early_stopping_keeps_the_best_epoch(data, monkeypatch):
                         learning_rate_init=0.05, max_iter=200, random_state=0).fit(X, y)
     X_val, y_val = split[1], split[5]
     scores = clf.validation_scores_
-    assert clf.best_loss_ is None and len(scores) == clf.n_iter_ < 200
+    assert clf.best_loss_ is None
+    assert len(scores) == clf.n_iter_ < 200
     assert clf.best_validation_score_ == max(scores)
     assert clf.score(X_val, y_val) == clf.best_validation_score_  # the best epoch's parameters
     # Stopped n_iter_no_change + 1 epochs after the last improvement by tol.
@@ -524,7 +533,8 @@ def test_classifier_outputs(data):
     with pytest.warns(ConvergenceWarning):
         clf = MLPClassifier((6,), max_iter=20, random_state=0).fit(X, y)
     proba = clf.predict_proba(X)
-    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 1
+    assert clf.out_activation_ == "logistic"
+    assert clf.n_outputs_ == 1
     assert_array_equal(clf.classes_, ["no", "yes"])
     assert proba.shape == (N_SAMPLES, 2)
     assert_allclose(proba.sum(axis=1), 1.0)
@@ -534,7 +544,8 @@ def test_classifier_outputs(data):
     X, Y = data["multilabel"]
     with pytest.warns(ConvergenceWarning):
         clf = MLPClassifier((6,), max_iter=20, random_state=0).fit(X, Y)
-    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 3
+    assert clf.out_activation_ == "logistic"
+    assert clf.n_outputs_ == 3
     assert_array_equal(clf.predict(X), (clf.predict_proba(X) >= 0.5).astype(int))
 
 
@@ -577,7 +588,8 @@ def test_grid_search_over_alpha_in_a_pipeline(rng):
     search.fit(X, y)
     assert search.best_params_["mlpclassifier__alpha"] in (1e-4, 1e-1)
     assert len(search.cv_results_["mean_test_score"]) == 2
-    assert search.best_score_ > 0.8 and search.score(X, y) > 0.8
+    assert search.best_score_ > 0.8
+    assert search.score(X, y) > 0.8
 
 
 # ------------------------------------------------------------------------------------------------
@@ -648,7 +660,8 @@ def digits_example():
 
 def test_digits_example(digits_example, capsys):
     result = digits_example.main([])
-    assert result["accuracy"] >= 0.95 and result["n_iter"] < 300
+    assert result["accuracy"] >= 0.95
+    assert result["n_iter"] < 300
     assert f"test accuracy {result['accuracy']:.2%}" in capsys.readouterr().out
 
 
@@ -659,8 +672,10 @@ def test_digits_example_small_and_compared(digits_example, capsys):
     out = capsys.readouterr().out
     assert result["n_iter"] == result["sklearn_n_iter"] == 5
     # Five epochs already reach about 90% (measured 91.8% and 90.4%).
-    assert result["accuracy"] > 0.8 and result["sklearn_accuracy"] > 0.8
-    assert "nbbp MLPClassifier" in out and "sklearn MLPClassifier" in out
+    assert result["accuracy"] > 0.8
+    assert result["sklearn_accuracy"] > 0.8
+    assert "nbbp MLPClassifier" in out
+    assert "sklearn MLPClassifier" in out
 
 
 def test_a_first_partial_fit_with_a_label_outside_classes_is_refused():
@@ -711,7 +726,8 @@ def test_the_data_dtype_is_kept_as_scikit_learn_keeps_it(data, x_dtype, expected
     assert ours.predict_proba(X).dtype == theirs.predict_proba(X).dtype
     # partial_fit and warm starts keep the first fit's dtype
     ours.partial_fit(X.astype(np.float64), y)
-    assert ours._network.dtype == expected and ours.coefs_[0].dtype == expected
+    assert ours._network.dtype == expected
+    assert ours.coefs_[0].dtype == expected
     # an explicit dtype is kept whatever the data's
     with pytest.warns(ConvergenceWarning):
         forced = MLPClassifier(dtype=np.float64, **params).fit(X.astype(np.float32), y)

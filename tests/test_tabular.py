@@ -30,9 +30,11 @@ def test_iris_class_names_and_scaling(iris_csv):
 def test_breast_cancer_numeric_classes_and_a_held_out_score(cancer_csv):
     table = read_csv(cancer_csv)
     contract, X, y = Contract.fit(table)  # the last column is the target
-    assert contract.target == "diagnosis" and contract.classes == ["0", "1"]
+    assert contract.target == "diagnosis"
+    assert contract.classes == ["0", "1"]
     raw = np.column_stack([table.columns[f].astype(float) for f in contract.features])
-    assert raw.max() > 2000 and np.abs(X).max() < 15  # scales from 0.05 to 2,500, standardised
+    assert raw.max() > 2000  # scales from 0.05 to 2,500,
+    assert np.abs(X).max() < 15  # standardised
     rng = np.random.default_rng(0)
     test = rng.random(len(y)) < 0.2
     train_table = tabular.Table(table.header, {k: v[~test] for k, v in table.columns.items()})
@@ -138,7 +140,8 @@ def test_the_contract_travels_in_the_model_file(iris_csv, tmp_path):
     tabular.save(tmp_path / "m.npz", net, contract)
     loaded, back = tabular.load(tmp_path / "m.npz")
     assert back.classes == ["setosa", "versicolor", "virginica"]  # string class names survive
-    assert back.features == contract.features and back.target == "species"
+    assert back.features == contract.features
+    assert back.target == "species"
     assert_array_equal(back.mean, contract.mean)
     assert_array_equal(loaded.predict(back.inputs(read_csv(iris_csv))), net.predict(X))
     plain = tmp_path / "plain.npz"

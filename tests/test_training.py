@@ -184,9 +184,12 @@ def test_history_records_every_epoch(rng):
     net = nbbp.Network([5, 8, 6, 3])
     h = net.fit(X, y, epochs=4, validation_data=classification(rng, n=20))
     arrays = h.as_arrays()
-    assert h.epochs == 4 and len(h.val_loss) == 4 and len(h.val_score) == 4
+    assert h.epochs == 4
+    assert len(h.val_loss) == 4
+    assert len(h.val_score) == 4
     assert arrays["grad_norm"].shape == arrays["delta_mean"].shape == (4, 3)
-    assert np.all(arrays["grad_norm"] > 0) and np.all(arrays["delta_mean"] > 0)
+    assert np.all(arrays["grad_norm"] > 0)
+    assert np.all(arrays["delta_mean"] > 0)
     assert all(0 <= s <= 1 for s in h.val_score)
 
 
@@ -226,7 +229,9 @@ def test_callback_can_stop_training(rng):
     net = nbbp.Network([5, 4, 3])
     calls = []
     h = net.fit(X, y, epochs=10, callback=lambda epoch, hist: calls.append(epoch) or epoch < 2)
-    assert calls == [0, 1, 2] and h.epochs == 3 and h.stopped_early
+    assert calls == [0, 1, 2]
+    assert h.epochs == 3
+    assert h.stopped_early
 
 
 def test_verbose_without_tqdm_prints_one_line_per_epoch(rng, capsys, monkeypatch):
@@ -246,7 +251,8 @@ def test_verbose_shows_a_tqdm_bar_with_the_loss(rng, capsys):
     h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=3, verbose=True)
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "3/3" in captured.err and f"loss={h.loss[-1]:.4g}" in captured.err
+    assert "3/3" in captured.err
+    assert f"loss={h.loss[-1]:.4g}" in captured.err
 
 
 def test_quiet_by_default(rng, capsys):
@@ -266,7 +272,8 @@ def test_early_stopping_restores_the_best_weights(rng):
                 validation_data=validation, patience=5,
                 callback=lambda e, hist: per_epoch.append(net._theta.copy()))
     best = int(np.argmin(h.val_loss))
-    assert h.stopped_early and h.best_epoch == best
+    assert h.stopped_early
+    assert h.best_epoch == best
     assert h.epochs == best + 1 + 5
     assert_array_equal(net._theta, per_epoch[best])
     assert net.loss(*validation) == pytest.approx(h.val_loss[best], rel=1e-12)
@@ -281,7 +288,9 @@ def test_nan_validation_loss_is_never_an_improvement(rng):
     net.weights[0][...] = 1.0
     h = net.fit(X, y, epochs=20, validation_data=(X_val, y[:5]), patience=3)
     assert np.isnan(h.val_loss).all()
-    assert h.best_epoch is None and h.stopped_early and h.epochs == 3
+    assert h.best_epoch is None
+    assert h.stopped_early
+    assert h.epochs == 3
 
 
 def test_early_stopping_without_validation_holds_out_a_tenth(rng):
@@ -407,7 +416,8 @@ def test_worked_example_trains_with_masks_and_no_bias():
             optimizer="adam", l2=0.1)
     for l in range(2):
         assert_array_equal(net.weights[l][net.masks[l] == 0], before_masked[l])
-    assert net.biases[1] is None and net.biases[2] is None
+    assert net.biases[1] is None
+    assert net.biases[2] is None
 
 
 # ------------------------------------------------------------- optimizer lifecycle on failure
@@ -443,7 +453,8 @@ def test_optimizer_objects_are_checked_when_used(rng):
         net.fit(X, y, epochs=1, optimizer=Mine())
     mine = nbbp.Adam(beta1=0.8)
     net.fit(X, y, epochs=1, optimizer=mine)
-    assert net.optimizer == mine and net.optimizer is not mine
+    assert net.optimizer == mine
+    assert net.optimizer is not mine
 
 
 def test_an_eps_that_underflows_in_float32_is_refused(rng):
@@ -497,7 +508,8 @@ def test_a_callback_that_trains_its_own_network_is_refused_and_changes_nothing(r
                 callback=lambda epoch, h: nested())
     assert_array_equal(net._theta, reference._theta)  # epoch 0 completed, nothing after it
     assert_array_equal(net._opt.state, reference._opt.state)
-    assert net._opt.steps == reference._opt.steps and net.history.epochs == 1
+    assert net._opt.steps == reference._opt.steps
+    assert net.history.epochs == 1
     net.fit(X, y, epochs=1)  # and the network trains again afterwards
 
 
@@ -510,7 +522,8 @@ def test_labels_and_one_hot_rows_train_identically(rng, validation_fraction):
     ha = a.fit(X, y, epochs=2, batch_size=16, validation_fraction=validation_fraction)
     hb = b.fit(X, np.eye(3)[y], epochs=2, batch_size=16, validation_fraction=validation_fraction)
     assert_array_equal(a._theta, b._theta)
-    assert ha.loss == hb.loss and ha.val_loss == hb.val_loss
+    assert ha.loss == hb.loss
+    assert ha.val_loss == hb.val_loss
 
 
 # ------------------------------------------------------------- failures leave a consistent network
@@ -553,7 +566,8 @@ def test_a_callback_of_the_wrong_signature_is_refused_before_training(rng):
 def test_false_of_either_kind_from_a_callback_stops_training(rng, stop):
     X, y = classification(rng)
     h = nbbp.Network([5, 4, 3]).fit(X, y, epochs=5, callback=lambda epoch, hist: stop)
-    assert h.epochs == 1 and h.stopped_early
+    assert h.epochs == 1
+    assert h.stopped_early
 
 
 def test_a_step_that_overflows_raises_and_keeps_the_weights():
