@@ -204,7 +204,7 @@ class NetworkKernels(_Threads):
 
     def time_gradients(self, workload, lib, dtype, threads):
         if lib == "nbbp":
-            A_prev = [self.X] + self.As[:-1]
+            A_prev = [self.X, *self.As[:-1]]
             for l, W in enumerate(self.weights):
                 weight_gradients(self.deltas[l], A_prev[l], W, self.l2, self.no_mask, False,
                                  self.dWs[l], self.dbs[l], True, self.parallel[l], self.scratch)

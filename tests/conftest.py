@@ -17,7 +17,7 @@ TOLERANCES = {
 DTYPES = [np.float64, np.float32]
 
 HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
-OUTPUTS = HIDDEN + ["softmax", "exp"]
+OUTPUTS = [*HIDDEN, "softmax", "exp"]
 # Every valid (output, loss) pair: log_loss and cross_entropy need outputs in (0, 1), poisson
 # the exponential (its log link).
 OUTPUT_LOSS_PAIRS = (
@@ -146,8 +146,8 @@ def iris_csv(tmp_path):
     """scikit-learn's iris table with a header row, the species names in the last column."""
     data = pytest.importorskip("sklearn.datasets").load_iris()
     names = [n.replace(" (cm)", "").replace(" ", "_") for n in data.feature_names]
-    rows = [list(x) + [data.target_names[t]] for x, t in zip(data.data, data.target)]
-    return write_csv(tmp_path / "iris.csv", names + ["species"], rows)
+    rows = [[*x, data.target_names[t]] for x, t in zip(data.data, data.target)]
+    return write_csv(tmp_path / "iris.csv", [*names, "species"], rows)
 
 
 @pytest.fixture
@@ -156,8 +156,8 @@ def cancer_csv(tmp_path):
     last."""
     data = pytest.importorskip("sklearn.datasets").load_breast_cancer()
     names = [n.replace(" ", "_") for n in data.feature_names]
-    rows = [list(x) + [t] for x, t in zip(data.data, data.target)]
-    return write_csv(tmp_path / "bc.csv", names + ["diagnosis"], rows)
+    rows = [[*x, t] for x, t in zip(data.data, data.target)]
+    return write_csv(tmp_path / "bc.csv", [*names, "diagnosis"], rows)
 
 
 # For a script run in a subprocess: ``compiled`` lists every function Numba compiles inside

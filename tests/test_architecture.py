@@ -58,10 +58,10 @@ def test_no_module_imports_itself_through_others():
         state[name] = "open"
         for target in sorted(graph[name]):
             if state[target] == "open":
-                cycle = path[path.index(target):] + [target]
+                cycle = [*path[path.index(target):], target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if state[target] == "new":
-                visit(target, path + [target])
+                visit(target, [*path, target])
         state[name] = "done"
 
     for name in MODULES:

@@ -127,7 +127,7 @@ def test_batchnorm_by_hand():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n, width", SHAPES + [(1, 4)])
+@pytest.mark.parametrize("n, width", [*SHAPES, (1, 4)])
 def test_batchnorm_inference_equals_reference(rng, parallel, n, width, dtype):
     Z = batch(rng, n, width, dtype)
     gamma, beta = bn_params(rng, width, dtype)
@@ -221,7 +221,7 @@ def reference_args(net):
     running = [None if m is None else (m.copy(), v.copy())
                for m, v in zip(net.running_means, net.running_vars)]
     return ([W.copy() for W in net.weights], [None if b is None else b.copy() for b in net.biases],
-            list(net.activation) + [net.output], norm, skips, running)
+            [*net.activation, net.output], norm, skips, running)
 
 
 def test_parameters_start_as_in_torch_and_sit_in_theta():

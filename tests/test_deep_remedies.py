@@ -24,7 +24,7 @@ def figures(remedies):
 
 
 def test_every_configuration_is_reported(remedies, figures, capsys):
-    remedies.main(SMALL + ["--epochs", "1"])
+    remedies.main([*SMALL, "--epochs", "1"])
     out = capsys.readouterr().out
     assert list(figures) == list(remedies.CONFIGS)
     assert "20 layers, hidden width 32, 400 spiral points, 1 epochs" in out

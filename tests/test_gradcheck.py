@@ -54,7 +54,7 @@ def problem(hidden, output, loss, masks=None, bias=True):
                 b[...] = rng.normal(scale=0.5, size=b.shape)
         X = rng.normal(size=(N_SAMPLES, SIZES[0]))
         Y = random_targets(rng, N_SAMPLES, SIZES[-1], loss, np.float64)
-        activations = list(net.activation) + [output]
+        activations = [*net.activation, output]
         if away_from_kinks(net, X, activations):
             return net, X, Y, activations
     raise AssertionError("no seed kept the pre-activations away from the relu kink")

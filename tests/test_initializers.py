@@ -84,7 +84,7 @@ def test_xavier_depends_on_fan_in_plus_fan_out(init):
     assert network([1000, 2000], init).weights[0].var() == pytest.approx(2 / 3000, rel=STAT_RTOL)
 
 
-@pytest.mark.parametrize("init", [None] + list(INITIALIZERS))
+@pytest.mark.parametrize("init", [None, *INITIALIZERS])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_biases_start_at_exactly_zero(init, dtype):
     net = network([7, 9, 5, 4], init, dtype, bias=[True, False, True])
@@ -131,7 +131,7 @@ def test_default_init_is_xavier_without_hidden_layers(activation):
     assert not np.array_equal(default.weights[0], net("he").weights[0])
 
 
-@pytest.mark.parametrize("init", [None] + list(INITIALIZERS))
+@pytest.mark.parametrize("init", [None, *INITIALIZERS])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_same_seed_same_weights_other_seed_other_weights(rng, init, dtype):
     seed, other = (int(s) for s in rng.choice(2**31, size=2, replace=False))
@@ -176,7 +176,7 @@ def test_initial_weights_rejects_an_unknown_scheme_listing_the_choices():
         initial_weights(np.random.default_rng(0), 3, 4, "glorot", np.float64)
 
 
-@pytest.mark.parametrize("init", [None] + list(INITIALIZERS))
+@pytest.mark.parametrize("init", [None, *INITIALIZERS])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_masked_weights_are_zero_from_the_start(rng, init, dtype):
     sizes = [9, 12, 7, 4]

@@ -86,7 +86,7 @@ def architectures(draw, max_layers=4, width=widths, hidden=HIDDEN, pairs=OUTPUT_
 
 
 def activations_of(net):
-    return list(net.activation) + [net.output]
+    return [*net.activation, net.output]
 
 
 def with_random_biases(net, rng):

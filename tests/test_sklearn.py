@@ -524,7 +524,7 @@ def test_early_stopping_keeps_the_best_epoch(data, monkeypatch):
     assert clf.score(X_val, y_val) == clf.best_validation_score_  # the best epoch's parameters
     # Stopped n_iter_no_change + 1 epochs after the last improvement by tol.
     last_improvement = max(i for i in range(len(scores))
-                           if scores[i] >= max([-np.inf] + scores[:i]) + clf.tol)
+                           if scores[i] >= max([-np.inf, *scores[:i]]) + clf.tol)
     assert len(scores) == last_improvement + clf.n_iter_no_change + 2
 
 

@@ -46,7 +46,7 @@ def reference_run(net, X, y, **kwargs):
     """reference.train from the network's current parameters."""
     Y = np.eye(net.sizes[-1])[y] if net.loss_name == "cross_entropy" and y.ndim == 1 else y
     Y = Y.reshape(len(X), -1)
-    activations = list(net.activation) + [net.output]
+    activations = [*net.activation, net.output]
     return reference.train(list(net.weights), list(net.biases), list(net.masks), X, Y,
                            activations, net.loss_name, **kwargs)
 
@@ -546,7 +546,7 @@ def test_an_exception_inside_an_epoch_leaves_the_network_as_after_the_last_compl
     monkeypatch.setattr(training_module, "train_epoch", faulty)
     with pytest.raises(OverflowError, match="a fault inside epoch 1"):
         net.fit(X, y, epochs=3, optimizer="adam", validation_fraction=0.2,
-                callback=lambda epoch, h: after.append(snapshot(net) + (h.as_arrays(),)))
+                callback=lambda epoch, h: after.append((*snapshot(net), h.as_arrays())))
     theta, state, steps, opt, rng_state, recorded = after[0]
     assert_unchanged(net, (theta, state, steps, opt, rng_state))
     for key, values in net.history.as_arrays().items():

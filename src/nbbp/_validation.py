@@ -577,7 +577,7 @@ def network_arguments(sizes, activation, output, loss, init, seed, dtype, masks,
     sizes = check_sizes(sizes)
     n_layers = len(sizes) - 1
     if isinstance(activation, str) or not isinstance(activation, (list, tuple)):
-        check_choice(activation, HIDDEN_ACTIVATIONS + ("softmax",), "activation")
+        check_choice(activation, (*HIDDEN_ACTIVATIONS, "softmax"), "activation")
     hidden = per_layer(activation, n_layers - 1, "activation")
     for name in hidden:
         if name == "softmax":

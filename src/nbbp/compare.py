@@ -294,7 +294,7 @@ def jax_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     params = [(jnp.asarray(W.T.copy()), jnp.asarray(b)) for W, b in zip(weights, biases)]
     running = []
     if batch_norm:
-        params = [p + (jnp.ones_like(p[1]), jnp.zeros_like(p[1])) for p in params[:-1]] + params[-1:]
+        params = [(*p, jnp.ones_like(p[1]), jnp.zeros_like(p[1])) for p in params[:-1]] + params[-1:]
         running = [(jnp.zeros_like(p[1]), jnp.ones_like(p[1])) for p in params[:-1]]
     state = [(params, running)]
     n = X.shape[0]
@@ -432,7 +432,7 @@ def parse_args(argv, prog=None):
                         help="data and parameter precision (scikit-learn always runs float64)")
     parser.add_argument("--quick", action="store_true",
                         help="10x fewer samples per workload: a smoke run, not a measurement")
-    parser.add_argument("--isa", choices=["native"] + sorted(ISA_LIMITS), default="native",
+    parser.add_argument("--isa", choices=["native", *sorted(ISA_LIMITS)], default="native",
                         help="hold every system to this instruction set, as far as each allows "
                         "(avx2 on an AVX-512 host: NUMBA_CPU_NAME=haswell and each peer's knob); "
                         "the run happens in a fresh process with those variables set")

@@ -133,7 +133,7 @@ class Network:
         self.rng = args.rng
         self.batch_norm = tuple(bool(flag) for flag in args.batch_norm)
         self.residual, self.skip, self.dropout = tuple(args.skips), args.skip, tuple(args.dropout)
-        codes = [ACTIVATIONS[a] for a in self.activation + (self.output,)]
+        codes = [ACTIVATIONS[a] for a in (*self.activation, self.output)]
         self._layout, n_params, n_stats = _layout.build(
             self.sizes, codes, args.bias, [m is not None for m in args.masks], self.batch_norm,
             self.residual, self.skip == "identity", [threshold(p) for p in self.dropout])
