@@ -116,12 +116,12 @@ def run(args, folder):
                                  "shuffle" if args.shuffle else "in order",
                                  "in memory" if args.no_mmap else "mapped"],
                                 capture_output=True, text=True, preexec_fn=enter,
-                                timeout=args.timeout)
+                                timeout=args.timeout, check=False)
     except subprocess.TimeoutExpired:
         result = subprocess.CompletedProcess([], -1, "", f"timed out after {args.timeout:g} s")
     wall = time.perf_counter() - started
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
-                         text=True).stdout.split(":", 1)[-1].strip()
+                         text=True, check=False).stdout.split(":", 1)[-1].strip()
     print(f"CPU: {cpu}; data: {rows:,} x 784 float32 = {args.data_gib:g} GiB on disk; "
           f"limit: {args.limit_mib} MiB" + ("" if confined else " (not enforced)")
           + f"; {'shuffled' if args.shuffle else 'in order'}")

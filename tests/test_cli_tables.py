@@ -264,7 +264,8 @@ def test_parquet_trains_and_predicts_like_its_csv(iris_csv, tmp_path, capsys):
 def cli(argv):
     result = subprocess.run([sys.executable, "-m", "nbbp", *map(str, argv)], capture_output=True,
                             text=True, timeout=300,
-                            env={k: v for k, v in os.environ.items() if k != "NBBP_TRACEBACK"})
+                            env={k: v for k, v in os.environ.items() if k != "NBBP_TRACEBACK"},
+                            check=False)
     return result
 
 

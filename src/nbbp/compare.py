@@ -457,7 +457,8 @@ def main(argv=None, prog=None):
 
         argv = sys.argv[1:] if argv is None else list(argv)
         command = [sys.executable, "-m", "nbbp", "bench", *argv]
-        return subprocess.run(command, env=isa_environment(args.isa, os.environ)).returncode
+        return subprocess.run(command, env=isa_environment(args.isa, os.environ),
+                              check=False).returncode
     xla_note = configure_xla(args.threads)  # before anything imports jax
     dtype = np.dtype(args.dtype)
     for line in machine_lines(args.threads):

@@ -195,7 +195,7 @@ def _sysctl_caches():
     def read(name):
         try:
             out = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True,
-                                 timeout=5)
+                                 timeout=5, check=False)
         except (OSError, subprocess.SubprocessError):
             return None
         value = out.stdout.strip()
@@ -232,7 +232,7 @@ def cpu_model():
     if platform.system() == "Darwin":
         try:
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
-                                 capture_output=True, text=True, timeout=5)
+                                 capture_output=True, text=True, timeout=5, check=False)
             if out.returncode == 0 and out.stdout.strip():
                 return out.stdout.strip()
         except (OSError, subprocess.SubprocessError):
