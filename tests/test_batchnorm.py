@@ -92,8 +92,8 @@ def test_forward_normalised_equals_reference_and_the_two_kernels_bitwise(rng, pa
     for a, expected in zip(got, two_kernels()):
         assert_array_equal(a, expected)
     z = A_prev.astype(np.float64) @ W.T.astype(np.float64) + (b if has_bias else 0)
-    y, z_hat, mu, var = reference.batchnorm_forward(z, gamma.astype(np.float64),
-                                                    beta.astype(np.float64))
+    y, z_hat, mu, _var = reference.batchnorm_forward(z, gamma.astype(np.float64),
+                                                     beta.astype(np.float64))
     # the sums of n_in terms, then the normalisation's: float32 keeps about 1e-5 of the scale
     tolerance = dict(rtol=1e-9, atol=1e-9) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
     assert_allclose(got[0], y, **tolerance)

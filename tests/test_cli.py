@@ -91,7 +91,7 @@ def test_train_on_csv_then_predict(tmp_path, data, capsys):
 
 
 def test_predict_probabilities_to_a_file(tmp_path, data, capsys):
-    X, y = data
+    X, _y = data
     model = tmp_path / "m.npz"
     assert run(["train", "--data", str(tmp_path / "d.npz"), "--sizes", "4,8,3", "--epochs", "2",
                 "--model", str(model), "--quiet"], capsys)[0] == 0

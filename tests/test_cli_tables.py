@@ -455,7 +455,7 @@ def test_parquet_booleans_with_and_without_nulls(tmp_path):
                              "label": pa.array([True, False, False, True, True, False])}),
                    tmp_path / "b.parquet")
     table = tabular.read_parquet(tmp_path / "b.parquet")
-    contract, X, y = tabular.Contract.fit(table, standardize=False, impute="mean")
+    contract, X, _y = tabular.Contract.fit(table, standardize=False, impute="mean")
     assert contract.classes == ["False", "True"]
     assert_array_equal(X[:, 1], [1, 0, 0, 1, 0, 1])
     assert_array_equal(X[[0, 1, 3, 4, 5], 0], [1, 0, 1, 0, 1])

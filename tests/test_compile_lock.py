@@ -122,7 +122,7 @@ def test_a_warm_process_does_not_wait_for_a_cold_compile_elsewhere(tmp_path):
         assert cold.poll() is None, "the cold compile ended before the warm fit: nothing shown"
         assert float(timed.stdout) <= 2.0
     finally:
-        out, err = cold.communicate(timeout=600)
+        _out, err = cold.communicate(timeout=600)
     assert cold.returncode == 0, err
 
 

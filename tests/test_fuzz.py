@@ -137,8 +137,8 @@ def test_the_csv_reader_returns_arrays_or_raises_its_error(tmp_path_factory, row
         path.write_bytes(text.encode("utf-8-sig" if bom else "utf-8", errors="surrogatepass"))
     try:
         table = read_table(path)
-        contract, X, y = Contract.fit(table, _target_name(table, None if target is None
-                                                          else str(target)))
+        _contract, X, y = Contract.fit(table, _target_name(table, None if target is None
+                                                           else str(target)))
     except (CommandError, TableError):
         return
     assert isinstance(X, np.ndarray)

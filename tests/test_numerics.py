@@ -50,9 +50,9 @@ def test_saturated_deep_gradients_vanish_but_stay_finite(activation, dtype, rng)
     # of a saturated neuron loses digits to 1 - a, and 20 layers compound them: measured 3e-9.
     activations = [activation] * DEPTH + ["softmax"]
     Y = np.eye(3)[y]
-    dW_ref, db_ref = reference.backprop(list(net.weights), list(net.biases), [None] * (DEPTH + 1),
-                                        X.astype(dtype), Y.astype(dtype), activations,
-                                        "cross_entropy")
+    dW_ref, _db_ref = reference.backprop(list(net.weights), list(net.biases),
+                                         [None] * (DEPTH + 1), X.astype(dtype), Y.astype(dtype),
+                                         activations, "cross_entropy")
     for l in range(DEPTH + 1):
         scale = float(np.max(np.abs(dW_ref[l]), initial=0.0))
         if dtype == np.float64 and scale > 0:

@@ -98,7 +98,7 @@ def test_exp_output_with_squared_error(rng):
 
 
 def test_poisson_has_no_probabilities(rng):
-    X, Y = counts(rng)
+    X, _Y = counts(rng)
     net = nbbp.Network([3, 4, 2], output="exp", loss="poisson")
     with pytest.raises(ValueError, match="predict_proba needs a classification loss .* "
                                          "'poisson'"):

@@ -86,7 +86,7 @@ def test_batch_stochastic_and_minibatch_equal_reference_step_for_step(rng, batch
         for start in range(0, 10, size):
             manual.step(X[start:start + size], y[start:start + size], 0.1)
         assert_allclose(seen[epoch], manual._theta, rtol=1e-12, atol=1e-15)
-        W_ref, b_ref, _ = reference_run(
+        W_ref, _b_ref, _ = reference_run(
             nbbp.Network([3, 6, 2], activation="sigmoid", output="identity", loss="squared_error"),
             X, y, epochs=epoch + 1, batch_size=size, learning_rate=0.1)
         assert_allclose(net.weights[0] if epoch == 1 else seen[0][:18].reshape(6, 3), W_ref[0],

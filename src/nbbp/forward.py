@@ -96,7 +96,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     and f serially. In ``scratch`` (1-D, scratch_size(n_samples, n_in, n_out) long): W's strips
     transposed, and the last strip of Z when n_out is not a whole number of strips.
     """
-    n_samples, n_out = Z.shape
+    n_samples, n_out = Z.shape  # noqa: RUF059 - compiled by Numba
     width = strip_width(Z)
     n_strips = (n_out + width - 1) // width
     group = strips_per_group(n_strips)

@@ -449,7 +449,7 @@ class Network:
         and poisson (averaged over outputs); weighted by ``sample_weight``, as scikit-learn's."""
         X, Y = self._inputs_and_targets(X, y)
         weights = check.as_sample_weight(sample_weight, len(Y))
-        zs, a_list = self._forward(X, what="score")
+        _zs, a_list = self._forward(X, what="score")
         return passes.score(a_list[-1], Y, self.loss_name, weights)
 
     def save(self, path: str | os.PathLike) -> None:

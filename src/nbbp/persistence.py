@@ -145,9 +145,9 @@ def _entry_headers(f, path):
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
                 if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(member)
                 else:
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(member)
             if dtype.itemsize == 0:  # <U0, |S0: any number of elements in 0 bytes
                 raise ValueError(f"its entry {name!r} has dtype {dtype} of 0-byte elements")
             claimed = dtype.itemsize
