@@ -8,6 +8,7 @@ deltas), and the SGD update of the workload's whole parameter vector. nbbp's ker
 for nbbp and the BLAS thread count for the reference, whose time is NumPy's matmul.
 """
 
+import itertools
 import os
 import timeit
 
@@ -134,12 +135,12 @@ class NetworkKernels(_Threads):
         self.codes = [ACTIVATIONS[name] for name in self.activations]
 
         # Parameters are views into one flat vector, as in nbbp.Network; He-normal weights.
-        n_params = sum(n_out * n_in + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        n_params = sum(n_out * n_in + n_out for n_in, n_out in itertools.pairwise(sizes))
         self.theta = np.zeros(n_params, dt)
         self.grad = rng.standard_normal(n_params, dtype=dt)
         self.weights, self.biases, self.dWs, self.dbs = [], [], [], []
         offset = 0
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for n_in, n_out in itertools.pairwise(sizes):
             W = self.theta[offset:offset + n_out * n_in].reshape(n_out, n_in)
             W[...] = rng.standard_normal((n_out, n_in), dtype=dt) * dt.type(np.sqrt(2 / n_in))
             self.weights.append(W)
@@ -153,7 +154,8 @@ class NetworkKernels(_Threads):
         self.As = [np.empty_like(Z) for Z in self.Zs]
         self.deltas = [np.empty_like(Z) for Z in self.Zs]
         self.parallel = [use_threads(n * W.size) for W in self.weights]
-        self.scratch = np.empty(max(scratch_size(n, a, b) for a, b in zip(sizes[:-1], sizes[1:])), dt)
+        self.scratch = np.empty(max(scratch_size(n, a, b) for a, b in itertools.pairwise(sizes)),
+                                dt)
         self.update_parallel = update_in_parallel(n_params)  # as the epoch driver decides
         self.no_state = np.zeros((0, n_params), dt)
         self.alpha = dt.type(LEARNING_RATE)

@@ -2,6 +2,7 @@
 contiguous slice of an .npy file alone, the slices tile the file, a network trains on a shard
 in place, and an error on one rank raises on every rank, naming it."""
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ def test_rows_tile_the_file_in_rank_order(n_rows, size):
     spans = [distributed.rows_of(n_rows, r, size) for r in range(size)]
     assert spans[0][0] == 0
     assert spans[-1][1] == n_rows
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     lengths = [stop - start for start, stop in spans]
     assert max(lengths) - min(lengths) <= 1
 

@@ -23,6 +23,7 @@ bench/.
 import argparse
 import contextlib
 import importlib.util
+import itertools
 import os
 import platform
 import sys
@@ -117,7 +118,7 @@ class Skipped(Exception):
 # ------------------------------------------------------------------------------------ helpers
 def flops_per_sample(sizes):
     """Training FLOPs per sample: forward, delta rule and gradient are 2 n_in n_out each."""
-    return 6 * sum(n_in * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    return 6 * sum(n_in * n_out for n_in, n_out in itertools.pairwise(sizes))
 
 
 def make_data(sizes, n_samples, dtype):
@@ -131,7 +132,7 @@ def initial_params(sizes, dtype, seed=1):
     """He-normal W (n_out, n_in) and zero b per layer, for the peers that take arrays."""
     rng = np.random.default_rng(seed)
     weights = [(rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(dtype)
-               for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+               for n_in, n_out in itertools.pairwise(sizes)]
     biases = [np.zeros(n_out, dtype=dtype) for n_out in sizes[1:]]
     return weights, biases
 
@@ -227,7 +228,7 @@ def torch_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     try:
         torch.manual_seed(0)
         layers = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for n_in, n_out in itertools.pairwise(sizes):
             layers += [nn.Linear(n_in, n_out)] + ([nn.BatchNorm1d(n_out)] if batch_norm else [])
             layers += [nn.ReLU()]
         if batch_norm:  # none on the output layer

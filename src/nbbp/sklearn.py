@@ -12,6 +12,7 @@ This is the only nbbp module that imports scikit-learn (the ``nbbp[sklearn]`` ex
 from __future__ import annotations
 
 import copy
+import itertools
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -413,10 +414,10 @@ class _BaseMLP(BaseEstimator):
                 # stay in step: with dropout there is no scikit-learn fit to equal anyway)
                 network.rng = np.random.default_rng(rng.randint(2**31))
         else:
-            if [c.shape for c in self.coefs_] != list(zip(sizes[:-1], sizes[1:])):
+            if [c.shape for c in self.coefs_] != list(itertools.pairwise(sizes)):
                 raise ValueError("hidden_layer_sizes, n_features or the number of outputs changed "
                                  f"since the last fit: layers {sizes} need coefs_ of shapes "
-                                 f"{list(zip(sizes[:-1], sizes[1:]))}; got "
+                                 f"{list(itertools.pairwise(sizes))}; got "
                                  f"{[c.shape for c in self.coefs_]}")
             network = self._reusable_network(sizes, params) if incremental else None
             if network is None:  # a warm-started fit starts a fresh optimizer, as scikit-learn's

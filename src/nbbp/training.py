@@ -6,6 +6,8 @@ The driver runs serially and calls the layer kernels, each on the thread pool or
 amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
 """
 
+import itertools
+
 import numpy as np
 
 from ._jit import part
@@ -233,7 +235,7 @@ class Epochs:
         self.g_buf = aligned_zeros(self.z_buf.size if after_f else 0, dtype)
         self.J = np.empty(batch_size, dtype=np.float64)
         self.scratch = aligned_zeros(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out
-                                         in zip(sizes[:-1], sizes[1:])), dtype)
+                                         in itertools.pairwise(sizes)), dtype)
         self.dt = dtype.type
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
