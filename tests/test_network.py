@@ -228,7 +228,7 @@ def thread_problem_data(rng, loss, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("problem", THREAD_PROBLEMS, ids=lambda p: "-".join(p))
+@pytest.mark.parametrize("problem", THREAD_PROBLEMS, ids="-".join)
 @pytest.mark.parametrize("cutoff", ["default cut-off", "every kernel parallel"])
 def test_one_and_two_threads_give_bitwise_identical_results(rng, set_threads, monkeypatch,
                                                             cutoff, problem, dtype):

@@ -213,7 +213,7 @@ def test_weighted_score_is_scikit_learns(rng):
     (lambda n: -np.ones(n), ValueError, r"finite and >= 0; sample_weight\[0\] is -1.0"),
     (lambda n: np.r_[np.ones(n - 1), np.nan], ValueError, r"sample_weight\[23\] is nan"),
     (lambda n: np.r_[np.inf, np.ones(n - 1)], ValueError, r"sample_weight\[0\] is inf"),
-    (lambda n: np.zeros(n), ValueError, "0 for every sample"),
+    (np.zeros, ValueError, "0 for every sample"),
     (lambda n: np.ones(n, bool), TypeError, "numbers, not booleans"),
     (lambda n: ["a"] * n, TypeError, "sample_weight"),
 ])

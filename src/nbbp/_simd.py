@@ -768,7 +768,7 @@ def _add_product(typingctx, acc, product):
 @overload(operator.iadd)
 def _sums_plus_product(acc, product):
     if isinstance(acc, Sums) and isinstance(product, Product):
-        return lambda acc, product: _add_product(acc, product)
+        return lambda acc, product: _add_product(acc, product)  # noqa: PLW0108 - compiled by Numba
     return None
 
 
@@ -792,7 +792,7 @@ def _scale_sums(typingctx, acc, x):
 @overload(operator.mul)
 def _sums_times_scalar(acc, x):
     if isinstance(acc, Sums) and _is_scalar(x):
-        return lambda acc, x: _scale_sums(acc, x)
+        return lambda acc, x: _scale_sums(acc, x)  # noqa: PLW0108 - compiled by Numba
     return None
 
 

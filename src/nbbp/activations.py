@@ -57,8 +57,8 @@ def exp(x):
 @overload(exp)
 def _exp(x):
     if x == types.float32:
-        return lambda x: exp32(x)
-    return lambda x: np.exp(x)
+        return lambda x: exp32(x)  # noqa: PLW0108 - compiled by Numba
+    return lambda x: np.exp(x)  # noqa: PLW0108 - compiled by Numba
 
 
 @helper

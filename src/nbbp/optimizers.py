@@ -269,14 +269,14 @@ class LBFGS(Optimizer):
 
 
 OPTIMIZERS = {
-    "sgd": lambda: SGD(),
+    "sgd": SGD,
     "momentum": lambda: SGD(momentum=0.9),
     "nesterov": lambda: SGD(momentum=0.9, nesterov=True),
-    "adagrad": lambda: AdaGrad(),
-    "rmsprop": lambda: RMSProp(),
-    "adam": lambda: Adam(),
-    "adamw": lambda: AdamW(),
-    "lbfgs": lambda: LBFGS(),
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+    "adamw": AdamW,
+    "lbfgs": LBFGS,
 }
 
 
