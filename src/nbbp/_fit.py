@@ -291,7 +291,8 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
             # never rolled back for it)
             try:
                 if group is not None:  # a user's schedule failing on one rank fails on all
-                    rate = group.agree("the learning-rate schedule", lambda: rate_of(epoch))
+                    rate = group.agree("the learning-rate schedule",
+                                       lambda epoch=epoch: rate_of(epoch))
                     order = group.order(net.rng, n, plan.shuffle)
                 else:
                     rate = rate_of(epoch)
@@ -360,7 +361,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
             if group is not None:
                 # Ctrl-C stays held on MPI ranks, for decide to stop every rank alike; a
                 # rank's callback that says stop stops them all
-                def progress_and_callback():
+                def progress_and_callback(epoch=epoch, shown=shown):
                     if progress is not None:
                         progress.epoch_done(epoch, shown)
                     return plan.callback is not None and says_stop(plan.callback(epoch, history))

@@ -163,7 +163,7 @@ def _sysfs_caches():
         if not entry.startswith("index"):
             continue
         try:
-            def read(field):
+            def read(field, entry=entry):
                 with open(os.path.join(root, entry, field)) as f:
                     return f.read().strip()
             level, kind, size = read("level"), read("type"), read("size")

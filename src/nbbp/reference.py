@@ -529,7 +529,7 @@ def model_averaging(weights, biases, shards, activations, loss_name, *, epochs, 
                 counts.append(max(0, stop - first * batch_size))
             total = sum(counts)
 
-            def mean(arrays):
+            def mean(arrays, counts=counts, total=total):
                 return sum(c * a for c, a in zip(counts, arrays)) / total
 
             Ws = [mean([r[0][l] for r in replicas]) for l in range(L)]

@@ -103,8 +103,9 @@ def worker(workload, repeat, dtype, quick, out):
     for name, size, every in (("global", per_rank, 1), ("per rank", batch, 1),
                               ("local", per_rank, SYNC_EVERY)):
         seconds[name] = comm.allreduce(best_of(
-            lambda: net.fit(X, y, epochs=1, batch_size=size, learning_rate=LEARNING_RATE,
-                            shuffle=False, comm=comm, sync_every=every), repeat), op=MPI.MAX)
+            lambda size=size, every=every: net.fit(
+                X, y, epochs=1, batch_size=size, learning_rate=LEARNING_RATE, shuffle=False,
+                comm=comm, sync_every=every), repeat), op=MPI.MAX)
     buf = np.zeros(net.n_parameters + 3, dtype=X.dtype)
     times = []
     for _ in range(21):
