@@ -5,6 +5,7 @@ count for both. Skipped without onnx and onnxruntime (``pip install "nbbp[onnx]"
 """
 
 import timeit
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -16,7 +17,7 @@ SHAPES = {"W2": (784, 128, 64, 10), "W4": (1024, 1024, 1024, 10)}
 
 class Inference:
     params = (list(SHAPES), [1, 256], ["nbbp", "onnxruntime"])
-    param_names = ["workload", "batch", "lib"]
+    param_names: ClassVar[list[str]] = ["workload", "batch", "lib"]
     timer = timeit.default_timer  # wall clock: both run threads
 
     def setup(self, workload, batch, lib):

@@ -11,6 +11,7 @@ for nbbp and the BLAS thread count for the reference, whose time is NumPy's matm
 import itertools
 import os
 import timeit
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -68,7 +69,7 @@ class LayerKernels(_Threads):
     """One layer: z = a_prev W^T + b with ReLU, the delta rule into a ReLU layer, and dE/dW, dE/db."""
 
     params = (list(SHAPES), ["nbbp", "reference"], ["float32", "float64"], [1, 2])
-    param_names = ["shape", "lib", "dtype", "threads"]
+    param_names: ClassVar[list[str]] = ["shape", "lib", "dtype", "threads"]
     timer = timeit.default_timer  # wall clock: the kernels are parallel
 
     def setup(self, shape, lib, dtype, threads):
@@ -120,7 +121,7 @@ class NetworkKernels(_Threads):
     the SGD update of the flat parameter vector (W4: 2,109,450 parameters)."""
 
     params = (list(NETWORKS), ["nbbp", "reference"], ["float32", "float64"], [1, 2])
-    param_names = ["workload", "lib", "dtype", "threads"]
+    param_names: ClassVar[list[str]] = ["workload", "lib", "dtype", "threads"]
     timer = timeit.default_timer  # wall clock: the kernels are parallel
 
     def setup(self, workload, lib, dtype, threads):

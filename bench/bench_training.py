@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import timeit
+from typing import ClassVar
 
 import numba
 import numpy as np
@@ -55,7 +56,7 @@ class TrainEpoch:
     (the NumPy reference takes minutes on W3/W4 at asv's sample counts)."""
 
     params = (list(WORKLOADS), ["float32", "float64"], [1, 2], ["nbbp", "reference"])
-    param_names = ["workload", "dtype", "threads", "lib"]
+    param_names: ClassVar[list[str]] = ["workload", "dtype", "threads", "lib"]
     timer = timeit.default_timer  # wall clock: the kernels are parallel
     timeout = 300
 
@@ -107,7 +108,7 @@ class OptionsEpoch:
     and clipping add at most 10% to the plain epoch."""
 
     params = (["plain", "dropout", "clip_norm", "dropout+clip_norm", "sample_weight"], [1, 2])
-    param_names = ["option", "threads"]
+    param_names: ClassVar[list[str]] = ["option", "threads"]
     timer = timeit.default_timer
     timeout = 300
 
@@ -141,8 +142,8 @@ class BatchNormEpoch:
     runs the full 8,192 against PyTorch's BatchNorm1d). The loss after 3 epochs guards the
     numerics, and must not depend on the thread count."""
 
-    params = [1, 2]
-    param_names = ["threads"]
+    params: ClassVar[list[int]] = [1, 2]
+    param_names: ClassVar[list[str]] = ["threads"]
     timer = timeit.default_timer
     timeout = 300
 
@@ -196,8 +197,8 @@ class TrainingLoss:
     """Training loss after 5 epochs of W1 (float32, learning rate 0.05): a speed-up that breaks
     the numerics shows here. Results must be bitwise identical for 1 and 2 threads."""
 
-    params = [1, 2]
-    param_names = ["threads"]
+    params: ClassVar[list[int]] = [1, 2]
+    param_names: ClassVar[list[str]] = ["threads"]
     unit = "loss"
     timeout = 300
 
@@ -256,8 +257,8 @@ class ColdStart:
     is loading, not compiling (target: at most 1 s). "empty cache": a fresh NUMBA_CACHE_DIR, so
     every kernel the epoch driver calls compiles (target: at most 30 s)."""
 
-    params = ["warm cache", "empty cache"]
-    param_names = ["cache"]
+    params: ClassVar[list[str]] = ["warm cache", "empty cache"]
+    param_names: ClassVar[list[str]] = ["cache"]
     # One sample is one interpreter; an empty-cache sample compiles everything: no discarded
     # warm-up runs, one round, and few samples.
     number = 1

@@ -16,6 +16,7 @@ import itertools
 import numbers
 import warnings
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse
@@ -292,7 +293,7 @@ _NOTES = """
 class _BaseMLP(BaseEstimator):
     """Training and prediction shared by MLPClassifier and MLPRegressor."""
 
-    _y_checks: dict[str, bool] = {}  # validate_data's checks of y
+    _y_checks: ClassVar[dict[str, bool]] = {}  # validate_data's checks of y
     _stratify = False
 
     def __sklearn_tags__(self):
@@ -1045,7 +1046,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         check.check_choice(self.loss, ("squared_error", "poisson"), "loss")
         return super()._checked_params()
 
-    _y_checks = {"y_numeric": True}
+    _y_checks: ClassVar[dict[str, bool]] = {"y_numeric": True}
 
     def _targets(self, y, dtype, incremental, first_pass, classes):
         largest = np.abs(y).max(initial=0)
