@@ -40,16 +40,16 @@ print(f"{elapsed:.1f} {status['VmHWM'].split()[0]} {status['RssAnon'].split()[0]
 
 def write_data(folder, gib):
     rows = int(gib * 2**30 / (784 * 4))
-    X = open(os.path.join(folder, "X.npy"), "wb+")
-    import numpy as np
+    with open(os.path.join(folder, "X.npy"), "wb+") as X:
+        import numpy as np
 
-    header = np.lib.format.header_data_from_array_1_0(np.empty((0, 784), np.float32))
-    header["shape"] = (rows, 784)
-    np.lib.format.write_array_header_1_0(X, header)
-    rng = np.random.default_rng(0)
-    for start in range(0, rows, 65536):  # 200 MB at a time
-        X.write(rng.standard_normal((min(65536, rows - start), 784), dtype=np.float32).tobytes())
-    X.close()
+        header = np.lib.format.header_data_from_array_1_0(np.empty((0, 784), np.float32))
+        header["shape"] = (rows, 784)
+        np.lib.format.write_array_header_1_0(X, header)
+        rng = np.random.default_rng(0)
+        for start in range(0, rows, 65536):  # 200 MB at a time
+            X.write(rng.standard_normal((min(65536, rows - start), 784),
+                                        dtype=np.float32).tobytes())
     np.save(os.path.join(folder, "y.npy"), rng.integers(0, 10, size=rows))
     return rows
 
@@ -138,7 +138,9 @@ def run(args, folder):
                 line += f"; cgroup peak {int(f.read()) / 2**20:,.0f} MiB"
         print(line)
     if confined:
-        for pid in open(os.path.join(group, "cgroup.procs")).read().split():
+        with open(os.path.join(group, "cgroup.procs")) as f:
+            pids = f.read().split()
+        for pid in pids:
             os.kill(int(pid), 9)  # a timed-out child's own children
         time.sleep(0.5)
         os.rmdir(group)

@@ -8,6 +8,8 @@ The pages are MyST Markdown; their ``{code-cell}`` blocks are executed by myst-n
 against the installed nbbp, and a cell that raises fails the build.
 """
 
+import re
+
 import nbbp
 
 project = "nbbp"
@@ -89,8 +91,6 @@ pygments_style = "sphinx"
 # a paragraph ending in ":" over an indented block of formulas as a block quote. This handler
 # runs before numpydoc's (priority 100 < 500) and escapes |, * and a word's trailing _ outside
 # ``literals``, and makes such a block a literal block ("::"), so that the text reads as written.
-import re
-
 _LITERAL = re.compile(r"(``.+?``|`[^`]+`)")
 _TRAILING_UNDERSCORE = re.compile(r"(?<=\w)_(?=\W|$)")
 
@@ -117,7 +117,7 @@ def plain_text_docstring(app, what, name, obj, options, lines):
                 continue  # a literal block is shown as written
         lines[n] = _escape_plain_text(line)
         stripped = line.rstrip()
-        following = [later for later in lines[n + 1:n + 3]]
+        following = list(lines[n + 1:n + 3])
         if (stripped.endswith(":") and len(following) == 2 and not following[0].strip()
                 and following[1].strip() and _indent(following[1]) > _indent(line)):
             if not stripped.endswith("::"):

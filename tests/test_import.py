@@ -53,5 +53,5 @@ def test_unknown_attribute_is_an_attribute_error():
     import nbbp
 
     with pytest.raises(AttributeError, match="no attribute 'MLPClassifer'"):
-        nbbp.MLPClassifer  # a typo
+        _ = nbbp.MLPClassifer  # a typo
     assert {"MLPClassifier", "MLPRegressor", "Network"} <= set(dir(nbbp))

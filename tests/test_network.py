@@ -590,10 +590,8 @@ def test_integer_labels_equal_one_hot_rows_for_cross_entropy(rng, label_kind, dt
 def test_1d_y_equals_the_n_by_1_form_for_one_output(rng, output, loss, dtype):
     net = nbbp.Network([3, 4, 1], activation="tanh", output=output, loss=loss, dtype=dtype)
     X = rng.normal(size=(8, 3))
-    if loss == "squared_error":
-        y = rng.normal(size=8)
-    else:
-        y = rng.integers(0, 2, size=8).astype(float)
+    y = (rng.normal(size=8) if loss == "squared_error"
+         else rng.integers(0, 2, size=8).astype(float))
     assert net.loss(X, y) == net.loss(X, y.reshape(-1, 1))
     (dW_1, db_1), (dW_2, db_2) = net.gradients(X, y), net.gradients(X, y.reshape(-1, 1))
     for a, b in zip(dW_1 + db_1, dW_2 + db_2):

@@ -121,8 +121,8 @@ def off_the_kinks(net, X):
     take the same side of the kink. An exact 0 (every term 0) is the same in both."""
     eps = np.finfo(net.dtype).eps
     a = X.astype(np.float64)
-    for W, b, name in zip(net.weights, net.biases, activations_of(net)):
-        W = W.astype(np.float64)
+    for weights, b, name in zip(net.weights, net.biases, activations_of(net)):
+        W = weights.astype(np.float64)
         bias = 0.0 if b is None else b.astype(np.float64)
         z = a @ W.T + bias
         size = np.abs(a) @ np.abs(W).T + np.abs(bias)

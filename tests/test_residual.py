@@ -33,7 +33,7 @@ SHAPES = [(1, 1), (2, 5), (7, 17), (33, 40)]
 def test_residual_argument_names_the_skips(sizes, residual, expected):
     net = nbbp.Network(sizes, residual=residual)
     assert net.residual == expected
-    targets = dict((t, s) for s, t in expected)
+    targets = {t: s for s, t in expected}
     assert [int(v) for v in net._layout[:, SKIP_FROM]] == [targets.get(l + 1, -1) for l in range(net.n_layers)]
     assert f"residual={list(expected)}, skip='activation'" in repr(net)
 

@@ -130,9 +130,9 @@ def fit_both(a, b, X, y, max_iter):
     a.set_params(max_iter=max_iter)
     b.set_params(max_iter=max_iter)
     for est in (a, b):
-        with pytest.warns(ConvergenceWarning) if est.tol == 0 else contextlib.nullcontext():
-            with sequential_blas():
-                est.fit(X, y)
+        with (pytest.warns(ConvergenceWarning) if est.tol == 0 else contextlib.nullcontext(),
+              sequential_blas()):
+            est.fit(X, y)
     return np.array(a.loss_curve_[1:]), np.array(b.loss_curve_[1:])
 
 

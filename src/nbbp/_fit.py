@@ -106,11 +106,10 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         raise ValueError("give validation_data or validation_fraction, not both")
     if early_stopping and validation_data is None and validation_fraction is None:
         validation_fraction = 0.1
-    if validation_fraction is not None:
-        if (isinstance(validation_fraction, bool)
-                or not isinstance(validation_fraction, numbers.Real)
-                or not 0 < float(validation_fraction) < 1):
-            raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
+    if validation_fraction is not None and (isinstance(validation_fraction, bool)
+                                            or not isinstance(validation_fraction, numbers.Real)
+                                            or not 0 < float(validation_fraction) < 1):
+        raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
 
     X = net._inputs(X)
     labels = None
@@ -135,7 +134,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
         Y_val = check.as_targets(validation_data[1], X_val.shape[0], net.sizes[-1],
                                  net.loss_name, net.dtype, "validation y")
     elif validation_fraction is not None:
-        n_val = int(round(validation_fraction * X.shape[0]))
+        n_val = round(validation_fraction * X.shape[0])
         if n_val < 1 or n_val >= X.shape[0]:
             raise ValueError(f"validation_fraction={validation_fraction} of {X.shape[0]} samples "
                              "leaves no validation or no training samples")

@@ -69,7 +69,7 @@ def build(sizes, codes, bias, masked, batch_norm, skips, skip_after_f=False, dro
     (``skip_after_f``: the identity form), and dropout thresholds (one per hidden layer, or
     None). Returns (layout, length of theta, length of stats)."""
     n_layers = len(sizes) - 1
-    skip_from = dict((t, s) for s, t in skips)
+    skip_from = {t: s for s, t in skips}
     layout = np.full((n_layers, N_COLUMNS), -1, dtype=np.int64)
     offset = stats_offset = 0
     for l in range(n_layers):

@@ -407,10 +407,10 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
                          f"{arr[arr < 0][0].item()!r}")
     if loss == "log_loss" and not np.all((arr == 0) | (arr == 1)):
         raise ValueError(f"{name} for log_loss must hold only 0 and 1; got {arr[(arr != 0) & (arr != 1)][0].item()!r}")
-    if loss == "cross_entropy":
-        if (arr < 0).any() or not np.allclose(arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0, atol=1e-6):
-            raise ValueError(f"{name} rows for cross_entropy must be one-hot or probabilities "
-                             "(non-negative, summing to 1)")
+    if loss == "cross_entropy" and ((arr < 0).any() or not np.allclose(
+            arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0, atol=1e-6)):
+        raise ValueError(f"{name} rows for cross_entropy must be one-hot or probabilities "
+                         "(non-negative, summing to 1)")
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr)

@@ -76,8 +76,9 @@ def isa_environment(isa, environ):
     env = dict(environ)
     for name, value in ISA_LIMITS[isa].items():
         if name == "XLA_FLAGS" and env.get(name):
-            value = f"{env[name]} {value}"
-        env[name] = value
+            env[name] = f"{env[name]} {value}"
+        else:
+            env[name] = value
     env["NBBP_BENCH_ISA"] = isa
     return env
 

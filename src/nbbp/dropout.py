@@ -16,7 +16,7 @@ TWO_32 = 4294967296  # 2^32: thresholds are 32-bit
 
 def threshold(p):
     """The 32-bit threshold of a dropout probability p in [0, 1)."""
-    return min(int(round(p * TWO_32)), TWO_32 - 1)
+    return min(round(p * TWO_32), TWO_32 - 1)
 
 
 @helper

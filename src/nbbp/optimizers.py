@@ -78,7 +78,7 @@ def _update(p, opt_code, param, grad, scale, state, alpha, h0, h1, h2, bias1, bi
     g = grad[p] * scale
     if opt_code == SGD_CODE:
         param[p] -= alpha * g
-    elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:
+    elif opt_code == MOMENTUM_CODE or opt_code == NESTEROV_CODE:  # noqa: SIM109 - compiled by Numba
         _momentum(p, param, g, state[0], alpha, h0, opt_code == NESTEROV_CODE)
     elif opt_code == ADAGRAD_CODE:
         _adagrad(p, param, g, state[0], alpha, h0)

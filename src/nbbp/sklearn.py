@@ -862,10 +862,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _targets(self, y, dtype, incremental, first_pass, classes):
         check_classification_targets(y)
         multilabel = type_of_target(y).startswith("multilabel")
-        if incremental and not first_pass and classes is not None:
-            if not np.array_equal(unique_labels(classes), self.classes_):
-                raise ValueError(f"classes={classes!r} differs from classes_={self.classes_!r} "
-                                 "of the first partial_fit call")
+        if (incremental and not first_pass and classes is not None
+                and not np.array_equal(unique_labels(classes), self.classes_)):
+            raise ValueError(f"classes={classes!r} differs from classes_={self.classes_!r} "
+                             "of the first partial_fit call")
         if first_pass:
             if incremental and classes is None and not multilabel:
                 raise ValueError("classes must be given on the first call to partial_fit: every "

@@ -235,10 +235,10 @@ def read_parquet(path: str | os.PathLike) -> Table:
     if not names or data.num_rows == 0:
         raise TableError(f"{path}: the file has no rows")
     columns = {}
-    for c, (name, column) in enumerate(zip(names, data.columns)):
+    for c, (name, arrow_column) in enumerate(zip(names, data.columns)):
         if not name.strip() or name in names[:c]:
             raise TableError(f"{path}: column {c + 1}: the name {name!r} is empty or repeated")
-        kind = column.type
+        column, kind = arrow_column, arrow_column.type
         if pa.types.is_dictionary(kind):
             column, kind = column.cast(kind.value_type), kind.value_type
         if pa.types.is_integer(kind) and column.null_count == 0:

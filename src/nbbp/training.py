@@ -84,7 +84,7 @@ def _consecutive(order, start, n):
     """Whether order[start:start + n] are n consecutive rows (an epoch without shuffling): the
     batch is then read in place, with no copy (128x784 float32: 18 us a batch)."""
     first = order[start]
-    for r in range(1, n):
+    for r in range(1, n):  # noqa: SIM110 - compiled by Numba
         if order[start + r] != first + r:
             return False
     return True
