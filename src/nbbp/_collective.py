@@ -168,7 +168,7 @@ class NodeSum:
 def _keyval(MPI):
     """The attribute key under which a communicator keeps its NodeSum (an attribute, not a
     table by handle: a communicator freed and its handle reused carries none)."""
-    global _KEYVAL
+    global _KEYVAL  # noqa: PLW0603 - one key per process, created on first use
     if _KEYVAL is None:
         _KEYVAL = MPI.Comm.Create_keyval()
     return _KEYVAL

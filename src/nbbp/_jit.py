@@ -58,7 +58,7 @@ _cache_warned = False
 
 def _no_cache(reason):
     """Warn, once per process, that kernels will not be cached."""
-    global _cache_warned
+    global _cache_warned  # noqa: PLW0603 - a once-per-process flag
     if not _cache_warned:
         _cache_warned = True
         warnings.warn(f"nbbp cannot use Numba's on-disk cache ({reason}); kernels will compile "

@@ -342,7 +342,7 @@ def _world():
     """MPI.COMM_WORLD when started by an MPI launcher with more than one rank, else None.
     Ranks past 0 print nothing: not their output, and not their errors (rank 0's name the
     rank an error came from)."""
-    global _QUIET_RANK
+    global _QUIET_RANK  # noqa: PLW0603 - a once-per-process flag: this rank prints nothing
     rank = next((os.environ[v] for v in RANK_VARIABLES if v in os.environ), None)
     size = next((os.environ[v] for v in SIZE_VARIABLES if v in os.environ), None)
     if rank is None or (size is not None and size.isdigit() and int(size) < 2):
