@@ -66,7 +66,8 @@ class _Threads:
 
 
 class LayerKernels(_Threads):
-    """One layer: z = a_prev W^T + b with ReLU, the delta rule into a ReLU layer, and dE/dW, dE/db."""
+    """One layer: z = a_prev W^T + b with ReLU, the delta rule into a ReLU layer, and dE/dW,
+    dE/db."""
 
     params = (list(SHAPES), ["nbbp", "reference"], ["float32", "float64"], [1, 2])
     param_names: ClassVar[list[str]] = ["shape", "lib", "dtype", "threads"]

@@ -3,9 +3,9 @@
 Steady state (``TrainEpoch.time_epoch``; ``BatchNormEpoch.time_epoch`` for the deep
 batch-normalised D1), memory (``FitMemory.peakmem_fit``), quality
 (``TrainingLoss.track_loss_after_5_epochs``, ``BatchNormEpoch.track_loss_after_3_epochs``) and
-cold start (``ColdStart.timeraw_import_and_first_fit``). Workloads are those of bench/README.md (ReLU hidden
-layers, softmax output, cross-entropy, plain SGD, no shuffling); the peer comparison lives in
-bench/compare.py.
+cold start (``ColdStart.timeraw_import_and_first_fit``). Workloads are those of bench/README.md
+(ReLU hidden layers, softmax output, cross-entropy, plain SGD, no shuffling); the peer comparison
+lives in bench/compare.py.
 """
 
 import functools

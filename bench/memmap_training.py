@@ -4,8 +4,9 @@ needs a cgroup, and writes GBs).
     sudo python bench/memmap_training.py --limit-mib 1024 --data-gib 2.5
 
 writes a float32 .npy of W2's shape (784 features, 10 classes) of --data-gib GiB, then trains
-one epoch (in order, or with --shuffle shuffled) of 784-128-64-10 (batch 256, float32) on ``np.load(path, mmap_mode="r")`` in
-a child process confined to a cgroup (v1 memory controller) of --limit-mib MiB. The page
+one epoch (in order, or with --shuffle shuffled) of 784-128-64-10 (batch 256, float32) on
+``np.load(path, mmap_mode="r")`` in a child process confined to a cgroup (v1 memory controller)
+of --limit-mib MiB. The page
 cache of the file is charged to the cgroup and reclaimed under the limit; a copy of the data
 would not fit, and the kernel would kill the child. Reports whether the epoch finished, its
 time, the cgroup's peak usage and the child's peak resident memory (VmHWM, file pages

@@ -85,7 +85,7 @@ html_static_path: list[str] = []
 pygments_style = "sphinx"
 
 
-# ----------------------------------------------------------------- plain-text formulas in docstrings
+# ------------------------------------------------------------- plain-text formulas in docstrings
 # nbbp's docstrings write formulas as plain text, which reStructuredText would misread: |delta|
 # as a substitution, clip_grad_norm_ and coefs_ as hyperlink references, x *= 2 as emphasis, and
 # a paragraph ending in ":" over an indented block of formulas as a block quote. This handler

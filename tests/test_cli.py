@@ -151,8 +151,8 @@ BAD = [
     (["train", "--data", "{tmp}/empty.npz"], 1, "its X is empty (shape (0, 4)): no samples"),
     # a latin-1 file read as UTF-8: the byte is located, and the option that reads it named
     (["train", "--data", "{tmp}/latin1.csv"], 1,
-     "latin1.csv: line 3, column 2: bytes e9 are not utf-8 text (invalid continuation byte; "
-     "utf-8 is the default); --encoding names"),
+     ("latin1.csv: line 3, column 2: bytes e9 are not utf-8 text (invalid continuation byte; "
+      "utf-8 is the default); --encoding names")),
     (["train", "--data", "{tmp}/d.npz", "--test-fraction", "1"], 2,
      "--test-fraction: must be in [0, 1); got 1"),
     (["train", "--data", "{tmp}/d.npz", "--impute", "median"], 2, "invalid choice: 'median'"),

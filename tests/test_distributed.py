@@ -131,8 +131,8 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="comm must be an mpi4py communicator; got int"):
         distributed.shard(tmp_path / "X.npy", 3)
     np.save(tmp_path / "F.npy", np.asfortranarray(np.ones((4, 3))))
-    with pytest.raises(ValueError, match="rank 0 of 1: .*F.npy is stored in Fortran order"):
+    with pytest.raises(ValueError, match=r"rank 0 of 1: .*F\.npy is stored in Fortran order"):
         distributed.shard(tmp_path / "F.npy", MPI.COMM_SELF)
     np.save(tmp_path / "O.npy", np.array([{}, None], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="O.npy is not an .npy file nbbp reads"):
+    with pytest.raises(ValueError, match=r"O\.npy is not an \.npy file nbbp reads"):
         distributed.shard(tmp_path / "O.npy", MPI.COMM_SELF)

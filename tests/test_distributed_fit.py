@@ -320,20 +320,20 @@ def test_early_stopping_on_unequal_shards_stops_every_rank_alike(tmp_path, rng):
 
 
 @pytest.mark.parametrize("odd, own, others", [
-    ("nan", "ValueError: X", "ValueError: fit: rank 1 of 2 failed, so every rank stopped: "
-                             "ValueError: X"),
-    ("sizes", "ValueError: fit: rank 1 of 2 has network", "ValueError: fit: rank 1 of 2 has "
-                                                          "network"),
+    ("nan", "ValueError: X",
+     "ValueError: fit: rank 1 of 2 failed, so every rank stopped: ValueError: X"),
+    ("sizes", "ValueError: fit: rank 1 of 2 has network",
+     "ValueError: fit: rank 1 of 2 has network"),
     ("callback", "RuntimeError: the callback of rank 1 failed",
-     "RankError: callback: rank 1 of 2 failed, so every rank stopped: RuntimeError: the "
-     "callback of rank 1 failed"),
-    ("sigint", "KeyboardInterrupt", "RankError: training: rank 1 of 2 failed, so every rank "
-                                    "stopped: KeyboardInterrupt: interrupted (Ctrl-C)"),
+     ("RankError: callback: rank 1 of 2 failed, so every rank stopped: RuntimeError: the "
+      "callback of rank 1 failed")),
+    ("sigint", "KeyboardInterrupt", ("RankError: training: rank 1 of 2 failed, so every rank "
+                                     "stopped: KeyboardInterrupt: interrupted (Ctrl-C)")),
     ("learning_rate", "ValueError: fit: rank 1 of 2 has learning_rate 0.02, rank 0 0.01",
      "ValueError: fit: rank 1 of 2 has learning_rate 0.02, rank 0 0.01"),
     ("schedule", "RuntimeError: the schedule of rank 1 failed",
-     "RankError: the learning-rate schedule: rank 1 of 2 failed, so every rank stopped: "
-     "RuntimeError: the schedule of rank 1 failed"),
+     ("RankError: the learning-rate schedule: rank 1 of 2 failed, so every rank stopped: "
+      "RuntimeError: the schedule of rank 1 failed")),
 ])
 def test_a_failure_on_one_rank_ends_every_rank(tmp_path, rng, odd, own, others):
     X, y = data(rng, 400 if odd == "sigint" else 40)

@@ -175,8 +175,8 @@ def test_dropout_saves_loads_and_pickles(rng, tmp_path):
 
 
 @pytest.mark.parametrize("dropout, message", [
-    (1.0, r"dropout must be a probability in \[0, 1\), one value or one per hidden layer; got "
-          r"1.0"),
+    (1.0, (r"dropout must be a probability in \[0, 1\), one value or one per hidden layer; got "
+           r"1.0")),
     (-0.1, "got -0.1"),
     (float("nan"), "got nan"),
     ("0.5", "got '0.5'"),

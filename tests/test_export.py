@@ -173,7 +173,7 @@ def test_bad_arguments_are_refused_and_write_nothing(rng, tmp_path):
             net.to_onnx(tmp_path / "m.onnx", opset=opset)
     with pytest.raises(ValueError, match="three different, non-empty names"):
         nbbp.export.to_onnx(net, input_name="x", output_name="x")
-    with pytest.raises(TypeError, match="exports an nbbp.Network; got ndarray"):
+    with pytest.raises(TypeError, match=r"exports an nbbp\.Network; got ndarray"):
         nbbp.export.to_onnx(np.zeros(3))
     net.weights[0][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
@@ -324,8 +324,8 @@ def test_a_multilabel_classifier_is_refused_by_name(skl2onnx, rng):
     X = rng.normal(size=(60, 3))
     Y = (X[:, :2] > 0).astype(int)
     model = nbbp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
-    with pytest.warns(Warning):  # ConvergenceWarning
+    with pytest.warns(Warning, match="ran max_iter=5 epochs"):  # ConvergenceWarning
         model.fit(X, Y)
-    with pytest.raises(NotImplementedError, match="multilabel nbbp.MLPClassifier"):
+    with pytest.raises(NotImplementedError, match=r"multilabel nbbp\.MLPClassifier"):
         skl2onnx.to_onnx(model, X[:1])
 

@@ -161,7 +161,7 @@ def test_float32_network_has_float32_weights(init):
 
 @pytest.mark.parametrize("bad", ["glorot", "He", "xavier_uniform", "", " he", 3, b"he"], ids=repr)
 def test_unknown_init_raises_value_error_listing_the_choices(bad):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="init must be one of") as info:
         network([4, 3], bad)
     message = str(info.value)
     assert message.startswith("init must be one of")

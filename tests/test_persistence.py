@@ -410,7 +410,7 @@ def test_failed_first_save_leaves_nothing(tmp_path, rng, monkeypatch, stage):
 
 def test_save_into_a_missing_folder_raises_and_leaves_nothing(tmp_path, rng):
     net = trained_network(rng)
-    with pytest.raises(OSError):  # FileNotFoundError is an OSError
+    with pytest.raises(OSError, match="no folder"):  # FileNotFoundError is an OSError
         net.save(tmp_path / "missing" / "model.npz")
     assert os.listdir(tmp_path) == []
 
@@ -544,8 +544,8 @@ BAD_FILES = [
      "its entry 'theta' claims 8,000,000,000,000 bytes of data"),
     ("sizes 10^6 x 10^6 with the file's small theta",
      lambda p: huge_architecture(p, [10**6, 10**6, 3]),
-     r"parameters do not match its architecture: its theta has shape \(\d+,\), and sizes "
-     r"\[1000000, 1000000, 3\] need \(1000004000003,\)"),  # 10^12 + 10^6 + 3 10^6 + 3
+     (r"parameters do not match its architecture: its theta has shape \(\d+,\), and sizes "
+      r"\[1000000, 1000000, 3\] need \(1000004000003,\)")),  # 10^12 + 10^6 + 3 10^6 + 3
     ("sizes 20000 x 20000 with the file's small theta",
      lambda p: huge_architecture(p, [20000, 20000, 3]), "parameters do not match its architecture"),
     ("float sizes", lambda p: rewritten(p, sizes=np.array([5.0, 6.7, 6.0, 3.0])),
@@ -642,7 +642,7 @@ def load_error(path):
     it) here, with those warnings recorded rather than raised, pins the warning on this load."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(ValueError, match=re.escape(os.fspath(path))) as info:
             nbbp.load(path)
         message = str(info.value)
         del info  # the traceback holds numpy's frames, and a file those left open

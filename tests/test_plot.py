@@ -238,7 +238,7 @@ def test_training_report_errors():
     history = fake_history(2, n_layers=2)
     with pytest.raises(ValueError, match="both X and y"):
         plot.training_report(net, history, X=np.zeros((2, 2)))
-    with pytest.raises(TypeError, match="nbbp.Network"):
+    with pytest.raises(TypeError, match=r"nbbp\.Network"):
         plot.training_report("net", history)
 
 
@@ -256,7 +256,7 @@ def test_history_plots_refuse_an_empty_history(draw):
 
 @pytest.mark.parametrize("draw", HISTORY_PLOTS)
 def test_history_plots_refuse_what_is_not_a_history(draw):
-    with pytest.raises(TypeError, match="nbbp.History"):
+    with pytest.raises(TypeError, match=r"nbbp\.History"):
         draw({"loss": [1.0]})
     with pytest.raises(TypeError, match="matplotlib Axes"):
         draw(fake_history(2), ax="axes")

@@ -69,8 +69,8 @@ def test_poisson_training_learns_the_rates(rng, dtype):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(output="identity"), r"loss 'poisson' needs its log link, o = exp\(z\) > 0: output "
-                              r"must be one of \['exp'\]; got 'identity'"),
+    (dict(output="identity"), (r"loss 'poisson' needs its log link, o = exp\(z\) > 0: output "
+                               r"must be one of \['exp'\]; got 'identity'")),
     (dict(activation="exp"), r"activation must be one of"),
 ])
 def test_poisson_needs_the_exp_output(kwargs, message):
@@ -100,6 +100,6 @@ def test_exp_output_with_squared_error(rng):
 def test_poisson_has_no_probabilities(rng):
     X, _Y = counts(rng)
     net = nbbp.Network([3, 4, 2], output="exp", loss="poisson")
-    with pytest.raises(ValueError, match="predict_proba needs a classification loss .* "
-                                         "'poisson'"):
+    with pytest.raises(ValueError, match=r"predict_proba needs a classification loss .* "
+                                         r"'poisson'"):
         net.predict_proba(X)

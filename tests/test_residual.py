@@ -70,8 +70,9 @@ def test_bad_residual_argument(residual, error, message):
 @pytest.mark.parametrize("skip, residual, message", [
     ("Identity", 1, r"skip must be one of \['activation', 'identity'\]; got 'Identity'"),
     (None, 1, "skip must be one of"),
-    ("identity", [(1, 3), (2, 4)], r"cannot join the output layer: residual pair \(2, 4\) ends "
-     r"at layer 4, the output \(skip='activation' can\)"),
+    ("identity", [(1, 3), (2, 4)],
+     (r"cannot join the output layer: residual pair \(2, 4\) ends at layer 4, the output "
+      r"\(skip='activation' can\)")),
 ])
 def test_bad_skip_argument(skip, residual, message):
     with pytest.raises(ValueError, match=message):

@@ -249,6 +249,7 @@ def test_weights_of_one_are_no_weights_and_weight_zero_leaves_a_sample_out(data)
     keep = np.arange(len(X)) % 4 != 0
     with pytest.warns(ConvergenceWarning):
         a = MLPClassifier(**params).fit(X, y, sample_weight=keep.astype(float))
+    with pytest.warns(ConvergenceWarning):
         b = MLPClassifier(**params).fit(X[keep], y[keep])
     assert_allclose(a.loss_curve_, b.loss_curve_, **EXACT)
     for got, expected in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
@@ -623,7 +624,7 @@ def test_regressor_loss(data):
         MLPRegressor(loss="poisson").fit(X, y)
     with pytest.raises(ValueError, match=r"loss must be one of \['poisson', 'squared_error'\]"):
         MLPRegressor(loss="huber").fit(X, y)
-    with pytest.raises(ValueError, match="give hidden_layer_sizes=... by name"):
+    with pytest.raises(ValueError, match=r"give hidden_layer_sizes=\.\.\. by name"):
         MLPRegressor((5,)).fit(X, y)  # loss is the first positional parameter, as in sklearn
 
 
@@ -696,7 +697,9 @@ def test_dropout_in_the_drop_ins(data):
                   random_state=0, tol=0)
     with pytest.warns(ConvergenceWarning):
         plain = MLPClassifier(**params).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
         zero = MLPClassifier(dropout=0.0, **params).fit(X, y)
+    with pytest.warns(ConvergenceWarning):
         dropped = MLPClassifier(dropout=[0.5, 0.2], **params).fit(X, y)
     for a, b in zip(plain.coefs_, zero.coefs_):
         assert_array_equal(a, b)
@@ -747,6 +750,7 @@ def test_sparse_x_trains_as_the_dense_x_does(data, rng, monkeypatch, solver, wei
                   random_state=0, tol=0, early_stopping=True, validation_fraction=0.2)
     with pytest.warns(ConvergenceWarning):
         dense = MLPClassifier(**params).fit(X, y, sample_weight=w)
+    with pytest.warns(ConvergenceWarning):
         csr = MLPClassifier(**params).fit(sparse.csr_matrix(X), y, sample_weight=w)
     for a, b in zip(dense.coefs_ + dense.intercepts_, csr.coefs_ + csr.intercepts_):
         assert_array_equal(a, b)
@@ -766,10 +770,11 @@ def test_sparse_x_with_lbfgs_sums_over_chunks(data, rng, monkeypatch, weighted):
     params = dict(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=25, random_state=0)
     with pytest.warns(ConvergenceWarning):
         dense = MLPClassifier(**params).fit(X, y, sample_weight=w)
+    with pytest.warns(ConvergenceWarning):
         csr = MLPClassifier(**params).fit(sparse.csr_matrix(X), y, sample_weight=w)
-        with sequential_blas():
-            theirs = neural_network.MLPClassifier(**params).fit(sparse.csr_matrix(X), y,
-                                                                 sample_weight=w)
+    with pytest.warns(ConvergenceWarning), sequential_blas():
+        theirs = neural_network.MLPClassifier(**params).fit(sparse.csr_matrix(X), y,
+                                                             sample_weight=w)
     assert csr.n_iter_ == dense.n_iter_ == theirs.n_iter_ == 25
     assert csr.loss_ == pytest.approx(dense.loss_, rel=1e-9)
     assert csr.loss_ == pytest.approx(theirs.loss_, rel=1e-9)
@@ -817,7 +822,7 @@ def test_all_zero_weights_in_a_split_are_refused(data):
     w = np.zeros(len(X))
     w[0] = 1.0  # one sample of weight: the split leaves a side with none
     clf = MLPClassifier((5,), early_stopping=True, validation_fraction=0.5, random_state=0)
-    with pytest.raises(ValueError, match="sample_weight is 0 for every (training|validation) "
-                                         "sample of early stopping's split"):
+    with pytest.raises(ValueError, match=r"sample_weight is 0 for every (training|validation) "
+                                         r"sample of early stopping's split"):
         clf.fit(X, y, sample_weight=w)
     assert not hasattr(clf, "coefs_")

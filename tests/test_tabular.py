@@ -155,12 +155,12 @@ def test_the_contract_travels_in_the_model_file(iris_csv, tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("not json", "not JSON"),
     ('{"features": ["a"]}', "does not have the fields of one"),
-    ('{"features": [1], "target": "y", "classes": null, "mean": null, "scale": null, '
-     '"fill": null}', "not lists of text"),
-    ('{"features": ["a"], "target": "y", "classes": null, "mean": [0], "scale": [0], '
-     '"fill": null}', "not a mean and a positive scale"),
-    ('{"features": ["a"], "target": "y", "classes": null, "mean": [0, 1], "scale": [1], '
-     '"fill": null}', "mean is not one number per feature"),
+    (('{"features": [1], "target": "y", "classes": null, "mean": null, "scale": null, '
+      '"fill": null}'), "not lists of text"),
+    (('{"features": ["a"], "target": "y", "classes": null, "mean": [0], "scale": [0], '
+      '"fill": null}'), "not a mean and a positive scale"),
+    (('{"features": ["a"], "target": "y", "classes": null, "mean": [0, 1], "scale": [1], '
+      '"fill": null}'), "mean is not one number per feature"),
 ])
 def test_a_hostile_contract_is_refused(text, message):
     with pytest.raises(ValueError, match=message):

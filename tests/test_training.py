@@ -461,7 +461,7 @@ def test_an_eps_that_underflows_in_float32_is_refused(rng):
     X, y = classification(rng)
     with pytest.raises(ValueError, match="eps=1e-50 underflows to 0 in float32"):
         nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1, optimizer=nbbp.Adam(eps=1e-50))
-    with pytest.raises(ValueError, match="beta2=0.99999999 rounds to 1 in float32"):
+    with pytest.raises(ValueError, match=r"beta2=0\.99999999 rounds to 1 in float32"):
         nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1,
                                                        optimizer=nbbp.Adam(beta2=0.99999999))
     nbbp.Network([5, 8, 3], dtype=np.float64).fit(X, y, epochs=1, optimizer=nbbp.Adam(eps=1e-50))

@@ -667,7 +667,8 @@ def _column_intrinsic(doc, along_rows):
     past X's last row or column is read as the last one."""
 
     def typer(typingctx, X, i, j):
-        if not _is_c_matrix(X) or not isinstance(i, types.Integer) or not isinstance(j, types.Integer):
+        if (not _is_c_matrix(X) or not isinstance(i, types.Integer)
+                or not isinstance(j, types.Integer)):
             return None
         column_type = Column(X.dtype)
 

@@ -117,7 +117,8 @@ def _numeric_array(data, name):
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name} must be a numeric array; could not convert it: {exc}") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array (bool, int or float); got dtype {arr.dtype}")
+        raise TypeError(f"{name} must be a numeric array (bool, int or float); got dtype "
+                        f"{arr.dtype}")
     return arr
 
 
@@ -287,7 +288,8 @@ def as_inputs(X, n_features, dtype, name="X"):
     arr = _numeric_array(X, name)
     if arr.ndim != 2:
         hint = " (use X.reshape(1, -1) for one sample)" if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D, (n_samples, {n_features}); got shape {arr.shape}{hint}")
+        raise ValueError(f"{name} must be 2-D, (n_samples, {n_features}); got shape "
+                         f"{arr.shape}{hint}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples")
     if arr.shape[1] != n_features:
@@ -301,11 +303,12 @@ def as_inputs(X, n_features, dtype, name="X"):
 
 def _checked_labels(arr, n_out, name):
     if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-        raise ValueError(f"{name} as class labels must be whole numbers; got {arr[arr != np.round(arr)][0].item()!r}")
+        raise ValueError(f"{name} as class labels must be whole numbers; got "
+                         f"{arr[arr != np.round(arr)][0].item()!r}")
     bad = (arr < 0) | (arr >= n_out)
     if bad.any():
-        raise ValueError(f"{name} has class label {arr[bad][0].item()!r} out of range: cross_entropy "
-                         f"with {n_out} outputs takes labels 0..{n_out - 1}")
+        raise ValueError(f"{name} has class label {arr[bad][0].item()!r} out of range: "
+                         f"cross_entropy with {n_out} outputs takes labels 0..{n_out - 1}")
     return _writeable(np.ascontiguousarray(arr, dtype=np.int64))
 
 
@@ -398,15 +401,18 @@ def as_targets(y, n_samples, n_out, loss, dtype, name="y"):
     if arr.ndim == 1:
         if n_out != 1:
             expected = "integer labels (n_samples,) or " if loss == "cross_entropy" else ""
-            raise ValueError(f"{name} must be {expected}(n_samples, {n_out}); got shape {arr.shape}")
+            raise ValueError(f"{name} must be {expected}(n_samples, {n_out}); got shape "
+                             f"{arr.shape}")
         arr = arr.reshape(-1, 1)
     if arr.shape[1] != n_out:
-        raise ValueError(f"{name} must have {n_out} columns, one per output neuron; got shape {arr.shape}")
+        raise ValueError(f"{name} must have {n_out} columns, one per output neuron; got shape "
+                         f"{arr.shape}")
     if loss == "poisson" and (arr < 0).any():
         raise ValueError(f"{name} for poisson must be >= 0 (counts, rates); got "
                          f"{arr[arr < 0][0].item()!r}")
     if loss == "log_loss" and not np.all((arr == 0) | (arr == 1)):
-        raise ValueError(f"{name} for log_loss must hold only 0 and 1; got {arr[(arr != 0) & (arr != 1)][0].item()!r}")
+        raise ValueError(f"{name} for log_loss must hold only 0 and 1; got "
+                         f"{arr[(arr != 0) & (arr != 1)][0].item()!r}")
     if loss == "cross_entropy" and ((arr < 0).any() or not np.allclose(
             arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0, atol=1e-6)):
         raise ValueError(f"{name} rows for cross_entropy must be one-hot or probabilities "
@@ -527,9 +533,11 @@ def check_memory(sizes, bias, batch_norm, dtype):
     need = 2 * n_params * dtype.itemsize
     available = _physical_memory()
     if n_params >= 1 << 62 or (available is not None and need > available):
-        have = "" if available is None else f", more than this machine's {available / 2**30:,.1f} GiB"
+        have = ("" if available is None
+                else f", more than this machine's {available / 2**30:,.1f} GiB")
         raise ValueError(f"sizes {list(sizes)} make {n_params:,} parameters: {need:,} bytes "
-                         f"({need / 2**30:,.1f} GiB) for them and their masks in {dtype.name}{have}")
+                         f"({need / 2**30:,.1f} GiB) for them and their masks in "
+                         f"{dtype.name}{have}")
 
 
 def check_callback(callback):
@@ -547,7 +555,8 @@ def check_callback(callback):
         signature.bind(0, None)
     except TypeError as exc:
         raise TypeError(f"callback must be callable as callback(epoch, history); "
-                        f"{getattr(callback, '__name__', callback)!r}{signature} cannot: {exc}") from None
+                        f"{getattr(callback, '__name__', callback)!r}{signature} cannot: "
+                        f"{exc}") from None
 
 
 class NetworkArguments(NamedTuple):

@@ -145,7 +145,8 @@ def _backward_block(block, delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_li
 @kernel
 def batchnorm_backward(delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin, parallel):
     """dE/dgamma_i = mean_k delta_ki z_hat_ki, dE/dbeta_i = mean_k delta_ki, and the delta of
-    the normalised input: delta_lin_ki = gamma_i inv_std_i (delta_ki - dE/dbeta_i - z_hat_ki dE/dgamma_i).
+    the normalised input:
+    delta_lin_ki = gamma_i inv_std_i (delta_ki - dE/dbeta_i - z_hat_ki dE/dgamma_i).
 
     delta (of y), Z_hat, delta_lin: (n, width); the rest (width,). Writes dgamma, dbeta and
     delta_lin (which may be Z_hat itself: each element is read before it is written). Parallel

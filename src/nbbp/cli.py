@@ -188,7 +188,8 @@ def _int_list(text):
     try:
         values = [int(v) for v in text.replace(",", " ").split()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers like 4,32,3; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers like 4,32,3; got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive whole numbers; got {text!r}")
     return values
@@ -196,7 +197,8 @@ def _int_list(text):
 
 def _encoding(text):
     """A text encoding Python knows, e.g. utf-8, latin-1, cp1252, utf-16."""
-    try:  # LookupError for unknown names and for bytes-to-bytes codecs (base64); b"" skips both checks
+    # LookupError for unknown names and for bytes-to-bytes codecs (base64); b"" skips both checks
+    try:
         b"a".decode(text)
     except UnicodeDecodeError:  # utf-16 and others that need more than a byte
         pass
@@ -257,7 +259,8 @@ def demo(args):
     if args.plot:
         _needs_matplotlib("--plot")
     if args.samples < 10:
-        raise CommandError(f"--samples {args.samples} is too few to train and test; give at least 10")
+        raise CommandError(f"--samples {args.samples} is too few to train and test; give at "
+                           "least 10")
     X, y = spirals(n_samples=args.samples, seed=args.seed)
     n_train = int(0.8 * len(X))
     X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
@@ -267,7 +270,8 @@ def demo(args):
           f"SGD with momentum 0.9 (batch {args.batch_size}, learning rate {args.learning_rate})",
           flush=True)
     start = time.perf_counter()
-    history = net.fit(X_train, y_train, epochs=args.epochs, batch_size=min(args.batch_size, n_train),
+    history = net.fit(X_train, y_train, epochs=args.epochs,
+                      batch_size=min(args.batch_size, n_train),
                       learning_rate=args.learning_rate, optimizer="momentum", verbose=True)
     elapsed = time.perf_counter() - start
     accuracy = net.score(X_test, y_test)

@@ -234,7 +234,8 @@ def torch_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
             layers += [nn.ReLU()]
         if batch_norm:  # none on the output layer
             del layers[-2]
-        model = nn.Sequential(*layers[:-1]).to(torch.float64 if X.dtype == np.float64 else torch.float32)
+        model = nn.Sequential(*layers[:-1]).to(torch.float64 if X.dtype == np.float64
+                                               else torch.float32)
         criterion = nn.CrossEntropyLoss()
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
         X_t, y_t = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
@@ -296,7 +297,8 @@ def jax_seconds(sizes, X, y, batch, threads, repeat=3, batch_norm=False):
     params = [(jnp.asarray(W.T.copy()), jnp.asarray(b)) for W, b in zip(weights, biases)]
     running = []
     if batch_norm:
-        params = [(*p, jnp.ones_like(p[1]), jnp.zeros_like(p[1])) for p in params[:-1]] + params[-1:]
+        params = ([(*p, jnp.ones_like(p[1]), jnp.zeros_like(p[1])) for p in params[:-1]]
+                  + params[-1:])
         running = [(jnp.zeros_like(p[1]), jnp.ones_like(p[1])) for p in params[:-1]]
     state = [(params, running)]
     n = X.shape[0]
@@ -373,11 +375,11 @@ def machine_lines(threads):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions.append(f"{package} {metadata.version(package)}")
     return [
-        f"machine: {cpu_model()}, os.cpu_count() = {os.cpu_count()}, "
-        f"{platform.system()} {platform.release()}",
+        (f"machine: {cpu_model()}, os.cpu_count() = {os.cpu_count()}, "
+         f"{platform.system()} {platform.release()}"),
         *("nbbp host profile: " + line for line in host_profile().describe()),
-        f"numba threading layer: {threading_layer()}, threads: {threads} "
-        f"(NUMBA_NUM_THREADS = {numba.config.NUMBA_NUM_THREADS})",
+        (f"numba threading layer: {threading_layer()}, threads: {threads} "
+         f"(NUMBA_NUM_THREADS = {numba.config.NUMBA_NUM_THREADS})"),
         "versions: " + ", ".join(versions),
     ]
 

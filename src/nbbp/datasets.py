@@ -15,7 +15,8 @@ def spirals(n_samples: int = 1500, n_classes: int = 3, noise: float = 0.15,
     y : ndarray, shape (n_samples,), int64 class labels in [0, n_classes)
     """
     if n_samples < 1 or n_classes < 2:
-        raise ValueError(f"spirals needs n_samples >= 1 and n_classes >= 2; got {n_samples}, {n_classes}")
+        raise ValueError(f"spirals needs n_samples >= 1 and n_classes >= 2; got {n_samples}, "
+                         f"{n_classes}")
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, size=n_samples)
     t = rng.uniform(0.05, 1.0, size=n_samples)

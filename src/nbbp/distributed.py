@@ -73,10 +73,10 @@ def shard(path: str | os.PathLike, comm) -> np.ndarray:
     failed = [(r, p) for r, (p, _) in enumerate(reports) if p is not None]
     if not failed:  # the ranks must read one data set: the same row shape and dtype
         first = reports[0][1]
-        failed = [(r, f"its file holds rows of shape {shape} and dtype {np.dtype(kind)}, rank "
-                      f"0's of shape {first[0]} and dtype {np.dtype(first[1])}: the ranks read "
-                      "different files") for r, (_, (shape, kind)) in enumerate(reports)
-                  if (shape, kind) != first]
+        failed = [(r, (f"its file holds rows of shape {shape} and dtype {np.dtype(kind)}, rank "
+                       f"0's of shape {first[0]} and dtype {np.dtype(first[1])}: the ranks "
+                       "read different files"))
+                  for r, (_, (shape, kind)) in enumerate(reports) if (shape, kind) != first]
     if failed:
         r, p = failed[0]
         more = f" (and {len(failed) - 1} more ranks)" if len(failed) > 1 else ""

@@ -171,7 +171,8 @@ def scratch_size(n_samples, n_in, n_out):
 
 @kernel
 def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, parallel, scratch):
-    """dW_ij = (1/n) sum_k delta_ki a_kj + l2 w_ij, 0 where mask_ij == 0; db_i = (1/n) sum_k delta_ki.
+    """dW_ij = (1/n) sum_k delta_ki a_kj + l2 w_ij, 0 where mask_ij == 0;
+    db_i = (1/n) sum_k delta_ki.
     Returns sum_ij dW_ij^2 (for the history's ||dE/dW||), summed per strip as dW is stored, then
     over the strips in their order: the same sum on any number of threads.
 

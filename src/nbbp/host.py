@@ -96,13 +96,13 @@ class HostProfile:
         return [
             f"CPU (LLVM): {self.cpu_name} [{features or 'the CPU defaults'}]",
             f"CPU (OS): {cpu_model()}",
-            f"ISA: {self.isa}, {self.vector_bytes}-byte vectors, {self.vector_registers} "
-            f"vector registers, fused multiply-add: {'yes' if self.fma else 'no'}",
-            f"caches per core: L1d {self.l1d_bytes // 1024} KiB, L2 {self.l2_bytes // 1024} KiB "
-            f"({self.cache_source})",
-            f"register block: {self.block_rows} rows x {self.block_vectors} vectors "
-            f"({self.block_rows} x {self.block_vectors * self.lanes(4)} float32, "
-            f"{self.block_rows} x {self.block_vectors * self.lanes(8)} float64)",
+            (f"ISA: {self.isa}, {self.vector_bytes}-byte vectors, {self.vector_registers} "
+             f"vector registers, fused multiply-add: {'yes' if self.fma else 'no'}"),
+            (f"caches per core: L1d {self.l1d_bytes // 1024} KiB, L2 {self.l2_bytes // 1024} "
+             f"KiB ({self.cache_source})"),
+            (f"register block: {self.block_rows} rows x {self.block_vectors} vectors "
+             f"({self.block_rows} x {self.block_vectors * self.lanes(4)} float32, "
+             f"{self.block_rows} x {self.block_vectors * self.lanes(8)} float64)"),
         ]
 
 
@@ -261,9 +261,9 @@ def info_lines():
     from ._version import __version__
 
     profile = host_profile()
-    lines = [f"nbbp {__version__}, numba {numba.__version__}, llvmlite {llvmlite.__version__}, "
-             f"numpy {np.__version__}, Python {platform.python_version()} "
-             f"({platform.system()} {platform.machine()})"]
+    lines = [(f"nbbp {__version__}, numba {numba.__version__}, llvmlite {llvmlite.__version__}, "
+              f"numpy {np.__version__}, Python {platform.python_version()} "
+              f"({platform.system()} {platform.machine()})")]
     lines += profile.describe()
     lines.append(f"threads: {numba.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
                  f"(Numba), {os.cpu_count()} CPUs; threading layer: {threading_layer()}")

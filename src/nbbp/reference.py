@@ -28,8 +28,8 @@ import numpy as np
 LEAKY_RELU_SLOPE = 0.01
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
-MATCHED_PAIRS = {("identity", "squared_error"), ("sigmoid", "log_loss"), ("softmax", "cross_entropy"),
-                 ("exp", "poisson")}
+MATCHED_PAIRS = {("identity", "squared_error"), ("sigmoid", "log_loss"),
+                 ("softmax", "cross_entropy"), ("exp", "poisson")}
 
 
 def sigmoid(z):
@@ -63,7 +63,8 @@ def activation(name, z):
 
 
 def activation_derivative(name, z, a):
-    """f'(z) element-wise, given z and a = f(z). Softmax has a Jacobian instead: see output_delta."""
+    """f'(z) element-wise, given z and a = f(z). Softmax has a Jacobian instead: see
+    output_delta."""
     if name == "identity":
         return np.ones_like(z)
     if name == "sigmoid":

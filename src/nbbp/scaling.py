@@ -66,9 +66,9 @@ def projection_lines(workload, n_params, itemsize, sample_seconds):
     every step / with sync_every=SYNC_EVERY (Adam)."""
     step_bytes = (n_params + 3) * itemsize
     local_bytes = (ADAM_COPIES * n_params + 1) * itemsize
-    lines = [f"{workload}: {n_params:,} parameters; one thread computes "
-             f"{sample_seconds * 1e6:.1f} us per sample. Smallest batch per rank for "
-             f"{EFFICIENCY:.0%} efficiency, every step / sync_every={SYNC_EVERY} (Adam):", "",
+    lines = [(f"{workload}: {n_params:,} parameters; one thread computes "
+              f"{sample_seconds * 1e6:.1f} us per sample. Smallest batch per rank for "
+              f"{EFFICIENCY:.0%} efficiency, every step / sync_every={SYNC_EVERY} (Adam):"), "",
              "| ranks | " + " | ".join(f"{g} Gb/s" for g in BANDWIDTHS_GBIT) + " |",
              "|---|" + "---|" * len(BANDWIDTHS_GBIT)]
     for n in RANKS:

@@ -14,9 +14,10 @@ input; the others ignore it). ``fit`` asks once per epoch and records the rate i
 - ``InvScaling(lr, power_t=0.5)``: lr / (e + 1)^power_t, scikit-learn's "invscaling" counted in
   epochs;
 - ``ReduceLROnPlateau(lr, factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-  cooldown=0, min_lr=0.0, eps=1e-8)``: lr times factor whenever the monitored loss (the validation loss
-  when there is validation data, else the training loss) has not improved for more than
-  ``patience`` epochs, as torch's in mode "min" (a change smaller than ``eps`` is skipped).
+  cooldown=0, min_lr=0.0, eps=1e-8)``: lr times factor whenever the monitored loss (the
+  validation loss when there is validation data, else the training loss) has not improved for
+  more than ``patience`` epochs, as torch's in mode "min" (a change smaller than ``eps`` is
+  skipped).
 """
 
 from __future__ import annotations

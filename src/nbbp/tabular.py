@@ -508,8 +508,8 @@ class Contract:
             y = _numbers(table, self.target)
             if np.isnan(y).any():
                 r = int(np.flatnonzero(np.isnan(y))[0])
-                raise TableError(f"{table.source}: {table.at(r)}, column {table.name(self.target)}: the "
-                                 "target is missing")
+                raise TableError(f"{table.source}: {table.at(r)}, column "
+                                 f"{table.name(self.target)}: the target is missing")
             return y
         labels = _cells(table, self.target)
         numeric = all(_is_float(c) for c in self.classes)
@@ -519,8 +519,8 @@ class Contract:
             key = _label_text(float(cell)) if numeric and _is_float(cell) else cell
             if key not in index:
                 raise TableError(f"{table.source}: {table.at(r)}, column "
-                                 f"{table.name(self.target)}: {quoted(cell)} is not a class the model knows "
-                                 f"({self.classes})")
+                                 f"{table.name(self.target)}: {quoted(cell)} is not a class the "
+                                 f"model knows ({self.classes})")
             y[r] = index[key]
         return y
 
