@@ -1,4 +1,5 @@
-"""The activation row passes (the matrix kernels' f and f') equal their NumPy twins, and stay finite and silent at extreme inputs."""
+"""The activation row passes (the matrix kernels' f and f') equal their NumPy twins, and stay
+finite and silent at extreme inputs."""
 
 import math
 

@@ -30,7 +30,8 @@ def batch(rng, n, width, dtype):
 
 
 def bn_params(rng, width, dtype):
-    return (rng.uniform(0.5, 1.5, width).astype(dtype), rng.normal(scale=0.3, size=width).astype(dtype))
+    return (rng.uniform(0.5, 1.5, width).astype(dtype),
+            rng.normal(scale=0.3, size=width).astype(dtype))
 
 
 # ------------------------------------------------------------------------------ kernels
@@ -39,7 +40,8 @@ def bn_params(rng, width, dtype):
 def test_batchnorm_train_equals_reference(rng, parallel, n, width, dtype):
     Z = batch(rng, n, width, dtype)
     gamma, beta = bn_params(rng, width, dtype)
-    running_mean, running_var = rng.normal(size=width).astype(dtype), rng.uniform(0.5, 2, width).astype(dtype)
+    running_mean, running_var = (rng.normal(size=width).astype(dtype),
+                                 rng.uniform(0.5, 2, width).astype(dtype))
     y, z_hat, mu, var = reference.batchnorm_forward(Z, gamma, beta)
     expected_running = reference.running_update(running_mean, running_var, mu, var, n)
     out, Z_hat = Z.copy(), np.empty_like(Z)
@@ -131,7 +133,8 @@ def test_batchnorm_by_hand():
 def test_batchnorm_inference_equals_reference(rng, parallel, n, width, dtype):
     Z = batch(rng, n, width, dtype)
     gamma, beta = bn_params(rng, width, dtype)
-    running_mean, running_var = rng.normal(size=width).astype(dtype), rng.uniform(0.1, 2, width).astype(dtype)
+    running_mean, running_var = (rng.normal(size=width).astype(dtype),
+                                 rng.uniform(0.1, 2, width).astype(dtype))
     expected = reference.batchnorm_inference(Z, gamma, beta, running_mean, running_var)
     batchnorm_inference(Z, gamma, beta, dtype(EPS), running_mean, running_var, parallel)
     assert_equivalent(Z, expected, dtype)
@@ -144,7 +147,8 @@ def test_batchnorm_backward_equals_reference(rng, parallel, n, width, dtype):
     gamma, beta = bn_params(rng, width, dtype)
     delta = rng.normal(size=(n, width)).astype(dtype)
     expected = reference.batchnorm_backward(delta, Z, gamma)
-    Z_hat, mean, inv_std = np.empty_like(Z), np.empty(width, dtype=dtype), np.empty(width, dtype=dtype)
+    Z_hat, mean, inv_std = (np.empty_like(Z), np.empty(width, dtype=dtype),
+                            np.empty(width, dtype=dtype))
     batchnorm_train(Z.copy(), gamma, beta, dtype(EPS), dtype(MOMENTUM), False, mean, mean, Z_hat,
                     mean, inv_std, False)
     dgamma, dbeta = np.empty(width, dtype=dtype), np.empty(width, dtype=dtype)
@@ -161,7 +165,8 @@ def test_batchnorm_backward_equals_reference(rng, parallel, n, width, dtype):
 def test_reference_batchnorm_backward_matches_central_differences(rng):
     # The oracle's chain rule through mu and var, against E = sum(c * y) / n.
     n, width = 5, 3
-    Z, (gamma, beta), c = batch(rng, n, width, np.float64), bn_params(rng, width, np.float64), rng.normal(size=(n, width))
+    Z, (gamma, beta), c = (batch(rng, n, width, np.float64), bn_params(rng, width, np.float64),
+                           rng.normal(size=(n, width)))
 
     def E():
         return float(np.sum(c * reference.batchnorm_forward(Z, gamma, beta)[0])) / n
@@ -282,7 +287,8 @@ def check_central_differences(net, X, Y):
         return reference.loss(zs[-1], a_list[-1], Y, acts[-1], net.loss_name)
 
     kernel_params = [net.weights, net.biases, net.gammas, net.betas]
-    ref_params = [W, b, [None if p is None else p[0] for p in norm], [None if p is None else p[1] for p in norm]]
+    ref_params = [W, b, [None if p is None else p[0] for p in norm],
+                  [None if p is None else p[1] for p in norm]]
     analytic = [got[0], got[1], got.gammas, got.betas]
     for kind in range(4):
         for l in range(net.n_layers):
@@ -458,11 +464,15 @@ def assert_unchanged(net, before):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda net, X, y: net.gradients(X[:1], y[:1]), "gradients: batch normalisation in training mode needs a batch of 2 samples or more"),
+    (lambda net, X, y: net.gradients(X[:1], y[:1]),
+     "gradients: batch normalisation in training mode needs a batch of 2 samples or more"),
     (lambda net, X, y: net.step(X[:1], y[:1], 0.1), "step: batch normalisation"),
-    (lambda net, X, y: net.loss(X[:1], y[:1], training=True), r"loss\(training=True\): batch normalisation"),
-    (lambda net, X, y: net.forward(X[:1], training=True), r"forward\(training=True\): batch normalisation"),
-    (lambda net, X, y: net.fit(X, y, batch_size=1), "needs batches of 2 samples or more.*got batch_size=1"),
+    (lambda net, X, y: net.loss(X[:1], y[:1], training=True),
+     r"loss\(training=True\): batch normalisation"),
+    (lambda net, X, y: net.forward(X[:1], training=True),
+     r"forward\(training=True\): batch normalisation"),
+    (lambda net, X, y: net.fit(X, y, batch_size=1),
+     "needs batches of 2 samples or more.*got batch_size=1"),
     (lambda net, X, y: net.partial_fit(X, y, batch_size=1), "got batch_size=1"),
     (lambda net, X, y: net.fit(X[:1], y[:1]), "got 1 training sample"),
     (lambda net, X, y: net.fit(X[:2], y[:2], validation_fraction=0.5), "got 1 training sample"),

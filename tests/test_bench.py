@@ -61,8 +61,8 @@ def test_compare_skips_missing_peers_and_threadpoolctl(monkeypatch, capsys):
     assert_ran(rows, out)
     for system, module in PEERS.items():
         assert rate(rows[system]) is None
-        assert " ".join(rows[system]).endswith(f"skipped: {module.replace('sklearn', 'scikit-learn')}"
-                                               " is not installed")
+        assert " ".join(rows[system]).endswith(
+            f"skipped: {module.replace('sklearn', 'scikit-learn')} is not installed")
     assert "W1  >=  2.0x JAX       n/a (JAX did not run)" in out
 
 

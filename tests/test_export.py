@@ -135,7 +135,8 @@ def test_masks_no_bias_batch_norm_and_residuals(rng, dtype, skip):
     weights = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     W1 = next(v for k, v in weights.items() if k.startswith("W1"))
     assert np.all(W1[masks[0] == 0] == 0)
-    assert sorted(k.split("_")[0] for k in weights if k[0] == "b" and k[1].isdigit()) == ["b1", "b3"]
+    assert sorted(k.split("_")[0] for k in weights
+                  if k[0] == "b" and k[1].isdigit()) == ["b1", "b3"]
     assert_runs_like(net, model, rng.normal(size=(9, 6)).astype(dtype))
 
 

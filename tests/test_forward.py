@@ -28,7 +28,8 @@ def forward(A_prev, W, b, has_bias, code, Z, A, parallel):
 @pytest.mark.parametrize("has_bias", [True, False])
 @pytest.mark.parametrize("name", OUTPUTS)
 @pytest.mark.parametrize("n_samples, n_in, n_out", LAYER_SHAPES + FORWARD_SHAPES)
-def test_forward_layer_equals_reference(rng, parallel, n_samples, n_in, n_out, name, has_bias, dtype):
+def test_forward_layer_equals_reference(rng, parallel, n_samples, n_in, n_out, name, has_bias,
+                                        dtype):
     A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
     # z of unit scale for exp, which overflows float32 from z = 88.7
     scale = 1 / np.sqrt(n_in) if name == "exp" else 1.0
@@ -81,7 +82,8 @@ def test_forward_shapes_cover_ragged_strips_tiles_and_groups():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_samples, n_in, n_out", [(32, 784, 128), (29, 517, 101), (25, 1030, 2090)])
+@pytest.mark.parametrize("n_samples, n_in, n_out",
+                         [(32, 784, 128), (29, 517, 101), (25, 1030, 2090)])
 def test_forward_layer_on_the_thread_pool_equals_reference_and_ignores_threads(rng, n_samples,
                                                                                n_in, n_out, dtype):
     if numba.config.NUMBA_NUM_THREADS < 2:

@@ -84,7 +84,8 @@ def check_reference(net, X, Y, activations):
         numeric = central_difference(loss_of, weights[l], masks[l])
         assert relative_error(numeric, dWs[l]) < MAX_RELATIVE_ERROR, f"weights[{l}]"
         if biases[l] is not None:
-            assert relative_error(central_difference(loss_of, biases[l]), dbs[l]) < MAX_RELATIVE_ERROR
+            assert (relative_error(central_difference(loss_of, biases[l]), dbs[l])
+                    < MAX_RELATIVE_ERROR)
 
 
 @pytest.mark.parametrize("output, loss", OUTPUT_LOSS_PAIRS)

@@ -1,4 +1,5 @@
-"""Gradient kernel equals the reference: dE/dw_ij = mean_k delta_ki a_kj, dE/db_i = mean_k delta_ki."""
+"""Gradient kernel equals the reference: dE/dw_ij = mean_k delta_ki a_kj,
+dE/db_i = mean_k delta_ki."""
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ def test_weight_gradients_equal_reference(rng, parallel, n_samples, n_in, n_out,
                                           l2, dtype):
     delta = rng.normal(size=(n_samples, n_out)).astype(dtype)
     A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
-    mask = rng.integers(0, 2, size=(n_out, n_in)).astype(dtype) if masked else np.zeros((0, 0), dtype)
+    mask = (rng.integers(0, 2, size=(n_out, n_in)).astype(dtype) if masked
+            else np.zeros((0, 0), dtype))
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     if masked:
         W[mask == 0] = 0

@@ -111,10 +111,13 @@ BAD_CONSTRUCTOR = [
                  id="sizes a set"),
     pytest.param(dict(sizes={4: "in", 5: "hidden", 3: "out"}), TypeError,
                  "sizes must be a list of layer widths", id="sizes a dict"),
-    ("activation None", dict(activation=None), ValueError, "activation must be one of .*; got None"),
-    ("activation bytes", dict(activation=b"relu"), ValueError, "activation must be one of .*b'relu'"),
+    ("activation None", dict(activation=None), ValueError,
+     "activation must be one of .*; got None"),
+    ("activation bytes", dict(activation=b"relu"), ValueError,
+     "activation must be one of .*b'relu'"),
     ("activation ReLU", dict(activation="ReLU"), ValueError, "activation must be one of .*'ReLU'"),
-    ("activation padded", dict(activation=" relu"), ValueError, "activation must be one of .*' relu'"),
+    ("activation padded", dict(activation=" relu"), ValueError,
+     "activation must be one of .*' relu'"),
     ("activation an array", dict(activation=np.array(["tanh"])), ValueError,
      "activation must be one of"),
     ("activation for no hidden layer", dict(sizes=[4, 3], activation=["relu"]), ValueError,
@@ -125,10 +128,12 @@ BAD_CONSTRUCTOR = [
     ("init empty", dict(init=""), ValueError, "init must be one of .*; got ''"),
     ("init an int", dict(init=1), ValueError, "init must be one of .*; got 1"),
     ("seed 1.5", dict(seed=1.5), TypeError, "seed must be None or a non-negative int; got 1.5"),
-    ("seed a string", dict(seed="1"), TypeError, "seed must be None or a non-negative int; got '1'"),
+    ("seed a string", dict(seed="1"), TypeError,
+     "seed must be None or a non-negative int; got '1'"),
     ("seed True", dict(seed=True), TypeError, "seed must be None or a non-negative int; got True"),
     ("seed a list", dict(seed=[1, 2]), TypeError, "seed must be None or a non-negative int"),
-    ("dtype big-endian", dict(dtype=">f8"), ValueError, "dtype must be float32 or float64; got '>f8'"),
+    ("dtype big-endian", dict(dtype=">f8"), ValueError,
+     "dtype must be float32 or float64; got '>f8'"),
     ("dtype longdouble", dict(dtype=np.longdouble), ValueError, "dtype must be float32 or float64"),
     ("bias None", dict(bias=None), TypeError, "bias must be a bool or a list of bools; got None"),
     ("bias 0", dict(bias=0), TypeError, "bias must be a bool or a list of bools; got 0"),
@@ -242,7 +247,8 @@ BAD_X = [
     ("timedelta64", np.zeros((4, 4), dtype="timedelta64[s]"), TypeError, "got dtype timedelta64"),
     ("structured", np.zeros((4, 4), dtype=[("a", "f8")]), TypeError, "X must be a numeric array"),
     ("an int beyond int64", [[10**400, 0, 0, 0]], TypeError, "got dtype object"),
-    ("a 0-d float", np.float64(3.0), ValueError, re.escape("X must be 2-D, (n_samples, 4); got shape ()")),
+    ("a 0-d float", np.float64(3.0), ValueError,
+     re.escape("X must be 2-D, (n_samples, 4); got shape ()")),
     ("True", True, ValueError, re.escape("X must be 2-D, (n_samples, 4); got shape ()")),
     ("no features", np.zeros((4, 0)), ValueError,
      re.escape("X has 0 features per sample; this network takes 4 (sizes[0])")),
@@ -264,7 +270,8 @@ def test_bad_X_is_rejected_and_changes_nothing(method, bad, exc, match):
 def test_a_nan_already_in_float64_X_is_not_blamed_on_the_conversion_to_float32():
     bad = X.copy()
     bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match=re.escape("X contains NaN or inf (first at row 3)")) as info:
+    with pytest.raises(ValueError,
+                       match=re.escape("X contains NaN or inf (first at row 3)")) as info:
         fresh(dtype=np.float32).forward(bad)
     assert "after conversion" not in str(info.value)
 
@@ -282,19 +289,24 @@ BAD_LABELS = [
     ("label 3 of 3 outputs", np.where(Y == 2, 3, Y), ValueError,
      "y has class label 3 out of range: cross_entropy with 3 outputs takes labels 0..2"),
     ("label -1", np.where(Y == 0, -1, Y), ValueError, "y has class label -1 out of range"),
-    ("label 0.5", with_value(Y, 5, 0.5), ValueError, "y as class labels must be whole numbers; got 0.5"),
-    ("label NaN", with_value(Y, 7, np.nan), ValueError, re.escape("y contains NaN or inf (first at row 7)")),
-    ("label inf", with_value(Y, 2, np.inf), ValueError, re.escape("y contains NaN or inf (first at row 2)")),
+    ("label 0.5", with_value(Y, 5, 0.5), ValueError,
+     "y as class labels must be whole numbers; got 0.5"),
+    ("label NaN", with_value(Y, 7, np.nan), ValueError,
+     re.escape("y contains NaN or inf (first at row 7)")),
+    ("label inf", with_value(Y, 2, np.inf), ValueError,
+     re.escape("y contains NaN or inf (first at row 2)")),
     ("label 1e20", with_value(Y, 0, 1e20), ValueError, "y has class label 1e\\+20 out of range"),
     ("label uint64 max", np.full(12, 2**64 - 1, dtype=np.uint64), ValueError,
      "y has class label 18446744073709551615 out of range"),
-    ("label beyond int64", [10**400] + [0] * 11, TypeError, "y must be a numeric array .* got dtype object"),
+    ("label beyond int64", [10**400] + [0] * 11, TypeError,
+     "y must be a numeric array .* got dtype object"),
     ("labels as objects", np.array(list(Y), dtype=object), TypeError, "got dtype object"),
     ("labels as strings", Y.astype(str), TypeError, "y must be a numeric array .* got dtype <U"),
     ("labels complex", Y.astype(complex), TypeError, "got dtype complex128"),
     ("y None", None, TypeError, "y must be a numeric array"),
     ("y 0-d", np.int64(1), ValueError, re.escape("y must be 1-D or 2-D; got shape ()")),
-    ("y 3-D", np.zeros((12, 3, 1)), ValueError, re.escape("y must be 1-D or 2-D; got shape (12, 3, 1)")),
+    ("y 3-D", np.zeros((12, 3, 1)), ValueError,
+     re.escape("y must be 1-D or 2-D; got shape (12, 3, 1)")),
     ("y a column of labels", Y[:, None], ValueError,
      re.escape("y must have 3 columns, one per output neuron; got shape (12, 1)")),
     ("y empty", np.zeros(0), ValueError, "X has 12 samples but y has 0"),
@@ -307,7 +319,8 @@ BAD_LABELS = [
 @pytest.mark.parametrize("bad, exc, match", [pytest.param(*c[1:], id=c[0]) for c in BAD_LABELS])
 def test_bad_labels_in_training_are_rejected_and_change_nothing(method, bad, exc, match):
     call = {"fit": lambda net: net.fit(X, bad, **FIT),
-            "partial_fit": lambda net: net.partial_fit(X, bad, batch_size=4, optimizer="adam")}[method]
+            "partial_fit": lambda net: net.partial_fit(X, bad, batch_size=4,
+                                                       optimizer="adam")}[method]
     assert_rejected(trained(), call, exc, match)
 
 
@@ -330,8 +343,10 @@ BAD_FIT = [
     ("epochs 2.0", dict(epochs=2.0), ValueError, "epochs must be an integer >= 1; got 2.0"),
     ("epochs -1", dict(epochs=-1), ValueError, "epochs must be an integer >= 1; got -1"),
     ("epochs a string", dict(epochs="3"), ValueError, "epochs must be an integer >= 1; got '3'"),
-    ("batch_size True", dict(batch_size=True), ValueError, "batch_size must be an integer >= 1; got True"),
-    ("batch_size a numpy float", dict(batch_size=np.float64(4)), ValueError, "batch_size must be an integer"),
+    ("batch_size True", dict(batch_size=True), ValueError,
+     "batch_size must be an integer >= 1; got True"),
+    ("batch_size a numpy float", dict(batch_size=np.float64(4)), ValueError,
+     "batch_size must be an integer"),
     ("learning_rate a Decimal", dict(learning_rate=decimal.Decimal("0.1")), TypeError,
      "learning_rate must be a positive number; got Decimal"),
     ("learning_rate complex", dict(learning_rate=0.1 + 0j), TypeError,
@@ -358,7 +373,8 @@ BAD_FIT = [
      "validation_data must be a pair"),
     ("validation_data an iterator", dict(validation_data=iter([X, Y])), ValueError,
      "validation_data must be a pair"),
-    ("validation y None", dict(validation_data=(X, None)), TypeError, "validation y must be a numeric array"),
+    ("validation y None", dict(validation_data=(X, None)), TypeError,
+     "validation y must be a numeric array"),
     ("validation y short", dict(validation_data=(X, Y[:3])), ValueError,
      "X has 12 samples but validation y has 3"),
     ("validation X empty", dict(validation_data=(X[:0], Y[:0])), ValueError,
@@ -368,7 +384,8 @@ BAD_FIT = [
     ("patience True", dict(patience=True, validation_fraction=0.25), ValueError,
      "patience must be an integer >= 1; got True"),
     ("optimizer None", dict(optimizer=None), ValueError, "optimizer must be one of .*; got None"),
-    ("optimizer in capitals", dict(optimizer="ADAM"), ValueError, "optimizer must be one of .*; got 'ADAM'"),
+    ("optimizer in capitals", dict(optimizer="ADAM"), ValueError,
+     "optimizer must be one of .*; got 'ADAM'"),
     ("optimizer a class", dict(optimizer=nbbp.Adam), ValueError, "optimizer must be one of"),
     ("optimizer a list", dict(optimizer=["adam"]), ValueError, "optimizer must be one of"),
     ("shuffle 1", dict(shuffle=1), TypeError, "shuffle must be True or False; got 1"),
@@ -445,7 +462,8 @@ def test_a_fraction_momentum_is_its_float():
     (lambda: nbbp.SGD(momentum=True), "momentum must be a finite number; got True"),
     (lambda: nbbp.SGD(momentum="0.9"), "momentum must be a finite number; got '0.9'"),
     (lambda: nbbp.Adam(eps=np.inf), "eps must be a finite number; got inf"),
-    (lambda: nbbp.RMSProp(eps=np.array([1e-8])), re.escape("eps must be a finite number; got array(")),
+    (lambda: nbbp.RMSProp(eps=np.array([1e-8])),
+     re.escape("eps must be a finite number; got array(")),
     (lambda: nbbp.RMSProp(rho=None), "rho must be a finite number; got None"),
     (lambda: nbbp.SGD(momentum=0.9, nesterov=1), "nesterov must be True or False; got 1"),
 ], ids=["momentum True", "momentum a string", "eps inf", "eps an array", "rho None",
@@ -803,7 +821,8 @@ def test_a_small_entry_that_inflates_to_megabytes_is_refused_unread(tmp_path):
 
 HOSTILE_ENTRIES = [
     ("optimizer_args with an unknown key", dict(optimizer_args=np.array(json.dumps(
-        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "lr": 1}))), "unexpected keyword argument 'lr'"),
+        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "lr": 1}))),
+     "unexpected keyword argument 'lr'"),
     ("optimizer_args a JSON list", dict(optimizer_args=np.array("[1, 2]")), "must be a mapping"),
     ("optimizer_args out of range", dict(optimizer_args=np.array(json.dumps(
         {"beta1": 2.0, "beta2": 0.999, "eps": 1e-8}))), re.escape("beta1 must be in [0.0, 1.0)")),
@@ -811,13 +830,15 @@ HOSTILE_ENTRIES = [
         {"bit_generator": "MT19937", "state": {"key": [0] * 624, "pos": 0}}))),
      "its rng_state is not a random generator's state"),
     ("rng_state null", dict(rng_state=np.array("null")), "its rng_state is not a random generator"),
-    ("dtype float16", dict(dtype=np.array("float16")), "dtype must be float32 or float64; got 'float16'"),
+    ("dtype float16", dict(dtype=np.array("float16")),
+     "dtype must be float32 or float64; got 'float16'"),
     ("format as bytes", dict(format=np.array(b"nbbp.Network")), "is not an nbbp model file"),
     ("optimizer steps as a float", dict(optimizer_steps=np.array(3.0)),
      "optimizer step count is not an integer"),
     ("optimizer steps as a bool", dict(optimizer_steps=np.array(True)),
      "optimizer step count is not an integer"),
-    ("sizes with a zero", dict(sizes=np.array([4, 0, 3])), "sizes are not a list of 2 or more positive"),
+    ("sizes with a zero", dict(sizes=np.array([4, 0, 3])),
+     "sizes are not a list of 2 or more positive"),
     ("sizes of one layer", dict(sizes=np.array([4])), "sizes are not a list of 2 or more positive"),
     ("sizes 0-d", dict(sizes=np.array(4)), "sizes are not a list of 2 or more positive"),
     pytest.param(dict(version=np.array(2.5)), "version", id="version 2.5"),
@@ -884,13 +905,15 @@ def assert_one_error_line(err, out, message):
 
 
 BAD_CLI = [
-    ("train", ["--data", "{d}/d.npz", "--hidden", ""], 2, "expected positive whole numbers; got ''"),
+    ("train", ["--data", "{d}/d.npz", "--hidden", ""], 2,
+     "expected positive whole numbers; got ''"),
     ("train", ["--data", "{d}/d.npz", "--sizes", "4,0,3"], 2, "expected positive whole numbers"),
     ("train", ["--data", "{d}/d.npz", "--hidden", "-3"], 2, "expected positive whole numbers"),
     ("train", ["--data", "{d}/d.npz", "--epochs", "1e3"], 2, "argument --epochs"),
     ("train", ["--data", "{d}/d.npz", "--batch-size", "0"], 2, "--batch-size: must be > 0; got 0"),
     ("train", ["--data", "{d}/d.npz", "--learning-rate", "nan"], 2, "--learning-rate: must be > 0"),
-    ("train", ["--data", "{d}/d.npz", "--learning-rate", "1e-400"], 2, "--learning-rate: must be > 0"),
+    ("train", ["--data", "{d}/d.npz", "--learning-rate", "1e-400"], 2,
+     "--learning-rate: must be > 0"),
     ("train", ["--data", "{d}/d.npz", "--learning-rate", "inf", "--quiet"], 1,
      "learning_rate must be a finite number > 0; got inf"),
     ("train", ["--data", "{d}/d.npz", "--learning-rate", "1e300", "--quiet"], 1,
@@ -910,13 +933,17 @@ BAD_CLI = [
      "not allowed with argument --sizes"),
     ("train", ["--data", "{d}/d.npz", "--quiet", "--epochs", "1", "--model", "{d}"], 1,
      "Is a directory"),
-    ("train", ["--data", "{d}/obj.npz"], 1, "not a readable .npz file (Object arrays cannot be loaded"),
-    ("train", ["--data", "{d}/x3d.npz", "--quiet"], 1, "X must be 2-D, (n_samples, n_features); got shape (5, 2, 2)"),
+    ("train", ["--data", "{d}/obj.npz"], 1,
+     "not a readable .npz file (Object arrays cannot be loaded"),
+    ("train", ["--data", "{d}/x3d.npz", "--quiet"], 1,
+     "X must be 2-D, (n_samples, n_features); got shape (5, 2, 2)"),
     ("train", ["--data", "{d}/ymis.npz", "--quiet"], 1, "X has 5 samples but y has 4"),
     ("train", ["--data", "{d}/y0d.npz", "--quiet"], 1, "y must be 1-D, one target per sample"),
-    ("train", ["--data", "{d}/ycx.npz", "--quiet"], 1, "y must hold numbers or text; got complex128"),
+    ("train", ["--data", "{d}/ycx.npz", "--quiet"], 1,
+     "y must hold numbers or text; got complex128"),
     ("train", ["--data", "{d}/hdr.csv"], 1, "hdr.csv: the file has a header and no data rows"),
-    ("train", ["--data", "{d}/nul.csv"], 1, "nul.csv: line 2, column 2: '\\x00' holds a NUL character"),
+    ("train", ["--data", "{d}/nul.csv"], 1,
+     "nul.csv: line 2, column 2: '\\x00' holds a NUL character"),
     ("train", ["--data", "{d}/one.csv"], 1, "needs a feature column besides the target"),
     ("train", ["--data", "{d}/d.npz", "--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
     ("train", ["--data", "{d}/pipe.npz"], 1, "pipe.npz: no such file"),
@@ -1053,7 +1080,8 @@ def test_early_stopping_with_validation_fraction_0_names_it(sk):
 def test_a_float32_regressor_refuses_targets_too_large_for_float32(sk):
     _, MLPRegressor, Xs, _ = sk
     with pytest.raises(ValueError, match=r"y .*(too large|after conversion to float32)"):
-        MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, dtype=np.float32).fit(Xs, np.full(30, 1e300))
+        MLPRegressor(hidden_layer_sizes=(5,), max_iter=2,
+                     dtype=np.float32).fit(Xs, np.full(30, 1e300))
 
 
 def test_a_fraction_alpha_is_its_float(sk):
@@ -1071,21 +1099,24 @@ def test_a_fraction_alpha_is_its_float(sk):
                  r"sizes \[4, 1000000000000, 3\] make 8,000,000,000,003 parameters",
                  id="a hidden layer of 10**12"),
     pytest.param(dict(learning_rate_init=1e300, dtype=np.float32),
-                 "learning_rate=1e\\+300 is too large for a float32", id="rate overflowing float32"),
+                 "learning_rate=1e\\+300 is too large for a float32",
+                 id="rate overflowing float32"),
     pytest.param(dict(epsilon=1e-50, dtype=np.float32), "eps=1e-50 underflows to 0 in float32",
                  id="epsilon underflowing float32"),
     pytest.param(dict(hidden_layer_sizes=np.array(5)), "hidden_layer_sizes must be a positive int",
                  id="hidden_layer_sizes 0-d"),
     pytest.param(dict(hidden_layer_sizes="5"), "hidden_layer_sizes must be a positive int",
                  id="hidden_layer_sizes a string"),
-    pytest.param(dict(batch_size="AUTO"), "batch_size must be 'auto' or an integer >= 1; got 'AUTO'",
-                 id="batch_size AUTO"),
+    pytest.param(dict(batch_size="AUTO"),
+                 "batch_size must be 'auto' or an integer >= 1; got 'AUTO'", id="batch_size AUTO"),
     pytest.param(dict(batch_size=5.0), "batch_size must be 'auto' or an integer >= 1; got 5.0",
                  id="batch_size 5.0"),
-    pytest.param(dict(max_iter=3.0), "max_iter must be an integer >= 1; got 3.0", id="max_iter 3.0"),
+    pytest.param(dict(max_iter=3.0), "max_iter must be an integer >= 1; got 3.0",
+                 id="max_iter 3.0"),
     pytest.param(dict(n_iter_no_change=-np.inf), "n_iter_no_change must be an integer >= 1",
                  id="n_iter_no_change -inf"),
-    pytest.param(dict(shuffle="yes"), "shuffle must be True or False; got 'yes'", id="shuffle 'yes'"),
+    pytest.param(dict(shuffle="yes"), "shuffle must be True or False; got 'yes'",
+                 id="shuffle 'yes'"),
     pytest.param(dict(tol=np.nan), "tol must be a finite number; got nan", id="tol NaN"),
 ])
 def test_bad_estimator_parameters_are_named_and_leave_it_unfitted(sk, params, match):

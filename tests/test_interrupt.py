@@ -117,7 +117,8 @@ def test_an_interrupt_anywhere_in_a_training_call_leaves_all_of_it_or_none(call)
             before = copy.deepcopy(net)
             try:
                 armed[0] = True
-                signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-5, 4e-4 if call == "step" else 2e-3))
+                signal.setitimer(signal.ITIMER_REAL,
+                                 rng.uniform(1e-5, 4e-4 if call == "step" else 2e-3))
                 train(net, X, y)
                 armed[0] = False
             except KeyboardInterrupt:

@@ -12,7 +12,8 @@ from nbbp.losses import LOSSES, sample_losses
 
 def _losses(Z, O, Y, output, loss):
     J = np.empty(Z.shape[0])
-    sample_losses(Z, O, Y, ACTIVATIONS[output], LOSSES[loss], Z.dtype.type(np.finfo(Z.dtype).eps), J)
+    sample_losses(Z, O, Y, ACTIVATIONS[output], LOSSES[loss],
+                  Z.dtype.type(np.finfo(Z.dtype).eps), J)
     return J
 
 
@@ -23,7 +24,8 @@ def test_sample_losses_equal_reference(rng, n_samples, _, n_out, output, loss, d
     Z = rng.normal(size=(n_samples, n_out)).astype(dtype)
     O = reference.activation(output, Z)
     Y = random_targets(rng, n_samples, n_out, loss, dtype)
-    assert_equivalent(_losses(Z, O, Y, output, loss), reference.sample_losses(Z, O, Y, output, loss), dtype)
+    assert_equivalent(_losses(Z, O, Y, output, loss),
+                      reference.sample_losses(Z, O, Y, output, loss), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

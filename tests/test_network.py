@@ -309,15 +309,22 @@ BAD_X = [
     ("3 features", np.zeros((4, 3)), ValueError,
      re.escape("X has 3 features per sample; this network takes 2 (sizes[0])")),
     ("1-D", np.zeros(2), ValueError, re.escape("X must be 2-D, (n_samples, 2); got shape (2,)")),
-    ("3-D", np.zeros((4, 2, 1)), ValueError, re.escape("X must be 2-D, (n_samples, 2); got shape (4, 2, 1)")),
+    ("3-D", np.zeros((4, 2, 1)), ValueError,
+     re.escape("X must be 2-D, (n_samples, 2); got shape (4, 2, 1)")),
     ("0 samples", np.zeros((0, 2)), ValueError, "X is empty: it has 0 samples"),
-    ("NaN", with_value(X4, (2, 1), np.nan), ValueError, re.escape("X contains NaN or inf (first at row 2)")),
-    ("inf", with_value(X4, (1, 0), np.inf), ValueError, re.escape("X contains NaN or inf (first at row 1)")),
-    ("-inf", with_value(X4, (3, 0), -np.inf), ValueError, re.escape("X contains NaN or inf (first at row 3)")),
+    ("NaN", with_value(X4, (2, 1), np.nan), ValueError,
+     re.escape("X contains NaN or inf (first at row 2)")),
+    ("inf", with_value(X4, (1, 0), np.inf), ValueError,
+     re.escape("X contains NaN or inf (first at row 1)")),
+    ("-inf", with_value(X4, (3, 0), -np.inf), ValueError,
+     re.escape("X contains NaN or inf (first at row 3)")),
     ("strings", np.full((4, 2), "1.0"), TypeError, "X must be a numeric array .* got dtype <U3"),
-    ("objects", np.array([[1.0, None]] * 4, dtype=object), TypeError, "X must be a numeric array .* got dtype object"),
-    ("ragged", [[0, 1], [1], [1, 0], [1, 1]], TypeError, "X must be a numeric array; could not convert it"),
-    ("complex", np.zeros((4, 2), dtype=complex), TypeError, "X must be a numeric array .* got dtype complex128"),
+    ("objects", np.array([[1.0, None]] * 4, dtype=object), TypeError,
+     "X must be a numeric array .* got dtype object"),
+    ("ragged", [[0, 1], [1], [1, 0], [1, 1]], TypeError,
+     "X must be a numeric array; could not convert it"),
+    ("complex", np.zeros((4, 2), dtype=complex), TypeError,
+     "X must be a numeric array .* got dtype complex128"),
 ]
 
 
@@ -328,8 +335,10 @@ def test_bad_X_is_rejected(method, X, exc, match):
 
 
 BAD_Y = [
-    ("squared_error", "3 samples for 4", np.zeros((3, 2)), ValueError, "X has 4 samples but y has 3"),
-    ("squared_error", "5 samples for 4", np.zeros((5, 2)), ValueError, "X has 4 samples but y has 5"),
+    ("squared_error", "3 samples for 4", np.zeros((3, 2)), ValueError,
+     "X has 4 samples but y has 3"),
+    ("squared_error", "5 samples for 4", np.zeros((5, 2)), ValueError,
+     "X has 4 samples but y has 5"),
     ("cross_entropy", "3 labels for 4", LABELS4[:3], ValueError, "X has 4 samples but y has 3"),
     ("squared_error", "NaN", with_value(np.zeros((4, 2)), (3, 1), np.nan), ValueError,
      re.escape("y contains NaN or inf (first at row 3)")),
@@ -341,7 +350,8 @@ BAD_Y = [
      re.escape("y contains NaN or inf (first at row 2)")),
     ("cross_entropy", "inf label", with_value(LABELS4, 1, np.inf), ValueError,
      re.escape("y contains NaN or inf (first at row 1)")),
-    ("squared_error", "strings", np.full((4, 2), "0"), TypeError, "y must be a numeric array .* got dtype <U1"),
+    ("squared_error", "strings", np.full((4, 2), "0"), TypeError,
+     "y must be a numeric array .* got dtype <U1"),
     ("squared_error", "objects", np.array([[0.0, None]] * 4, dtype=object), TypeError,
      "y must be a numeric array .* got dtype object"),
     ("cross_entropy", "string labels", np.array(["a", "b", "a", "b"]), TypeError,
@@ -354,7 +364,8 @@ BAD_Y = [
      re.escape("y must have 2 columns, one per output neuron; got shape (4, 3)")),
     ("squared_error", "1-D for 2 outputs", np.zeros(4), ValueError,
      re.escape("y must be (n_samples, 2); got shape (4,)")),
-    ("squared_error", "3-D", np.zeros((4, 2, 1)), ValueError, re.escape("y must be 1-D or 2-D; got shape (4, 2, 1)")),
+    ("squared_error", "3-D", np.zeros((4, 2, 1)), ValueError,
+     re.escape("y must be 1-D or 2-D; got shape (4, 2, 1)")),
     ("cross_entropy", "label -1", np.array([0, 1, -1, 0]), ValueError,
      "y has class label .*-1.* out of range: cross_entropy with 2 outputs takes labels 0..1"),
     ("cross_entropy", "label 2 of 2 outputs", np.array([0, 2, 1, 0]), ValueError,
@@ -362,9 +373,11 @@ BAD_Y = [
     ("cross_entropy", "label 0.5", np.array([0, 0.5, 1, 0]), ValueError,
      "y as class labels must be whole numbers; got .*0.5"),
     ("cross_entropy", "rows summing to 0.9", np.array([[0.5, 0.4]] * 4), ValueError,
-     re.escape("y rows for cross_entropy must be one-hot or probabilities (non-negative, summing to 1)")),
+     re.escape("y rows for cross_entropy must be one-hot or probabilities (non-negative, "
+               "summing to 1)")),
     ("cross_entropy", "negative probability", np.array([[1.5, -0.5]] * 4), ValueError,
-     re.escape("y rows for cross_entropy must be one-hot or probabilities (non-negative, summing to 1)")),
+     re.escape("y rows for cross_entropy must be one-hot or probabilities (non-negative, "
+               "summing to 1)")),
     ("log_loss", "0.5 target", np.array([[0, 1], [1, 0.5], [0, 0], [1, 1]]), ValueError,
      "y for log_loss must hold only 0 and 1; got .*0.5"),
     ("log_loss", "2 target", np.array([[0, 1], [1, 0], [2, 0], [1, 1]]), ValueError,
@@ -409,27 +422,32 @@ def test_float64_y_that_overflows_float32_is_rejected_on_a_float32_network(metho
     (np.array([0.1]), TypeError, "learning_rate must be a positive number; got ndarray"),
 ])
 def test_bad_learning_rate_is_rejected(learning_rate, exc, match):
-    assert_rejected(small_net(), call_method("step", X4, LABELS4, learning_rate), exc, re.escape(match))
+    assert_rejected(small_net(), call_method("step", X4, LABELS4, learning_rate), exc,
+                    re.escape(match))
 
 
 def test_learning_rate_that_overflows_float32_is_rejected_on_a_float32_network():
     # 1e300 is finite, but inf once cast to float32: the update would write inf/NaN everywhere.
     assert_rejected(small_net(dtype=np.float32), call_method("step", X4, LABELS4, 1e300),
-                    ValueError, re.escape("learning_rate=1e+300 is too large for a float32 network"))
+                    ValueError,
+                    re.escape("learning_rate=1e+300 is too large for a float32 network"))
 
 
 BAD_CONSTRUCTOR = [
     ("unknown activation", dict(activation="swish"), ValueError,
      "activation must be one of .*'relu'.*; got 'swish'"),
-    ("unknown activation in a list", dict(sizes=[2, 3, 3, 2], activation=["relu", "swish"]), ValueError,
-     "activation must be one of .*; got 'swish'"),
+    ("unknown activation in a list", dict(sizes=[2, 3, 3, 2], activation=["relu", "swish"]),
+     ValueError, "activation must be one of .*; got 'swish'"),
     ("softmax hidden layer", dict(activation="softmax"), ValueError,
      "activation 'softmax' is for the output layer only"),
-    ("softmax in a hidden list", dict(sizes=[2, 3, 3, 2], activation=["tanh", "softmax"]), ValueError,
-     "activation 'softmax' is for the output layer only"),
-    ("unknown output", dict(output="swish"), ValueError, "output must be one of .*'softmax'.*; got 'swish'"),
-    ("unknown loss", dict(loss="hinge"), ValueError, "loss must be one of .*'log_loss'.*; got 'hinge'"),
-    ("unknown init", dict(init="glorot"), ValueError, "init must be one of .*'xavier'.*; got 'glorot'"),
+    ("softmax in a hidden list", dict(sizes=[2, 3, 3, 2], activation=["tanh", "softmax"]),
+     ValueError, "activation 'softmax' is for the output layer only"),
+    ("unknown output", dict(output="swish"), ValueError,
+     "output must be one of .*'softmax'.*; got 'swish'"),
+    ("unknown loss", dict(loss="hinge"), ValueError,
+     "loss must be one of .*'log_loss'.*; got 'hinge'"),
+    ("unknown init", dict(init="glorot"), ValueError,
+     "init must be one of .*'xavier'.*; got 'glorot'"),
     ("identity with log_loss", dict(output="identity", loss="log_loss"), ValueError,
      re.escape("loss 'log_loss' needs outputs in (0, 1)") + ".*got 'identity'"),
     ("relu with cross_entropy", dict(output="relu", loss="cross_entropy"), ValueError,
@@ -450,12 +468,15 @@ BAD_CONSTRUCTOR = [
      re.escape("activation must be one value or a list of 1 (one per layer); got a list of 2")),
     ("1 bias for 2 layers", dict(bias=[True]), ValueError,
      re.escape("bias must be one value or a list of 2 (one per layer); got a list of 1")),
-    ("bias not a bool", dict(bias=[True, 1]), TypeError, "bias must be a bool or a list of bools; got 1"),
+    ("bias not a bool", dict(bias=[True, 1]), TypeError,
+     "bias must be a bool or a list of bools; got 1"),
     ("dtype int32", dict(dtype=np.int32), ValueError, "dtype must be float32 or float64"),
     ("dtype float16", dict(dtype=np.float16), ValueError, "dtype must be float32 or float64"),
     ("dtype complex128", dict(dtype="complex128"), ValueError, "dtype must be float32 or float64"),
-    ("dtype nonsense", dict(dtype="fast"), ValueError, "dtype must be float32 or float64; got 'fast'"),
-    ("dtype an object", dict(dtype=object()), ValueError, "dtype must be float32 or float64; got <object"),
+    ("dtype nonsense", dict(dtype="fast"), ValueError,
+     "dtype must be float32 or float64; got 'fast'"),
+    ("dtype an object", dict(dtype=object()), ValueError,
+     "dtype must be float32 or float64; got <object"),
     ("dtype None", dict(dtype=None), ValueError, "dtype must be float32 or float64; got None"),
     ("mask transposed", dict(masks=[np.ones((2, 3)), None]), ValueError,
      re.escape("masks[0] must have shape (3, 2) (sizes[1], sizes[0]); got (2, 3)")),
@@ -527,7 +548,8 @@ def test_integer_and_boolean_X_are_converted(rng, kind, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", ["fortran", "every other column", "every third row", "reversed rows"])
+@pytest.mark.parametrize("layout",
+                         ["fortran", "every other column", "every third row", "reversed rows"])
 def test_non_contiguous_X_gives_the_output_of_a_c_contiguous_copy(rng, layout, dtype):
     net = nbbp.Network([5, 4, 3], activation="tanh", dtype=dtype)
     base = rng.normal(size=(21, 10)).astype(dtype)
@@ -553,9 +575,11 @@ def test_read_only_data_compiles_no_second_set_of_kernels(rng, tmp_path):
         net.fit(X, frozen_y, epochs=2)
         expected.fit(base, frozen_y.copy(), epochs=2)
         assert_array_equal(net.forward(X), expected.forward(base))
-        assert_array_equal(net.gradients(X, frozen_y)[0][0], expected.gradients(base, frozen_y)[0][0])
+        assert_array_equal(net.gradients(X, frozen_y)[0][0],
+                           expected.gradients(base, frozen_y)[0][0])
     kernels = [obj for name, module in list(sys.modules.items()) if name.startswith("nbbp")
-               for obj in vars(module).values() if isinstance(obj, numba.core.dispatcher.Dispatcher)]
+               for obj in vars(module).values()
+               if isinstance(obj, numba.core.dispatcher.Dispatcher)]
     read_only = [(kernel.__name__, sig) for kernel in kernels for sig in kernel.signatures
                  if any(isinstance(arg, numba.types.Array) and not arg.mutable for arg in sig)]
     assert read_only == []
@@ -753,7 +777,8 @@ def test_the_compiled_finite_check_finds_the_first_bad_row_in_any_block(rng, dty
     X[n // 3, 5] = -np.finfo(dtype).max
     for parallel in (False, True):
         assert _first_non_finite_row(X, parallel) == -1
-    for bad_rows in [(0,), (n - 1,), (3 * FINITE_BLOCK_ROWS + 1, n - 1), (n - 1, 2, FINITE_BLOCK_ROWS)]:
+    for bad_rows in [(0,), (n - 1,), (3 * FINITE_BLOCK_ROWS + 1, n - 1),
+                     (n - 1, 2, FINITE_BLOCK_ROWS)]:
         Y = X.copy()
         for r in bad_rows:
             Y[r, r % 33] = value
@@ -761,7 +786,8 @@ def test_the_compiled_finite_check_finds_the_first_bad_row_in_any_block(rng, dty
             assert _first_non_finite_row(Y, parallel) == min(bad_rows)
     net = nbbp.Network([33, 2], dtype=dtype)
     Y[min(bad_rows), 0] = value
-    with pytest.raises(ValueError, match=re.escape(f"X contains NaN or inf (first at row {min(bad_rows)})")):
+    with pytest.raises(ValueError,
+                       match=re.escape(f"X contains NaN or inf (first at row {min(bad_rows)})")):
         net.forward(Y)
 
 
@@ -783,7 +809,8 @@ def test_an_overflow_on_finite_inputs_is_reported_not_returned(method, dtype, bi
     call = {"forward": lambda: net.forward(X), "predict": lambda: net.predict(X),
             "predict_proba": lambda: net.predict_proba(X), "loss": lambda: net.loss(X, [0, 1]),
             "score": lambda: net.score(X, [0, 1])}[method]
-    with pytest.raises(FloatingPointError, match=r"layer 0 \(of 2\) overflowed: .*\(first at sample 1\)"):
+    with pytest.raises(FloatingPointError,
+                       match=r"layer 0 \(of 2\) overflowed: .*\(first at sample 1\)"):
         call()
     assert np.isfinite(net.forward(X[:1])).all()  # the finite row alone is fine
 

@@ -630,7 +630,10 @@ BAD_FILES = [
     ("optimizer state holding NaN",
      lambda p: rewritten(p, optimizer_state=np.full_like(arrays_of(p)["optimizer_state"], np.nan)),
      "optimizer state holds NaN or inf"),
-    ("masked bias", lambda p: rewritten(p, mask_theta=np.where(np.arange(arrays_of(p)["mask_theta"].size) == arrays_of(p)["mask_theta"].size - 1, 0.0, arrays_of(p)["mask_theta"])),
+    ("masked bias",
+     lambda p: rewritten(p, mask_theta=np.where(
+         np.arange(arrays_of(p)["mask_theta"].size) == arrays_of(p)["mask_theta"].size - 1, 0.0,
+         arrays_of(p)["mask_theta"])),
      "masks disagree with which layers"),
 ]
 

@@ -34,7 +34,8 @@ def test_residual_argument_names_the_skips(sizes, residual, expected):
     net = nbbp.Network(sizes, residual=residual)
     assert net.residual == expected
     targets = {t: s for s, t in expected}
-    assert [int(v) for v in net._layout[:, SKIP_FROM]] == [targets.get(l + 1, -1) for l in range(net.n_layers)]
+    assert ([int(v) for v in net._layout[:, SKIP_FROM]]
+            == [targets.get(l + 1, -1) for l in range(net.n_layers)])
     assert f"residual={list(expected)}, skip='activation'" in repr(net)
 
 
@@ -57,7 +58,8 @@ def test_identity_form_is_marked_on_the_layers_it_joins():
     ([(1, 5)], ValueError, r"residual pair \(1, 5\) must have"),
     ([(-1, 2)], ValueError, r"residual pair \(-1, 2\) must have"),
     ([(1, 3), (2, 3)], ValueError, "two skips into layer 3; at most one per layer"),
-    ([(1, 2, 3)], TypeError, r"list of \(from, to\) pairs of layer indices; got the entry \(1, 2, 3\)"),
+    ([(1, 2, 3)], TypeError,
+     r"list of \(from, to\) pairs of layer indices; got the entry \(1, 2, 3\)"),
     ([(1.0, 2)], TypeError, "got the entry"),
     ("2", TypeError, "residual must be None, an int or a list of"),
     (True, TypeError, "residual must be None, an int or a list of"),

@@ -103,7 +103,8 @@ def test_imports_and_trains_without_a_writable_cache(tmp_path):
         (package / source.name).write_text(source.read_text())
     (package / "__pycache__").write_text("")
     script = TRAIN_COUNTING_WARNINGS.format(
-        after_import="", train="net.fit(X, y, epochs=300, batch_size=4, learning_rate=0.5, optimizer='adam')")
+        after_import="",
+        train="net.fit(X, y, epochs=300, batch_size=4, learning_rate=0.5, optimizer='adam')")
     result = run(["-c", script], tmp_path, NUMBA_CACHE_DIR=str(blocked_path(tmp_path, "numba")),
                  XDG_CACHE_HOME=str(blocked_path(tmp_path, "xdg")),
                  PYTHONPATH=str(package.parent))

@@ -182,7 +182,8 @@ def test_transpose_tile_moves_each_element_to_its_mirror(dtype, short):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_rows, n_cols", [(32, 64), (10, 32), (70, 37), (33, 17), (1, 1), (64, 5)])
+@pytest.mark.parametrize("n_rows, n_cols",
+                         [(32, 64), (10, 32), (70, 37), (33, 17), (1, 1), (64, 5)])
 def test_pack_transposed_strips_stacks_each_strip_of_rows_transposed(rng, dtype, n_rows, n_cols):
     # whole tiles, a row too short for one (37, 17, 5), strips of rows past a whole tile (10, 70,
     # 33, 1)

@@ -32,7 +32,8 @@ def test_a_second_concurrent_fit_is_refused(rng):
         inside.set()
         release.wait(30)
 
-    first = threading.Thread(target=net.fit, args=(X, y), kwargs={"epochs": 1, "callback": slow_callback})
+    first = threading.Thread(target=net.fit, args=(X, y),
+                             kwargs={"epochs": 1, "callback": slow_callback})
     first.start()
     try:
         assert inside.wait(60)

@@ -72,7 +72,8 @@ def test_three_epochs_of_each_optimizer_with_l2_equal_reference(rng, name):
 
 
 @pytest.mark.parametrize("batch_size, steps_per_epoch", [(None, 1), (1, 10), (4, 3)])
-def test_batch_stochastic_and_minibatch_equal_reference_step_for_step(rng, batch_size, steps_per_epoch):
+def test_batch_stochastic_and_minibatch_equal_reference_step_for_step(rng, batch_size,
+                                                                      steps_per_epoch):
     X = rng.normal(size=(10, 3))
     y = rng.normal(size=(10, 2))
     net = nbbp.Network([3, 6, 2], activation="sigmoid", output="identity", loss="squared_error")
@@ -460,7 +461,8 @@ def test_optimizer_objects_are_checked_when_used(rng):
 def test_an_eps_that_underflows_in_float32_is_refused(rng):
     X, y = classification(rng)
     with pytest.raises(ValueError, match="eps=1e-50 underflows to 0 in float32"):
-        nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1, optimizer=nbbp.Adam(eps=1e-50))
+        nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1,
+                                                       optimizer=nbbp.Adam(eps=1e-50))
     with pytest.raises(ValueError, match=r"beta2=0\.99999999 rounds to 1 in float32"):
         nbbp.Network([5, 8, 3], dtype=np.float32).fit(X, y, epochs=1,
                                                        optimizer=nbbp.Adam(beta2=0.99999999))
@@ -557,7 +559,8 @@ def test_a_callback_of_the_wrong_signature_is_refused_before_training(rng):
     X, y = classification(rng)
     net = nbbp.Network([5, 4, 3])
     before = snapshot(net)
-    with pytest.raises(TypeError, match="callback must be callable as callback\\(epoch, history\\)"):
+    with pytest.raises(TypeError,
+                       match="callback must be callable as callback\\(epoch, history\\)"):
         net.fit(X, y, epochs=2, callback=lambda epoch: None)
     assert_unchanged(net, before)
 
@@ -583,6 +586,7 @@ def test_a_learning_rate_that_rounds_to_0_in_the_dtype_is_refused(rng, dtype, ra
     X, y = classification(rng)
     net = nbbp.Network([5, 4, 3], dtype=dtype)
     before = snapshot(net)
-    with pytest.raises(ValueError, match=f"learning_rate={rate!r} is too small for a .* it rounds to 0"):
+    with pytest.raises(ValueError,
+                       match=f"learning_rate={rate!r} is too small for a .* it rounds to 0"):
         net.fit(X, y, epochs=1, learning_rate=rate)
     assert_unchanged(net, before)

@@ -60,4 +60,5 @@ def test_a_call_against_the_hints_is_flagged(cache, tmp_path, monkeypatch):
     out, status = check_user_code(cache, tmp_path, USER_CODE.split("reveal_type")[0]
                                   + 'net.fit(X, [0], epochs="ten")\n')
     assert status == 1
-    assert 'Argument "epochs" to "fit" of "Network" has incompatible type "str"; expected "int"' in out
+    assert ('Argument "epochs" to "fit" of "Network" has incompatible type "str"; expected "int"'
+            in out)

@@ -171,7 +171,8 @@ def test_class_weight_for_one_sigmoid_output_and_probability_rows(rng):
     labels = rng.integers(0, 3, size=20)
     c, d = nbbp.Network([4, 5, 3], seed=1), nbbp.Network([4, 5, 3], seed=1)
     c.fit(X, labels, epochs=1, batch_size=8, class_weight="balanced")
-    d.fit(X, np.eye(3)[labels], epochs=1, batch_size=8, class_weight="balanced")  # a row's class: its argmax
+    # a row's class: its argmax
+    d.fit(X, np.eye(3)[labels], epochs=1, batch_size=8, class_weight="balanced")
     assert_array_equal(c._theta, d._theta)
 
 
@@ -208,7 +209,8 @@ def test_weighted_score_is_scikit_learns(rng):
 
 # ------------------------------------------------------------------------------- bad weights
 @pytest.mark.parametrize("weights, error, message", [
-    (lambda n: np.ones(n - 1), ValueError, r"one weight per sample, shape \(24,\); got shape \(23,\)"),
+    (lambda n: np.ones(n - 1), ValueError,
+     r"one weight per sample, shape \(24,\); got shape \(23,\)"),
     (lambda n: np.ones((n, 1)), ValueError, r"got shape \(24, 1\)"),
     (lambda n: -np.ones(n), ValueError, r"finite and >= 0; sample_weight\[0\] is -1.0"),
     (lambda n: np.r_[np.ones(n - 1), np.nan], ValueError, r"sample_weight\[23\] is nan"),
