@@ -69,10 +69,9 @@ class Network:
         Activation of the output layer: a hidden activation, "softmax" or "exp" (o = exp(z) > 0,
         the log link of the poisson loss; squared_error takes it too).
     loss : str, default "cross_entropy"
-        "squared_error" (with any output), "log_loss" (binary / multi-label, with a sigmoid or
-        softmax output), "cross_entropy" (categorical, with a softmax or sigmoid output) or
-        "poisson" (half the Poisson deviance, sum_i y_i log(y_i / o_i) - y_i + o_i, for counts or
-        rates y >= 0, with the "exp" output).
+        "squared_error" (any output), "log_loss" (binary / multi-label, with a sigmoid or softmax
+        output), "cross_entropy" (categorical, with a softmax or sigmoid output) or "poisson"
+        (half the Poisson deviance, for counts or rates y >= 0, with the "exp" output).
     init : str or None, default None
         "xavier", "xavier_normal", "he" or "he_normal". None picks He when every hidden
         activation is relu-like, Xavier otherwise.
