@@ -947,7 +947,8 @@ outer: Callable[..., Any]
 store_block: Callable[..., Any]
 block_squares: Callable[..., Any]
 transpose_tile: Callable[..., Any]
-if config.DISABLE_JIT:  # the kernels run as plain Python: the same steps on NumPy rows
+# the kernels run as plain Python: the same steps on NumPy rows
+if getattr(config, "DISABLE_JIT"):  # noqa: B009 - set at run time, unknown to mypy
     zeros, load, store, scale, fma = (_python_zeros, _python_load, _python_store, _python_scale,
                                       _python_fma)
     square_add, add, total = _python_square_add, _python_add, _python_total
