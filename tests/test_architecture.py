@@ -110,9 +110,9 @@ def test_one_name_for_each_decorator():
                             "helper or part")
 
 
-def test_the_readme_layout_table_names_every_module():
-    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## Layout"):readme.index("## How the kernels run")]
+def test_the_documented_layout_table_names_every_module():
+    page = (PACKAGE.parents[1] / "docs" / "layout.md").read_text(encoding="utf-8")
+    table = page[page.index("| path | what |"):]
     missing = [name for name in MODULES if not name.startswith("__")
                and f"`src/nbbp/{name}.py`" not in table and f"`{name}.py`" not in table]
     assert not missing, missing
