@@ -64,8 +64,8 @@ FUSED_SHAPES = [(2, 1, 1), (7, 5, 17), (33, 70, 40), (128, 64, 256), (65, 37, 13
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n, n_in, n_out", FUSED_SHAPES)
 @pytest.mark.parametrize("has_bias", [True, False])
-def test_forward_normalised_equals_reference_and_the_two_kernels_bitwise(rng, parallel, n, n_in,
-                                                                         n_out, has_bias, dtype):
+def test_forward_normalised_equals_the_two_kernels_and_ignores_threads(rng, n, n_in, n_out,
+                                                                      has_bias, dtype):
     A_prev = rng.normal(size=(n, n_in)).astype(dtype)
     W = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
     b = rng.normal(size=n_out).astype(dtype)
@@ -73,7 +73,7 @@ def test_forward_normalised_equals_reference_and_the_two_kernels_bitwise(rng, pa
     stats = rng.normal(size=n_out).astype(dtype), rng.uniform(0.5, 2, n_out).astype(dtype)
     scratch = aligned_zeros(scratch_size(n, n_in, n_out), dtype)
 
-    def fused():
+    def fused(parallel):
         running = stats[0].copy(), stats[1].copy()
         Z, Z_hat = np.empty((n, n_out), dtype), np.empty((n, n_out), dtype)
         mean, inv_std = np.empty(n_out, dtype), np.empty(n_out, dtype)
@@ -81,7 +81,7 @@ def test_forward_normalised_equals_reference_and_the_two_kernels_bitwise(rng, pa
                            True, *running, Z_hat, mean, inv_std, Z, parallel, scratch)
         return Z, Z_hat, mean, inv_std, *running
 
-    def two_kernels():
+    def two_kernels(parallel):
         running = stats[0].copy(), stats[1].copy()
         Z, Z_hat = np.empty((n, n_out), dtype), np.empty((n, n_out), dtype)
         mean, inv_std = np.empty(n_out, dtype), np.empty(n_out, dtype)
@@ -90,9 +90,16 @@ def test_forward_normalised_equals_reference_and_the_two_kernels_bitwise(rng, pa
                         mean, inv_std, parallel)
         return Z, Z_hat, mean, inv_std, *running
 
-    got = fused()
-    for a, expected in zip(got, two_kernels()):
-        assert_array_equal(a, expected)
+    got = fused(True)
+    # each neuron's statistics have one owner and sum over k in order: the same bits on any
+    # number of threads
+    for a, serial in zip(got, fused(False)):
+        assert_array_equal(a, serial)
+    # The same arithmetic per neuron as the two kernels, but not always the same bits: a neuron
+    # that one kernel's vector loop reaches in its scalar remainder may be contracted or
+    # reassociated otherwise (1 ulp apart in float64 under NUMBA_BOUNDSCHECK=1)
+    for a, expected in zip(got, two_kernels(False)):
+        assert_equivalent(a, expected, dtype)
     z = A_prev.astype(np.float64) @ W.T.astype(np.float64) + (b if has_bias else 0)
     y, z_hat, mu, _var = reference.batchnorm_forward(z, gamma.astype(np.float64),
                                                      beta.astype(np.float64))

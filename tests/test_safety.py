@@ -22,6 +22,7 @@ def test_kernel_equivalence_tests_pass_with_bounds_checking(tmp_path):
              # the kernel tests of these two files, not their networks (the epoch driver would
              # compile once more, with bounds checks)
              "test_batchnorm.py::test_batchnorm_train_equals_reference",
+             "test_batchnorm.py::test_forward_normalised_equals_the_two_kernels_and_ignores_threads",
              "test_batchnorm.py::test_batchnorm_inference_equals_reference",
              "test_batchnorm.py::test_batchnorm_backward_equals_reference",
              "test_residual.py::test_add_skip_and_activate_equals_reference",
@@ -150,8 +151,9 @@ X, y = rng.standard_normal((64, 6)).astype(np.float32), rng.integers(0, 3, 64)
 net = nbbp.Network([6, 5, 5, 3], dtype="float32", batch_norm={batch_norm}, seed=0)
 history = net.fit(X, y, epochs=2, batch_size=16)
 print(np.isfinite(history.loss).all() and np.isfinite(net.predict_proba(X)).all())
-# A dense network's driver neither compiles nor loads a batch-normalisation kernel.
-print(len(nbbp.batchnorm.batchnorm_train.signatures))
+# A dense network's driver neither compiles nor loads a batch-normalisation kernel (training
+# normalises in forward_normalised).
+print(len(nbbp.forward.forward_normalised.signatures))
 """
 
 

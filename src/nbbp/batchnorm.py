@@ -30,26 +30,24 @@ _NO_BIAS = np.bool_(False)  # a NumPy bool: a Python constant would compile trai
 def train_columns(i0, i1, Z, b, has_bias, gamma, beta, eps, momentum, update_running,
                   running_mean, running_var, Z_hat, mean, inv_std):
     """batchnorm_train for the neurons i0 <= i < i1 (at most BLOCK of them, so that their
-    columns stay in L1 over the passes), with ``has_bias`` z_ki += b_i first (a separate pass
-    over Z gives the same bits: each z_ki + b_i is stored before it is summed)."""
+    columns stay in L1 over the passes), with ``has_bias`` z_ki += b_i first, in a pass of its
+    own, as forward_layer adds it."""
     n = Z.shape[0]
     m, s, g, bt = mean[i0:i1], inv_std[i0:i1], gamma[i0:i1], beta[i0:i1]
     rm, rv = running_mean[i0:i1], running_var[i0:i1]
     for i in range(i1 - i0):
         m[i] = 0
         s[i] = 0
-    if has_bias:
+    if has_bias:  # a pass of its own: in the sums' loop, reassociation may add b to m instead
         bias = b[i0:i1]
         for k in range(n):
             z = Z[k, i0:i1]
             for i in range(i1 - i0):
                 z[i] += bias[i]
-                m[i] += z[i]
-    else:
-        for k in range(n):
-            z = Z[k, i0:i1]
-            for i in range(i1 - i0):
-                m[i] += z[i]
+    for k in range(n):
+        z = Z[k, i0:i1]
+        for i in range(i1 - i0):
+            m[i] += z[i]
     for i in range(i1 - i0):
         m[i] /= n
     # Two passes (mean, then squared deviations): no cancellation when |mu| >> sigma.

@@ -86,6 +86,16 @@ def _bias_and_activate(Z, b, has_bias, code, A):
     activate_rows(Z, 0, Z.shape[0], code, A)
 
 
+@helper
+def _strip_groups(Z):
+    """(n_strips, strips per group, n_groups): the tasks of the forward kernels, groups of strips
+    of strip_width neurons (columns of Z)."""
+    width = strip_width(Z)
+    n_strips = (Z.shape[1] + width - 1) // width
+    group = strips_per_group(n_strips)
+    return n_strips, group, (n_strips + group - 1) // group
+
+
 @kernel
 def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     """z_ki = sum_j w_ij a_kj + b_i, then a_k = f(z_k), for every sample k.
@@ -96,11 +106,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     and f serially. In ``scratch`` (1-D, scratch_size(n_samples, n_in, n_out) long): W's strips
     transposed, and the last strip of Z when n_out is not a whole number of strips.
     """
-    n_samples, n_out = Z.shape  # noqa: RUF059 - compiled by Numba
-    width = strip_width(Z)
-    n_strips = (n_out + width - 1) // width
-    group = strips_per_group(n_strips)
-    n_groups = (n_strips + group - 1) // group
+    n_strips, group, n_groups = _strip_groups(Z)
     if parallel:
         for g in prange(n_groups):
             _forward_group(np.int64(g), group, n_strips, A_prev, W, Z, scratch)
@@ -135,14 +141,10 @@ def forward_normalised(A_prev, W, b, has_bias, gamma, beta, eps, momentum, updat
     more as two kernels, the second reading Z from where the first's threads left it.
 
     Shapes as forward_layer and batchnorm_train. Parallel (if ``parallel``) over groups of
-    strips of neurons; each neuron's statistics sum over k in order, so the bits are those of
-    the two kernels, on any number of threads.
+    strips of neurons; each neuron's statistics have one owner and sum over k in order, so the
+    bits do not depend on the number of threads.
     """
-    n_out = Z.shape[1]
-    width = strip_width(Z)
-    n_strips = (n_out + width - 1) // width
-    group = strips_per_group(n_strips)
-    n_groups = (n_strips + group - 1) // group
+    n_strips, group, n_groups = _strip_groups(Z)
     if parallel:
         for g in prange(n_groups):
             _normalised_group(np.int64(g), group, n_strips, A_prev, W, b, has_bias, gamma, beta,
