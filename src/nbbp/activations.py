@@ -92,8 +92,9 @@ def activate_rows(Z, k0, k1, code, A):
             for i in range(n):
                 A[k, i] = Z[k, i] - z_max
         # e^(z - z_max) over the rows' elements in one flat loop: a row of W1's ten outputs is
-        # too short for vectors
-        flat = A[k0:k1].ravel()
+        # too short for vectors. (reshape, not ravel: a view of the rows, and a compile error
+        # rather than a silent copy if A were not contiguous)
+        flat = A[k0:k1].reshape((k1 - k0) * n)
         for p in range(flat.shape[0]):
             flat[p] = exp(flat[p])
         for k in range(k0, k1):
