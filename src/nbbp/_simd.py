@@ -6,7 +6,8 @@ A ``Vector`` is ``lanes(a)`` consecutive elements of a row, held in one SIMD reg
 with AVX-512's 64 bytes, 8 with AVX2's 32, 4 with SSE's or NEON's 16). Numba has no vector type
 and LLVM's SLP vectoriser, which could build one, is off in Numba, so eight intrinsics build and
 use it: ``zeros``, ``load``, ``store``, ``fma`` (acc + x * v with a scalar x), ``scale``,
-``square_add``, ``add`` and ``total`` (the sum of the lanes).
+``square_add``, ``add`` and ``total`` (the sum of the lanes). Two more serve scalar loops:
+``power_of_two`` (2.0 ** n from its bits, for activations.exp32) and ``prefetch`` (a cache hint).
 
 A block of ``Sums`` is the register block of a matrix product, BLIS's micro-tile: ``block_rows``
 rows x ``block_vectors`` vectors of sums, held in registers over a whole sum over p. A kernel

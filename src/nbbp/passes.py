@@ -148,7 +148,7 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
     squares = 0.0
     offset = rows_start(layout, nb, n_layers - 1)
     for l in range(n_layers - 1, -1, -1):
-        W, b = layer(theta, layout, l)  # noqa: RUF059 - compiled by Numba
+        W, _ = layer(theta, layout, l)
         dW, db = layer(grad, layout, l)
         M, _ = layer(mask, layout, l)
         n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
