@@ -125,15 +125,22 @@ def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scra
     # reading w_ij in every block's stores cost W's whole size in loads even at l2 = 0, and an
     # l2 branch there made Numba count references around each store.
     if l2 != 0 or has_mask:
-        sum_sq = 0.0
-        for i in range(n_out):
-            for j in range(j0, j1):
-                g = dW[i, j] + l2 * W[i, j]
-                if has_mask and mask[i, j] == 0:
-                    g = dW.dtype.type(0)
-                dW[i, j] = g
-                sum_sq += g * g
-        sums[strip] = sum_sq
+        sums[strip] = penalise_columns(dW, W, l2, mask, has_mask, j0, j1)
+
+
+@helper
+def penalise_columns(dW, W, l2, mask, has_mask, j0, j1):
+    """dW_ij <- dW_ij + l2 w_ij, 0 where mask_ij == 0 (mask read only if ``has_mask``), for the
+    columns j0 <= j < j1; returns the sum of the squares of the dW_ij written."""
+    sum_sq = 0.0
+    for i in range(dW.shape[0]):
+        for j in range(j0, j1):
+            g = dW[i, j] + l2 * W[i, j]
+            if has_mask and mask[i, j] == 0:
+                g = dW.dtype.type(0)
+            dW[i, j] = g
+            sum_sq += g * g
+    return sum_sq
 
 
 @part

@@ -19,6 +19,7 @@ the cache (see _jit.start_thread_pool), for calls outside the training loop.
 """
 
 import numpy as np
+from numba.extending import register_jitable
 
 from ._jit import helper, part, use_threads, use_threads_elementwise
 from ._layout import (
@@ -67,6 +68,54 @@ def sum_of_abs(a):
     for p in range(a.shape[0]):
         total += abs(a[p])
     return total
+
+
+# -------------------------------------------------------------------------------- chunks
+# A tiny network's batch, one whose matrix kernels would all run on one thread (under the pool's
+# cut-off, PARALLEL_MIN_WORK), is split into chunks of CHUNK_ROWS samples: each chunk's forward
+# pass, loss, deltas and gradients run on one thread, in its own slices of the buffers, and the
+# batch's gradient is the chunks' gradients added in chunk order (training.chunked_batch; the
+# Python twin, backprop). The chunks are fixed by the batch alone, never by the thread count,
+# so the bits are the same on any number of threads. 16 rows of W1 (64-32-10) keep a chunk's
+# activations, deltas, weights and gradient (27 KiB in float32) in a 32 KiB L1.
+CHUNK_ROWS = 64
+
+
+@register_jitable
+def chunk_rows(n_samples, n_weights, dense):
+    """Samples per chunk of a batch of n_samples for a network of n_weights weights: CHUNK_ROWS
+    where the network is ``dense`` (no batch normalisation, whose statistics are the batch's,
+    no skips, no dropout) and the batch tiny and more than one chunk; else n_samples (the batch
+    is one chunk, run as it is). Independent of the thread count and the CPU."""
+    if dense and n_samples > CHUNK_ROWS and not use_threads(n_samples * n_weights):
+        return CHUNK_ROWS
+    return n_samples
+
+
+@register_jitable
+def n_weights(layout):
+    """The number of weights w_ij of every layer: the multiply-adds of a sample's forward pass."""
+    total = 0
+    for l in range(layout.shape[0]):
+        total += layout[l, N_IN] * layout[l, N_OUT]
+    return total
+
+
+@part
+def add_chunks(partial, n_samples, rows, grad):
+    """dE/dtheta_p = sum_c (n_c / n) dE_c/dtheta_p, the chunks c in order: the gradient of the
+    mean over a batch of n samples, from partial[c], the gradient of the mean over chunk c's n_c
+    samples (rows c rows .. c rows + n_c - 1). grad (the length of theta) is written in place."""
+    dt = grad.dtype.type
+    n = np.uint64(grad.shape[0])
+    for p in range(n):
+        grad[p] = 0
+    for c in range((n_samples + rows - 1) // rows):
+        weight = dt(min(rows, n_samples - c * rows) / n_samples)
+        G = partial[c]
+        # unsigned indices, as training.sum_of_squares, so that LLVM vectorises the loop
+        for p in range(n):
+            grad[p] += weight * G[p]
 
 
 # ------------------------------------------------------------------------------ compiled
@@ -313,9 +362,38 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
     """(dE/dtheta laid out like theta, E) for one batch, in training mode, layer by layer as
     backward_pass, without an l2 penalty; with ``sample_weight`` (float64, one per sample, not
     summing to 0) of E = sum_k w_k J_k / sum_k w_k; with ``dropout`` (seed, step), through the
-    masks forward_layers draws for it."""
+    masks forward_layers draws for it. A tiny batch goes chunk by chunk (chunk_rows), as the
+    epoch driver runs it, and its gradient is the chunks' added by add_chunks."""
+    n = X.shape[0]
+    dense = bool(np.all(layout[:, BN_OFF] < 0) and np.all(layout[:, SKIP_FROM] < 0)
+                 and (dropout is None or np.all(layout[:, DROP] == 0)))
+    rows = chunk_rows(n, n_weights(layout), dense)
+    factor = None if sample_weight is None else n / sum(sample_weight.tolist())  # in order
+    if rows == n:
+        grad, J = _backprop_rows(X, Y, theta, stats, mask_theta, layout, loss_code, eps,
+                                 update_running, sample_weight, 0, factor, dropout)
+    else:
+        partial = np.empty(((n + rows - 1) // rows, theta.size), dtype=theta.dtype)
+        J = np.empty(n)
+        for c, r0 in enumerate(range(0, n, rows)):
+            part_rows = slice(r0, r0 + rows)
+            partial[c], J[part_rows] = _backprop_rows(X[part_rows], Y[part_rows], theta, stats,
+                                                      mask_theta, layout, loss_code, eps,
+                                                      update_running, sample_weight, r0, factor,
+                                                      dropout)
+        grad = np.empty_like(theta)
+        add_chunks(partial, n, rows, grad)
+    return grad, float(np.average(J, weights=sample_weight))
+
+
+def _backprop_rows(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_running,
+                   sample_weight, first_row, factor, dropout):
+    """backprop's (dE/dtheta, J per sample) for the rows X, Y of a batch, the first of them its
+    row ``first_row``: each delta_k weighed by factor w_k (sample_weight of the batch) if
+    ``factor`` is not None."""
     zs, a_list, norm = forward_layers(X, theta, stats, layout, True, update_running, dropout)
-    E = mean_loss(zs[-1], a_list[-1], Y, layout, loss_code, eps, sample_weight)
+    J = np.empty(X.shape[0], dtype=np.float64)
+    sample_losses(zs[-1], a_list[-1], Y, layout[-1, CODE], loss_code, eps, J)
     n, L = X.shape[0], layout.shape[0]
     dtype = theta.dtype
     grad = np.zeros_like(theta)
@@ -333,9 +411,8 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
     dE_da = [None] * L  # n dE/da of a layer that a skip joins in the identity form
     deltas[-1] = np.empty_like(zs[-1])
     output_delta(zs[-1], a_list[-1], Y, layout[-1, CODE], loss_code, eps, deltas[-1])
-    if sample_weight is not None:
-        weigh_samples(deltas[-1], sample_weight, np.arange(n), 0,
-                      n / sum(sample_weight.tolist()))  # summed in order, as the driver does
+    if factor is not None:
+        weigh_samples(deltas[-1], sample_weight, np.arange(first_row + n), first_row, factor)
     for l in reversed(range(L)):
         delta = deltas[l]
         if norm[l] is not None:
@@ -372,4 +449,4 @@ def backprop(X, Y, theta, stats, mask_theta, layout, loss_code, eps, update_runn
             elif dropped:
                 times_derivative_of_z_rows(zs[l - 1], np.int64(0), n, code, delta_prev)
             deltas[l - 1] = delta_prev
-    return grad, E
+    return grad, J

@@ -9,17 +9,36 @@ amount of work (the same cut-off as a call from Python), so a batch needs no Pyt
 import itertools
 
 import numpy as np
+from numba import prange
 
-from ._jit import part
-from ._layout import B_OFF, BN_OFF, CODE, N_OUT, SKIP_AFTER_F, layer, rows_start
-from ._simd import aligned_zeros, matrix
+from ._jit import PARALLEL_MIN_WORK, kernel, part
+from ._layout import (
+    B_OFF,
+    BN_OFF,
+    CODE,
+    HAS_MASK,
+    N_IN,
+    N_OUT,
+    SKIP_AFTER_F,
+    W_OFF,
+    layer,
+    rows_start,
+)
+from ._simd import CACHE_LINE, aligned_zeros, matrix
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .deltas import output_delta, weigh_samples
-from .gradients import scratch_size
+from .gradients import penalise_columns, scratch_size
 from .losses import sample_losses
 from .optimizers import NO_UPDATE, optimizer_update, update_in_parallel
-from .passes import backward_pass, forward_pass
+from .passes import (
+    CHUNK_ROWS,
+    add_chunks,
+    backward_pass,
+    chunk_rows,
+    forward_pass,
+    n_weights,
+)
 
 # sum_of_squares adds the squares of each chunk of this many elements in the array's dtype (8
 # float32 lanes to a vector, against 4 float64) and the chunks' sums in float64: 10.4 -> 5.3 us
@@ -100,10 +119,95 @@ def _one_hot(labels, order, start, rows):
 
 
 @part
+def batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum, loss_code, eps,
+                 l2, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, Jb, scratch, grad_norm_sum,
+                 delta_abs_sum, drop_seed, t, sample_weight, order, start, factor):
+    """One batch, or one chunk of one: forward_pass, each sample's loss J into Jb, the output
+    delta (with ``sample_weight``, delta_k times factor w_k, sample k being row start + k of
+    ``order``), then backward_pass into grad. Returns backward_pass's sum_l ||dE/dW(l)||^2."""
+    nb = Xb.shape[0]
+    n_layers = layout.shape[0]
+    n_outputs = layout[n_layers - 1, N_OUT]
+    forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
+                 scratch, drop_seed, t)
+    out_code = layout[n_layers - 1, CODE]
+    out_offset = rows_start(layout, nb, n_layers - 1)
+    Z_out = matrix(z_buf, out_offset, nb, n_outputs)
+    A_out = matrix(a_buf, out_offset, nb, n_outputs)
+    sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
+    delta_out = matrix(d_buf, out_offset, nb, n_outputs)
+    output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta_out)
+    if sample_weight is not None:
+        weigh_samples(delta_out, sample_weight, order, start, factor)
+    return backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf,
+                         g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
+
+
+@part
+def _chunk(c, rows, Xb, Yb, theta, mask, layout, loss_code, eps, z_buf, a_buf, d_buf, g_buf, Jb,
+           partial, scratch, sums, t, sample_weight, order, start, factor):
+    """batch_passes on chunk c of a batch (its rows c rows .. c rows + n_c - 1), in the chunk's
+    own slices of the buffers, into partial[c] (the gradient of the chunk's mean loss, without
+    l2) and sums[c] (each layer's ||dE_c/dW||, then its sum |delta|)."""
+    nb, n_layers = Xb.shape[0], layout.shape[0]
+    r0 = c * rows
+    r1 = min(r0 + rows, nb)
+    units = 0  # a sample's rows in z_buf, a_buf and d_buf: one per unit of every layer
+    for l in range(n_layers):
+        units += layout[l, N_OUT]
+    span = scratch.shape[0] // partial.shape[0]
+    for m in range(2 * n_layers):
+        sums[c, m] = 0
+    dt = theta.dtype.type
+    batch_passes(Xb[r0:r1], Yb[r0:r1], theta, partial[c, :theta.shape[0]], mask, layout, None,
+                 dt(0), dt(0), loss_code, eps, dt(0), z_buf[r0 * units:r1 * units],
+                 a_buf[r0 * units:r1 * units], None, None, d_buf[r0 * units:r1 * units], g_buf,
+                 Jb[r0:r1], scratch[c * span:(c + 1) * span], sums[c, :n_layers],
+                 sums[c, n_layers:], None, t, sample_weight, order, start + r0, factor)
+
+
+@kernel
+def chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z_buf, a_buf,
+                  d_buf, g_buf, Jb, chunks, grad_norm_sum, delta_abs_sum, t, sample_weight, order,
+                  start, factor):
+    """batch_passes for a tiny batch of a dense network, chunk by chunk (passes.chunk_rows), the
+    chunks on the thread pool: each chunk's gradient into its row of ``chunks``' partial
+    gradients, then dE/dtheta = their sum in chunk order (passes.add_chunks) into grad, with
+    l2 w_ij and the masks. Adds each layer's ||dE/dW|| to grad_norm_sum and sum |delta| to
+    delta_abs_sum, and returns sum_l ||dE/dW(l)||^2, as batch_passes does: the same bits on
+    any number of threads. ``chunks``: (partial gradients, one row a chunk; scratch, one equal
+    slice a chunk; sums, one row a chunk)."""
+    partial, scratch, sums = chunks
+    nb, n_layers = Xb.shape[0], layout.shape[0]
+    n_chunks = (nb + rows - 1) // rows
+    for c in prange(n_chunks):
+        _chunk(np.int64(c), rows, Xb, Yb, theta, mask, layout, loss_code, eps, z_buf, a_buf,
+               d_buf, g_buf, Jb, partial, scratch, sums, t, sample_weight, order, start, factor)
+    add_chunks(partial, nb, rows, grad)
+    squares = 0.0
+    for l in range(n_layers):
+        W, _ = layer(theta, layout, l)
+        dW, _ = layer(grad, layout, l)
+        M, _ = layer(mask, layout, l)
+        has_mask = layout[l, HAS_MASK] == 1
+        if l2 != 0 or has_mask:
+            sum_sq = penalise_columns(dW, W, l2, M, has_mask, 0, W.shape[1])
+        else:
+            sum_sq = sum_of_squares(dW.ravel())
+        grad_norm_sum[l] += np.sqrt(sum_sq)
+        squares += sum_sq
+        delta_abs = 0.0
+        for c in range(n_chunks):
+            delta_abs += sums[c, n_layers + l]
+        delta_abs_sum[l] += delta_abs
+    return squares
+
+
+@part
 def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mask, layout, stats,
                 bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
                 h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
-                grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch):
+                grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch, chunks):
     """Train one epoch over the samples in ``order`` (rows of X: all of them, or a training
     split's), batch by batch, updating theta (and the running statistics of batch
     normalisation in ``stats``) in place. Targets are the rows of
@@ -128,6 +232,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     delta_abs_sum[l].
     """
     n_samples, n_features = order.shape[0], X.shape[1]  # order: the rows of X to train on
+    weights = n_weights(layout)
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
     use_labels = labels.shape[0] > 0
@@ -168,16 +273,24 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             Yb = matrix(y_buf, 0, nb, n_outputs)
             _gather(Y, order, start, Yb)
 
-        forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
-                     scratch, drop_seed, t)
+        # both passes, the samples' losses J into Jb and the gradients into grad
+        Jb = J[:nb]
+        chunked = False
+        if chunks is not None:  # a dense network, no dropout: by type, as stats
+            rows = chunk_rows(nb, weights, True)
+            chunked = rows < nb
+            if chunked:
+                squares = chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
+                                        rows, z_buf, a_buf, d_buf, g_buf, Jb, chunks,
+                                        grad_norm_sum, delta_abs_sum, t, sample_weight, order,
+                                        start, nb / w_sum)
+        if not chunked:
+            squares = batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum,
+                                   loss_code, eps, l2_b, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
+                                   Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
+                                   sample_weight, order, start, nb / w_sum)
 
         # loss of this batch, at the weights it saw
-        out_code = layout[n_layers - 1, CODE]
-        out_offset = rows_start(layout, nb, n_layers - 1)
-        Z_out = matrix(z_buf, out_offset, nb, n_outputs)
-        A_out = matrix(a_buf, out_offset, nb, n_outputs)
-        Jb = J[:nb]
-        sample_losses(Z_out, A_out, Yb, out_code, loss_code, eps, Jb)
         batch_total = 0.0
         if sample_weight is not None:
             for r in range(nb):
@@ -195,12 +308,6 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             batch_total += (nb if l2_per_batch else w_sum) * 0.5 * l2_b * sum_sq
         total += batch_total
 
-        delta_out = matrix(d_buf, out_offset, nb, n_outputs)
-        output_delta(Z_out, A_out, Yb, out_code, loss_code, eps, delta_out)
-        if sample_weight is not None:
-            weigh_samples(delta_out, sample_weight, order, start, nb / w_sum)
-        squares = backward_pass(Xb, theta, grad, mask, layout, l2_b, z_buf, a_buf, h_buf, s_buf,
-                                d_buf, g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
         scale = grad.dtype.type(1)
         if clip_norm > 0:
             scale = clip_scale(grad, layout, squares, clip_norm)
@@ -210,6 +317,31 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             optimizer_update(opt_code, theta, grad, scale, state, alpha, h0, h1, h2, h3, t,
                              update_in_parallel(theta.shape[0]))
     return total, t - t0, n_used, weight_used
+
+
+def chunk_buffers(layout, sizes, dtype, batch_size):
+    """chunked_batch's buffers for a dense network trained in batches of up to batch_size
+    samples, or None where no batch of it is tiny enough to be chunked (passes.chunk_rows):
+    (the chunks' partial gradients, their scratch, their sums), each chunk's on cache lines of
+    its own."""
+    weights = n_weights(layout)
+    # the most samples of a chunked batch: the batch size, or the largest tiny batch below it
+    most = min(batch_size, (PARALLEL_MIN_WORK - 1) // weights)
+    if chunk_rows(most, weights, True) == most:
+        return None
+    n_chunks = (most + CHUNK_ROWS - 1) // CHUNK_ROWS
+    line = CACHE_LINE // np.dtype(dtype).itemsize  # elements a cache line
+
+    def lines(n):  # n elements, rounded up to whole cache lines
+        return -(-n // line) * line
+
+    n_params = max(max(w_off + n_in * n_out, b_off + n_out) for n_in, n_out, w_off, b_off
+                   in layout[:, [N_IN, N_OUT, W_OFF, B_OFF]])
+    span = lines(max(scratch_size(CHUNK_ROWS, n_in, n_out) for n_in, n_out
+                     in itertools.pairwise(sizes)))
+    return (aligned_zeros((n_chunks, lines(int(n_params))), dtype),
+            aligned_zeros(n_chunks * span, dtype),
+            aligned_zeros((n_chunks, -(-2 * layout.shape[0] // 8) * 8), np.float64))
 
 
 class Epochs:
@@ -237,6 +369,8 @@ class Epochs:
         self.scratch = aligned_zeros(max(scratch_size(batch_size, n_in, n_out) for n_in, n_out
                                          in itertools.pairwise(sizes)), dtype)
         self.dt = dtype.type
+        self.chunks = None if stats is not None else chunk_buffers(layout, sizes, dtype,
+                                                                   batch_size)
 
     def run(self, X, Y, labels, order, theta, grad, mask, layout, loss_code, eps, l2, optimizer,
             state, learning_rate, t0, grad_norm_sum, delta_abs_sum, clip_norm=0.0,
@@ -251,4 +385,5 @@ class Epochs:
                            dt(clip_norm), code, state, dt(learning_rate), h0, h1, h2, h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
                            self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
-                           grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch)
+                           grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch,
+                           self.chunks if drop_seed is None else None)
