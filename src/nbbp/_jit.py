@@ -34,14 +34,15 @@ PARALLEL_MIN_WORK = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
-def jit(parallel=False, inline=False):
+def jit(parallel=False, inline=False, fastmath=True):
     """Return the Numba decorator for a kernel (parallel), a helper (inlined by Numba into its
     caller) or, with neither, a serial function compiled on its own (a driver, a ``part``).
 
     Everything compiles lazily on first call and is cached on disk, so ``import nbbp`` compiles
     nothing. ``error_model="numpy"`` makes 1/0 give inf rather than raise.
     """
-    options = dict(fastmath=set(FASTMATH), error_model="numpy", nogil=True)
+    options = dict(fastmath=set(FASTMATH) if fastmath else False, error_model="numpy",
+                   nogil=True)
     if parallel:
         options["parallel"] = True
     if inline:
@@ -93,6 +94,9 @@ helper = jit(inline=True)
 # instead of inlined by Numba into each: 5 s less compile for the forward and gradient kernels,
 # with their timings equal or better (the forward at 256x1024x1024: 3.9 -> 3.4 ms).
 part = jit()
+# A part whose sums keep their order (no fastmath): where two callers must get the same bits
+# whatever code the compiler makes around it (passes.batch_weight).
+ordered_part = jit(fastmath=False)
 # A part called from a prange loop takes the loop's index as np.int64(index): Numba types a
 # prange index as uint64, and a part called with uint64 from the parallel loop and int64 from
 # the serial one was compiled twice (3 parts, about 0.8 s of a first fit). Likewise a literal

@@ -35,6 +35,7 @@ from .passes import (
     CHUNK_ROWS,
     add_chunks,
     backward_pass,
+    batch_weight,
     chunk_rows,
     forward_pass,
     n_weights,
@@ -249,9 +250,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             break
         w_sum = float(nb)
         if sample_weight is not None:  # by type: Numba compiles none of it for None
-            w_sum = 0.0
-            for r in range(nb):
-                w_sum += sample_weight[order[start + r]]
+            w_sum = batch_weight(sample_weight, order, start, nb)
             if w_sum == 0:
                 continue
         n_used += nb
