@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN_WORK, kernel, part
+from ._jit import PARALLEL_MIN_WORK, helper, kernel, part
 from ._layout import (
     B_OFF,
     BN_OFF,
@@ -119,7 +119,7 @@ def _one_hot(labels, order, start, rows):
         rows[r, labels[order[start + r]]] = 1
 
 
-@part
+@helper
 def batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum, loss_code, eps,
                  l2, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, Jb, scratch, grad_norm_sum,
                  delta_abs_sum, drop_seed, t, sample_weight, order, start, factor):
@@ -205,6 +205,25 @@ def chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z
 
 
 @part
+def batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, z_buf, a_buf, d_buf,
+                    g_buf, Jb, scratch, chunks, grad_norm_sum, delta_abs_sum, t, sample_weight,
+                    order, start, factor):
+    """batch_passes for a batch of a dense network without dropout: chunk by chunk
+    (chunked_batch) where passes.chunk_rows splits it, else whole. A function of its own, so
+    that a driver without chunks (None, by type) compiles none of this."""
+    nb = Xb.shape[0]
+    rows = chunk_rows(nb, n_weights(layout), True)
+    if rows < nb:
+        return chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z_buf,
+                             a_buf, d_buf, g_buf, Jb, chunks, grad_norm_sum, delta_abs_sum, t,
+                             sample_weight, order, start, factor)
+    dt = theta.dtype.type
+    return batch_passes(Xb, Yb, theta, grad, mask, layout, None, dt(0), dt(0), loss_code, eps, l2,
+                        z_buf, a_buf, None, None, d_buf, g_buf, Jb, scratch, grad_norm_sum,
+                        delta_abs_sum, None, t, sample_weight, order, start, factor)
+
+
+@part
 def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mask, layout, stats,
                 bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
                 h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
@@ -233,7 +252,6 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     delta_abs_sum[l].
     """
     n_samples, n_features = order.shape[0], X.shape[1]  # order: the rows of X to train on
-    weights = n_weights(layout)
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
     use_labels = labels.shape[0] > 0
@@ -274,20 +292,16 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
 
         # both passes, the samples' losses J into Jb and the gradients into grad
         Jb = J[:nb]
-        chunked = False
-        if chunks is not None:  # a dense network, no dropout: by type, as stats
-            rows = chunk_rows(nb, weights, True)
-            chunked = rows < nb
-            if chunked:
-                squares = chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
-                                        rows, z_buf, a_buf, d_buf, g_buf, Jb, chunks,
-                                        grad_norm_sum, delta_abs_sum, t, sample_weight, order,
-                                        start, nb / w_sum)
-        if not chunked:
+        if chunks is None:
             squares = batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum,
                                    loss_code, eps, l2_b, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
                                    Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
                                    sample_weight, order, start, nb / w_sum)
+        else:  # a dense network without dropout, by type as stats: a tiny batch in chunks
+            squares = batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
+                                      z_buf, a_buf, d_buf, g_buf, Jb, scratch, chunks,
+                                      grad_norm_sum, delta_abs_sum, t, sample_weight, order, start,
+                                      nb / w_sum)
 
         # loss of this batch, at the weights it saw
         batch_total = 0.0
