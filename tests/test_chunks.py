@@ -16,7 +16,7 @@ from nbbp import passes, reference, training
 from nbbp._layout import CODE, N_OUT, rows_of
 from nbbp.passes import CHUNK_ROWS, chunk_rows, n_weights
 
-SIZES = [6, 9, 4]  # 90 weights: any batch of fewer than 11,650 samples is tiny
+SIZES = [6, 9, 4]  # 90 weights: any batch of up to 11,650 samples is tiny
 N = 2 * CHUNK_ROWS + 22  # three chunks, the last short
 
 
@@ -42,7 +42,7 @@ def test_which_batches_are_chunked():
     assert chunk_rows(CHUNK_ROWS + 1, weights, True) == CHUNK_ROWS
     assert chunk_rows(N, weights, False) == N  # batch norm, skips or dropout: never
     big = nbbp.Network([784, 128, 64, 10])._layout  # W2: its first layer is on the pool
-    assert chunk_rows(128, n_weights(big), True) == 128
+    assert chunk_rows(256, n_weights(big), True) == 256
     # the largest tiny batch of W1 (64-32-10) is chunked, the next is not
     w1 = n_weights(nbbp.Network([64, 32, 10])._layout)
     last = ((1 << 20) - 1) // w1
@@ -146,7 +146,8 @@ def fit_run(net, X, y, **options):
 
 
 OPTIONS = {"plain": {}, "l2, clipping, a mask": dict(l2=0.01, clip_norm=0.05),
-           "sample weights": dict(sample_weight=True)}
+           "sample weights": dict(sample_weight=True),
+           "l2 per batch, sample weights": dict(l2=0.01, l2_per_batch=True, sample_weight=True)}
 
 
 @pytest.mark.parametrize("options", list(OPTIONS))
@@ -194,3 +195,62 @@ def test_chunked_fit_is_bitwise_identical_on_1_and_2_threads(rng, dtype, batch_s
         assert_array_equal(theta, theta0)
         for key in history0:
             assert_array_equal(history[key], history0[key], err_msg=key)
+
+
+@pytest.mark.parametrize("spec, chunked", [({}, True), (dict(batch_norm=True), False),
+                                           (dict(sizes=[6, 9, 9, 4], residual=[(1, 2)]), False),
+                                           (dict(dropout=0.3), False)])
+def test_only_dense_networks_without_dropout_get_chunks(rng, monkeypatch, spec, chunked):
+    net = nbbp.Network(seed=0, **{"sizes": SIZES, **spec})
+    X = rng.normal(size=(N, net.sizes[0]))
+    y = rng.integers(0, net.sizes[-1], N)
+    seen = []
+    real = training.train_epoch
+
+    def spy(*args):
+        seen.append(args[-1] is not None)  # the chunks
+        return real(*args)
+
+    monkeypatch.setattr(training, "train_epoch", spy)
+    net.fit(X, y, epochs=1, batch_size=N, shuffle=False)
+    assert seen == [chunked]
+
+
+def test_a_batch_size_over_the_cut_off_chunks_only_its_tiny_batches(rng, monkeypatch):
+    # W1's network: a batch of 1,000 is not tiny (1,000 x 2,368 >= 2^20) and runs whole; the
+    # last batch of an epoch of 1,300, 300 samples, is, and runs in chunks of 128, 128 and 44
+    net = nbbp.Network([64, 32, 10], seed=0)
+    weights = n_weights(net._layout)
+    assert chunk_rows(1000, weights, True) == 1000
+    assert chunk_rows(300, weights, True) == 128
+    chunks = training.chunk_buffers(net._layout, net.sizes, net.dtype, 1000)
+    assert ((1 << 20) - 1) // weights == 442  # the largest tiny batch: 4 chunks, the last short
+    assert chunks[0].shape[0] == 4
+    X = rng.normal(size=(1300, 64))
+    y = rng.integers(0, 10, 1300)
+    runs = []
+    for chunked in (True, False):
+        if not chunked:
+            monkeypatch.setattr(training, "chunk_buffers", lambda *args: None)
+        runs.append(fit_run(nbbp.Network([64, 32, 10], seed=0), X, y, batch_size=1000,
+                            shuffle=False))
+    assert not np.array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-9, atol=1e-12)
+
+
+def test_lbfgs_gradients_are_whole(rng):
+    # backprop(chunked=False), as L-BFGS calls it, is the whole batch's gradient: equal to the
+    # chunked one in value, not in bits
+    net = tiny()
+    X, Y = data(rng)
+    args = (X, Y, net._theta, net._stats, net._mask_theta, net._layout, net._loss_code, net._eps)
+    whole, E_whole = passes.backprop(*args, chunked=False)
+    chunked, E = passes.backprop(*args)
+    assert not np.array_equal(whole, chunked)
+    np.testing.assert_allclose(whole, chunked, rtol=1e-12, atol=1e-15)
+    assert E_whole == pytest.approx(E, rel=1e-14)
+    for l, (W, b) in enumerate(zip(*nbbp._layout.views(net._layout, whole))):
+        ref_W, ref_b = reference.backprop(list(net.weights), list(net.biases), list(net.masks),
+                                          X, Y, [*net.activation, "softmax"], net.loss_name)
+        np.testing.assert_allclose(W, ref_W[l], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b, ref_b[l], rtol=1e-12, atol=1e-15)

@@ -88,7 +88,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
         theta[...] = x
         grad, E = passes.backprop(X, Y, theta, params.stats, params.mask_theta,
                                   params.layout, net._loss_code, net._eps,
-                                  sample_weight=weights)
+                                  sample_weight=weights, chunked=False)
         if plan.l2 > 0:
             for W in W_ranges:
                 E += 0.5 * plan.l2 * float(np.sum(theta[W].astype(np.float64) ** 2))

@@ -3,7 +3,9 @@ backward_pass over every layer, inlined into train_epoch, on the flat-parameter 
 nbbp._layout.
 
 The driver runs serially and calls the layer kernels, each on the thread pool or not by the
-amount of work (the same cut-off as a call from Python), so a batch needs no Python at all.
+amount of work (the same cut-off as a call from Python), so a batch needs no Python at all. A
+tiny dense network's batch of more than passes.CHUNK_ROWS samples instead runs chunk by chunk on
+the thread pool (chunked_batch), each chunk through every layer on one thread.
 """
 
 import itertools
@@ -11,7 +13,8 @@ import itertools
 import numpy as np
 from numba import prange
 
-from ._jit import PARALLEL_MIN_WORK, helper, kernel, part
+from . import _jit
+from ._jit import helper, kernel, part
 from ._layout import (
     B_OFF,
     BN_OFF,
@@ -238,6 +241,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     ``drop_seed`` (None: no dropout) seeds the dropout masks, with the step count t. With
     ``l2_per_batch`` (scikit-learn's alpha) a batch's penalty is l2 / (its sum of weights), and
     the total sums nb times each batch's objective, the count its number of samples.
+    ``chunks`` (None, by type: no chunk path compiled) holds chunk_buffers' arrays for a dense
+    network without dropout: a tiny batch then runs chunk by chunk (batch_in_chunks).
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
@@ -339,7 +344,7 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
     its own."""
     weights = n_weights(layout)
     # the most samples of a chunked batch: the batch size, or the largest tiny batch below it
-    most = min(batch_size, (PARALLEL_MIN_WORK - 1) // weights)
+    most = min(batch_size, (_jit.PARALLEL_MIN_WORK - 1) // weights)
     if chunk_rows(most, weights, True) == most:
         return None
     n_chunks = (most + CHUNK_ROWS - 1) // CHUNK_ROWS
@@ -359,7 +364,9 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
 
 class Epochs:
     """train_epoch for one training call: the buffers for one batch of every layer, allocated
-    once, and the arguments that stay the same from epoch to epoch."""
+    once, and the arguments that stay the same from epoch to epoch; for a dense network whose
+    batches may be chunked, the chunks' buffers too (chunk_buffers; None otherwise, and also
+    withheld from an epoch with dropout)."""
 
     def __init__(self, layout, sizes, dtype, batch_size, stats, has_batch_norm):
         n_units = int(layout[:, N_OUT].sum())
