@@ -23,7 +23,8 @@ PROFILES = {
 }
 KERNEL_TESTS = ["test_forward.py", "test_deltas.py", "test_gradients.py", "test_simd.py",
                 "test_losses.py",
-                "test_training.py::test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads"]
+                "test_training.py::test_same_seed_gives_bitwise_identical_runs_with_1_and_2_threads",
+                "test_chunks.py::test_chunked_fit_is_bitwise_identical_on_1_and_2_threads"]
 
 
 def _host_has(feature):
