@@ -73,30 +73,29 @@ def _forward_group(g, group, n_strips, A_prev, W, Z, scratch):
 @part
 def _forward_narrow(A_prev, W, Z, scratch):
     """sum_j a_kj w_ij for every sample k and neuron i of a layer narrower than one strip
-    (_is_narrow), computed as its transpose z_ik = sum_j w_ij a_kj by _forward_strip itself, with
-    the roles of A_prev and W swapped: blocks of block_rows neurons i by strips of strip_width
-    samples k, A_prev's strips of samples transposed into scratch, Z's transpose in scratch
-    after them, then copied into Z. Each z_ki is the same sum, in the same order of j, one fused
-    multiply-add a term: the same bits, in a third of the work for W1's 10 outputs (a block of
-    12 neurons, against a strip of 32 computed for 10), and no second copy of the micro-kernel
-    to compile."""
+    (_is_narrow), computed as its transpose: blocks of block_rows neurons i by strip_width samples
+    k. The strips of samples of A_prev are transposed into scratch (pack_transposed_strips:
+    V[j, c] = a_(k0 + c)j), each block is stored in a block of scratch and copied into Z. Each
+    z_ki is the same sum, in the same order of j, one fused multiply-add a term, as
+    _forward_strip's: the same bits, in a third of the work for W1's 10 outputs (a block of 12
+    neurons, against a strip of 32 computed for 10)."""
     n_samples, n_out = Z.shape
+    n_in = W.shape[1]
     width = strip_width(Z)
+    rows = block_rows()
     n_strips = (n_samples + width - 1) // width
     pack_transposed_strips(A_prev, 0, n_strips, transposed_strips(A_prev, width, scratch))
-    Z_t = matrix(scratch, _narrow_start(n_samples, W.shape[1]), n_out, n_samples)
+    out = matrix(scratch, n_strips * n_in * width, rows, width)
     for s in range(n_strips):
-        _forward_strip(s, W, A_prev, Z_t, scratch)  # z_ik += w_ij a_kj
-    for k in range(n_samples):
-        for i in range(n_out):
-            Z[k, i] = Z_t[i, k]
-
-
-@helper
-def _narrow_start(n_samples, n_in):
-    """Where Z's transpose starts in scratch for _forward_narrow: after A_prev's transposed
-    strips and _forward_strip's block for a ragged strip."""
-    return n_in * padded_in_kernel(n_samples) + block_rows() * strip_max()
+        V = matrix(scratch, s * n_in * width, n_in, width)
+        k0 = s * width
+        n_cols = min(width, n_samples - k0)
+        for i0 in range(0, n_out, rows):
+            n_rows = min(rows, n_out - i0)
+            _forward_block(W, V, out, i0, 0, 0, n_rows)  # z_ki += w_ij a_kj, as out[i, k]
+            for r in range(n_rows):
+                for c in range(n_cols):
+                    Z[k0 + c, i0 + r] = out[r, c]
 
 
 @helper
@@ -106,14 +105,13 @@ def _is_narrow(Z):
 
 
 def scratch_size(n_samples, n_in, n_out):
-    """Length of the scratch buffer forward_layer needs: W's strips transposed (the last padded)
-    and a block of block_rows rows of one strip of Z; for a layer narrower than a strip, if
-    more, A_prev's strips of samples transposed, that block and Z's transpose."""
-    strips = n_in * padded(n_out) + block_rows() * strip_max()
+    """Length of the scratch buffer forward_layer needs: W's strips transposed (the last padded),
+    or for a layer narrower than a strip A_prev's strips of samples transposed, and a block of
+    block_rows rows of one strip of Z."""
+    strips = n_in * padded(n_out)
     if n_out < strip_max():  # narrow for float32, and maybe for float64 (half as wide)
-        return max(strips, n_in * padded(n_samples) + block_rows() * strip_max()
-                   + n_out * n_samples)
-    return strips
+        strips = max(strips, n_in * padded(n_samples))
+    return strips + block_rows() * strip_max()
 
 
 @helper
