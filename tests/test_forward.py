@@ -121,22 +121,3 @@ def test_forward_layer_rows_do_not_depend_on_the_batch(rng, dtype):
         forward(A_prev[:n], W, b, True, ACTIVATIONS["relu"], Z, np.empty_like(Z), True)
         rows.append(Z[:32])
     np.testing.assert_array_equal(rows[0], rows[1])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_samples, n_in", [(1, 3), (7, 64), (33, 13), (128, 515)])
-def test_a_narrow_layer_gives_the_bits_of_the_same_neurons_in_a_wide_one(rng, dtype, n_samples,
-                                                                        n_in):
-    # A layer narrower than one strip is computed as its transpose (blocks of neurons by strips
-    # of samples), a wide one by strips of neurons: each z_ki is still one sum over j in order.
-    n_narrow = strip_width(np.empty(0, dtype)) - 1
-    A_prev = rng.normal(size=(n_samples, n_in)).astype(dtype)
-    W = rng.normal(size=(3 * n_narrow + 5, n_in)).astype(dtype)
-    b = rng.normal(size=W.shape[0]).astype(dtype)
-    results = []
-    for n_out in (n_narrow, W.shape[0]):
-        Z = np.empty((n_samples, n_out), dtype)
-        forward(A_prev, W[:n_out], b[:n_out], True, ACTIVATIONS["identity"], Z,
-                np.empty_like(Z), False)
-        results.append(Z)
-    np.testing.assert_array_equal(results[0], results[1][:, :n_narrow])

@@ -100,13 +100,8 @@ def test_scratch_size_is_the_largest_packing(n_samples, n_in, n_out):
                  + -(-n_in // (width // 2)))
     # the delta rule's packed W_next (n_out x n_in rounded up) and one strip of delta per sample
     delta_rule = n_out * _padded(n_in) + n_samples * width
-    # the forward's strips of W transposed (n_in x n_out rounded up), or for a layer narrower
-    # than a float32 strip those of A_prev if more (n_in x n_samples rounded up), and a block of
-    # one strip of Z
-    strips = n_in * _padded(n_out)
-    if n_out < width:
-        strips = max(strips, n_in * _padded(n_samples))
-    forward = strips + rows * width
+    # the forward's strips of W transposed (n_in x n_out rounded up) and a block of one strip of Z
+    forward = n_in * _padded(n_out) + rows * width
     assert scratch_size(n_samples, n_in, n_out) == max(gradients, delta_rule, forward)
 
 

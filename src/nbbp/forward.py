@@ -70,48 +70,10 @@ def _forward_group(g, group, n_strips, A_prev, W, Z, scratch):
         _forward_strip(strip, A_prev, W, Z, scratch)
 
 
-@part
-def _forward_narrow(A_prev, W, Z, scratch):
-    """sum_j a_kj w_ij for every sample k and neuron i of a layer narrower than one strip
-    (_is_narrow), computed as its transpose: blocks of block_rows neurons i by strip_width samples
-    k. The strips of samples of A_prev are transposed into scratch (pack_transposed_strips:
-    V[j, c] = a_(k0 + c)j), each block is stored in a block of scratch and copied into Z. Each
-    z_ki is the same sum, in the same order of j, one fused multiply-add a term, as
-    _forward_strip's: the same bits, in a third of the work for W1's 10 outputs (a block of 12
-    neurons, against a strip of 32 computed for 10)."""
-    n_samples, n_out = Z.shape
-    n_in = W.shape[1]
-    width = strip_width(Z)
-    rows = block_rows()
-    n_strips = (n_samples + width - 1) // width
-    pack_transposed_strips(A_prev, 0, n_strips, transposed_strips(A_prev, width, scratch))
-    out = matrix(scratch, n_strips * n_in * width, rows, width)
-    for s in range(n_strips):
-        V = matrix(scratch, s * n_in * width, n_in, width)
-        k0 = s * width
-        n_cols = min(width, n_samples - k0)
-        for i0 in range(0, n_out, rows):
-            n_rows = min(rows, n_out - i0)
-            _forward_block(W, V, out, i0, 0, 0, n_rows)  # z_ki += w_ij a_kj, as out[i, k]
-            for r in range(n_rows):
-                for c in range(n_cols):
-                    Z[k0 + c, i0 + r] = out[r, c]
-
-
-@helper
-def _is_narrow(Z):
-    """Whether a layer's outputs are fewer than one strip of neurons (W1's and W2's 10)."""
-    return Z.shape[1] < strip_width(Z)
-
-
 def scratch_size(n_samples, n_in, n_out):
-    """Length of the scratch buffer forward_layer needs: W's strips transposed (the last padded),
-    or for a layer narrower than a strip A_prev's strips of samples transposed, and a block of
-    block_rows rows of one strip of Z."""
-    strips = n_in * padded(n_out)
-    if n_out < strip_max():  # narrow for float32, and maybe for float64 (half as wide)
-        strips = max(strips, n_in * padded(n_samples))
-    return strips + block_rows() * strip_max()
+    """Length of the scratch buffer forward_layer needs: W's strips transposed (the last padded)
+    and a block of block_rows samples of one strip of Z, whatever the number of samples."""
+    return n_in * padded(n_out) + block_rows() * strip_max()
 
 
 @helper
@@ -145,9 +107,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     transposed, and the last strip of Z when n_out is not a whole number of strips.
     """
     n_strips, group, n_groups = _strip_groups(Z)
-    if _is_narrow(Z):  # one strip of neurons: serial, as one task it always was
-        _forward_narrow(A_prev, W, Z, scratch)
-    elif parallel:
+    if parallel:
         for g in prange(n_groups):
             _forward_group(np.int64(g), group, n_strips, A_prev, W, Z, scratch)
     else:
