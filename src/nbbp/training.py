@@ -156,9 +156,7 @@ def _chunk(c, rows, Xb, Yb, theta, mask, layout, loss_code, eps, z_buf, a_buf, d
     nb, n_layers = Xb.shape[0], layout.shape[0]
     r0 = c * rows
     r1 = min(r0 + rows, nb)
-    units = 0  # a sample's rows in z_buf, a_buf and d_buf: one per unit of every layer
-    for l in range(n_layers):
-        units += layout[l, N_OUT]
+    units = rows_start(layout, 1, n_layers)  # a sample's room in z_buf, a_buf and d_buf
     span = scratch.shape[0] // partial.shape[0]
     for m in range(2 * n_layers):
         sums[c, m] = 0
@@ -348,9 +346,10 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
     if chunk_rows(most, weights, True) == most:
         return None
     n_chunks = (most + CHUNK_ROWS - 1) // CHUNK_ROWS
-    line = CACHE_LINE // np.dtype(dtype).itemsize  # elements a cache line
+    itemsize = np.dtype(dtype).itemsize
 
-    def lines(n):  # n elements, rounded up to whole cache lines
+    def lines(n, item=itemsize):  # n elements of item bytes, in whole cache lines
+        line = CACHE_LINE // item
         return -(-n // line) * line
 
     n_params = max(max(w_off + n_in * n_out, b_off + n_out) for n_in, n_out, w_off, b_off
@@ -359,7 +358,7 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
                      in itertools.pairwise(sizes)))
     return (aligned_zeros((n_chunks, lines(int(n_params))), dtype),
             aligned_zeros(n_chunks * span, dtype),
-            aligned_zeros((n_chunks, -(-2 * layout.shape[0] // 8) * 8), np.float64))
+            aligned_zeros((n_chunks, lines(2 * layout.shape[0], 8)), np.float64))
 
 
 class Epochs:
