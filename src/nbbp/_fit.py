@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as check
-from . import passes
+from . import _warm, passes
 from ._interrupts import hold_interrupts_again, let_interrupts_through
 from ._jit import start_thread_pool
 from ._layout import DROP, N_OUT, Parameters
@@ -235,6 +235,7 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     """
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
+    _warm.start(net.dtype)  # from an empty cache, the backward kernels compile alongside
     if plan.shuffle:
         check.advise_random_reads(plan.X)
     n = plan.X.shape[0] if plan.rows is None else len(plan.rows)

@@ -1,0 +1,139 @@
+"""A first fit from an empty cache compiles the backward kernels in a helper process alongside
+(nbbp._warm): the helper compiles exactly the signatures the epoch driver calls, the fit then
+loads them instead of compiling them and trains the same network, and the helper stays out of
+the way where it is turned off, not useful, already running, or cannot start."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import COMPILE_LISTENER
+
+from nbbp import Network, _warm
+
+HELPER_KERNELS = ("nbbp.gradients.weight_gradients", "nbbp.deltas.hidden_delta",
+                  "nbbp.optimizers.optimizer_update")
+
+COLD_FIT = """
+import json, sys
+import numpy as np
+from numba.core import event
+import nbbp
+from nbbp import _warm
+
+""" + COMPILE_LISTENER + """
+
+dtype = np.dtype(sys.argv[1])
+X = np.random.default_rng(0).normal(size=(96, 5))
+with event.install_listener("numba:compile", Compiles()):
+    history = nbbp.Network([5, 4, 3], dtype=dtype).fit(X, np.arange(96) % 3, epochs=2,
+                                                      optimizer="adam")
+helper = _warm._helper
+status = None if helper is None else helper.wait(timeout=600)
+# the signatures the driver asked each backward kernel for, as it typed its calls
+asked = [str(signature) in map(str, kernel.overloads)
+         for kernel, signature in _warm.backward_kernels(dtype)]
+print(json.dumps([float(history.loss[-1]), compiled, status, asked]))
+"""
+
+
+def _env(tmp_path, **extra):
+    return {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), **extra}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_cold_fit_loads_the_kernels_its_helper_compiled_and_trains_the_same(tmp_path, dtype):
+    result = subprocess.run([sys.executable, "-c", COLD_FIT, dtype],
+                            env=_env(tmp_path, NBBP_COMPILE_HELPER="1"), capture_output=True,
+                            text=True, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loss, compiled, status, asked = json.loads(result.stdout)
+    assert status == 0  # a helper ran, and ended well
+    assert asked == [True, True, True]  # the driver called the helper's signatures
+    assert "nbbp.training.train_epoch" in compiled  # the cache was empty
+    assert [name for name in HELPER_KERNELS if name in compiled] == []  # loaded, not compiled
+    # the same machine code as a fit in this process, compiled here or loaded
+    X = np.random.default_rng(0).normal(size=(96, 5))
+    history = Network([5, 4, 3], dtype=np.dtype(dtype)).fit(X, np.arange(96) % 3, epochs=2,
+                                                           optimizer="adam")
+    assert loss == float(history.loss[-1])
+
+
+def test_no_helper_where_the_kernels_are_compiled_or_it_is_turned_off(monkeypatch):
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    monkeypatch.setenv(_warm.ENVIRONMENT, "0")
+    for dtype in (np.float32, np.float64):
+        Network([3, 2], dtype=dtype).fit(X, np.arange(40) % 2, epochs=1)
+        # compiled (or loaded) in this process: nothing for a helper to do
+        assert not any(_warm._missing(k, s) for k, s in _warm.backward_kernels(dtype))
+        monkeypatch.setenv(_warm.ENVIRONMENT, "1")
+        assert _warm.start(dtype) is None
+        monkeypatch.setenv(_warm.ENVIRONMENT, "0")
+
+
+@pytest.mark.parametrize("value", ["yes", "2", " 1"])
+def test_a_bad_setting_is_refused_and_the_network_is_unchanged(monkeypatch, value):
+    net = Network([3, 2], seed=1)
+    before = [W.copy() for W in net.weights]
+    monkeypatch.setenv(_warm.ENVIRONMENT, value)
+    with pytest.raises(ValueError, match=f"NBBP_COMPILE_HELPER={value!r}: set it to 0"):
+        net.fit(np.ones((4, 3)), [0, 1, 0, 1], epochs=1, batch_size=4)
+    assert all(np.array_equal(W, old) for W, old in zip(net.weights, before, strict=True))
+    assert net.history is None
+
+
+WANTED_ON_ONE_CPU = """
+import os
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+from nbbp import _warm
+print(_warm._wanted())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+@pytest.mark.parametrize("value, wanted", [(None, "False"), ("1", "True"), ("0", "False")])
+def test_one_cpu_starts_no_helper_unless_told(tmp_path, value, wanted):
+    env = _env(tmp_path)
+    env.pop(_warm.ENVIRONMENT, None)
+    if value is not None:
+        env[_warm.ENVIRONMENT] = value
+    result = subprocess.run([sys.executable, "-c", WANTED_ON_ONE_CPU], env=env,
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.strip() == wanted
+
+
+HELD = """
+import fcntl, os, subprocess, sys
+from nbbp import _warm
+kernels = _warm.backward_kernels("float32")
+lock = open(os.path.join(kernels[0][0]._cache._cache_path, _warm.LOCK_NAME), "a")
+fcntl.flock(lock, fcntl.LOCK_EX)  # as a helper at work would
+helper = subprocess.run([sys.executable, "-m", "nbbp._warm", "float32"], timeout=300)
+print(helper.returncode, sum(_warm._missing(k, s) for k, s in kernels))
+"""
+
+
+def test_a_second_helper_on_the_same_cache_leaves_at_once(tmp_path):
+    result = subprocess.run([sys.executable, "-c", HELD], env=_env(tmp_path),
+                            capture_output=True, text=True, timeout=600, check=True)
+    assert result.stdout.split() == ["0", "3"]  # it ended well, having compiled nothing
+
+
+NO_INTERPRETER = """
+import sys
+import numpy as np
+from nbbp import _warm
+sys.executable = "/nonexistent/python"
+missing = sum(_warm._missing(k, s) for k, s in _warm.backward_kernels(np.float32))
+print(_warm.start(np.float32), missing)
+"""
+
+
+def test_a_helper_that_cannot_start_leaves_the_fit_to_compile(tmp_path):
+    result = subprocess.run([sys.executable, "-c", NO_INTERPRETER],
+                            env=_env(tmp_path, NBBP_COMPILE_HELPER="1"), capture_output=True,
+                            text=True, timeout=300, check=True)
+    assert result.stdout.split() == ["None", "3"]
