@@ -31,6 +31,8 @@ ENVIRONMENT = "NBBP_COMPILE_HELPER"
 LOCK_NAME = "nbbp-compile-helper.lock"  # in the cache directory: one helper at a time there
 
 _helper = None  # this process's latest helper (subprocess.Popen), kept so it is never reaped early
+# the dtypes whose kernels this process has found compiled, or sent a helper for
+_settled: set[np.dtype] = set()
 
 
 def backward_kernels(dtype):
@@ -87,14 +89,18 @@ def start(dtype):
     """Start a helper compiling the backward kernels for ``dtype`` where one is wanted and
     useful: one of them is not yet compiled, the cache is on disk and locked (not on Windows,
     where there are no file locks to share the work by), and no helper of this process is still
-    running. Returns the helper (subprocess.Popen) or None."""
+    running. Each dtype is looked up once per process (three cache indexes read; a
+    partial_fit loop must not pay that per call). Returns the helper (subprocess.Popen) or
+    None."""
     global _helper  # noqa: PLW0603 - a once-per-process helper
-    if not _wanted() or fcntl is None:
+    dtype = np.dtype(dtype)
+    if not _wanted() or fcntl is None or dtype in _settled:
         return None
     kernels = backward_kernels(dtype)
     cache = getattr(kernels[0][0], "_cache", None)  # None: NUMBA_DISABLE_JIT, nothing compiles
     if cache is None or isinstance(cache, NullCache) or not any(
             _missing(kernel, signature) for kernel, signature in kernels):
+        _settled.add(dtype)  # looked up once: partial_fit's later calls pay nothing
         return None
     if _helper is not None and _helper.poll() is None:
         return None
@@ -107,6 +113,7 @@ def start(dtype):
                                    stderr=subprocess.DEVNULL)
     except OSError:  # no interpreter to start: the fit compiles everything itself
         return None
+    _settled.add(dtype)
     return _helper
 
 
