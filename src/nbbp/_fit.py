@@ -68,6 +68,10 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
               class_weight=None, l2_per_batch=False) -> FitPlan:
     """Validate every training argument before anything changes (the network is only read).
     ``learning_rate`` is a positive number, or with ``schedule_allowed`` a Schedule."""
+    # From an empty cache, the backward kernels compile in a helper process from here on,
+    # while this one compiles the checks and the rest (a refused call leaves the network as it
+    # was; the helper only fills the cache)
+    _warm.start(net.dtype)
     net._check_finite_parameters("training")
     if isinstance(learning_rate, Schedule) and schedule_allowed:
         # rebuilt from its attributes, so that changes made after it was built are checked
@@ -235,7 +239,6 @@ def train(net, params: Parameters, plan: FitPlan, epochs: int, opt: OptimizerSta
     """
     if plan.split_rng is not None:
         net.rng.bit_generator.state = plan.split_rng.bit_generator.state
-    _warm.start(net.dtype)  # from an empty cache, the backward kernels compile alongside
     if plan.shuffle:
         check.advise_random_reads(plan.X)
     n = plan.X.shape[0] if plan.rows is None else len(plan.rows)
