@@ -126,14 +126,16 @@ NO_INTERPRETER = """
 import sys
 import numpy as np
 from nbbp import _warm
-sys.executable = "/nonexistent/python"
+{setting}
 missing = sum(_warm._missing(k, s) for k, s in _warm.backward_kernels(np.float32))
 print(_warm.start(np.float32), missing)
 """
 
 
-def test_a_helper_that_cannot_start_leaves_the_fit_to_compile(tmp_path):
-    result = subprocess.run([sys.executable, "-c", NO_INTERPRETER],
+@pytest.mark.parametrize("setting", ['sys.executable = "/nonexistent/python"',
+                                     "sys.frozen = True  # as PyInstaller sets it"])
+def test_no_helper_without_an_interpreter_to_start_and_the_fit_compiles(tmp_path, setting):
+    result = subprocess.run([sys.executable, "-c", NO_INTERPRETER.format(setting=setting)],
                             env=_env(tmp_path, NBBP_COMPILE_HELPER="1"), capture_output=True,
                             text=True, timeout=300, check=True)
-    assert result.stdout.split() == ["None", "3"]
+    assert result.stdout.split() == ["None", "3"]  # nothing started, nothing compiled

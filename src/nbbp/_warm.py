@@ -88,13 +88,14 @@ def _missing(kernel, signature):
 def start(dtype):
     """Start a helper compiling the backward kernels for ``dtype`` where one is wanted and
     useful: one of them is not yet compiled, the cache is on disk and locked (not on Windows,
-    where there are no file locks to share the work by), and no helper of this process is still
-    running. Each dtype is looked up once per process (three cache indexes read; a
-    partial_fit loop must not pay that per call). Returns the helper (subprocess.Popen) or
-    None."""
+    where there are no file locks to share the work by), sys.executable is an interpreter (not
+    a frozen application), and no helper of this process is still running. Each dtype is
+    looked up once per process (three cache indexes read; a partial_fit loop must not pay that
+    per call). Returns the helper (subprocess.Popen) or None."""
     global _helper  # noqa: PLW0603 - a once-per-process helper
     dtype = np.dtype(dtype)
-    if not _wanted() or fcntl is None or dtype in _settled:
+    # a frozen application's sys.executable is the application, not an interpreter to run -m in
+    if not _wanted() or fcntl is None or dtype in _settled or getattr(sys, "frozen", False):
         return None
     kernels = backward_kernels(dtype)
     cache = getattr(kernels[0][0], "_cache", None)  # None: NUMBA_DISABLE_JIT, nothing compiles
