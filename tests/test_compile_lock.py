@@ -105,7 +105,8 @@ print(time.perf_counter() - start)
 
 
 def _env(cache):
-    return {"NUMBA_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin"}
+    # one process each: no compile helper (nbbp._warm; tests/test_warm.py)
+    return {"NUMBA_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin", "NBBP_COMPILE_HELPER": "0"}
 
 
 def test_a_warm_process_does_not_wait_for_a_cold_compile_elsewhere(tmp_path):

@@ -395,7 +395,8 @@ with open(f"{sys.argv[1]}.{comm.rank}.json", "w") as f:
 
 
 def test_ranks_on_an_empty_cache_compile_each_function_once_and_a_warm_cache_none(tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    # the ranks alone, without a compile helper (nbbp._warm; tests/test_warm.py)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NBBP_COMPILE_HELPER": "0"}
     runs = []
     for run in ("cold", "warm"):
         result = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-c", COMPILES,

@@ -31,7 +31,7 @@ X = np.random.default_rng(0).normal(size=(96, 5))
 with event.install_listener("numba:compile", Compiles()):
     history = nbbp.Network([5, 4, 3], dtype=dtype).fit(X, np.arange(96) % 3, epochs=2,
                                                       optimizer="adam")
-helper = _warm._helper
+helper = _warm._helpers.get(dtype)
 status = None if helper is None else helper.wait(timeout=600)
 # the signatures the driver asked each backward kernel for, as it typed its calls
 asked = [str(signature) in map(str, kernel.overloads)
@@ -39,30 +39,72 @@ asked = [str(signature) in map(str, kernel.overloads)
 print(json.dumps([float(history.loss[-1]), compiled, status, asked]))
 """
 
+# what a helper does, in this process: prints its exit status
+AS_A_HELPER = """
+import json, sys
+from nbbp import _warm
+kernels = _warm.backward_kernels(sys.argv[1])
+print(_warm.main([sys.argv[1], json.dumps(_warm._target(kernels[0][0]))]))
+"""
+
+# a process on a cache: how many backward kernels it finds missing, and whether it would start
+# a helper
+LOOKUP = """
+import sys
+from nbbp import _warm
+missing = sum(_warm._missing(k, s) for k, s in _warm.backward_kernels(sys.argv[1]))
+print(missing, _warm.start(sys.argv[1]))
+"""
+
 
 def _env(tmp_path, **extra):
     return {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), **extra}
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_cold_fit_loads_the_kernels_its_helper_compiled_and_trains_the_same(tmp_path, dtype):
-    result = subprocess.run([sys.executable, "-c", COLD_FIT, dtype],
-                            env=_env(tmp_path, NBBP_COMPILE_HELPER="1"), capture_output=True,
-                            text=True, timeout=900, check=False)
+def _python(script, tmp_path, *args, **env):
+    result = subprocess.run([sys.executable, "-c", script, *args], env=_env(tmp_path, **env),
+                            capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    loss, compiled, status, asked = json.loads(result.stdout)
-    assert status == 0  # a helper ran, and ended well
-    assert asked == [True, True, True]  # the driver called the helper's signatures
-    assert "nbbp.training.train_epoch" in compiled  # the cache was empty
-    assert [name for name in HELPER_KERNELS if name in compiled] == []  # loaded, not compiled
-    # the same machine code as a fit in this process, compiled here or loaded
+    return result.stdout
+
+
+def _fit_here(dtype):
     X = np.random.default_rng(0).normal(size=(96, 5))
     history = Network([5, 4, 3], dtype=np.dtype(dtype)).fit(X, np.arange(96) % 3, epochs=2,
-                                                           optimizer="adam")
-    assert loss == float(history.loss[-1])
+                                                            optimizer="adam")
+    return float(history.loss[-1])
+
+
+def test_the_helper_compiles_the_signatures_a_fit_then_loads(tmp_path):
+    # in turn, so that nothing depends on which process gets to a kernel first
+    assert _python(LOOKUP, tmp_path, "float32", NBBP_COMPILE_HELPER="0").split() == ["3", "None"]
+    assert _python(AS_A_HELPER, tmp_path, "float32").split() == ["0"]
+    # the helper's entries are those the index lookup finds: a new process starts no helper
+    assert _python(LOOKUP, tmp_path, "float32", NBBP_COMPILE_HELPER="1").split() == ["0", "None"]
+    out = _python(COLD_FIT, tmp_path, "float32", NBBP_COMPILE_HELPER="0")
+    loss, compiled, status, asked = json.loads(out)
+    assert status is None  # no helper this time
+    assert asked == [True, True, True]  # the driver called the helper's signatures
+    assert "nbbp.training.train_epoch" in compiled  # the rest of the cache was empty
+    assert [name for name in HELPER_KERNELS if name in compiled] == []  # loaded, not compiled
+    assert loss == _fit_here("float32")  # the same machine code as a fit in this process
+
+
+def test_a_cold_fit_with_its_helper_alongside_trains_the_same(tmp_path):
+    out = _python(COLD_FIT, tmp_path, "float64", NBBP_COMPILE_HELPER="1")
+    loss, compiled, status, asked = json.loads(out)
+    assert status == 0  # a helper ran, and ended well
+    assert asked == [True, True, True]
+    assert "nbbp.training.train_epoch" in compiled
+    own = [name for name in compiled if name.startswith("nbbp.") and "<locals>" not in name]
+    assert sorted(own) == sorted(set(own))  # nbbp's functions, each compiled once here
+    assert loss == _fit_here("float64")
+    assert _python(LOOKUP, tmp_path, "float64", NBBP_COMPILE_HELPER="1").split() == ["0", "None"]
 
 
 def test_no_helper_where_the_kernels_are_compiled_or_it_is_turned_off(monkeypatch):
+    monkeypatch.setattr(_warm, "_settled", set())  # as in a new process
+    monkeypatch.setattr(_warm, "_helpers", {})
     X = np.random.default_rng(0).normal(size=(40, 3))
     monkeypatch.setenv(_warm.ENVIRONMENT, "0")
     for dtype in (np.float32, np.float64):
@@ -105,21 +147,27 @@ def test_one_cpu_starts_no_helper_unless_told(tmp_path, value, wanted):
     assert result.stdout.strip() == wanted
 
 
-HELD = """
-import fcntl, os, subprocess, sys
+# a helper started while another holds the dtype's helper lock, or with another parent's target
+SECOND = """
+import fcntl, json, os, subprocess, sys
 from nbbp import _warm
 kernels = _warm.backward_kernels("float32")
-lock = open(os.path.join(kernels[0][0]._cache._cache_path, _warm.LOCK_NAME), "a")
+directory, target = kernels[0][0]._cache._cache_path, _warm._target(kernels[0][0])
+lock = open(os.path.join(directory, "nbbp-compile-helper-float32.lock"), "a")
 fcntl.flock(lock, fcntl.LOCK_EX)  # as a helper at work would
-helper = subprocess.run([sys.executable, "-m", "nbbp._warm", "float32"], timeout=300)
+other = ["elsewhere", target[1]] if sys.argv[1] == "directory" else target
+if sys.argv[1] == "cpu":
+    other = [directory, ["x86_64-unknown-linux-gnu", "haswell", ""]]
+helper = subprocess.run([sys.executable, "-c", _warm._HELPER, json.dumps(sys.path), "float32",
+                         json.dumps(other)], timeout=300)
 print(helper.returncode, sum(_warm._missing(k, s) for k, s in kernels))
 """
 
 
-def test_a_second_helper_on_the_same_cache_leaves_at_once(tmp_path):
-    result = subprocess.run([sys.executable, "-c", HELD], env=_env(tmp_path),
-                            capture_output=True, text=True, timeout=600, check=True)
-    assert result.stdout.split() == ["0", "3"]  # it ended well, having compiled nothing
+@pytest.mark.parametrize("case, status", [("held", "0"), ("directory", "3"), ("cpu", "3")])
+def test_a_helper_that_would_be_of_no_use_leaves_at_once(tmp_path, case, status):
+    # another helper at work on this cache, or a cache directory or CPU target not its parent's
+    assert _python(SECOND, tmp_path, case).split() == [status, "3"]  # nothing compiled
 
 
 NO_INTERPRETER = """
@@ -133,9 +181,9 @@ print(_warm.start(np.float32), missing)
 
 
 @pytest.mark.parametrize("setting", ['sys.executable = "/nonexistent/python"',
+                                     "sys.executable = None",
+                                     'sys.executable = "/usr/bin/uwsgi"  # Python embedded',
                                      "sys.frozen = True  # as PyInstaller sets it"])
-def test_no_helper_without_an_interpreter_to_start_and_the_fit_compiles(tmp_path, setting):
-    result = subprocess.run([sys.executable, "-c", NO_INTERPRETER.format(setting=setting)],
-                            env=_env(tmp_path, NBBP_COMPILE_HELPER="1"), capture_output=True,
-                            text=True, timeout=300, check=True)
-    assert result.stdout.split() == ["None", "3"]  # nothing started, nothing compiled
+def test_no_helper_without_an_interpreter_to_start(tmp_path, setting):
+    out = _python(NO_INTERPRETER.format(setting=setting), tmp_path, NBBP_COMPILE_HELPER="1")
+    assert out.split() == ["None", "3"]  # nothing started, nothing compiled

@@ -5,18 +5,19 @@ empty cache spends about 18 s compiling on the 2-core Intel Xeon of 2026-12, in 
 (training.train_epoch types its callees as it meets them): the forward kernel (3.6 s), the loss
 and output delta (1.6 s), the weight gradients (3.8 s), the delta rule (2.0 s), the optimizer
 step (1.6 s), then the driver itself (3.2 s). The backward kernels do not depend on the forward
-ones. So when a fit finds them neither loaded nor in the on-disk cache, and the process may run
-on a second CPU, it starts ``python -m nbbp._warm <dtype>``, a helper process that compiles
-them into the cache while the fit compiles the rest. The cache's entry locks
-(_jit._LockedCache) make each function compile once: whichever process reaches it first
-compiles it, and the other waits for its entry and loads it. Helper or not, the fit runs the
-same machine code (the same functions, compiled for the same signatures on the same CPU).
+ones. So when a training call finds them neither loaded nor in the on-disk cache, and the
+process may run on a second CPU, it starts a helper process (``main``) that compiles them into
+the cache while the call compiles the rest. The cache's entry locks (_jit._LockedCache) make
+each function compile once: whichever process reaches it first compiles it, and the other waits
+for its entry and loads it. Helper or not, the fit runs the same machine code (the same
+functions, compiled for the same signatures on the same CPU).
 
 NBBP_COMPILE_HELPER=0 turns the helper off, =1 starts it even on one CPU; unset, it starts
-where the process may use two CPUs or more. A helper that cannot start or fails costs the fit
-nothing but its own compiles: the fit compiles what it finds missing.
+where the process may use two CPUs or more. POSIX only: the entry locks are file locks. A helper
+that cannot start, or fails, leaves the fit to compile what it finds missing.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -28,10 +29,16 @@ from numba.core.caching import NullCache
 from ._jit import fcntl
 
 ENVIRONMENT = "NBBP_COMPILE_HELPER"
-LOCK_NAME = "nbbp-compile-helper.lock"  # in the cache directory: one helper at a time there
 
-_helper = None  # this process's latest helper (subprocess.Popen), kept so it is never reaped early
-# the dtypes whose kernels this process has found compiled, or sent a helper for
+# The helper, run as ``python -c`` (``-m nbbp._warm`` would import this module twice, and
+# runpy warns): the parent's sys.path first, so that it imports the same nbbp, numba and numpy
+# whatever the working directory or PYTHONPATH.
+_HELPER = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); from nbbp import _warm; "
+           "sys.exit(_warm.main(sys.argv[2:]))")
+
+# this process's helpers by dtype (subprocess.Popen), kept to be reaped once they end
+_helpers: dict[np.dtype, subprocess.Popen] = {}
+# the dtypes whose kernels this process has found compiled, or has tried to start a helper for
 _settled: set[np.dtype] = set()
 
 
@@ -39,7 +46,7 @@ def backward_kernels(dtype):
     """(kernel, signature) of the backward kernels as the epoch driver calls them for a network
     of ``dtype``, in the order the helper compiles them (the order the driver needs them). The
     driver's buffers are C-contiguous views and its scalars are the parameters' dtype, int64
-    codes and bool flags (tests/test_warm.py checks these against what a fit compiles)."""
+    codes and bool flags (tests/test_warm.py checks a fit against them)."""
     from .deltas import hidden_delta
     from .gradients import weight_gradients
     from .optimizers import optimizer_update
@@ -58,6 +65,21 @@ def backward_kernels(dtype):
     ]
 
 
+def _cpus():
+    """The CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a
+    container's --cpus) where there is one."""
+    cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count() or 1)
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) / int(period))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
 def _wanted():
     """Whether this process may start a helper: NBBP_COMPILE_HELPER, else two CPUs or more."""
     value = os.environ.get(ENVIRONMENT, "")
@@ -67,9 +89,17 @@ def _wanted():
                          "process may use two CPUs or more)")
     if value:
         return value == "1"
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(
-        os.cpu_count() or 1)
-    return len(cpus) >= 2
+    return _cpus() >= 2
+
+
+def _interpreter():
+    """sys.executable where it is a Python interpreter to start the helper with; else None (a
+    frozen application, or a program embedding Python, such as uWSGI, whose sys.executable is
+    itself)."""
+    path = sys.executable
+    if not path or getattr(sys, "frozen", False):
+        return None
+    return path if os.path.basename(path).lower().startswith("python") else None
 
 
 def _missing(kernel, signature):
@@ -85,44 +115,55 @@ def _missing(kernel, signature):
         return False
 
 
+def _target(kernel):
+    """What a helper must share with its parent to compile into the same cache entries: the
+    kernel's cache directory, and the CPU and features it compiles for."""
+    return [kernel._cache._cache_path, list(kernel.targetctx.codegen().magic_tuple())]
+
+
 def start(dtype):
     """Start a helper compiling the backward kernels for ``dtype`` where one is wanted and
     useful: one of them is not yet compiled, the cache is on disk and locked (not on Windows,
-    where there are no file locks to share the work by), sys.executable is an interpreter (not
-    a frozen application), and no helper of this process is still running. Each dtype is
-    looked up once per process (three cache indexes read; a partial_fit loop must not pay that
-    per call). Returns the helper (subprocess.Popen) or None."""
-    global _helper  # noqa: PLW0603 - a once-per-process helper
+    where there are no file locks to share the work by), and there is an interpreter to start
+    (_interpreter). Each dtype is settled once per process, helper or not (three cache indexes
+    read; a partial_fit loop must not pay that per call). Returns the helper (subprocess.Popen)
+    or None."""
+    for helper in _helpers.values():
+        helper.poll()  # reaps one that has ended
     dtype = np.dtype(dtype)
-    # a frozen application's sys.executable is the application, not an interpreter to run -m in
-    if not _wanted() or fcntl is None or dtype in _settled or getattr(sys, "frozen", False):
-        return None
-    kernels = backward_kernels(dtype)
-    cache = getattr(kernels[0][0], "_cache", None)  # None: NUMBA_DISABLE_JIT, nothing compiles
-    if cache is None or isinstance(cache, NullCache) or not any(
-            _missing(kernel, signature) for kernel, signature in kernels):
-        _settled.add(dtype)  # looked up once: partial_fit's later calls pay nothing
-        return None
-    if _helper is not None and _helper.poll() is None:
-        return None
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    try:
-        _helper = subprocess.Popen([sys.executable, "-m", "nbbp._warm", np.dtype(dtype).name],
-                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-    except OSError:  # no interpreter to start: the fit compiles everything itself
+    if not _wanted() or fcntl is None or dtype in _settled:
         return None
     _settled.add(dtype)
-    return _helper
+    kernels = backward_kernels(dtype)
+    cache = getattr(kernels[0][0], "_cache", None)  # None: NUMBA_DISABLE_JIT, nothing compiles
+    python = _interpreter()
+    if python is None or cache is None or isinstance(cache, NullCache) or not any(
+            _missing(kernel, signature) for kernel, signature in kernels):
+        return None
+    env = dict(os.environ)
+    env[ENVIRONMENT] = "0"  # nothing the helper runs starts another
+    try:
+        helper = subprocess.Popen(
+            [python, "-c", _HELPER, json.dumps(sys.path), dtype.name,
+             json.dumps(_target(kernels[0][0]))],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None  # the fit compiles everything itself
+    _helpers[dtype] = helper
+    return helper
 
 
 def main(argv):
-    """The helper: compile (or find in the cache) the backward kernels for dtype argv[0], unless
-    another helper holds the cache directory's helper lock. Returns the exit status."""
-    kernels = backward_kernels(np.dtype(argv[0]))
-    path = os.path.join(kernels[0][0]._cache._cache_path, LOCK_NAME)
+    """The helper: compile (or find in the cache) the backward kernels for dtype argv[0],
+    unless its cache directory or compile target differ from the parent's (argv[1], _target:
+    its entries would be of no use to the parent) or another helper for that dtype holds the
+    directory's helper lock. Returns the exit status."""
+    dtype = np.dtype(argv[0])
+    kernels = backward_kernels(dtype)
+    if json.loads(argv[1]) != json.loads(json.dumps(_target(kernels[0][0]))):
+        return 3
+    path = os.path.join(kernels[0][0]._cache._cache_path, f"nbbp-compile-helper-{dtype}.lock")
     try:
         lock = open(path, "a")  # noqa: SIM115 - held until the process ends
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,7 +172,3 @@ def main(argv):
     for kernel, signature in kernels:
         kernel.compile(signature)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
