@@ -180,6 +180,21 @@ print(_warm.start(np.float32), missing)
 """
 
 
+PATH_OBJECTS = """
+import pathlib, sys
+import numpy as np
+from nbbp import _warm
+sys.path.append(pathlib.Path("/nonexistent"))  # a program's own, not a string
+helper = _warm.start(np.float32)
+status = helper.wait(timeout=600)
+print(status, sum(_warm._missing(k, s) for k, s in _warm.backward_kernels("float32")))
+"""
+
+
+def test_a_helper_starts_with_paths_that_are_not_strings_on_sys_path(tmp_path):
+    assert _python(PATH_OBJECTS, tmp_path, NBBP_COMPILE_HELPER="1").split() == ["0", "0"]
+
+
 @pytest.mark.parametrize("setting", ['sys.executable = "/nonexistent/python"',
                                      "sys.executable = None",
                                      'sys.executable = "/usr/bin/uwsgi"  # Python embedded',

@@ -142,13 +142,15 @@ def start(dtype):
         return None
     env = dict(os.environ)
     env[ENVIRONMENT] = "0"  # nothing the helper runs starts another
+    # sys.path as strings (a program may have put a pathlib.Path or bytes there)
+    path = [os.fsdecode(p) for p in sys.path if isinstance(p, (str, bytes, os.PathLike))]
     try:
         helper = subprocess.Popen(
-            [python, "-c", _HELPER, json.dumps(sys.path), dtype.name,
+            [python, "-c", _HELPER, json.dumps(path), dtype.name,
              json.dumps(_target(kernels[0][0]))],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
-    except (OSError, ValueError, subprocess.SubprocessError):
+    except (OSError, ValueError, TypeError, subprocess.SubprocessError):
         return None  # the fit compiles everything itself
     _helpers[dtype] = helper
     return helper
