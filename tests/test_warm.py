@@ -1,7 +1,8 @@
 """A first fit from an empty cache compiles the backward kernels in a helper process alongside
 (nbbp._warm): the helper compiles exactly the signatures the epoch driver calls, the fit then
 loads them instead of compiling them and trains the same network, and the helper stays out of
-the way where it is turned off, not useful, already running, or cannot start."""
+the way where it is turned off, of no use (nothing to compile, another helper at work, another
+cache or CPU target than its parent's) or cannot start."""
 
 import json
 import os
