@@ -80,13 +80,19 @@ def _cpus():
     return cpus
 
 
-def _wanted():
-    """Whether this process may start a helper: NBBP_COMPILE_HELPER, else two CPUs or more."""
+def _setting():
+    """NBBP_COMPILE_HELPER: "0", "1" or "" (unset), else a ValueError naming it."""
     value = os.environ.get(ENVIRONMENT, "")
     if value not in ("", "0", "1"):
         raise ValueError(f"{ENVIRONMENT}={value!r}: set it to 0 (no compile helper) or 1 (a "
                          "helper at a first compile), or leave it unset (a helper where the "
                          "process may use two CPUs or more)")
+    return value
+
+
+def _wanted():
+    """Whether this process may start a helper: NBBP_COMPILE_HELPER, else two CPUs or more."""
+    value = _setting()
     if value:
         return value == "1"
     return _cpus() >= 2
@@ -131,7 +137,8 @@ def start(dtype):
     for helper in _helpers.values():
         helper.poll()  # reaps one that has ended
     dtype = np.dtype(dtype)
-    if not _wanted() or fcntl is None or dtype in _settled:
+    # the setting is checked on every call; the CPUs (a file read) only while still unsettled
+    if _setting() == "0" or fcntl is None or dtype in _settled or not _wanted():
         return None
     _settled.add(dtype)
     kernels = backward_kernels(dtype)
@@ -163,9 +170,10 @@ def main(argv):
     directory's helper lock. Returns the exit status."""
     dtype = np.dtype(argv[0])
     kernels = backward_kernels(dtype)
-    if json.loads(argv[1]) != json.loads(json.dumps(_target(kernels[0][0]))):
+    target = _target(kernels[0][0])
+    if json.loads(argv[1]) != json.loads(json.dumps(target)):
         return 3
-    path = os.path.join(kernels[0][0]._cache._cache_path, f"nbbp-compile-helper-{dtype}.lock")
+    path = os.path.join(target[0], f"nbbp-compile-helper-{dtype}.lock")  # its cache directory
     try:
         lock = open(path, "a")  # noqa: SIM115 - held until the process ends
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
