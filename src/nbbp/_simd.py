@@ -23,7 +23,9 @@ micro-kernel: the forward over W's strips transposed (``pack_transposed_strips``
 tiles transposed in registers by ``transpose_tile``), the delta rule and the gradients over
 strips of W and A_prev. The blocks' intrinsics: ``zeros_block``, ``down``, ``across``, ``row``,
 ``outer``, ``store_block`` (the first n_rows rows of a block into a matrix) and
-``block_squares`` (their squares, summed lane by lane). With NUMBA_DISABLE_JIT each intrinsic has
+``block_squares`` (their squares, summed lane by lane). ``zeros_narrow`` is a block one vector
+wide, for the last strip of a matrix when at most one vector of columns is left (a layer of 10
+outputs: 16 lanes computed of AVX-512's 16, not 32). With NUMBA_DISABLE_JIT each intrinsic has
 a NumPy stand-in, at the end of this module.
 """
 
@@ -641,6 +643,10 @@ def _block_sums(dtype):
     return Sums(dtype, host_profile().block_rows, host_profile().block_vectors)
 
 
+def _narrow_sums(dtype):
+    return Sums(dtype, host_profile().block_rows, 1)
+
+
 def _zeros_intrinsic(sums_of):
     """zeros(like): the Vector or Sums that ``sums_of(dtype)`` gives, of zeros of ``like``'s
     dtype."""
@@ -660,6 +666,7 @@ def _zeros_intrinsic(sums_of):
 
 _zeros = _zeros_intrinsic(Vector)  # a Vector of zeros
 _zeros_block = _zeros_intrinsic(_block_sums)
+_zeros_narrow = _zeros_intrinsic(_narrow_sums)  # block_rows x 1 Vector: a strip's last lanes
 
 
 def _column_intrinsic(doc, along_rows):
@@ -745,9 +752,10 @@ def _product(typingctx, x, y):
 @intrinsic
 def _add_product(typingctx, acc, product):
     """acc_rc + x_r y_c for every row r and column c of the block (x_r a Column's scalar,
-    broadcast), one fused multiply-add each."""
+    broadcast), one fused multiply-add each. A block narrower than the row (zeros_narrow) takes
+    its first vectors; LLVM drops the loads of the others."""
     if (not isinstance(acc, Sums) or not isinstance(product, Product) or acc.dtype != product.dtype
-            or (acc.rows, acc.cols) != (product.left.rows, product.right.count)):
+            or acc.rows != product.left.rows or acc.cols > product.right.count):
         return None
 
     def codegen(context, builder, signature, args):
@@ -851,10 +859,18 @@ def _block_squares(typingctx, acc, n_rows):
 
 # Under NUMBA_DISABLE_JIT: Sums are a (rows, cols, lanes) array, a Column a 1-D array, Vectors a
 # (count, lanes) array, and the products NumPy's broadcasting.
+class _PythonSums(np.ndarray):
+    """A block of sums under NUMBA_DISABLE_JIT: ``acc += outer(x, y)`` adds the first of y's
+    vectors that the block is wide, as the compiled block does."""
+
+    def __iadd__(self, product):
+        return np.ndarray.__iadd__(self, product[:, :self.shape[1]])
+
+
 def _python_sums(shape_of):
     def zeros(like):
         rows, cols = shape_of()
-        return np.zeros((rows, cols, lanes(like)), like.dtype)
+        return np.zeros((rows, cols, lanes(like)), like.dtype).view(_PythonSums)
     return zeros
 
 
@@ -941,6 +957,7 @@ total: Callable[..., Any]
 power_of_two: Callable[..., Any]
 prefetch: Callable[..., Any]
 zeros_block: Callable[..., Any]
+zeros_narrow: Callable[..., Any]
 down: Callable[..., Any]
 across: Callable[..., Any]
 row: Callable[..., Any]
@@ -958,6 +975,7 @@ if getattr(config, "DISABLE_JIT"):  # noqa: B009 - set at run time, unknown to m
     transpose_tile = _python_transpose_tile
     down, across = _python_down, _python_across
     zeros_block = _python_sums(lambda: (host_profile().block_rows, host_profile().block_vectors))
+    zeros_narrow = _python_sums(lambda: (host_profile().block_rows, 1))
     row, outer = _python_row, _python_product
     store_block, block_squares = _python_store_block, _python_block_squares
 else:
@@ -967,6 +985,6 @@ else:
     _matrix_view = _matrix
     transpose_tile = _transpose_tile
     down, across = _down, _across
-    zeros_block = _zeros_block
+    zeros_block, zeros_narrow = _zeros_block, _zeros_narrow
     row, outer = _row, _product
     store_block, block_squares = _store_block, _block_squares

@@ -8,6 +8,7 @@ from ._simd import (
     PACK_MIN_ROWS,
     block_rows,
     down,
+    lanes,
     matrix,
     outer,
     pack_group,
@@ -20,6 +21,7 @@ from ._simd import (
     strip_width,
     strips_per_group,
     zeros_block,
+    zeros_narrow,
 )
 from .activations import (
     EXP,
@@ -74,11 +76,10 @@ def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
 
 
 @helper
-def _delta_block(delta_next, V, v0, delta, k0, j0, n_rows):
+def _delta_block(delta_next, V, v0, delta, k0, j0, n_rows, acc):
     """delta_kj = sum_i delta_next_ki w_ij for the block's n_rows <= block_rows samples k from
-    k0 and its strip_width neurons j from j0. V[i, v0 + c] = w_i(j0 + c) (W_next, or its packed
-    strip)."""
-    acc = zeros_block(delta)
+    k0 and its neurons j from j0. V[i, v0 + c] = w_i(j0 + c) (W_next, or its packed strip).
+    ``acc``: zeros_block(delta), strip_width neurons, or zeros_narrow(delta), one vector."""
     for i in range(V.shape[0]):
         acc += outer(down(delta_next, k0, i), row(V, i, v0))  # delta_kj += delta_next_ki w_ij
     store_block(delta, k0, j0, acc, n_rows)
@@ -101,8 +102,14 @@ def _delta_strip(strip, first, delta_next, W_next, delta, scratch):
     out, j_out = delta, j0
     if not whole:
         out, j_out = matrix(scratch, n_next * padded_in_kernel(n_hidden), n_samples, width), 0
+    narrow = n_hidden - j0 <= lanes(delta)  # the last strip, one vector wide
     for k0 in range(0, n_samples, rows):
-        _delta_block(delta_next, V, v0, out, k0, j_out, min(rows, n_samples - k0))
+        if narrow:
+            _delta_block(delta_next, V, v0, out, k0, j_out, min(rows, n_samples - k0),
+                         zeros_narrow(delta))
+        else:
+            _delta_block(delta_next, V, v0, out, k0, j_out, min(rows, n_samples - k0),
+                         zeros_block(delta))
     if not whole:
         for k in range(n_samples):
             for c in range(n_hidden - j0):

@@ -7,6 +7,7 @@ from ._jit import helper, kernel, part
 from ._simd import (
     block_rows,
     down,
+    lanes,
     matrix,
     outer,
     pack_transposed_strips,
@@ -19,17 +20,18 @@ from ._simd import (
     strips_per_group,
     transposed_strips,
     zeros_block,
+    zeros_narrow,
 )
 from .activations import activate_rows
 from .batchnorm import BLOCK, train_columns
 
 
 @helper
-def _forward_block(A_prev, V, out, k0, r0, c0, n_rows):
+def _forward_block(A_prev, V, out, k0, r0, c0, n_rows, acc):
     """z_ki = sum_j a_kj w_ij for the block's n_rows <= block_rows samples k from k0 and the
-    strip_width neurons i of V, into out[r0 + k - k0, c0 + i - i0]. V[j, c] = w_(i0 + c)j (the
-    strip of W, transposed)."""
-    acc = zeros_block(out)
+    neurons i of V, into out[r0 + k - k0, c0 + i - i0]. V[j, c] = w_(i0 + c)j (the strip of W,
+    transposed). ``acc``: zeros_block(out), a strip_width neurons, or zeros_narrow(out), the
+    first vector of them."""
     for j in range(V.shape[0]):
         acc += outer(down(A_prev, k0, j), row(V, j, 0))  # z_ki += a_kj w_ij
     store_block(out, r0, c0, acc, n_rows)
@@ -40,7 +42,9 @@ def _forward_strip(strip, A_prev, W, Z, scratch):
     """sum_j a_kj w_ij for every sample k and one strip of strip_width neurons i, from the strip
     of W transposed (pack_transposed_strips) and A_prev read in place. The strip past the last
     whole one is computed padded with zeros, a block of samples at a time, into a block of
-    scratch, and its columns copied out."""
+    scratch, and its columns copied out; one vector wide (zeros_narrow) where that holds them
+    (W1's 32x32x10 forward call, softmax included, 1.65-1.73 -> 1.39 us on 1 thread, AMD EPYC
+    Zen 4)."""
     n_samples, n_out = Z.shape
     n_in = W.shape[1]
     width = strip_width(Z)
@@ -49,12 +53,16 @@ def _forward_strip(strip, A_prev, W, Z, scratch):
     V = matrix(scratch, strip * n_in * width, n_in, width)
     if i0 + width <= n_out:
         for k0 in range(0, n_samples, rows):
-            _forward_block(A_prev, V, Z, k0, k0, i0, min(rows, n_samples - k0))
+            _forward_block(A_prev, V, Z, k0, k0, i0, min(rows, n_samples - k0), zeros_block(Z))
     else:
         out = matrix(scratch, n_in * padded_in_kernel(n_out), rows, width)
+        narrow = n_out - i0 <= lanes(Z)
         for k0 in range(0, n_samples, rows):
             n_rows = min(rows, n_samples - k0)
-            _forward_block(A_prev, V, out, k0, 0, 0, n_rows)
+            if narrow:
+                _forward_block(A_prev, V, out, k0, 0, 0, n_rows, zeros_narrow(out))
+            else:
+                _forward_block(A_prev, V, out, k0, 0, 0, n_rows, zeros_block(out))
             for r in range(n_rows):
                 for c in range(n_out - i0):
                     Z[k0 + r, i0 + c] = out[r, c]

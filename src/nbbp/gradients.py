@@ -11,6 +11,7 @@ from ._simd import (
     add,
     block_rows,
     block_squares,
+    lanes,
     matrix,
     outer,
     pack_column_panel,
@@ -26,18 +27,19 @@ from ._simd import (
     total,
     zeros,
     zeros_block,
+    zeros_narrow,
 )
 from .deltas import scratch_size as delta_scratch_size
 from .forward import scratch_size as forward_scratch_size
 
 
 @helper
-def _gradient_block(D, d0, c0, V, v0, dW, i0, j0, n_rows):
+def _gradient_block(D, d0, c0, V, v0, dW, i0, j0, n_rows, acc):
     """dW_ij = (1/n) sum_k delta_ki a_kj for the block's n_rows <= block_rows neurons i from i0
-    and its strip_width inputs j from j0. D[d0 + k, c0 + r] = delta_k(i0 + r) (delta itself, or
-    the block's panel of it); V[k, v0 + c] = a_k(j0 + c) (A_prev, or its packed strip). Returns
-    the squares of the dW_ij it stores, summed lane by lane (a Vector)."""
-    acc = zeros_block(dW)
+    and its inputs j from j0. D[d0 + k, c0 + r] = delta_k(i0 + r) (delta itself, or the block's
+    panel of it); V[k, v0 + c] = a_k(j0 + c) (A_prev, or its packed strip). ``acc``:
+    zeros_block(dW), strip_width inputs, or zeros_narrow(dW), one vector. Returns the squares of
+    the dW_ij it stores, summed lane by lane (a Vector)."""
     for k in range(V.shape[0]):
         acc += outer(across(D, d0 + k, c0), row(V, k, v0))  # dW_ij += delta_ki a_kj
     acc = acc * (dW.dtype.type(1) / V.shape[0])
@@ -112,10 +114,15 @@ def _gradient_strip(strip, first, delta, A_prev, W, l2, mask, has_mask, dW, scra
     if j1 - j0 < width:
         out, j_out = matrix(scratch, _dw_strip_start(n_samples, n_in, n_out), n_out, width), 0
     squares = zeros(dW)  # the padding's columns are zeros: they add nothing
+    narrow = j1 - j0 <= lanes(dW)  # the last strip, one vector wide
     for i0 in range(0, n_out, rows):
         d0, c0 = (i0 // rows * n_samples, 0) if _packs_delta(n_samples) else (0, i0)
-        squares = add(squares, _gradient_block(P, d0, c0, V, v0, out, i0, j_out,
-                                               min(rows, n_out - i0)))
+        n_rows = min(rows, n_out - i0)
+        if narrow:
+            block = _gradient_block(P, d0, c0, V, v0, out, i0, j_out, n_rows, zeros_narrow(dW))
+        else:
+            block = _gradient_block(P, d0, c0, V, v0, out, i0, j_out, n_rows, zeros_block(dW))
+        squares = add(squares, block)
     sums[strip] = total(squares)
     if j1 - j0 < width:
         for i in range(n_out):
