@@ -29,9 +29,10 @@ OUTPUT_LOSS_PAIRS = (
 # (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
 # a batch of one sample, and sizes that span several kernel tiles with ragged ends (9x70x13: a
 # layer read in place, past one strip of AVX-512 float32 columns, ragged). A last strip is
-# computed one vector wide where one vector holds it (zeros_narrow): 11x45x27 and 10x27x45 leave
-# both kinds of last strip, 13 and 27 columns of AVX-512 float32's 16-lane vectors (as float64's
-# 8 lanes: 13 and 11).
+# computed one vector wide where one vector holds it (zeros_narrow), else two: 11x45x27 and
+# 10x27x45 leave last strips of 13 and 27 columns of AVX-512 float32 (16-lane vectors, one
+# narrow, one wide), and of 13 and 11 where vectors have 8 lanes (both wide: the narrow ones
+# come from the other shapes). test_gradients.py checks that every kernel takes both.
 LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (9, 70, 13), (4, 33, 65),
                 (70, 37, 101), (131, 37, 67), (11, 45, 27), (10, 27, 45)]
 # Shapes where the delta rule and the gradients pack strips of W (64 samples up) and A_prev (64
@@ -43,6 +44,11 @@ PACKED_SHAPES = [(128, 256, 512), (65, 37, 515), (131, 517, 260), (66, 1030, 65)
 # past atol, and the kernel's is the closer to the exact sum (worst errors against long double
 # 5e-14 and BLAS's 8.5e-14).
 PACKED_DELTA_SHAPES = [(128, 512, 256), (65, 515, 37), (131, 37, 260), (66, 1030, 20)]
+# The forward's (test_forward.py):
+# strips of W transposed in whole tiles of lanes x lanes and in ragged ones (n_in or n_out not a
+# multiple of the lanes), a ragged last strip of neurons, ragged blocks of samples, and from 64
+# strips (2,048 float32 neurons, 1,024 float64) groups of STRIP_GROUP, the last one short.
+FORWARD_SHAPES = [(32, 64, 32), (29, 517, 101), (13, 48, 64), (25, 1030, 2090)]
 
 
 def tol(dtype):

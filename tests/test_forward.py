@@ -3,18 +3,13 @@
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, LAYER_SHAPES, OUTPUTS, assert_sums_equivalent
+from conftest import DTYPES, FORWARD_SHAPES, LAYER_SHAPES, OUTPUTS, assert_sums_equivalent
 from numpy.testing import assert_allclose
 
 from nbbp import reference
 from nbbp._simd import STRIP_GROUP, strip_width, strips_per_group
 from nbbp.activations import ACTIVATIONS
 from nbbp.forward import forward_layer, scratch_size
-
-# Strips of W transposed in whole tiles of lanes x lanes and in ragged ones (n_in or n_out not a
-# multiple of the lanes), a ragged last strip of neurons, ragged blocks of samples, and from 64
-# strips (2,048 float32 neurons, 1,024 float64) groups of STRIP_GROUP, the last one short.
-FORWARD_SHAPES = [(32, 64, 32), (29, 517, 101), (13, 48, 64), (25, 1030, 2090)]
 
 
 def forward(A_prev, W, b, has_bias, code, Z, A, parallel):

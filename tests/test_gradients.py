@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import (
     DTYPES,
+    FORWARD_SHAPES,
     LAYER_SHAPES,
     PACKED_DELTA_SHAPES,
     PACKED_SHAPES,
@@ -83,6 +84,22 @@ def test_the_shapes_tested_take_every_packed_path():
                -(-n_in // w) % STRIP_GROUP for _, n_in, n_out in PACKED_SHAPES)
     assert any(n >= PACK_MIN_ROWS and n_in > w * grouped and n_in % w and
                -(-n_in // w) % STRIP_GROUP for n, n_in, _ in PACKED_DELTA_SHAPES)
+
+
+def test_the_shapes_tested_take_both_kinds_of_last_strip():
+    # A last strip that one vector holds is computed one vector wide (zeros_narrow), one of more
+    # columns two vectors wide: each kernel's equivalence tests must meet both, in each dtype,
+    # under the host's profile. The strip runs over n_out in the forward, n_hidden in the delta
+    # rule, n_in in the gradients.
+    forward = [n_out for _, _, n_out in LAYER_SHAPES + FORWARD_SHAPES]
+    deltas = [n_hidden for _, n_hidden, _ in LAYER_SHAPES + PACKED_DELTA_SHAPES]
+    gradients = [n_in for _, n_in, _ in LAYER_SHAPES + PACKED_SHAPES]
+    for dtype in DTYPES:
+        width = strip_width(np.empty(0, dtype))
+        vector = width // 2
+        for widths in (forward, deltas, gradients):
+            assert any(0 < n % width <= vector for n in widths)
+            assert any(n % width > vector for n in widths)
 
 
 def _padded(n):

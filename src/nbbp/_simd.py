@@ -25,7 +25,7 @@ strips of W and A_prev. The blocks' intrinsics: ``zeros_block``, ``down``, ``acr
 ``outer``, ``store_block`` (the first n_rows rows of a block into a matrix) and
 ``block_squares`` (their squares, summed lane by lane). ``zeros_narrow`` is a block one vector
 wide, for the last strip of a matrix when at most one vector of columns is left (a layer of 10
-outputs: 16 lanes computed of AVX-512's 16, not 32). With NUMBA_DISABLE_JIT each intrinsic has
+outputs: 16 float32 columns of sums on AVX-512, not 32). With NUMBA_DISABLE_JIT each intrinsic has
 a NumPy stand-in, at the end of this module.
 """
 
@@ -860,8 +860,11 @@ def _block_squares(typingctx, acc, n_rows):
 # Under NUMBA_DISABLE_JIT: Sums are a (rows, cols, lanes) array, a Column a 1-D array, Vectors a
 # (count, lanes) array, and the products NumPy's broadcasting.
 class _PythonSums(np.ndarray):
-    """A block of sums under NUMBA_DISABLE_JIT: ``acc += outer(x, y)`` adds the first of y's
-    vectors that the block is wide, as the compiled block does."""
+    """A block of sums under NUMBA_DISABLE_JIT: ``acc + outer(x, y)`` (and ``+=``) adds the first
+    of y's vectors that the block is wide, as the compiled block does."""
+
+    def __add__(self, product):
+        return np.ndarray.__add__(self, product[:, :self.shape[1]])
 
     def __iadd__(self, product):
         return np.ndarray.__iadd__(self, product[:, :self.shape[1]])

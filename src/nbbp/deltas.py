@@ -88,10 +88,11 @@ def _delta_block(delta_next, V, v0, delta, k0, j0, n_rows, acc):
 @part
 def _delta_strip(strip, first, delta_next, W_next, delta, scratch):
     """sum_i delta_next_ki w_ij for every sample k and one strip of strip_width neurons j. The
-    strip past the last whole one is computed padded with zeros, into its own slice of scratch,
-    and its columns copied out (one scalar sum per column read W_next down its columns: at
-    128x100x100 the 4 such columns took as long as the 6 strips). Strips from ``first`` on
-    are read packed."""
+    strip past the last whole one is computed padded with zeros, one vector wide where one
+    vector holds its columns (zeros_narrow), into its own slice of scratch, and its columns
+    copied out (one scalar sum per column read W_next down its columns: at 128x100x100 the 4
+    such columns took as long as the 6 strips). Strips from ``first`` on are read packed (the
+    last, if not whole, always is)."""
     n_samples, n_hidden = delta.shape
     n_next = W_next.shape[0]
     width = strip_width(delta)

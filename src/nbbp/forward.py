@@ -30,8 +30,8 @@ from .batchnorm import BLOCK, train_columns
 def _forward_block(A_prev, V, out, k0, r0, c0, n_rows, acc):
     """z_ki = sum_j a_kj w_ij for the block's n_rows <= block_rows samples k from k0 and the
     neurons i of V, into out[r0 + k - k0, c0 + i - i0]. V[j, c] = w_(i0 + c)j (the strip of W,
-    transposed). ``acc``: zeros_block(out), a strip_width neurons, or zeros_narrow(out), the
-    first vector of them."""
+    transposed). ``acc``: zeros_block(out) for strip_width neurons, or zeros_narrow(out) for
+    the first vector of them."""
     for j in range(V.shape[0]):
         acc += outer(down(A_prev, k0, j), row(V, j, 0))  # z_ki += a_kj w_ij
     store_block(out, r0, c0, acc, n_rows)
