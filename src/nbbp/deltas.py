@@ -79,7 +79,8 @@ def output_delta(Z, O, Y, out_code, loss_code, eps, delta):
 def _delta_block(delta_next, V, v0, delta, k0, j0, n_rows, acc):
     """delta_kj = sum_i delta_next_ki w_ij for the block's n_rows <= block_rows samples k from
     k0 and its neurons j from j0. V[i, v0 + c] = w_i(j0 + c) (W_next, or its packed strip).
-    ``acc``: zeros_block(delta), strip_width neurons, or zeros_narrow(delta), one vector."""
+    ``acc``: zeros_block(delta) for strip_width neurons, or zeros_narrow(delta) for the first
+    vector of them."""
     for i in range(V.shape[0]):
         acc += outer(down(delta_next, k0, i), row(V, i, v0))  # delta_kj += delta_next_ki w_ij
     store_block(delta, k0, j0, acc, n_rows)

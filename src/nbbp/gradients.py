@@ -38,8 +38,8 @@ def _gradient_block(D, d0, c0, V, v0, dW, i0, j0, n_rows, acc):
     """dW_ij = (1/n) sum_k delta_ki a_kj for the block's n_rows <= block_rows neurons i from i0
     and its inputs j from j0. D[d0 + k, c0 + r] = delta_k(i0 + r) (delta itself, or the block's
     panel of it); V[k, v0 + c] = a_k(j0 + c) (A_prev, or its packed strip). ``acc``:
-    zeros_block(dW), strip_width inputs, or zeros_narrow(dW), one vector. Returns the squares of
-    the dW_ij it stores, summed lane by lane (a Vector)."""
+    zeros_block(dW) for strip_width inputs, or zeros_narrow(dW) for the first vector of them.
+    Returns the squares of the dW_ij it stores, summed lane by lane (a Vector)."""
     for k in range(V.shape[0]):
         acc += outer(across(D, d0 + k, c0), row(V, k, v0))  # dW_ij += delta_ki a_kj
     acc = acc * (dW.dtype.type(1) / V.shape[0])
