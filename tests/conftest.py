@@ -29,12 +29,12 @@ OUTPUT_LOSS_PAIRS = (
 # (n_samples, n_in, n_out): 1x1, n_in != n_out both ways, widths not divisible by 2 threads,
 # a batch of one sample, and sizes that span several kernel tiles with ragged ends (9x70x13: a
 # layer read in place, past one strip of AVX-512 float32 columns, ragged). A last strip is
-# computed one vector wide where one vector holds it (zeros_narrow), else two: 11x45x27 and
-# 10x27x45 leave last strips of 13 and 27 columns of AVX-512 float32 (16-lane vectors, one
-# narrow, one wide), and of 13 and 11 where vectors have 8 lanes (both wide: the narrow ones
-# come from the other shapes). test_gradients.py checks that every kernel takes both.
+# computed one vector wide where one vector holds it (zeros_narrow), else two: 11x45x27 leaves
+# last strips of 13 and 27 columns of AVX-512 float32 (16-lane vectors: one narrow, one wide),
+# and of 13 and 11 where vectors have 8 lanes (both wide; the narrow ones come from the other
+# shapes). test_gradients.py checks that every kernel meets both kinds.
 LAYER_SHAPES = [(1, 1, 1), (5, 1, 1), (1, 7, 3), (6, 3, 7), (13, 17, 5), (9, 70, 13), (4, 33, 65),
-                (70, 37, 101), (131, 37, 67), (11, 45, 27), (10, 27, 45)]
+                (70, 37, 101), (131, 37, 67), (11, 45, 27)]
 # Shapes where the delta rule and the gradients pack strips of W (64 samples up) and A_prev (64
 # neurons up), with ragged strips, panels of delta and blocks; from 64 strips (1,024 float32
 # columns, 512 float64) in groups of 4, the last group short.
