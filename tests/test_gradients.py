@@ -15,7 +15,7 @@ from conftest import (
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nbbp import reference
-from nbbp._simd import PACK_MIN_ROWS, STRIP_GROUP, block_rows, strip_max, strip_width
+from nbbp._simd import PACK_MIN_ROWS, STRIP_GROUP, block_rows, lanes, strip_max, strip_width
 from nbbp.gradients import scratch_size, weight_gradients
 
 
@@ -95,8 +95,7 @@ def test_the_shapes_tested_take_both_kinds_of_last_strip():
     deltas = [n_hidden for _, n_hidden, _ in LAYER_SHAPES + PACKED_DELTA_SHAPES]
     gradients = [n_in for _, n_in, _ in LAYER_SHAPES + PACKED_SHAPES]
     for dtype in DTYPES:
-        width = strip_width(np.empty(0, dtype))
-        vector = width // 2
+        width, vector = strip_width(np.empty(0, dtype)), lanes(np.empty(0, dtype))
         for widths in (forward, deltas, gradients):
             assert any(0 < n % width <= vector for n in widths)
             assert any(n % width > vector for n in widths)
