@@ -11,7 +11,7 @@ import sys
 import llvmlite.binding as ll
 import pytest
 
-from nbbp.host import _isa, _parse_size, host_profile
+from nbbp.host import HostProfile, _isa, _parse_size, host_profile
 
 TESTS = pathlib.Path(__file__).parent
 
@@ -82,6 +82,21 @@ def test_the_host_profile_matches_the_host_features():
 ])
 def test_isa_and_registers_from_the_target(triple, vector_bytes, features, expected):
     assert _isa(triple, vector_bytes, features) == expected
+
+
+@pytest.mark.parametrize("isa, vector_bytes, registers, rows", [
+    ("avx512", 64, 32, 8),  # 3/4 of 32 registers would be 12 rows; an x86 L1 set holds 8
+    ("avx2", 32, 16, 6),
+    ("sse", 16, 16, 6),
+    ("neon", 16, 32, 12),
+])
+def test_register_block_rows_from_the_registers_and_on_x86_the_l1_ways(isa, vector_bytes,
+                                                                        registers, rows):
+    profile = HostProfile(cpu_name="cpu", cpu_features="", isa=isa, vector_bytes=vector_bytes,
+                          vector_registers=registers, fma=True, l1d_bytes=32 << 10,
+                          l2_bytes=1 << 20, cache_source="default")
+    assert profile.block_rows == rows
+    assert profile.block_rows * profile.block_vectors <= 3 * registers // 4
 
 
 @pytest.mark.parametrize("text, expected", [("48K", 49152), ("2048K", 2 << 20), ("2M", 2 << 20),

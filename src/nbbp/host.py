@@ -22,6 +22,12 @@ from dataclasses import dataclass
 DEFAULT_L1D = 32 * 1024
 DEFAULT_L2 = 1024 * 1024
 
+# The x86 ISAs (HostProfile.isa), and the most rows of a register block on them: the ways of
+# the smallest x86 L1 data cache in use (8, Zen 1-4 and Skylake; 12 on newer Intel cores and
+# Zen 5). See HostProfile.block_rows.
+X86_ISAS = ("avx512", "avx2", "avx", "sse")
+X86_BLOCK_ROWS = 8
+
 # LLVM IR of a multiply-add of 16 float32: the registers the assembly names give the widest
 # vector the target compiles to one register (zmm: 64 bytes; ymm: 32; else 16).
 _PROBE = """
@@ -82,11 +88,23 @@ class HostProfile:
 
     @property
     def block_rows(self):
-        """Rows of a register block: its block_rows x 2 vector sums take 3/4 of the vector
-        registers, the rest hold the row's 2 vectors and a broadcast: 6 rows with 16 registers
-        (AVX2, SSE), 12 with 32 (AVX-512, NEON). On the AVX2 host, 4 x 2 had been measured at
-        88 GFLOP/s a thread, and 4 x 3 spilled."""
-        return 3 * self.vector_registers // 8
+        """Rows of a register block: its block_rows x 2 vector sums take at most 3/4 of the
+        vector registers, the rest hold the row's 2 vectors and a broadcast: 6 rows with 16
+        registers (AVX2, SSE), 12 with 32 (NEON). On the AVX2 host, 4 x 2 had been measured at
+        88 GFLOP/s a thread, and 4 x 3 spilled.
+
+        On x86, at most X86_BLOCK_ROWS (so 8 with AVX-512's 32 registers). A block reads its
+        rows' scalars in place, down a column of A_prev (the forward) or delta (the delta rule);
+        an x86 L1 data cache has ways of 4 KiB, so the rows of a matrix 4 KiB apart (1,024
+        float32 columns) all fall in one set, which holds 8 lines on Zen 1-4 and Skylake. 12
+        such rows evicted each other: on the AMD EPYC Zen 4, 256x1024x1024 float32 on 1 thread,
+        the forward ran at 92-94 GFLOP/s with 12 rows and 101-103 with 8, the delta rule at
+        88-89 and 103-104; W1's batch took 7.8 us and 7.2. No shape measured was slower with
+        8 rows (6 and 10 were level with 8 at 1,024 columns)."""
+        rows = 3 * self.vector_registers // 8
+        if self.isa in X86_ISAS:
+            rows = min(rows, X86_BLOCK_ROWS)
+        return rows
 
     def describe(self):
         """Lines for ``nbbp info`` and the benchmark's header."""
