@@ -93,14 +93,11 @@ class HostProfile:
         registers (AVX2, SSE), 12 with 32 (NEON). On the AVX2 host, 4 x 2 had been measured at
         88 GFLOP/s a thread, and 4 x 3 spilled.
 
-        On x86, at most X86_BLOCK_ROWS (so 8 with AVX-512's 32 registers). A block reads its
-        rows' scalars in place, down a column of A_prev (the forward) or delta (the delta rule);
-        an x86 L1 data cache has ways of 4 KiB, so the rows of a matrix 4 KiB apart (1,024
-        float32 columns) all fall in one set, which holds 8 lines on Zen 1-4 and Skylake. 12
-        such rows evicted each other: on the AMD EPYC Zen 4, 256x1024x1024 float32 on 1 thread,
-        the forward ran at 92-94 GFLOP/s with 12 rows and 101-103 with 8, the delta rule at
-        88-89 and 103-104; W1's batch took 7.8 us and 7.2. No shape measured was slower with
-        8 rows (6 and 10 were level with 8 at 1,024 columns)."""
+        On x86, at most X86_BLOCK_ROWS (so 8 with AVX-512's 32 registers): a block reads its
+        rows in place, and rows 4 KiB apart share one set of an x86 L1 data cache, which holds
+        8 lines on Zen 1-4 and Skylake. On the AMD EPYC Zen 4, 256x1024x1024 float32, 1 thread,
+        12 rows ran the forward at 92-94 GFLOP/s and the delta rule at 88-89, 8 rows at 101-103
+        and 103-104 (docs/kernels.md, "How many rows"). NEON keeps 12, unmeasured."""
         rows = 3 * self.vector_registers // 8
         if self.isa in X86_ISAS:
             rows = min(rows, X86_BLOCK_ROWS)
