@@ -243,13 +243,16 @@ class Group:
     # ------------------------------------------------------------------ agreement and failure
     def settle(self, what, problem):
         """Collective: return if no rank had a problem (an exception, or None); else raise on
-        every rank, the failing rank its own exception (a noted Ctrl-C as KeyboardInterrupt)."""
+        every rank, the failing rank its own exception (a noted Ctrl-C as KeyboardInterrupt).
+        The others' error names ``what`` failed, or "training" for a Ctrl-C: one noted between
+        two collectives is found by the next, whatever that one does (a schedule's rate, the
+        callback), and it interrupted the training, not that."""
         noted = problem is None and interrupt_noted()
         report = None
         if problem is not None:
-            report = (type(problem).__name__, str(problem) or repr(problem))
+            report = (what, type(problem).__name__, str(problem) or repr(problem))
         elif noted:
-            report = ("KeyboardInterrupt", "interrupted (Ctrl-C)")
+            report = ("training", "KeyboardInterrupt", "interrupted (Ctrl-C)")
         reports = self.comm.allgather(report)
         failed = [(r, found) for r, found in enumerate(reports) if found is not None]
         if not failed:
@@ -258,10 +261,10 @@ class Group:
             raise problem
         if noted:
             deliver_held_interrupt()  # KeyboardInterrupt through the handler it replaced
-        r, (name, message) = failed[0]
+        r, (where, name, message) = failed[0]
         more = f" (and {len(failed) - 1} more ranks)" if len(failed) > 1 else ""
         raise _SAME_TYPE.get(name, RankError)(
-            f"{what}: rank {r} of {self.size} failed{more}, so every rank stopped: {name}: "
+            f"{where}: rank {r} of {self.size} failed{more}, so every rank stopped: {name}: "
             f"{message}")
 
     def agree(self, what, thunk):
