@@ -158,3 +158,34 @@ def test_processes_starting_together_on_an_empty_cache_compile_each_function_onc
     assert compiled, "nothing was compiled: the cache was not empty"
     assert sorted(compiled) == sorted(set(compiled)), [n for n in set(compiled)
                                                        if compiled.count(n) > 1]
+
+
+# A process whose register blocks follow another rule (12 rows where the host has 8, as nbbp
+# before 8-row blocks on x86), sharing the cache directory.
+OTHER_BLOCKS = """
+import nbbp.host
+rows = nbbp.host.host_profile().block_rows
+nbbp.host.HostProfile.block_rows = property(lambda self: 12 if rows != 12 else 8)
+"""
+
+
+def test_an_entry_compiled_for_other_register_blocks_is_compiled_anew(tmp_path):
+    # The kernels freeze the register block in; Numba keys an entry on the CPU and the
+    # function's bytecode only, so without nbbp's key (_jit.profile_key) the second process
+    # would load the first's kernels and size their scratch for its own blocks: an IndexError.
+    import json
+
+    env = _env(tmp_path / "c")
+    first = subprocess.run([sys.executable, "-c", OTHER_BLOCKS + COUNT_COMPILES], env=env,
+                           capture_output=True, text=True, timeout=900, check=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run([sys.executable, "-c", COUNT_COMPILES], env=env,
+                            capture_output=True, text=True, timeout=900, check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    _, compiled = json.loads(second.stdout)
+    for kernel in ("forward.forward_layer", "gradients.weight_gradients", "deltas.hidden_delta"):
+        assert f"nbbp.{kernel}" in compiled
+    third = subprocess.run([sys.executable, "-c", COUNT_COMPILES], env=env,
+                           capture_output=True, text=True, timeout=900, check=False)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert not [name for name in json.loads(third.stdout)[1] if name.startswith("nbbp.")]

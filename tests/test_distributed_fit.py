@@ -68,11 +68,13 @@ if case.get("nested"):  # every rank's callback trains another network on the sa
     def callback(epoch, history):
         nbbp.Network([6, 4, 3]).fit(X, y, epochs=1, batch_size=8, comm=comm)
     fit["callback"] = callback
-if case.get("odd") == "sigint_schedule":  # Ctrl-C on one rank while its rate is asked
-    class Interrupted(nbbp.schedules.StepLR):
+if case.get("odd") in ("sigint_schedule", "interrupt_schedule"):  # while one rank's rate is
+    class Interrupted(nbbp.schedules.StepLR):                     # asked, after an epoch
         def rate(self, epoch, monitored):
-            if odd and epoch == 1:  # after a recorded epoch; held (noted) until the ranks settle
-                os.kill(os.getpid(), signal.SIGINT)
+            if odd and epoch == 1 and case["odd"] == "sigint_schedule":
+                os.kill(os.getpid(), signal.SIGINT)  # held (noted) until the ranks settle
+            if odd and epoch == 1 and case["odd"] == "interrupt_schedule":
+                raise KeyboardInterrupt  # one that was not held
             return super().rate(epoch, monitored)
     fit["learning_rate"] = Interrupted(0.01, 5)
 if case.get("odd") == "schedule":  # fails on one rank, in the first epoch
@@ -341,6 +343,9 @@ def test_early_stopping_on_unequal_shards_stops_every_rank_alike(tmp_path, rng):
     ("sigint_schedule", "KeyboardInterrupt", ("RankError: training: rank 1 of 2 failed, so every "
                                               "rank stopped: KeyboardInterrupt: interrupted "
                                               "(Ctrl-C)")),
+    ("interrupt_schedule", "KeyboardInterrupt", ("RankError: training: rank 1 of 2 failed, so "
+                                                 "every rank stopped: KeyboardInterrupt: "
+                                                 "interrupted (Ctrl-C)")),
     ("learning_rate", "ValueError: fit: rank 1 of 2 has learning_rate 0.02, rank 0 0.01",
      "ValueError: fit: rank 1 of 2 has learning_rate 0.02, rank 0 0.01"),
     ("schedule", "RuntimeError: the schedule of rank 1 failed",
@@ -357,7 +362,7 @@ def test_a_failure_on_one_rank_ends_every_rank(tmp_path, rng, odd, own, others):
     assert reports[0]["error"].startswith(others), reports
     assert reports[0]["epochs"] == reports[1]["epochs"]
     # the epochs recorded before it are kept, alike
-    if odd in ("callback", "sigint", "sigint_schedule"):
+    if odd in ("callback", "sigint", "sigint_schedule", "interrupt_schedule"):
         assert reports[0]["epochs"] >= 1
         assert_array_equal(thetas[0], thetas[1])
     else:  # a failure before an epoch completes changes nothing on any rank

@@ -249,10 +249,10 @@ class Group:
         callback), and it interrupted the training, not that."""
         noted = problem is None and interrupt_noted()
         report = None
-        if problem is not None:
-            report = (what, type(problem).__name__, str(problem) or repr(problem))
-        elif noted:
+        if noted or isinstance(problem, KeyboardInterrupt):  # one not held (nbbp train's setup)
             report = ("training", "KeyboardInterrupt", "interrupted (Ctrl-C)")
+        elif problem is not None:
+            report = (what, type(problem).__name__, str(problem) or repr(problem))
         reports = self.comm.allgather(report)
         failed = [(r, found) for r, found in enumerate(reports) if found is not None]
         if not failed:

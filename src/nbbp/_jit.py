@@ -8,6 +8,8 @@ from numba.core.caching import NullCache
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import register_jitable
 
+from .host import host_profile
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; first compiles are not serialised there
@@ -145,6 +147,17 @@ def _open_lock_file(path):
         return None
 
 
+def profile_key():
+    """What a compiled kernel freezes of the host profile: the vector width and the register
+    block, part of every cache entry's key (_LockedCache). Numba keys an entry on the CPU name
+    and features and on the function's own bytecode, not on what the compiler read from other
+    modules: an entry compiled under another rule for the blocks (12 rows where AVX-512 now
+    has 8, from an earlier nbbp in a kept cache directory) would load, with its scratch sized
+    for other blocks (an IndexError from a checked view). With the key it compiles anew."""
+    p = host_profile()
+    return ("nbbp host profile", p.vector_bytes, p.block_rows, p.block_vectors)
+
+
 class _LockedCache:
     """Numba's on-disk cache of one function, with a file lock per cache entry: a file beside
     the function's index in its cache directory (``<index>.nbi.lock``), flock'ed shared while
@@ -167,6 +180,8 @@ class _LockedCache:
         self._cache = cache
         self._path = os.path.join(cache._cache_path, cache._cache_file._index_name + ".lock")
         self._misses = []  # per miss, from load_overload to save_overload: the lock file or None
+        unkeyed = cache._index_key  # Numba's load, save and _warm._missing all go through it
+        cache._index_key = lambda sig, codegen: (*unkeyed(sig, codegen), profile_key())
 
     def __getattr__(self, name):
         return getattr(self._cache, name)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 DEFAULT_L1D = 32 * 1024
 DEFAULT_L2 = 1024 * 1024
 
-# The x86 ISAs (HostProfile.isa), and the most rows of a register block on them: the ways of
-# the smallest x86 L1 data cache in use (8, Zen 1-4 and Skylake; 12 on newer Intel cores and
-# Zen 5). See HostProfile.block_rows.
+# The x86 ISAs (HostProfile.isa), and the most rows of a register block on them: measured best
+# on the AMD EPYC Zen 4, and the ways of the smallest x86 L1 data cache in use (8, Zen 1-4 and
+# Skylake; 12 on newer Intel cores and Zen 5). See HostProfile.block_rows.
 X86_ISAS = ("avx512", "avx2", "avx", "sse")
 X86_BLOCK_ROWS = 8
 
@@ -93,11 +93,12 @@ class HostProfile:
         registers (AVX2, SSE), 12 with 32 (NEON). On the AVX2 host, 4 x 2 had been measured at
         88 GFLOP/s a thread, and 4 x 3 spilled.
 
-        On x86, at most X86_BLOCK_ROWS (so 8 with AVX-512's 32 registers): a block reads its
-        rows in place, and rows 4 KiB apart share one set of an x86 L1 data cache, which holds
-        8 lines on Zen 1-4 and Skylake. On the AMD EPYC Zen 4, 256x1024x1024 float32, 1 thread,
-        12 rows ran the forward at 92-94 GFLOP/s and the delta rule at 88-89, 8 rows at 101-103
-        and 103-104 (docs/kernels.md, "How many rows"). NEON keeps 12, unmeasured."""
+        On x86, at most X86_BLOCK_ROWS (so 8 with AVX-512's 32 registers), as measured on the
+        AMD EPYC Zen 4: at 256x1024x1024 float32, 1 thread, 12 rows ran the forward at 92-94
+        GFLOP/s and the delta rule at 88-89, 8 rows at 101-103 and 103-104 (6 and 10 level with
+        8). A block reads its rows in place, and rows 4 KiB apart share one set of an x86 L1
+        data cache, of 8 lines on Zen 1-4 and Skylake (docs/kernels.md, "How many rows"). NEON
+        keeps 12, unmeasured. The rule is part of every cache entry's key (_jit.profile_key)."""
         rows = 3 * self.vector_registers // 8
         if self.isa in X86_ISAS:
             rows = min(rows, X86_BLOCK_ROWS)
