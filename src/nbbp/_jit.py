@@ -4,7 +4,7 @@ import os
 import warnings
 
 from numba import get_num_threads, njit
-from numba.core.caching import NullCache
+from numba.core.caching import FunctionCache, NullCache
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import register_jitable
 
@@ -70,16 +70,21 @@ def _no_cache(reason):
 
 
 def _cached_if_possible(py_func, options):
-    # Numba looks for a writable cache directory when the function is decorated, that is at
-    # import, and raises RuntimeError if none of NUMBA_CACHE_DIR, the package's __pycache__ and
-    # the user cache directory can be written: a read-only install would not even import.
+    # njit(cache=True) gives the dispatcher Numba's FunctionCache; this gives it _KeyedCache in
+    # its place (Numba's Dispatcher.enable_caching, with the subclass). Numba looks for a
+    # writable cache directory when the cache is made, that is at import, and raises
+    # RuntimeError if none of NUMBA_CACHE_DIR, the package's __pycache__ and the user cache
+    # directory can be written: a read-only install would not even import.
+    dispatcher = njit(cache=False, **options)(py_func)
+    if not hasattr(dispatcher, "enable_caching"):  # NUMBA_DISABLE_JIT: the function itself
+        return dispatcher
     try:
-        return njit(cache=True, **options)(py_func)
+        dispatcher._cache = _KeyedCache(py_func)
     except RuntimeError as error:
         if "no locator available" not in str(error):
             raise
         _no_cache("no writable cache directory")
-        return njit(cache=False, **options)(py_func)
+    return dispatcher
 
 
 # A kernel takes an argument ``parallel``, its last but for a ``scratch`` buffer where it needs
@@ -153,9 +158,18 @@ def profile_key():
     and features and on the function's own bytecode, not on what the compiler read from other
     modules: an entry compiled under another rule for the blocks (12 rows where AVX-512 now
     has 8, from an earlier nbbp in a kept cache directory) would load, with its scratch sized
-    for other blocks (an IndexError from a checked view). With the key it compiles anew."""
+    for other blocks (an IndexError from a checked view). With the key (_KeyedCache) it
+    compiles anew."""
     p = host_profile()
     return ("nbbp host profile", p.vector_bytes, p.block_rows, p.block_vectors)
+
+
+class _KeyedCache(FunctionCache):
+    """Numba's on-disk cache of one function, each entry's key also holding profile_key()
+    (Numba's load and save, and _warm._missing, all find an entry through _index_key)."""
+
+    def _index_key(self, sig, codegen):
+        return (*super()._index_key(sig, codegen), profile_key())
 
 
 class _LockedCache:
@@ -180,8 +194,6 @@ class _LockedCache:
         self._cache = cache
         self._path = os.path.join(cache._cache_path, cache._cache_file._index_name + ".lock")
         self._misses = []  # per miss, from load_overload to save_overload: the lock file or None
-        unkeyed = cache._index_key  # Numba's load, save and _warm._missing all go through it
-        cache._index_key = lambda sig, codegen: (*unkeyed(sig, codegen), profile_key())
 
     def __getattr__(self, name):
         return getattr(self._cache, name)
