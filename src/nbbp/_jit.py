@@ -154,12 +154,11 @@ def _open_lock_file(path):
 
 def profile_key():
     """What a compiled kernel freezes of the host profile: the vector width and the register
-    block, part of every cache entry's key (_LockedCache). Numba keys an entry on the CPU name
+    block, part of every cache entry's key (_KeyedCache). Numba keys an entry on the CPU name
     and features and on the function's own bytecode, not on what the compiler read from other
     modules: an entry compiled under another rule for the blocks (12 rows where AVX-512 now
     has 8, from an earlier nbbp in a kept cache directory) would load, with its scratch sized
-    for other blocks (an IndexError from a checked view). With the key (_KeyedCache) it
-    compiles anew."""
+    for other blocks (an IndexError from a checked view). With the key it compiles anew."""
     p = host_profile()
     return ("nbbp host profile", p.vector_bytes, p.block_rows, p.block_vectors)
 
