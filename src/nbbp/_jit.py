@@ -70,7 +70,7 @@ def _no_cache(reason):
 
 
 def _cached_if_possible(py_func, options):
-    # njit(cache=True) gives the dispatcher Numba's FunctionCache; this gives it _KeyedCache in
+    # njit(cache=True) gives the dispatcher Numba's FunctionCache; this gives it _LockedCache in
     # its place (Numba's Dispatcher.enable_caching, with the subclass). Numba looks for a
     # writable cache directory when the cache is made, that is at import, and raises
     # RuntimeError if none of NUMBA_CACHE_DIR, the package's __pycache__ and the user cache
@@ -79,7 +79,7 @@ def _cached_if_possible(py_func, options):
     if not hasattr(dispatcher, "enable_caching"):  # NUMBA_DISABLE_JIT: the function itself
         return dispatcher
     try:
-        dispatcher._cache = _KeyedCache(py_func)
+        dispatcher._cache = _LockedCache(py_func)
     except RuntimeError as error:
         if "no locator available" not in str(error):
             raise
@@ -154,7 +154,7 @@ def _open_lock_file(path):
 
 def profile_key():
     """What a compiled kernel freezes of the host profile: the vector width and the register
-    block, part of every cache entry's key (_KeyedCache). Numba keys an entry on the CPU name
+    block, part of every cache entry's key (_LockedCache). Numba keys an entry on the CPU name
     and features and on the function's own bytecode, not on what the compiler read from other
     modules: an entry compiled under another rule for the blocks (12 rows where AVX-512 now
     has 8, from an earlier nbbp in a kept cache directory) would load, with its scratch sized
@@ -163,18 +163,11 @@ def profile_key():
     return ("nbbp host profile", p.vector_bytes, p.block_rows, p.block_vectors)
 
 
-class _KeyedCache(FunctionCache):
-    """Numba's on-disk cache of one function, each entry's key also holding profile_key()
-    (Numba's load and save, and _warm._missing, all find an entry through _index_key)."""
-
-    def _index_key(self, sig, codegen):
-        return (*super()._index_key(sig, codegen), profile_key())
-
-
-class _LockedCache:
+class _LockedCache(FunctionCache):
     """Numba's on-disk cache of one function, with a file lock per cache entry: a file beside
     the function's index in its cache directory (``<index>.nbi.lock``), flock'ed shared while
-    a process loads an entry, and exclusive from a miss until the compiled entry is saved.
+    a process loads an entry, and exclusive from a miss until the compiled entry is saved. Its
+    entries' keys also hold profile_key().
 
     Numba's cache alone is not safe when two processes compile the same parallel function at
     once: both pick the same cache file number, one overwrites the other's code, and a later
@@ -189,31 +182,32 @@ class _LockedCache:
     (a function's lock before its callees'), which has no cycles, so processes cannot deadlock.
     """
 
-    def __init__(self, cache):
-        self._cache = cache
-        self._path = os.path.join(cache._cache_path, cache._cache_file._index_name + ".lock")
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._path = os.path.join(self._cache_path, self._cache_file._index_name + ".lock")
         self._misses = []  # per miss, from load_overload to save_overload: the lock file or None
 
-    def __getattr__(self, name):
-        return getattr(self._cache, name)
+    def _index_key(self, sig, codegen):
+        # Numba's load and save, and _warm._missing, all find an entry through this key
+        return (*super()._index_key(sig, codegen), profile_key())
 
     def load_overload(self, sig, target_context):
         # Unlocked where this process compiles another signature of this function (it holds
         # the lock) or where no lock is to be had (no fcntl, or an unwritable directory).
         f = None if any(m is not None for m in self._misses) else _open_lock_file(self._path)
         if f is None:
-            cres = self._cache.load_overload(sig, target_context)
+            cres = super().load_overload(sig, target_context)
             if cres is None:
                 self._misses.append(None)
             return cres
         keep = False
         try:
             fcntl.flock(f, fcntl.LOCK_SH)
-            cres = self._cache.load_overload(sig, target_context)
+            cres = super().load_overload(sig, target_context)
             if cres is None:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 # another process may have compiled and saved it while this one waited
-                cres = self._cache.load_overload(sig, target_context)
+                cres = super().load_overload(sig, target_context)
                 keep = cres is None
         finally:
             if keep:
@@ -225,7 +219,7 @@ class _LockedCache:
     def save_overload(self, sig, cres):
         depth = len(self._misses) - 1
         try:
-            self._cache.save_overload(sig, cres)
+            super().save_overload(sig, cres)
         finally:
             self.release_to(max(depth, 0))
 
@@ -239,14 +233,13 @@ class _LockedCache:
 
 
 def _with_compile_lock(dispatcher):
-    """Give the dispatcher's on-disk cache its entry locks (_LockedCache). Numba calls
+    """Run the dispatcher's compiles under Numba's compiler lock, releasing its cache's entry
+    locks (_LockedCache) if a compile fails. Numba calls
     ``dispatcher.compile`` only for a signature it has not loaded yet, so calls that find their
     machine code pay nothing."""
     unlocked = getattr(dispatcher, "compile", None)
     if unlocked is None:  # NUMBA_DISABLE_JIT: a plain Python function, nothing to compile
         return dispatcher
-    if not isinstance(dispatcher._cache, NullCache) and hasattr(dispatcher._cache, "_cache_file"):
-        dispatcher._cache = _LockedCache(dispatcher._cache)
 
     def compile(sig):
         # Numba's own compiler lock, which its compile takes too: the cache's misses belong to
