@@ -590,3 +590,46 @@ def test_a_learning_rate_that_rounds_to_0_in_the_dtype_is_refused(rng, dtype, ra
                        match=f"learning_rate={rate!r} is too small for a .* it rounds to 0"):
         net.fit(X, y, epochs=1, learning_rate=rate)
     assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("sizes, batch, expected", [
+    ([64, 32, 10], 32, False),        # W1: 32 x 2,410 multiply-adds a batch, 2,410 parameters
+    ([64, 32, 10], 256, True),        # the same in batches of 256: run in chunks on the pool
+    ([784, 128, 64, 10], 32, True),   # W2: 32 x 109,184 multiply-adds
+    ([200, 200, 10], 1, True),        # 42,210 parameters: a parallel optimizer step
+])
+def test_trains_on_threads_where_a_kernel_of_the_fit_runs_on_the_pool(sizes, batch, expected):
+    from nbbp.training import trains_on_threads
+
+    n_params = nbbp.Network(sizes)._theta.size
+    assert trains_on_threads(sizes, n_params, batch) is expected
+
+
+def test_a_tiny_networks_fit_checks_its_inputs_on_one_thread(rng, monkeypatch):
+    # W1's 20,000 x 64 is over the check's own cut-off (2^20 elements): a fit that trains on one
+    # thread checks X on one thread too (waking the pool for it alone left its threads spinning
+    # through the epoch), while predict, whose kernels use the pool, checks X on it. The spy
+    # records the kernel's calls and runs the kernel itself.
+    from nbbp import _validation
+
+    calls = []
+    kernel = _validation._first_non_finite_row
+
+    def spy(arr, parallel):
+        calls.append((arr.shape, bool(parallel)))
+        return kernel(arr, parallel)
+
+    monkeypatch.setattr(_validation, "_first_non_finite_row", spy)
+    X = rng.normal(size=(20_000, 64)).astype(np.float32)
+    y = rng.integers(0, 10, size=20_000)
+    net = nbbp.Network([64, 32, 10], dtype=np.float32, seed=0)
+    net.fit(X, y, epochs=1, batch_size=32, shuffle=False)
+    assert ((20_000, 64), False) in calls and ((20_000, 64), True) not in calls
+    calls.clear()
+    net.predict(X)  # checks X, then each chunk's layer outputs
+    assert calls[0] == ((20_000, 64), True)
+    X[12_345, 7] = np.nan  # and the check on one thread finds what the pool's finds
+    before = snapshot(net)
+    with pytest.raises(ValueError, match=r"X contains NaN or inf \(first at row 12345\)"):
+        net.fit(X, y, epochs=1, batch_size=32)
+    assert_unchanged(net, before)

@@ -24,7 +24,7 @@ from .history import DivergenceError, History
 from .optimizers import SGD_CODE, OptimizerState, optimizer_update, update_in_parallel
 from .progress import EpochProgress
 from .schedules import Schedule
-from .training import Epochs
+from .training import Epochs, trains_on_threads
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,9 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
                                             or not 0 < float(validation_fraction) < 1):
         raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
 
-    X = net._inputs(X)
+    # X's finite check wakes the thread pool only where training will use it
+    X = net._inputs(X, pool=lambda n: trains_on_threads(net.sizes, net._theta.size,
+                                                         min(batch_size or n, n)))
     labels = None
     if net.loss_name == "cross_entropy":
         labels = check.as_labels(y, X.shape[0], net.sizes[-1])

@@ -209,11 +209,11 @@ def _mapped_file(address):
 FINITE_CHECK_ROWS = 1 << 14  # rows per block: the check's temporary stays O(block), not O(data)
 
 
-def _check_finite(arr, name, original, compiled=True):
+def _check_finite(arr, name, original, compiled=True, threads=True):
     """A ValueError naming the first row of ``arr`` (``original`` converted) that holds NaN or
     inf; where that row of ``original`` is finite, the conversion overflowed (1e39 in float32),
-    and the message says so."""
-    row = first_non_finite_row(arr, compiled)
+    and the message says so. ``threads``: as first_non_finite_row."""
+    row = first_non_finite_row(arr, compiled, threads)
     if row >= 0:
         converted = ""
         if arr is not original and np.isfinite(original[row]).all():
@@ -221,17 +221,19 @@ def _check_finite(arr, name, original, compiled=True):
         raise ValueError(f"{name} contains NaN or inf (first at row {row}){converted}")
 
 
-def first_non_finite_row(arr, compiled=True):
+def first_non_finite_row(arr, compiled=True, threads=True):
     """The first row (index along the first axis) of ``arr`` holding a NaN or an inf, or -1.
 
     A writeable float32/float64 C-contiguous matrix, the arrays the kernels take, is checked by
     a compiled kernel without a temporary (``compiled``; it compiles nothing more for them):
     np.isfinite(X).all() took 6.3 ms of each fit on W2's 20,000 x 784 float32, 8% of an epoch,
-    this 1.75 ms on 2 threads. Anything else by NumPy, FINITE_CHECK_ROWS rows at a time.
+    this 1.75 ms on 2 threads. It runs on the thread pool where ``arr`` is large and
+    ``threads`` allows (see as_inputs). Anything else by NumPy, FINITE_CHECK_ROWS rows at a
+    time.
     """
     if (compiled and arr.ndim == 2 and arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous
             and arr.flags.writeable and arr.shape[1] > 0):
-        return int(_first_non_finite_row(arr, use_threads(arr.size)))
+        return int(_first_non_finite_row(arr, threads and use_threads(arr.size)))
     for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
         block = arr[start:start + FINITE_CHECK_ROWS]
         if not np.isfinite(block).all():
@@ -283,8 +285,15 @@ def _first_non_finite_row(X, parallel):
     return -1
 
 
-def as_inputs(X, n_features, dtype, name="X"):
-    """X as a C-contiguous (n_samples, n_features) array of ``dtype`` with finite values."""
+def as_inputs(X, n_features, dtype, name="X", pool=None):
+    """X as a C-contiguous (n_samples, n_features) array of ``dtype`` with finite values.
+
+    ``pool`` (None: always) is pool(n_samples), whether the caller's work on X will use the
+    thread pool; the finite check uses it only then. Waking the pool for the check alone
+    leaves its threads spinning for milliseconds after (OpenMP's wait policy), taking a core
+    from any other busy thread: a tiny network's fit right after a NumPy matmul, whose
+    OpenBLAS threads spin too, took 7.9-18 ms an epoch against 6.3-7.8 with the check on one
+    thread (W1's 20,000 x 64, 2 cores, AMD EPYC Zen 4)."""
     arr = _numeric_array(X, name)
     if arr.ndim != 2:
         hint = " (use X.reshape(1, -1) for one sample)" if arr.ndim == 1 else ""
@@ -297,7 +306,7 @@ def as_inputs(X, n_features, dtype, name="X"):
                          f"{n_features} (sizes[0])")
     with np.errstate(over="ignore", invalid="ignore"):
         out = _writeable(np.ascontiguousarray(arr, dtype=dtype))
-    _check_finite(out, name, arr)
+    _check_finite(out, name, arr, threads=pool is None or pool(out.shape[0]))
     return out
 
 

@@ -361,6 +361,18 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
             aligned_zeros((n_chunks, lines(2 * layout.shape[0], 8)), np.float64))
 
 
+def trains_on_threads(sizes, n_params, batch_size):
+    """Whether training a network of layer ``sizes`` and n_params parameters in batches of
+    batch_size samples runs kernels on the thread pool: a matrix kernel whose batch work is
+    over the cut-off (_jit.use_threads; sum over layers of n_in n_out per sample, an upper bound
+    of any one layer's), batches in chunks (passes.chunk_rows, past CHUNK_ROWS samples), or a
+    parallel optimizer step (update_in_parallel). A tiny network trains on one thread (W1:
+    32 x 2,410 multiply-adds a batch, 2,410 parameters)."""
+    weights = sum(n_in * n_out for n_in, n_out in itertools.pairwise(sizes))
+    return (_jit.use_threads(batch_size * weights) or batch_size > CHUNK_ROWS
+            or update_in_parallel(n_params))
+
+
 class Epochs:
     """train_epoch for one training call: the buffers for one batch of every layer, allocated
     once, and the arguments that stay the same from epoch to epoch; for a dense network whose
