@@ -254,3 +254,34 @@ def test_lbfgs_gradients_are_whole(rng):
                                           X, Y, [*net.activation, "softmax"], net.loss_name)
         np.testing.assert_allclose(W, ref_W[l], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(b, ref_b[l], rtol=1e-12, atol=1e-15)
+
+
+CHUNKED_FIT = """
+import sys
+import numpy as np
+import nbbp
+rng = np.random.default_rng(3)
+X, y = rng.normal(size=(278, 6)), rng.integers(0, 4, size=278)
+net = nbbp.Network([6, 9, 4], seed=2)
+net.fit(X, y, epochs=3, batch_size=278, shuffle=False)  # 3 chunks a batch
+grad = net.gradients(X, y)  # the Python twin, chunk by chunk too
+print(net._theta.tobytes().hex(), np.concatenate([g.ravel() for g in grad[0]]).tobytes().hex())
+"""
+
+
+def test_a_driver_loaded_from_the_cache_trains_to_the_bits_of_one_compiled_in_the_process(
+        tmp_path):
+    # The epoch driver links a copy of every part it calls and LLVM optimises the copies again
+    # inside it: a first process runs what it compiled, a later one the driver's copies from
+    # the cache. A part whose sum has an order (passes.add_chunks) compiled with reassociation
+    # allowed was summed in another order in the copy: 1e-17 apart in float64 after one batch.
+    import subprocess
+    import sys
+
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
+           "NBBP_COMPILE_HELPER": "0"}
+    runs = [subprocess.run([sys.executable, "-c", CHUNKED_FIT], env=env, capture_output=True,
+                           text=True, timeout=900, check=False) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert runs[0].stdout == runs[1].stdout

@@ -120,7 +120,7 @@ def batch_weight(sample_weight, order, start, n_samples):
     return total
 
 
-@part
+@ordered_part
 def add_chunks(partial, n_samples, rows, grad):
     """dE/dtheta_p = sum_c (n_c / n) dE_c/dtheta_p, the chunks c in order: the gradient of the
     mean over a batch of n samples, from partial[c], the gradient of the mean over chunk c's n_c
@@ -129,6 +129,10 @@ def add_chunks(partial, n_samples, rows, grad):
     n = np.uint64(grad.shape[0])
     for p in range(n):
         grad[p] = 0
+    # Without fastmath (ordered_part): with reassociation allowed, LLVM summed the chunks in
+    # another order in the copy it re-optimises inside the epoch driver than in this function
+    # alone, so a driver loaded from the cache (which runs its copy) gave other bits than the
+    # one compiled in the process, and than the Python twin (1e-17 in float64).
     for c in range((n_samples + rows - 1) // rows):
         weight = dt(min(rows, n_samples - c * rows) / n_samples)
         G = partial[c]
