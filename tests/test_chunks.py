@@ -8,6 +8,7 @@ on 1 and 2 threads."""
 import numba
 import numpy as np
 import pytest
+from conftest import COMPILE_LISTENER
 from numpy.testing import assert_array_equal
 from test_gradcheck import central_difference, relative_error
 
@@ -257,24 +258,34 @@ def test_lbfgs_gradients_are_whole(rng):
 
 
 CHUNKED_FIT = """
-import sys
+import json
 import numpy as np
+from numba.core import event
 import nbbp
+
+""" + COMPILE_LISTENER + """
+
 rng = np.random.default_rng(3)
 X, y = rng.normal(size=(278, 6)), rng.integers(0, 4, size=278)
-net = nbbp.Network([6, 9, 4], seed=2)
-net.fit(X, y, epochs=3, batch_size=278, shuffle=False)  # 3 chunks a batch
-grad = net.gradients(X, y)  # the Python twin, chunk by chunk too
-print(net._theta.tobytes().hex(), np.concatenate([g.ravel() for g in grad[0]]).tobytes().hex())
+runs = []
+with event.install_listener("numba:compile", Compiles()):
+    for options in ({}, {"clip_norm": 0.05, "l2": 1e-3}):  # the norms' sums, the clip's scale
+        net = nbbp.Network([6, 9, 4], seed=2)
+        net.fit(X, y, epochs=3, batch_size=278, shuffle=False, **options)  # 3 chunks a batch
+        runs.append([net._theta.tobytes().hex(), np.asarray(net.history.grad_norm).tobytes().hex()])
+print(json.dumps([runs, compiled]))
 """
 
 
 def test_a_driver_loaded_from_the_cache_trains_to_the_bits_of_one_compiled_in_the_process(
         tmp_path):
-    # The epoch driver links a copy of every part it calls and LLVM optimises the copies again
-    # inside it: a first process runs what it compiled, a later one the driver's copies from
-    # the cache. A part whose sum has an order (passes.add_chunks) compiled with reassociation
-    # allowed was summed in another order in the copy: 1e-17 apart in float64 after one batch.
+    # The epoch driver links a copy of every function it calls, and LLVM optimises the copies
+    # again inside it: a process that compiles the driver runs what it compiled, one that loads
+    # it from the cache the driver's copies. The chunks' sum (passes.add_chunks), compiled with
+    # reassociation allowed, was summed in another order in the copy: 1e-17 apart in float64
+    # after one batch. Without reassociation in any kernel, or without fastmath in that sum,
+    # the two agreed.
+    import json
     import subprocess
     import sys
 
@@ -284,4 +295,7 @@ def test_a_driver_loaded_from_the_cache_trains_to_the_bits_of_one_compiled_in_th
                            text=True, timeout=900, check=False) for _ in range(2)]
     for run in runs:
         assert run.returncode == 0, run.stderr[-3000:]
-    assert runs[0].stdout == runs[1].stdout
+    (compiling, compiled), (loading, recompiled) = (json.loads(run.stdout) for run in runs)
+    assert "nbbp.training.train_epoch" in compiled
+    assert not [name for name in recompiled if name.startswith("nbbp.")]  # all from the cache
+    assert loading == compiling

@@ -593,9 +593,11 @@ def test_a_learning_rate_that_rounds_to_0_in_the_dtype_is_refused(rng, dtype, ra
 
 
 @pytest.mark.parametrize("sizes, batch, expected", [
-    ([64, 32, 10], 32, False),        # W1: 32 x 2,410 multiply-adds a batch, 2,410 parameters
+    ([64, 32, 10], 32, False),        # W1: 32 x 2,368 multiply-adds a batch, 2,410 parameters
     ([64, 32, 10], 256, True),        # the same in batches of 256: run in chunks on the pool
     ([784, 128, 64, 10], 32, True),   # W2: 32 x 109,184 multiply-adds
+    ([100, 100, 10], 128, True),      # 128 x 11,000 multiply-adds, over the cut-off alone
+    ([100, 100, 10], 64, False),      # 64 x 11,000: under it, 11,110 parameters, no chunks
     ([200, 200, 10], 1, True),        # 42,210 parameters: a parallel optimizer step
 ])
 def test_trains_on_threads_where_a_kernel_of_the_fit_runs_on_the_pool(sizes, batch, expected):

@@ -115,9 +115,10 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
                                             or not 0 < float(validation_fraction) < 1):
         raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}")
 
-    # X's finite check wakes the thread pool only where training will use it
-    X = net._inputs(X, pool=lambda n: trains_on_threads(net.sizes, net._theta.size,
-                                                         min(batch_size or n, n)))
+    # X's finite check wakes the thread pool only where training will use it (a validation
+    # pass still does, each epoch, where its forward is over the cut-off)
+    X = net._inputs(X, threads=lambda n: trains_on_threads(net.sizes, net._theta.size,
+                                                            min(batch_size or n, n)))
     labels = None
     if net.loss_name == "cross_entropy":
         labels = check.as_labels(y, X.shape[0], net.sizes[-1])

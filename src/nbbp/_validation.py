@@ -285,15 +285,16 @@ def _first_non_finite_row(X, parallel):
     return -1
 
 
-def as_inputs(X, n_features, dtype, name="X", pool=None):
+def as_inputs(X, n_features, dtype, name="X", threads=None):
     """X as a C-contiguous (n_samples, n_features) array of ``dtype`` with finite values.
 
-    ``pool`` (None: always) is pool(n_samples), whether the caller's work on X will use the
-    thread pool; the finite check uses it only then. Waking the pool for the check alone
+    ``threads`` (None: always) is threads(n_samples), whether the caller's work on X will use
+    the thread pool; the finite check uses it only then. Waking the pool for the check alone
     leaves its threads spinning for milliseconds after (OpenMP's wait policy), taking a core
     from any other busy thread: a tiny network's fit right after a NumPy matmul, whose
-    OpenBLAS threads spin too, took 7.9-18 ms an epoch against 6.3-7.8 with the check on one
-    thread (W1's 20,000 x 64, 2 cores, AMD EPYC Zen 4)."""
+    OpenBLAS threads spin too, took 6.5-18.4 ms an epoch (medians of four runs, two of them
+    slowed) against 5.9-8.1 with the check on one thread (W1's 20,000 x 64, 2 cores, AMD EPYC
+    Zen 4)."""
     arr = _numeric_array(X, name)
     if arr.ndim != 2:
         hint = " (use X.reshape(1, -1) for one sample)" if arr.ndim == 1 else ""
@@ -306,7 +307,7 @@ def as_inputs(X, n_features, dtype, name="X", pool=None):
                          f"{n_features} (sizes[0])")
     with np.errstate(over="ignore", invalid="ignore"):
         out = _writeable(np.ascontiguousarray(arr, dtype=dtype))
-    _check_finite(out, name, arr, threads=pool is None or pool(out.shape[0]))
+    _check_finite(out, name, arr, threads=threads is None or threads(out.shape[0]))
     return out
 
 

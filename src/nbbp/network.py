@@ -541,9 +541,9 @@ class Network:
     def _check_finite_layers(self, zs, a_list, what):
         check.finite_layers(zs, a_list, what, lambda: self._check_finite_parameters(what))
 
-    def _inputs(self, X, pool=None):
+    def _inputs(self, X, threads=None):
         check.masked_weights(self._theta, self._masked, self._weights, self._mask_views)
-        return check.as_inputs(X, self.sizes[0], self.dtype, pool=pool)
+        return check.as_inputs(X, self.sizes[0], self.dtype, threads=threads)
 
     def _inputs_and_targets(self, X, y):
         X = self._inputs(X)

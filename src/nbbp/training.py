@@ -363,11 +363,13 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
 
 def trains_on_threads(sizes, n_params, batch_size):
     """Whether training a network of layer ``sizes`` and n_params parameters in batches of
-    batch_size samples runs kernels on the thread pool: a matrix kernel whose batch work is
-    over the cut-off (_jit.use_threads; sum over layers of n_in n_out per sample, an upper bound
-    of any one layer's), batches in chunks (passes.chunk_rows, past CHUNK_ROWS samples), or a
-    parallel optimizer step (update_in_parallel). A tiny network trains on one thread (W1:
-    32 x 2,410 multiply-adds a batch, 2,410 parameters)."""
+    batch_size samples runs its matrix kernels, its chunks or its optimizer step on the thread
+    pool: a batch's work over the cut-off (_jit.use_threads; the sum over layers of n_in n_out
+    per sample, an upper bound of any one layer's), batches in chunks (passes.chunk_rows, past
+    CHUNK_ROWS samples), or a parallel optimizer step (update_in_parallel). Batch
+    normalisation's elementwise kernels are not counted (where they alone use the pool, the
+    caller's check runs on one thread: slower, not wrong). A tiny network trains on one thread
+    (W1: 32 x 2,368 multiply-adds a batch, 2,410 parameters)."""
     weights = sum(n_in * n_out for n_in, n_out in itertools.pairwise(sizes))
     return (_jit.use_threads(batch_size * weights) or batch_size > CHUNK_ROWS
             or update_in_parallel(n_params))
