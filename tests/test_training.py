@@ -603,8 +603,8 @@ def test_a_learning_rate_that_rounds_to_0_in_the_dtype_is_refused(rng, dtype, ra
 def test_trains_on_threads_where_a_kernel_of_the_fit_runs_on_the_pool(sizes, batch, expected):
     from nbbp.training import trains_on_threads
 
-    n_params = nbbp.Network(sizes)._theta.size
-    assert trains_on_threads(sizes, n_params, batch) is expected
+    net = nbbp.Network(sizes)
+    assert trains_on_threads(net._layout, net._theta.size, batch) is expected
 
 
 def test_a_tiny_networks_fit_checks_its_inputs_on_one_thread(rng, monkeypatch):

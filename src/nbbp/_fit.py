@@ -117,7 +117,7 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
 
     # X's finite check wakes the thread pool only where training will use it (a validation
     # pass still does, each epoch, where its forward is over the cut-off)
-    X = net._inputs(X, threads=lambda n: trains_on_threads(net.sizes, net._theta.size,
+    X = net._inputs(X, threads=lambda n: trains_on_threads(net._layout, net._theta.size,
                                                             min(batch_size or n, n)))
     labels = None
     if net.loss_name == "cross_entropy":

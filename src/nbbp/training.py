@@ -361,17 +361,18 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
             aligned_zeros((n_chunks, lines(2 * layout.shape[0], 8)), np.float64))
 
 
-def trains_on_threads(sizes, n_params, batch_size):
-    """Whether training a network of layer ``sizes`` and n_params parameters in batches of
+def trains_on_threads(layout, n_params, batch_size):
+    """Whether training a network of ``layout`` and n_params parameters in batches of
     batch_size samples runs its matrix kernels, its chunks or its optimizer step on the thread
-    pool: a batch's work over the cut-off (_jit.use_threads; the sum over layers of n_in n_out
-    per sample, an upper bound of any one layer's), batches in chunks (passes.chunk_rows, past
-    CHUNK_ROWS samples), or a parallel optimizer step (update_in_parallel). Batch
-    normalisation's elementwise kernels are not counted (where they alone use the pool, the
-    caller's check runs on one thread: slower, not wrong). A tiny network trains on one thread
-    (W1: 32 x 2,368 multiply-adds a batch, 2,410 parameters)."""
-    weights = sum(n_in * n_out for n_in, n_out in itertools.pairwise(sizes))
-    return (_jit.use_threads(batch_size * weights) or batch_size > CHUNK_ROWS
+    pool: a batch's work over the cut-off (_jit.use_threads of batch_size n_weights, an upper
+    bound of any one layer's), a batch split in chunks (passes.chunk_rows), or a parallel
+    optimizer step (update_in_parallel). Batch normalisation's elementwise kernels are not
+    counted (where they alone use the pool, the caller's check runs on one thread: slower, not
+    wrong). A tiny network trains on one thread (W1: 32 x 2,368 multiply-adds a batch, 2,410
+    parameters)."""
+    weights = n_weights(layout)
+    return (_jit.use_threads(batch_size * weights)
+            or chunk_rows(batch_size, weights, True) < batch_size
             or update_in_parallel(n_params))
 
 
