@@ -370,10 +370,10 @@ def trains_on_threads(layout, n_params, batch_size):
     counted (where they alone use the pool, the caller's check runs on one thread: slower, not
     wrong). A tiny network trains on one thread (W1: 32 x 2,368 multiply-adds a batch, 2,410
     parameters)."""
-    weights = n_weights(layout)
-    return (_jit.use_threads(batch_size * weights)
-            or chunk_rows(batch_size, weights, True) < batch_size
-            or update_in_parallel(n_params))
+    weights = int(n_weights(layout))
+    return bool(_jit.use_threads(batch_size * weights)
+                or chunk_rows(batch_size, weights, True) < batch_size
+                or update_in_parallel(n_params))
 
 
 class Epochs:
