@@ -94,10 +94,11 @@ def assert_sums_equivalent(got, expected, abs_sum, n_terms, dtype, extra=0.0):
         f"worst: error {np.ravel(error)[worst]:.3g} against bound {np.ravel(bound)[worst]:.3g}")
 
 
-@pytest.fixture(params=[False, True], ids=["serial", "parallel"])
+@pytest.fixture(params=[False, True, None], ids=["serial", "parallel", "none"])
 def parallel(request):
-    """A kernel's ``parallel`` argument: its loop on one thread or over the thread pool. Both
-    must equal the reference."""
+    """A kernel's ``parallel`` argument: its loop on one thread or over the thread pool, or None,
+    on one thread in the kernel's specialisation compiled without a parallel loop (nbbp._jit).
+    All three must equal the reference."""
     return request.param
 
 

@@ -209,7 +209,7 @@ def test_only_dense_networks_without_dropout_get_chunks(rng, monkeypatch, spec, 
     real = training.train_epoch
 
     def spy(*args):
-        seen.append(args[-1] is not None)  # the chunks
+        seen.append(args[-2] is not None)  # the chunks (the pool is last)
         return real(*args)
 
     monkeypatch.setattr(training, "train_epoch", spy)

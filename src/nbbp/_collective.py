@@ -441,7 +441,7 @@ class Group:
                 scale *= min(1.0, plan.clip_norm / (np.sqrt(squares) + CLIP_EPS))
             steps += 1
             optimizer_update(opt.optimizer.code, theta, union, dt(scale), opt.state, dt(rate), h0,
-                             h1, h2, h3, opt.steps + steps, update_in_parallel(P))
+                             h1, h2, h3, opt.steps + steps, update_in_parallel(P) or None)
         return total, n_used, weight_used, steps, penalty
 
     def _local_steps(self, run, net, params, plan, opt, order, rate, grad_norm_sum,

@@ -68,10 +68,6 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
               class_weight=None, l2_per_batch=False) -> FitPlan:
     """Validate every training argument before anything changes (the network is only read).
     ``learning_rate`` is a positive number, or with ``schedule_allowed`` a Schedule."""
-    # From an empty cache, the backward kernels compile in a helper process from here on,
-    # while this one compiles the checks and the rest (a refused call leaves the network as it
-    # was; the helper only fills the cache)
-    _warm.start(net.dtype)
     net._check_finite_parameters("training")
     if isinstance(learning_rate, Schedule) and schedule_allowed:
         # rebuilt from its attributes, so that changes made after it was built are checked
@@ -117,8 +113,14 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
 
     # X's finite check wakes the thread pool only where training will use it (a validation
     # pass still does, each epoch, where its forward is over the cut-off)
-    X = net._inputs(X, threads=lambda n: trains_on_threads(net._layout, net._theta.size,
-                                                            min(batch_size or n, n)))
+    def threaded(n):
+        return trains_on_threads(net._layout, net._theta.size, min(batch_size or n, n))
+
+    X = net._inputs(X, threads=threaded)
+    # From an empty cache, the backward kernels compile in a helper process from here on,
+    # while this one compiles the rest (a refused call leaves the network as it was; the helper
+    # only fills the cache)
+    _warm.start(net.dtype, threaded(X.shape[0]))
     labels = None
     if net.loss_name == "cross_entropy":
         labels = check.as_labels(y, X.shape[0], net.sizes[-1])
@@ -214,7 +216,7 @@ def step(params: Parameters, X, Y, alpha, loss_code, eps, no_state):
                                   loss_code, eps, update_running=True)
         zero = theta.dtype.type(0)
         optimizer_update(SGD_CODE, theta, grad, theta.dtype.type(1), no_state, alpha, zero, zero,
-                         zero, zero, 1, update_in_parallel(theta.size))
+                         zero, zero, 1, update_in_parallel(theta.size) or None)
         if not (np.isfinite(E) and np.isfinite(theta).all() and np.isfinite(stats).all()):
             raise DivergenceError(f"step diverged: the loss was {E} (a smaller learning_rate, "
                                   "or inputs of a smaller scale); the network keeps its weights")

@@ -233,7 +233,8 @@ def first_non_finite_row(arr, compiled=True, threads=True):
     """
     if (compiled and arr.ndim == 2 and arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous
             and arr.flags.writeable and arr.shape[1] > 0):
-        return int(_first_non_finite_row(arr, threads and use_threads(arr.size)))
+        # None where on one thread: no parallel loop compiled (see _jit)
+        return int(_first_non_finite_row(arr, (threads and use_threads(arr.size)) or None))
     for start in range(0, max(len(arr), 1), FINITE_CHECK_ROWS):
         block = arr[start:start + FINITE_CHECK_ROWS]
         if not np.isfinite(block).all():
@@ -273,7 +274,7 @@ def _first_non_finite_row(X, parallel):
     of FINITE_BLOCK_ROWS rows."""
     n_blocks = (X.shape[0] + FINITE_BLOCK_ROWS - 1) // FINITE_BLOCK_ROWS
     firsts = np.empty(n_blocks, np.int64)
-    if parallel:
+    if parallel is not None and parallel:
         for block in prange(n_blocks):
             firsts[block] = _first_non_finite_in(X, np.int64(block))
     else:

@@ -36,17 +36,20 @@ ENVIRONMENT = "NBBP_COMPILE_HELPER"
 _HELPER = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); from nbbp import _warm; "
            "sys.exit(_warm.main(sys.argv[2:]))")
 
-# this process's helpers by dtype (subprocess.Popen), kept to be reaped once they end
-_helpers: dict[np.dtype, subprocess.Popen] = {}
-# the dtypes whose kernels this process has found compiled, or has tried to start a helper for
-_settled: set[np.dtype] = set()
+# this process's helpers by (dtype, threaded) (subprocess.Popen), kept to be reaped once they end
+_helpers: dict[tuple[np.dtype, bool], subprocess.Popen] = {}
+# the (dtype, threaded) whose kernels this process has found compiled, or has tried to start a
+# helper for
+_settled: set[tuple[np.dtype, bool]] = set()
 
 
-def backward_kernels(dtype):
+def backward_kernels(dtype, threaded):
     """(kernel, signature) of the backward kernels as the epoch driver calls them for a network
     of ``dtype``, in the order the helper compiles them (the order the driver needs them). The
     driver's buffers are C-contiguous views and its scalars are the parameters' dtype, int64
-    codes and bool flags (tests/test_warm.py checks a fit against them)."""
+    codes and bool flags; ``parallel`` is a bool where the network may train on threads
+    (``threaded``, training.trains_on_threads), else None (the kernels' specialisations without
+    a parallel loop, _jit.pool_flag). tests/test_warm.py checks a fit against them."""
     from .deltas import hidden_delta
     from .gradients import weight_gradients
     from .optimizers import optimizer_update
@@ -54,14 +57,16 @@ def backward_kernels(dtype):
     dt = from_dtype(np.dtype(dtype))
     matrix, vector = types.Array(dt, 2, "C"), types.Array(dt, 1, "C")
     flag, code = types.boolean, types.int64
+    parallel = flag if threaded else types.none
     return [
         # delta, A_prev, W, l2, M, has_mask, dW, db, has_bias, parallel, scratch
-        (weight_gradients, (matrix, matrix, matrix, dt, matrix, flag, matrix, vector, flag, flag,
-                            vector)),
+        (weight_gradients, (matrix, matrix, matrix, dt, matrix, flag, matrix, vector, flag,
+                            parallel, vector)),
         # delta, W, Z_prev, A_prev, code, delta_prev, parallel, scratch
-        (hidden_delta, (matrix, matrix, matrix, matrix, code, matrix, flag, vector)),
+        (hidden_delta, (matrix, matrix, matrix, matrix, code, matrix, parallel, vector)),
         # opt_code, param, grad, scale, state, alpha, h0, h1, h2, h3, t, parallel
-        (optimizer_update, (code, vector, vector, dt, matrix, dt, dt, dt, dt, dt, code, flag)),
+        (optimizer_update, (code, vector, vector, dt, matrix, dt, dt, dt, dt, dt, code,
+                            parallel)),
     ]
 
 
@@ -127,21 +132,22 @@ def _target(kernel):
     return [kernel._cache._cache_path, list(kernel.targetctx.codegen().magic_tuple())]
 
 
-def start(dtype):
-    """Start a helper compiling the backward kernels for ``dtype`` where one is wanted and
+def start(dtype, threaded):
+    """Start a helper compiling the backward kernels for ``dtype`` and ``threaded`` (as
+    backward_kernels) where one is wanted and
     useful: one of them is not yet compiled, the cache is on disk and locked (not on Windows,
     where there are no file locks to share the work by), and there is an interpreter to start
-    (_interpreter). Each dtype is settled once per process, helper or not (three cache indexes
-    read; a partial_fit loop must not pay that per call). Returns the helper (subprocess.Popen)
-    or None."""
+    (_interpreter). Each (dtype, threaded) is settled once per process, helper or not (three
+    cache indexes read; a partial_fit loop must not pay that per call). Returns the helper
+    (subprocess.Popen) or None."""
     for helper in _helpers.values():
         helper.poll()  # reaps one that has ended
-    dtype = np.dtype(dtype)
+    key = np.dtype(dtype), bool(threaded)
     # the setting is checked on every call; the CPUs (a file read) only while still unsettled
-    if _setting() == "0" or fcntl is None or dtype in _settled or not _wanted():
+    if _setting() == "0" or fcntl is None or key in _settled or not _wanted():
         return None
-    _settled.add(dtype)
-    kernels = backward_kernels(dtype)
+    _settled.add(key)
+    kernels = backward_kernels(*key)
     cache = getattr(kernels[0][0], "_cache", None)  # None: NUMBA_DISABLE_JIT, nothing compiles
     python = _interpreter()
     if python is None or cache is None or isinstance(cache, NullCache) or not any(
@@ -153,27 +159,28 @@ def start(dtype):
     path = [os.fsdecode(p) for p in sys.path if isinstance(p, (str, bytes, os.PathLike))]
     try:
         helper = subprocess.Popen(
-            [python, "-c", _HELPER, json.dumps(path), dtype.name,
+            [python, "-c", _HELPER, json.dumps(path), key[0].name, str(int(key[1])),
              json.dumps(_target(kernels[0][0]))],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
     except (OSError, ValueError, TypeError, subprocess.SubprocessError):
         return None  # the fit compiles everything itself
-    _helpers[dtype] = helper
+    _helpers[key] = helper
     return helper
 
 
 def main(argv):
-    """The helper: compile (or find in the cache) the backward kernels for dtype argv[0],
-    unless its cache directory or compile target differ from the parent's (argv[1], _target:
-    its entries would be of no use to the parent) or another helper for that dtype holds the
-    directory's helper lock. Returns the exit status."""
-    dtype = np.dtype(argv[0])
-    kernels = backward_kernels(dtype)
+    """The helper: compile (or find in the cache) the backward kernels for dtype argv[0] and
+    threaded argv[1] ("1" or "0"), unless its cache directory or compile target differ from the
+    parent's (argv[2], _target: its entries would be of no use to the parent) or another helper
+    for them holds the directory's helper lock. Returns the exit status."""
+    dtype, threaded = np.dtype(argv[0]), argv[1] == "1"
+    kernels = backward_kernels(dtype, threaded)
     target = _target(kernels[0][0])
-    if json.loads(argv[1]) != json.loads(json.dumps(target)):
+    if json.loads(argv[2]) != json.loads(json.dumps(target)):
         return 3
-    path = os.path.join(target[0], f"nbbp-compile-helper-{dtype}.lock")  # its cache directory
+    # in its cache directory
+    path = os.path.join(target[0], f"nbbp-compile-helper-{dtype}-{argv[1]}.lock")
     try:
         lock = open(path, "a")  # noqa: SIM115 - held until the process ends
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -82,7 +82,7 @@ def batchnorm_train(Z, gamma, beta, eps, momentum, update_running, running_mean,
     over blocks of 64 neurons.
     """
     n_blocks = (Z.shape[1] + BLOCK - 1) // BLOCK
-    if parallel:
+    if parallel is not None and parallel:
         for block in prange(n_blocks):
             i0 = np.int64(block) * BLOCK
             train_columns(i0, min(i0 + BLOCK, Z.shape[1]), Z, gamma, _NO_BIAS, gamma, beta, eps,
@@ -109,7 +109,7 @@ def batchnorm_inference(Z, gamma, beta, eps, running_mean, running_var, parallel
     Z: (n, width), written in place; the rest (width,). No sums over samples, so each row is
     independent: parallel over samples k.
     """
-    if parallel:
+    if parallel is not None and parallel:
         for k in prange(Z.shape[0]):
             _inference_row(k, Z, gamma, beta, eps, running_mean, running_var)
     else:
@@ -151,7 +151,7 @@ def batchnorm_backward(delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin, p
     over blocks of 64 neurons.
     """
     n_blocks = (delta.shape[1] + BLOCK - 1) // BLOCK
-    if parallel:
+    if parallel is not None and parallel:
         for block in prange(n_blocks):
             _backward_block(np.int64(block), delta, Z_hat, gamma, inv_std, dgamma, dbeta, delta_lin)
     else:

@@ -152,7 +152,7 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, parallel, scratch):
     first = 0 if n_samples >= PACK_MIN_ROWS else n_hidden // width
     group = strips_per_group(n_strips) if first == 0 else 1
     n_groups = (n_strips + group - 1) // group
-    if parallel:
+    if parallel is not None and parallel:
         for g in prange(n_groups):
             _delta_group(np.int64(g), group, first, n_strips, delta_next, W_next, delta, scratch)
     else:

@@ -115,7 +115,7 @@ def forward_layer(A_prev, W, b, has_bias, code, Z, A, parallel, scratch):
     transposed, and the last strip of Z when n_out is not a whole number of strips.
     """
     n_strips, group, n_groups = _strip_groups(Z)
-    if parallel:
+    if parallel is not None and parallel:
         for g in prange(n_groups):
             _forward_group(np.int64(g), group, n_strips, A_prev, W, Z, scratch)
     else:
@@ -153,7 +153,7 @@ def forward_normalised(A_prev, W, b, has_bias, gamma, beta, eps, momentum, updat
     bits do not depend on the number of threads.
     """
     n_strips, group, n_groups = _strip_groups(Z)
-    if parallel:
+    if parallel is not None and parallel:
         for g in prange(n_groups):
             _normalised_group(np.int64(g), group, n_strips, A_prev, W, b, has_bias, gamma, beta,
                               eps, momentum, update_running, running_mean, running_var, Z_hat,

@@ -214,7 +214,7 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
         n_panels = (n_out + rows - 1) // rows
         # on the thread pool only when large (W2's 32x128 is not: a parallel loop there is one
         # more wake-up of the pool a batch)
-        if parallel and use_threads_elementwise(n_samples * n_out):
+        if parallel is not None and parallel and use_threads_elementwise(n_samples * n_out):
             for q in prange(n_panels):
                 pack_column_panel(delta, q * rows, q * n_samples, P)
         else:
@@ -229,7 +229,7 @@ def weight_gradients(delta, A_prev, W, l2, mask, has_mask, dW, db, has_bias, par
     first = 0 if n_out >= PACK_MIN_ROWS else dW.shape[1] // width
     group = strips_per_group(n_strips) if first == 0 else 1
     n_groups = (n_strips + group - 1) // group
-    if parallel:
+    if parallel is not None and parallel:
         for g in prange(n_groups):
             _gradient_group(np.int64(g), group, first, n_strips, delta, A_prev, W, l2, mask,
                             has_mask, dW, scratch, P, sums)

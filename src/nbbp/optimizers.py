@@ -149,7 +149,7 @@ def optimizer_update(opt_code, param, grad, scale, state, alpha, h0, h1, h2, h3,
     bias2 = one - h1**t
     decay = one - alpha * h3  # AdamW's
     n = param.shape[0]
-    if parallel:
+    if parallel is not None and parallel:
         for c in prange((n + UPDATE_CHUNK - 1) // UPDATE_CHUNK):
             p0 = np.int64(c) * UPDATE_CHUNK
             _update_range(p0, min(p0 + UPDATE_CHUNK, n), opt_code, param, grad, scale, state,

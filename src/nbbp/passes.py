@@ -21,7 +21,7 @@ the cache (see _jit.start_thread_pool), for calls outside the training loop.
 import numpy as np
 from numba.extending import register_jitable
 
-from ._jit import helper, ordered_part, part, use_threads, use_threads_elementwise
+from ._jit import helper, ordered_part, part, pool_flag, use_threads, use_threads_elementwise
 from ._layout import (
     B_OFF,
     BN_OFF,
@@ -144,7 +144,7 @@ def add_chunks(partial, n_samples, rows, grad):
 # ------------------------------------------------------------------------------ compiled
 @helper
 def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
-                 scratch, drop_seed, step):
+                 scratch, drop_seed, step, pool):
     """z(l) and a(l) of every layer for the batch X (n, n_in), into z_buf and a_buf, in
     training mode.
 
@@ -159,7 +159,9 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
     skips: Numba prunes the branches by type, so training it compiles none of their kernels
     (a first fit from an empty cache took 38 s without them, 54 s with them). ``drop_seed``
     None is a network without dropout, pruned the same way; else a hidden layer's activations
-    are dropped (dropout.dropout_rows) with the masks of (drop_seed, ``step``).
+    are dropped (dropout.dropout_rows) with the masks of (drop_seed, ``step``). ``pool`` None
+    is a network that never trains on threads: each kernel's specialisation for parallel=None,
+    with no parallel loop, is compiled and called (_jit.pool_flag).
     """
     nb = X.shape[0]
     A_prev = X
@@ -169,7 +171,7 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
         n_out, code = layout[l, N_OUT], layout[l, CODE]
         Z = matrix(z_buf, offset, nb, n_out)
         A = matrix(a_buf, offset, nb, n_out)
-        parallel = use_threads(nb * W.size)
+        parallel = pool_flag(pool, use_threads(nb * W.size))
         has_bn, skip_from = layout[l, BN_OFF] >= 0, layout[l, SKIP_FROM]
         if stats is None or (not has_bn and skip_from < 0):
             forward_layer(A_prev, W, b, layout[l, B_OFF] >= 0, code, Z, A, parallel, scratch)
@@ -199,7 +201,7 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
 
 @helper
 def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
-                  scratch, grad_norm_sum, delta_abs_sum, drop_seed, step):
+                  scratch, grad_norm_sum, delta_abs_sum, drop_seed, step, pool):
     """Gradients of every parameter into grad, from the output layer's delta in d_buf and the
     buffers of forward_pass on the same batch X.
 
@@ -212,7 +214,7 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
     form (rows laid out as d_buf; empty without such skips). ``s_buf`` None is a dense
     network, as ``stats`` in forward_pass. A dropped layer's delta passes back through its
     masks (those of forward_pass's ``drop_seed`` and ``step``), and its f' is computed from z
-    (its activations hold the dropped values). Adds ||dE/dW(l)|| to
+    (its activations hold the dropped values); ``pool`` as in forward_pass. Adds ||dE/dW(l)|| to
     grad_norm_sum[l] and sum |delta(l)| to delta_abs_sum[l]; returns sum_l ||dE/dW(l)||^2.
     """
     nb = X.shape[0]
@@ -232,10 +234,10 @@ def backward_pass(X, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, 
             dgamma, dbeta, _, inv_std = batch_norm(grad, s_buf, layout, l)
             delta_lin = matrix(h_buf, offset, nb, n_out)
             batchnorm_backward(delta, delta_lin, gamma, inv_std, dgamma, dbeta, delta_lin,
-                               use_threads_elementwise(nb * n_out))
+                               pool_flag(pool, use_threads_elementwise(nb * n_out)))
         prev_offset = offset - nb * n_in
         A_prev = matrix(a_buf, prev_offset, nb, n_in) if l > 0 else X
-        parallel = use_threads(nb * W.size)
+        parallel = pool_flag(pool, use_threads(nb * W.size))
         sum_sq = weight_gradients(delta_lin, A_prev, W, l2, M, layout[l, HAS_MASK] == 1, dW, db,
                                   layout[l, B_OFF] >= 0, parallel, scratch)
         grad_norm_sum[l] += np.sqrt(sum_sq)
@@ -322,7 +324,7 @@ def forward_layers(X, theta, stats, layout, training=False, update_running=False
         bias = theta[:0] if b is None else b
         Z = np.empty((n, n_out), dtype=dtype)
         A = np.empty_like(Z)
-        parallel = use_threads(n * W.size)
+        parallel = use_threads(n * W.size) or None  # None: see _jit (no parallel loop compiled)
         scratch = np.empty(forward_scratch_size(n, W.shape[1], n_out), dtype=dtype)
         cache = None
         if bn_off < 0 and skip_from < 0:
@@ -339,7 +341,7 @@ def forward_layers(X, theta, stats, layout, training=False, update_running=False
                               scratch)
             if bn_off >= 0 and not training:
                 batchnorm_inference(Z, gammas[l], betas[l], dt(BN_EPS), means[l], variances[l],
-                                    use_threads_elementwise(n * n_out))
+                                    use_threads_elementwise(n * n_out) or None)
             add_skip_and_activate(Z, a_list[skip_from] if skip_from >= 0 else Z,
                                   skip_from >= 0, layout[l, SKIP_AFTER_F] == 1, code, A)
         if dropout is not None and layout[l, DROP] > 0:
@@ -444,12 +446,12 @@ def _backprop_rows(X, Y, theta, stats, mask_theta, layout, loss_code, eps, updat
         if norm[l] is not None:
             delta_lin = np.empty_like(delta)
             batchnorm_backward(delta, norm[l][0], gammas[l], norm[l][1], dgammas[l], dbetas[l],
-                               delta_lin, use_threads_elementwise(delta.size))
+                               delta_lin, use_threads_elementwise(delta.size) or None)
         else:
             delta_lin = delta
         has_mask = masks[l] is not None
         n_out, n_in = weights[l].shape
-        parallel = use_threads(n * weights[l].size)
+        parallel = use_threads(n * weights[l].size) or None
         scratch = np.empty(scratch_size(n, n_in, n_out), dtype=dtype)
         weight_gradients(delta_lin, a_list[l], weights[l], dtype.type(0),
                          masks[l] if has_mask else no_mask, has_mask, dWs[l],

@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from . import _jit
-from ._jit import helper, kernel, part
+from ._jit import helper, kernel, part, pool_flag
 from ._layout import (
     B_OFF,
     BN_OFF,
@@ -125,15 +125,16 @@ def _one_hot(labels, order, start, rows):
 @helper
 def batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum, loss_code, eps,
                  l2, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, Jb, scratch, grad_norm_sum,
-                 delta_abs_sum, drop_seed, t, sample_weight, order, start, factor):
+                 delta_abs_sum, drop_seed, t, sample_weight, order, start, factor, pool):
     """One batch, or one chunk of one: forward_pass, each sample's loss J into Jb, the output
     delta (with ``sample_weight``, delta_k times factor w_k, sample k being row start + k of
-    ``order``), then backward_pass into grad. Returns backward_pass's sum_l ||dE/dW(l)||^2."""
+    ``order``), then backward_pass into grad (``pool``: as there). Returns backward_pass's
+    sum_l ||dE/dW(l)||^2."""
     nb = Xb.shape[0]
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
     forward_pass(Xb, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_buf, s_buf,
-                 scratch, drop_seed, t)
+                 scratch, drop_seed, t, pool)
     out_code = layout[n_layers - 1, CODE]
     out_offset = rows_start(layout, nb, n_layers - 1)
     Z_out = matrix(z_buf, out_offset, nb, n_outputs)
@@ -144,7 +145,7 @@ def batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum, 
     if sample_weight is not None:
         weigh_samples(delta_out, sample_weight, order, start, factor)
     return backward_pass(Xb, theta, grad, mask, layout, l2, z_buf, a_buf, h_buf, s_buf, d_buf,
-                         g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t)
+                         g_buf, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t, pool)
 
 
 @part
@@ -152,7 +153,8 @@ def _chunk(c, rows, Xb, Yb, theta, mask, layout, loss_code, eps, z_buf, a_buf, d
            partial, scratch, sums, t, sample_weight, order, start, factor):
     """batch_passes on chunk c of a batch (its rows c rows .. c rows + n_c - 1), in the chunk's
     own slices of the buffers, into partial[c] (the gradient of the chunk's mean loss, without
-    l2) and sums[c] (each layer's ||dE_c/dW||, then its sum |delta|)."""
+    l2) and sums[c] (each layer's ||dE_c/dW||, then its sum |delta|). A chunk's kernels run on
+    its thread (parallel=None)."""
     nb, n_layers = Xb.shape[0], layout.shape[0]
     r0 = c * rows
     r1 = min(r0 + rows, nb)
@@ -165,7 +167,7 @@ def _chunk(c, rows, Xb, Yb, theta, mask, layout, loss_code, eps, z_buf, a_buf, d
                  dt(0), dt(0), loss_code, eps, dt(0), z_buf[r0 * units:r1 * units],
                  a_buf[r0 * units:r1 * units], None, None, d_buf[r0 * units:r1 * units], g_buf,
                  Jb[r0:r1], scratch[c * span:(c + 1) * span], sums[c, :n_layers],
-                 sums[c, n_layers:], None, t, sample_weight, order, start + r0, factor)
+                 sums[c, n_layers:], None, t, sample_weight, order, start + r0, factor, None)
 
 
 @kernel
@@ -208,7 +210,7 @@ def chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z
 @part
 def batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, z_buf, a_buf, d_buf,
                     g_buf, Jb, scratch, chunks, grad_norm_sum, delta_abs_sum, t, sample_weight,
-                    order, start, factor):
+                    order, start, factor, pool):
     """batch_passes for a batch of a dense network without dropout: chunk by chunk
     (chunked_batch) where passes.chunk_rows splits it, else whole. A function of its own, so
     that a driver without chunks (None, by type) compiles none of this."""
@@ -221,14 +223,14 @@ def batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, z_buf
     dt = theta.dtype.type
     return batch_passes(Xb, Yb, theta, grad, mask, layout, None, dt(0), dt(0), loss_code, eps, l2,
                         z_buf, a_buf, None, None, d_buf, g_buf, Jb, scratch, grad_norm_sum,
-                        delta_abs_sum, None, t, sample_weight, order, start, factor)
+                        delta_abs_sum, None, t, sample_weight, order, start, factor, pool)
 
 
 @part
 def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mask, layout, stats,
                 bn_eps, bn_momentum, loss_code, eps, l2, clip_norm, opt_code, state, alpha, h0,
                 h1, h2, h3, t0, x_buf, y_buf, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf, J, scratch,
-                grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch, chunks):
+                grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch, chunks, pool):
     """Train one epoch over the samples in ``order`` (rows of X: all of them, or a training
     split's), batch by batch, updating theta (and the running statistics of batch
     normalisation in ``stats``) in place. Targets are the rows of
@@ -240,7 +242,10 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     ``l2_per_batch`` (scikit-learn's alpha) a batch's penalty is l2 / (its sum of weights), and
     the total sums nb times each batch's objective, the count its number of samples.
     ``chunks`` (None, by type: no chunk path compiled) holds chunk_buffers' arrays for a dense
-    network without dropout: a tiny batch then runs chunk by chunk (batch_in_chunks).
+    network without dropout: a tiny batch then runs chunk by chunk (batch_in_chunks). ``pool``
+    None (by type) is a network that never trains on threads (trains_on_threads): its kernels'
+    specialisations without a parallel loop are compiled and called (_jit.pool_flag); else
+    np.bool_(True).
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
@@ -299,12 +304,12 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             squares = batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum,
                                    loss_code, eps, l2_b, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
                                    Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
-                                   sample_weight, order, start, nb / w_sum)
+                                   sample_weight, order, start, nb / w_sum, pool)
         else:  # a dense network without dropout, by type as stats: a tiny batch in chunks
             squares = batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
                                       z_buf, a_buf, d_buf, g_buf, Jb, scratch, chunks,
                                       grad_norm_sum, delta_abs_sum, t, sample_weight, order, start,
-                                      nb / w_sum)
+                                      nb / w_sum, pool)
 
         # loss of this batch, at the weights it saw
         batch_total = 0.0
@@ -331,7 +336,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         t += 1
         if opt_code != NO_UPDATE:
             optimizer_update(opt_code, theta, grad, scale, state, alpha, h0, h1, h2, h3, t,
-                             update_in_parallel(theta.shape[0]))
+                             pool_flag(pool, update_in_parallel(theta.shape[0])))
     return total, t - t0, n_used, weight_used
 
 
@@ -414,10 +419,11 @@ class Epochs:
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
         code = optimizer.code if opt_code is None else opt_code
+        pool = np.bool_(True) if trains_on_threads(layout, theta.size, self.batch_size) else None
         return train_epoch(X, Y, labels, sample_weight, order, self.batch_size, theta, grad, mask,
                            layout, self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
                            dt(clip_norm), code, state, dt(learning_rate), h0, h1, h2, h3, t0,
                            self.x_buf, self.y_buf, self.z_buf, self.a_buf, self.h_buf,
                            self.s_buf, self.d_buf, self.g_buf, self.J, self.scratch,
                            grad_norm_sum, delta_abs_sum, drop_seed, l2_per_batch,
-                           self.chunks if drop_seed is None else None)
+                           self.chunks if drop_seed is None else None, pool)
