@@ -228,7 +228,7 @@ def test_a_fit_starts_the_helper_for_the_kernels_its_driver_calls(monkeypatch, s
 
     monkeypatch.setattr(_warm, "start", spy)
     monkeypatch.setenv(_warm.ENVIRONMENT, "0")
-    X = np.random.default_rng(0).normal(size=(8, sizes[0]))
-    Network(sizes, dtype=np.float32).fit(X, np.arange(8) % sizes[-1], epochs=1,
+    X = np.random.default_rng(0).normal(size=(batch_size, sizes[0]))
+    Network(sizes, dtype=np.float32).fit(X, np.arange(batch_size) % sizes[-1], epochs=1,
                                          batch_size=batch_size)
     assert calls == [(np.dtype(np.float32), threaded)]

@@ -272,15 +272,14 @@ def _with_compile_lock(dispatcher):
     def compile(sig):
         # Numba's own compiler lock, which its compile takes too: the cache's misses belong to
         # one thread at a time.
-        with global_compiler_lock:
+        with global_compiler_lock, warnings.catch_warnings():
+            # a kernel's specialisation for parallel=None has, by design, no parallel loop,
+            # which Numba would warn of for a function compiled parallel=True
+            warnings.filterwarnings("ignore", _NO_PARALLEL_LOOP, NumbaPerformanceWarning)
             cache = dispatcher._cache
             depth = len(cache._misses) if isinstance(cache, _LockedCache) else 0
             try:
-                with warnings.catch_warnings():
-                    # a kernel's specialisation for parallel=None has, by design, no parallel
-                    # loop, which Numba would warn of for a function compiled parallel=True
-                    warnings.filterwarnings("ignore", _NO_PARALLEL_LOOP, NumbaPerformanceWarning)
-                    return unlocked(sig)
+                return unlocked(sig)
             except OSError as error:
                 # The cache directory became unwritable (or unreadable) after import: compile
                 # without it. The machine code is kept if only the save failed.

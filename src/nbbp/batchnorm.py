@@ -10,7 +10,7 @@ contiguous neurons, so it vectorises, and the block's rows stay in L1 between pa
 import numpy as np
 from numba import prange
 
-from ._jit import helper, kernel, part
+from ._jit import helper, kernel, ordered_part, part
 
 # As in torch.nn.BatchNorm1d.
 EPS = 1e-5
@@ -24,6 +24,20 @@ MOMENTUM = 0.1
 BLOCK = 64
 
 _NO_BIAS = np.bool_(False)  # a NumPy bool: a Python constant would compile train_columns twice
+
+
+@ordered_part
+def move_running(running_mean, running_var, mean, squares, n, momentum):
+    """The running averages of a block of neurons: mu <- (1 - momentum) mu + momentum mean_i,
+    var <- (1 - momentum) var + momentum (squares_i / n) n / (n - 1), the batch's unbiased
+    variance. Without fastmath: reassociated (or contracted), this expression was computed
+    another way in the epoch driver's copy of the forward kernel than in the kernel alone, and
+    a float64 running variance differed in its last bit between the driver and Python (a CI
+    run with two test processes)."""
+    for i in range(mean.shape[0]):
+        var = squares[i] / n
+        running_mean[i] = (1 - momentum) * running_mean[i] + momentum * mean[i]
+        running_var[i] = (1 - momentum) * running_var[i] + momentum * var * n / (n - 1)
 
 
 @part
@@ -56,12 +70,10 @@ def train_columns(i0, i1, Z, b, has_bias, gamma, beta, eps, momentum, update_run
         for i in range(i1 - i0):
             d = z[i] - m[i]
             s[i] += d * d
+    if update_running:
+        move_running(rm, rv, m, s, n, momentum)
     for i in range(i1 - i0):
-        var = s[i] / n
-        if update_running:
-            rm[i] = (1 - momentum) * rm[i] + momentum * m[i]
-            rv[i] = (1 - momentum) * rv[i] + momentum * var * n / (n - 1)
-        s[i] = 1 / np.sqrt(var + eps)
+        s[i] = 1 / np.sqrt(s[i] / n + eps)
     for k in range(n):
         z, z_hat = Z[k, i0:i1], Z_hat[k, i0:i1]
         for i in range(i1 - i0):
