@@ -209,12 +209,35 @@ def test_only_dense_networks_without_dropout_get_chunks(rng, monkeypatch, spec, 
     real = training.train_epoch
 
     def spy(*args):
-        seen.append(args[-2] is not None)  # the chunks (the pool is last)
+        seen.append((args[-2] is not None, args[-1]))  # the chunks, and the pool
         return real(*args)
 
     monkeypatch.setattr(training, "train_epoch", spy)
     net.fit(X, y, epochs=1, batch_size=N, shuffle=False)
-    assert seen == [chunked]
+    # chunked or not, no layer kernel of a network this small runs on threads: its driver calls
+    # their specialisations without a parallel loop alone (pool None)
+    assert seen == [(chunked, None)]
+
+
+@pytest.mark.parametrize("batch_size, pool", [(442, None), (443, True)])
+def test_the_kernels_of_a_chunked_driver_use_threads_only_over_the_cut_off(rng, monkeypatch,
+                                                                           batch_size, pool):
+    # W1's network: a batch of 442 (442 x 2,368 < 2^20) runs in chunks, each chunk's kernels
+    # on its thread, and so does any smaller one; from 443 up a whole batch's kernels may use
+    # the pool, and the driver gets a bool (the last batch, short, still runs in chunks)
+    net = nbbp.Network([64, 32, 10], seed=0)
+    seen = []
+    real = training.train_epoch
+
+    def spy(*args):
+        seen.append((args[-2] is not None, args[-1]))
+        return real(*args)
+
+    monkeypatch.setattr(training, "train_epoch", spy)
+    X = rng.normal(size=(batch_size + 300, 64))
+    net.fit(X, rng.integers(0, 10, X.shape[0]), epochs=1, batch_size=batch_size, shuffle=False)
+    assert seen == [(True, None if pool is None else np.bool_(True))]
+    assert training.trains_on_threads(net._layout, net._theta.size, batch_size)
 
 
 def test_a_batch_size_over_the_cut_off_chunks_only_its_tiny_batches(rng, monkeypatch):

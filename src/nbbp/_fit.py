@@ -24,7 +24,7 @@ from .history import DivergenceError, History
 from .optimizers import SGD_CODE, OptimizerState, optimizer_update, update_in_parallel
 from .progress import EpochProgress
 from .schedules import Schedule
-from .training import Epochs, trains_on_threads
+from .training import Epochs, kernels_on_threads, trains_on_threads
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
     # From an empty cache, the backward kernels compile in a helper process from here on,
     # while this one compiles the rest (a refused call leaves the network as it was; the helper
     # only fills the cache)
-    _warm.start(net.dtype, threaded(X.shape[0]))
+    _warm.start(net.dtype, kernels_on_threads(net._layout, net._theta.size,
+                                              min(batch_size or X.shape[0], X.shape[0])))
     labels = None
     if net.loss_name == "cross_entropy":
         labels = check.as_labels(y, X.shape[0], net.sizes[-1])

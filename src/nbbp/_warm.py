@@ -48,7 +48,7 @@ def backward_kernels(dtype, threaded):
     of ``dtype``, in the order the helper compiles them (the order the driver needs them). The
     driver's buffers are C-contiguous views and its scalars are the parameters' dtype, int64
     codes and bool flags; ``parallel`` is a bool where the network may train on threads
-    (``threaded``, training.trains_on_threads), else None (the kernels' specialisations without
+    (``threaded``, training.kernels_on_threads), else None (the kernels' specialisations without
     a parallel loop, _jit.pool_flag). tests/test_warm.py checks a fit against them."""
     from .deltas import hidden_delta
     from .gradients import weight_gradients

@@ -160,8 +160,9 @@ def forward_pass(X, theta, layout, stats, bn_eps, bn_momentum, z_buf, a_buf, h_b
     (a first fit from an empty cache took 38 s without them, 54 s with them). ``drop_seed``
     None is a network without dropout, pruned the same way; else a hidden layer's activations
     are dropped (dropout.dropout_rows) with the masks of (drop_seed, ``step``). ``pool`` None
-    is a network that never trains on threads: each kernel's specialisation for parallel=None,
-    with no parallel loop, is compiled and called (_jit.pool_flag).
+    is a network whose layer kernels never run on threads (training.kernels_on_threads): each
+    kernel's specialisation for parallel=None, with no parallel loop, is compiled and called
+    (_jit.pool_flag).
     """
     nb = X.shape[0]
     A_prev = X

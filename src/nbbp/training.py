@@ -207,7 +207,7 @@ def chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z
     return squares
 
 
-@part
+@helper
 def batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, z_buf, a_buf, d_buf,
                     g_buf, Jb, scratch, chunks, grad_norm_sum, delta_abs_sum, t, sample_weight,
                     order, start, factor, pool):
@@ -243,9 +243,9 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     the total sums nb times each batch's objective, the count its number of samples.
     ``chunks`` (None, by type: no chunk path compiled) holds chunk_buffers' arrays for a dense
     network without dropout: a tiny batch then runs chunk by chunk (batch_in_chunks). ``pool``
-    None (by type) is a network that never trains on threads (trains_on_threads): its kernels'
-    specialisations without a parallel loop are compiled and called (_jit.pool_flag); else
-    np.bool_(True).
+    None (by type) is a network whose layer kernels and optimizer step never run on threads
+    (kernels_on_threads; its chunks may): the kernels' specialisations without a parallel loop
+    are compiled and called (_jit.pool_flag); else np.bool_(True).
 
     For each batch: gather rows (or, for consecutive rows, read them in place), forward_pass
     (batch statistics), loss, output delta, backward_pass, with ``clip_norm`` > 0 the gradients
@@ -366,19 +366,29 @@ def chunk_buffers(layout, sizes, dtype, batch_size):
             aligned_zeros((n_chunks, lines(2 * layout.shape[0], 8)), np.float64))
 
 
+def kernels_on_threads(layout, n_params, batch_size):
+    """Whether training a network of ``layout`` and n_params parameters in batches of
+    batch_size samples may run its layer kernels or its optimizer step on the thread pool: a
+    batch's work over the cut-off (_jit.use_threads of batch_size n_weights, an upper bound of
+    any one layer's and of any smaller batch's), or a parallel optimizer step
+    (update_in_parallel). Where not, the epoch driver is compiled with ``pool`` None (the
+    kernels' specialisations without a parallel loop). A batch split in chunks does not count:
+    chunked_batch's own loop is on the pool, and each chunk's kernels, like those of a whole
+    batch of at most CHUNK_ROWS samples of a network that has chunks, are under the cut-off."""
+    weights = int(n_weights(layout))
+    return bool(_jit.use_threads(batch_size * weights) or update_in_parallel(n_params))
+
+
 def trains_on_threads(layout, n_params, batch_size):
     """Whether training a network of ``layout`` and n_params parameters in batches of
-    batch_size samples runs its matrix kernels, its chunks or its optimizer step on the thread
-    pool: a batch's work over the cut-off (_jit.use_threads of batch_size n_weights, an upper
-    bound of any one layer's), a batch split in chunks (passes.chunk_rows), or a parallel
-    optimizer step (update_in_parallel). Batch normalisation's elementwise kernels are not
-    counted (where they alone use the pool, the caller's check runs on one thread: slower, not
-    wrong). A tiny network trains on one thread (W1: 32 x 2,368 multiply-adds a batch, 2,410
-    parameters)."""
+    batch_size samples runs anything on the thread pool: its layer kernels or its optimizer
+    step (kernels_on_threads), or a batch split in chunks (passes.chunk_rows). Batch
+    normalisation's elementwise kernels are not counted (where they alone use the pool, the
+    caller's check runs on one thread: slower, not wrong). A tiny network trains on one thread
+    (W1: 32 x 2,368 multiply-adds a batch, 2,410 parameters)."""
     weights = int(n_weights(layout))
-    return bool(_jit.use_threads(batch_size * weights)
-                or chunk_rows(batch_size, weights, True) < batch_size
-                or update_in_parallel(n_params))
+    return bool(kernels_on_threads(layout, n_params, batch_size)
+                or chunk_rows(batch_size, weights, True) < batch_size)
 
 
 class Epochs:
@@ -419,7 +429,7 @@ class Epochs:
         dt = self.dt
         h0, h1, h2, h3 = (dt(h) for h in optimizer.hyperparameters())
         code = optimizer.code if opt_code is None else opt_code
-        pool = np.bool_(True) if trains_on_threads(layout, theta.size, self.batch_size) else None
+        pool = np.bool_(True) if kernels_on_threads(layout, theta.size, self.batch_size) else None
         return train_epoch(X, Y, labels, sample_weight, order, self.batch_size, theta, grad, mask,
                            layout, self.stats, dt(BN_EPS), dt(BN_MOMENTUM), loss_code, eps, dt(l2),
                            dt(clip_norm), code, state, dt(learning_rate), h0, h1, h2, h3, t0,
