@@ -212,8 +212,10 @@ def batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, z_buf
                     g_buf, Jb, scratch, chunks, grad_norm_sum, delta_abs_sum, t, sample_weight,
                     order, start, factor, pool):
     """batch_passes for a batch of a dense network without dropout: chunk by chunk
-    (chunked_batch) where passes.chunk_rows splits it, else whole. A function of its own, so
-    that a driver without chunks (None, by type) compiles none of this."""
+    (chunked_batch) where passes.chunk_rows splits it, else whole. Inlined into the driver, in
+    a branch on ``chunks is None`` that Numba prunes by type before it inlines: a driver
+    without chunks compiles none of this (a separately compiled function here cost the chunked
+    driver one more copy of every kernel to link and optimise)."""
     nb = Xb.shape[0]
     rows = chunk_rows(nb, n_weights(layout), True)
     if rows < nb:
