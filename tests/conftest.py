@@ -94,14 +94,6 @@ def assert_sums_equivalent(got, expected, abs_sum, n_terms, dtype, extra=0.0):
         f"worst: error {np.ravel(error)[worst]:.3g} against bound {np.ravel(bound)[worst]:.3g}")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Tests marked ``first`` run before the others, in their order. Each spends minutes in
-    processes of its own compiling nbbp from an empty cache; started late, one of them would
-    end a run on two workers (pytest -n 2) alone. Started first, the other worker takes the
-    rest of the tests meanwhile."""
-    items.sort(key=lambda item: item.get_closest_marker("first") is None)
-
-
 @pytest.fixture(params=[False, True, None], ids=["serial", "parallel", "none"])
 def parallel(request):
     """A kernel's ``parallel`` argument: its loop on one thread or over the thread pool, or None,

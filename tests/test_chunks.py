@@ -300,7 +300,6 @@ print(json.dumps([runs, compiled]))
 """
 
 
-@pytest.mark.first
 def test_a_driver_loaded_from_the_cache_trains_to_the_bits_of_one_compiled_in_the_process(
         tmp_path):
     # The epoch driver links a copy of every function it calls, and LLVM optimises the copies

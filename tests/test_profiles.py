@@ -37,7 +37,6 @@ def _run(args, tmp_path, env):
                           timeout=1200, cwd=TESTS.parent, check=False)
 
 
-@pytest.mark.first
 @pytest.mark.parametrize("name", sorted(PROFILES))
 def test_kernel_tests_pass_under_an_older_cpu_profile(tmp_path, name):
     if ll.get_process_triple().split("-")[0] != "x86_64":

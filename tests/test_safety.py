@@ -7,8 +7,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 TESTS = pathlib.Path(__file__).parent
 
 
@@ -18,7 +16,6 @@ def run(args, tmp_path, **env):
                           timeout=900, cwd=TESTS.parent, check=False)
 
 
-@pytest.mark.first
 def test_kernel_equivalence_tests_pass_with_bounds_checking(tmp_path):
     files = ["test_forward.py", "test_deltas.py", "test_gradients.py", "test_losses.py",
              "test_optimizers.py", "test_activations.py",
@@ -160,7 +157,6 @@ print(len(nbbp.forward.forward_normalised.signatures))
 """
 
 
-@pytest.mark.first
 def test_a_driver_compiled_against_cached_kernels_runs_from_the_cache(tmp_path):
     # Three processes on one cache. The first fits a batch-normalised network: every kernel,
     # and the epoch driver for it, is compiled and cached. The second fits a dense network: its
