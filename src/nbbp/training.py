@@ -380,7 +380,9 @@ def kernels_on_threads(layout, n_params, batch_size):
     (update_in_parallel). Where not, the epoch driver is compiled with ``pool`` None (the
     kernels' specialisations without a parallel loop). A batch split in chunks does not count:
     chunked_batch's own loop is on the pool, and each chunk's kernels, like those of a whole
-    batch of at most CHUNK_ROWS samples of a network that has chunks, are under the cut-off."""
+    batch of at most CHUNK_ROWS samples of a network that has chunks, are under the cut-off.
+    Batch normalisation's elementwise kernels are not counted, as in trains_on_threads: where
+    they alone would use the pool, they run on one thread (the same bits, maybe slower)."""
     weights = int(n_weights(layout))
     return bool(_jit.use_threads(batch_size * weights) or update_in_parallel(n_params))
 
