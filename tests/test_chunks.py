@@ -198,6 +198,19 @@ def test_chunked_fit_is_bitwise_identical_on_1_and_2_threads(rng, dtype, batch_s
             assert_array_equal(history[key], history0[key], err_msg=key)
 
 
+def drivers_called(monkeypatch):
+    """A list that gets (chunks given, pool) for each epoch driver call from here on."""
+    seen = []
+    real = training.train_epoch
+
+    def spy(*args):
+        seen.append((args[-2] is not None, args[-1]))  # the chunks, and the pool (last)
+        return real(*args)
+
+    monkeypatch.setattr(training, "train_epoch", spy)
+    return seen
+
+
 @pytest.mark.parametrize("spec, chunked", [({}, True), (dict(batch_norm=True), False),
                                            (dict(sizes=[6, 9, 9, 4], residual=[(1, 2)]), False),
                                            (dict(dropout=0.3), False)])
@@ -205,38 +218,24 @@ def test_only_dense_networks_without_dropout_get_chunks(rng, monkeypatch, spec, 
     net = nbbp.Network(seed=0, **{"sizes": SIZES, **spec})
     X = rng.normal(size=(N, net.sizes[0]))
     y = rng.integers(0, net.sizes[-1], N)
-    seen = []
-    real = training.train_epoch
-
-    def spy(*args):
-        seen.append((args[-2] is not None, args[-1]))  # the chunks, and the pool
-        return real(*args)
-
-    monkeypatch.setattr(training, "train_epoch", spy)
+    seen = drivers_called(monkeypatch)
     net.fit(X, y, epochs=1, batch_size=N, shuffle=False)
     # chunked or not, no layer kernel of a network this small runs on threads: its driver calls
     # their specialisations without a parallel loop alone (pool None)
     assert seen == [(chunked, None)]
 
 
-@pytest.mark.parametrize("batch_size, pool", [(442, None), (443, True)])
+@pytest.mark.parametrize("batch_size, pool", [(442, None), (443, np.bool_(True))])
 def test_the_kernels_of_a_chunked_driver_use_threads_only_over_the_cut_off(rng, monkeypatch,
                                                                            batch_size, pool):
     # W1's network: a batch of 442 (442 x 2,368 < 2^20) runs in chunks, each chunk's kernels
     # on its thread, and so does any smaller one; from 443 up a whole batch's kernels may use
     # the pool, and the driver gets a bool (the last batch, short, still runs in chunks)
     net = nbbp.Network([64, 32, 10], seed=0)
-    seen = []
-    real = training.train_epoch
-
-    def spy(*args):
-        seen.append((args[-2] is not None, args[-1]))
-        return real(*args)
-
-    monkeypatch.setattr(training, "train_epoch", spy)
+    seen = drivers_called(monkeypatch)
     X = rng.normal(size=(batch_size + 300, 64))
     net.fit(X, rng.integers(0, 10, X.shape[0]), epochs=1, batch_size=batch_size, shuffle=False)
-    assert seen == [(True, None if pool is None else np.bool_(True))]
+    assert seen == [(True, pool)]
     assert training.trains_on_threads(net._layout, net._theta.size, batch_size)
 
 

@@ -113,15 +113,17 @@ def make_plan(net, X, y, batch_size, learning_rate, l2, validation_data,
 
     # X's finite check wakes the thread pool only where training will use it (a validation
     # pass still does, each epoch, where its forward is over the cut-off)
+    def batch(n):  # the batch size a fit on n samples trains with
+        return min(batch_size or n, n)
+
     def threaded(n):
-        return trains_on_threads(net._layout, net._theta.size, min(batch_size or n, n))
+        return trains_on_threads(net._layout, net._theta.size, batch(n))
 
     X = net._inputs(X, threads=threaded)
     # From an empty cache, the backward kernels compile in a helper process from here on,
     # while this one compiles the rest (a refused call leaves the network as it was; the helper
     # only fills the cache)
-    _warm.start(net.dtype, kernels_on_threads(net._layout, net._theta.size,
-                                              min(batch_size or X.shape[0], X.shape[0])))
+    _warm.start(net.dtype, kernels_on_threads(net._layout, net._theta.size, batch(X.shape[0])))
     labels = None
     if net.loss_name == "cross_entropy":
         labels = check.as_labels(y, X.shape[0], net.sizes[-1])
