@@ -3,12 +3,16 @@
 import numpy as np
 import pytest
 from conftest import DTYPES
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from numpy.testing import assert_array_equal
 
 from nbbp._jit import jit
 from nbbp._simd import (
     add,
     block_rows,
+    borrowed,
     down,
     fma,
     lanes,
@@ -59,6 +63,34 @@ def test_matrix_out_of_bounds_raises(start, n_rows, n_cols):
     flat = np.arange(20.0)
     with pytest.raises(IndexError, match="out of bounds"):
         _view(flat, start, n_rows, n_cols)
+
+
+@intrinsic
+def _counted(typingctx, a):
+    """Whether Numba counts references to the array ``a`` (its meminfo is not NULL)."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(a)(context, builder, args[0])
+        return builder.icmp_unsigned("!=", ary.meminfo, cgutils.get_null_value(ary.meminfo.type))
+
+    return types.boolean(a), codegen
+
+
+@jit()
+def _borrow(flat, value):
+    b = borrowed(flat)
+    V = matrix(b, 1, 2, 3)  # elements 1 .. 6
+    V[1, 2] = value  # element 6, through the borrowed array's view
+    return (_counted(flat), _counted(b), _counted(V), _counted(b[2:5]), b.shape[0], b[6],
+            borrowed(None) is None, borrowed(3))
+
+
+def test_borrowed_is_the_same_array_with_no_reference_counted():
+    flat = np.arange(10.0)
+    counted_flat, counted_b, counted_view, counted_slice, n, got, none, three = _borrow(flat, -1.0)
+    assert counted_flat  # the argument itself is counted; the borrowed array and its views not
+    assert (counted_b, counted_view, counted_slice) == (False, False, False)
+    assert (n, got, flat[6]) == (10, -1, -1)  # the same data, written through
+    assert (none, three) == (True, 3)  # anything but an array passes through
 
 
 @jit()

@@ -27,7 +27,7 @@ from ._layout import (
     layer,
     rows_start,
 )
-from ._simd import CACHE_LINE, aligned_zeros, matrix
+from ._simd import CACHE_LINE, aligned_zeros, borrowed, matrix
 from .batchnorm import EPS as BN_EPS
 from .batchnorm import MOMENTUM as BN_MOMENTUM
 from .deltas import output_delta, weigh_samples
@@ -186,6 +186,7 @@ def chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z
     any number of threads. ``chunks``: (partial gradients, one row a chunk; scratch, one equal
     slice a chunk; sums, one row a chunk)."""
     partial, scratch, sums = chunks
+    partial, scratch, sums = borrowed(partial), borrowed(scratch), borrowed(sums)  # as the driver's
     nb, n_layers = Xb.shape[0], layout.shape[0]
     n_chunks = (nb + rows - 1) // rows
     for c in prange(n_chunks):
@@ -265,6 +266,16 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     adds each batch's ||dE/dW(l)|| (before clipping) to grad_norm_sum[l] and sum |delta(l)| to
     delta_abs_sum[l].
     """
+    # The caller holds every array for the whole call: borrowed, so that no view of them and no
+    # kernel call counts references to them (_simd.borrowed). Those that may be None stay as
+    # they are, so that Numba still prunes their branches by type.
+    X, Y, labels, order, theta, grad, mask, layout = (
+        borrowed(X), borrowed(Y), borrowed(labels), borrowed(order), borrowed(theta),
+        borrowed(grad), borrowed(mask), borrowed(layout))
+    state, x_buf, y_buf, z_buf, a_buf, d_buf, g_buf, J, scratch = (
+        borrowed(state), borrowed(x_buf), borrowed(y_buf), borrowed(z_buf), borrowed(a_buf),
+        borrowed(d_buf), borrowed(g_buf), borrowed(J), borrowed(scratch))
+    grad_norm_sum, delta_abs_sum = borrowed(grad_norm_sum), borrowed(delta_abs_sum)
     n_samples, n_features = order.shape[0], X.shape[1]  # order: the rows of X to train on
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
