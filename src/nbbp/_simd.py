@@ -153,11 +153,13 @@ def borrowed(a):
     array that outlives the call, passed down a compiled call tree, is then not counted.
 
     Numba counts references to an array's memory with atomic adds, on every view of it and on
-    every array argument a compiled function receives: 40-100 a kernel call at W1's sizes, whose
-    whole batch is 5-6 us. A borrowed array's views count nothing (their count is NULL), so the
-    epoch driver borrows its arguments, which its caller holds for the whole call. A borrowed
-    array must not outlive that call nor be returned to Python (it would not keep the data
-    alive)."""
+    every array argument a compiled function receives (NUMBA_DEBUG_NRT, one call each at W1's
+    32x64x32: 40 in the forward kernel, 101 in the gradients, 72 in the delta rule). A borrowed
+    array and its views count nothing (their meminfo is NULL), so the epoch driver borrows its
+    arguments, which its caller holds for the whole call: W1's epoch went from 3.55-3.98 to
+    2.80-2.88 ms on the AMD EPYC Zen 5 of 2026-12-08, with no count left in its batch loop. A
+    borrowed array must not outlive that call nor be returned to Python (it would not keep
+    its data alive)."""
     return a
 
 
