@@ -80,15 +80,18 @@ def _borrow(flat, value):
     b = borrowed(flat)
     V = matrix(b, 1, 2, 3)  # elements 1 .. 6
     V[1, 2] = value  # element 6, through the borrowed array's view
-    return (_counted(flat), _counted(b), _counted(V), _counted(b[2:5]), b.shape[0], b[6],
-            borrowed(None) is None, borrowed(3))
+    pair = borrowed((flat, V))  # a tuple of arrays, borrowed whole
+    return (_counted(flat), _counted(b), _counted(V), _counted(b[2:5]),
+            _counted(pair[0]) or _counted(pair[1]), b.shape[0], b[6], borrowed(None) is None,
+            borrowed(3))
 
 
 def test_borrowed_is_the_same_array_with_no_reference_counted():
     flat = np.arange(10.0)
-    counted_flat, counted_b, counted_view, counted_slice, n, got, none, three = _borrow(flat, -1.0)
+    (counted_flat, counted_b, counted_view, counted_slice, counted_pair, n, got, none,
+     three) = _borrow(flat, -1.0)
     assert counted_flat  # the argument itself is counted; the borrowed array and its views not
-    assert (counted_b, counted_view, counted_slice) == (False, False, False)
+    assert (counted_b, counted_view, counted_slice, counted_pair) == (False, False, False, False)
     assert (n, got, flat[6]) == (10, -1, -1)  # the same data, written through
     assert (none, three) == (True, 3)  # anything but an array passes through
 

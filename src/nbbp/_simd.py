@@ -149,8 +149,9 @@ def matrix(flat, start, n_rows, n_cols):
 
 
 def borrowed(a):
-    """``a`` itself, or for an array the same view of its data holding no reference to it: an
-    array that outlives the call, passed down a compiled call tree, is then not counted.
+    """``a`` itself, or for an array (or a tuple of arrays) the same view of its data holding no
+    reference to it: an array that outlives the call, passed down a compiled call tree, is then
+    not counted.
 
     Numba counts references to an array's memory with atomic adds, on every view of it and on
     every array argument a compiled function receives (NUMBA_DEBUG_NRT, one call each at W1's
@@ -163,26 +164,40 @@ def borrowed(a):
     return a
 
 
+def _borrow(context, builder, array_type, value):
+    """The array struct ``value`` with a NULL meminfo and parent."""
+    src = context.make_array(array_type)(context, builder, value)
+    view = context.make_array(array_type)(context, builder)
+    populate_array(view, data=src.data, shape=src.shape, strides=src.strides,
+                   itemsize=src.itemsize, meminfo=cgutils.get_null_value(src.meminfo.type),
+                   parent=cgutils.get_null_value(src.parent.type))
+    return view._getvalue()
+
+
 @intrinsic
 def _borrowed_array(typingctx, a):
-    """The array ``a`` with a NULL meminfo and parent: the same data, shape and strides."""
-    if not isinstance(a, types.Array):
+    """The array ``a``, or each array of the tuple ``a``, with a NULL meminfo and parent: the
+    same data, shape and strides. (A tuple is borrowed whole: taking its arrays out first
+    would count each.)"""
+    if isinstance(a, types.Array):
+        def codegen(context, builder, signature, args):
+            return _borrow(context, builder, a, args[0])
+    elif isinstance(a, types.BaseTuple) and all(isinstance(t, types.Array) for t in a.types):
+        def codegen(context, builder, signature, args):
+            out = args[0]
+            for i, t in enumerate(a.types):
+                item = builder.extract_value(args[0], i)
+                out = builder.insert_value(out, _borrow(context, builder, t, item), i)
+            return out
+    else:
         return None
-
-    def codegen(context, builder, signature, args):
-        src = context.make_array(a)(context, builder, args[0])
-        view = context.make_array(a)(context, builder)
-        populate_array(view, data=src.data, shape=src.shape, strides=src.strides,
-                       itemsize=src.itemsize, meminfo=cgutils.get_null_value(src.meminfo.type),
-                       parent=cgutils.get_null_value(src.parent.type))
-        return view._getvalue()
-
     return a(a), codegen
 
 
 @overload(borrowed, inline="always")
 def _borrowed(a):
-    if isinstance(a, types.Array):
+    if isinstance(a, types.Array) or (isinstance(a, types.BaseTuple) and a.types
+                                      and all(isinstance(t, types.Array) for t in a.types)):
         return lambda a: _borrowed_array(a)  # noqa: PLW0108 - compiled by Numba
     return lambda a: a
 

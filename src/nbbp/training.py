@@ -186,7 +186,6 @@ def chunked_batch(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2, rows, z
     any number of threads. ``chunks``: (partial gradients, one row a chunk; scratch, one equal
     slice a chunk; sums, one row a chunk)."""
     partial, scratch, sums = chunks
-    partial, scratch, sums = borrowed(partial), borrowed(scratch), borrowed(sums)  # as the driver's
     nb, n_layers = Xb.shape[0], layout.shape[0]
     n_chunks = (nb + rows - 1) // rows
     for c in prange(n_chunks):
@@ -323,8 +322,10 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
                                    Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
                                    sample_weight, order, start, nb / w_sum, pool)
         else:  # a dense network without dropout, by type as stats: a tiny batch in chunks
+            # (its arrays borrowed here, in the branch Numba keeps only for a tuple: a tuple is
+            # borrowed whole, and inlining batch_in_chunks would count each array it passes)
             squares = batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
-                                      z_buf, a_buf, d_buf, g_buf, Jb, scratch, chunks,
+                                      z_buf, a_buf, d_buf, g_buf, Jb, scratch, borrowed(chunks),
                                       grad_norm_sum, delta_abs_sum, t, sample_weight, order, start,
                                       nb / w_sum, pool)
 
