@@ -266,8 +266,9 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     delta_abs_sum[l].
     """
     # The caller holds every array for the whole call: borrowed, so that no view of them and no
-    # kernel call counts references to them (_simd.borrowed). Those that may be None stay as
-    # they are, so that Numba still prunes their branches by type.
+    # kernel call counts references to them (_simd.borrowed). Those that may be None are
+    # borrowed under other names (None stays None): Numba prunes a branch on ``x is None`` by
+    # type only where x is the argument itself.
     X, Y, labels, order, theta, grad, mask, layout = (
         borrowed(X), borrowed(Y), borrowed(labels), borrowed(order), borrowed(theta),
         borrowed(grad), borrowed(mask), borrowed(layout))
@@ -275,6 +276,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         borrowed(state), borrowed(x_buf), borrowed(y_buf), borrowed(z_buf), borrowed(a_buf),
         borrowed(d_buf), borrowed(g_buf), borrowed(J), borrowed(scratch))
     grad_norm_sum, delta_abs_sum = borrowed(grad_norm_sum), borrowed(delta_abs_sum)
+    weights, stats_b, h_b, s_b = (borrowed(sample_weight), borrowed(stats), borrowed(h_buf),
+                                  borrowed(s_buf))
     n_samples, n_features = order.shape[0], X.shape[1]  # order: the rows of X to train on
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
@@ -292,7 +295,7 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
             break
         w_sum = float(nb)
         if sample_weight is not None:  # by type: Numba compiles none of it for None
-            w_sum = batch_weight(sample_weight, order, start, nb)
+            w_sum = batch_weight(weights, order, start, nb)
             if w_sum == 0:
                 continue
         n_used += nb
@@ -317,23 +320,23 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         # both passes, the samples' losses J into Jb and the gradients into grad
         Jb = J[:nb]
         if chunks is None:
-            squares = batch_passes(Xb, Yb, theta, grad, mask, layout, stats, bn_eps, bn_momentum,
-                                   loss_code, eps, l2_b, z_buf, a_buf, h_buf, s_buf, d_buf, g_buf,
-                                   Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
-                                   sample_weight, order, start, nb / w_sum, pool)
+            squares = batch_passes(Xb, Yb, theta, grad, mask, layout, stats_b, bn_eps,
+                                   bn_momentum, loss_code, eps, l2_b, z_buf, a_buf, h_b, s_b, d_buf,
+                                   g_buf, Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
+                                   weights, order, start, nb / w_sum, pool)
         else:  # a dense network without dropout, by type as stats: a tiny batch in chunks
             # (its arrays borrowed here, in the branch Numba keeps only for a tuple: a tuple is
             # borrowed whole, and inlining batch_in_chunks would count each array it passes)
             squares = batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
                                       z_buf, a_buf, d_buf, g_buf, Jb, scratch, borrowed(chunks),
-                                      grad_norm_sum, delta_abs_sum, t, sample_weight, order, start,
+                                      grad_norm_sum, delta_abs_sum, t, weights, order, start,
                                       nb / w_sum, pool)
 
         # loss of this batch, at the weights it saw
         batch_total = 0.0
         if sample_weight is not None:
             for r in range(nb):
-                batch_total += Jb[r] * sample_weight[order[start + r]]
+                batch_total += Jb[r] * weights[order[start + r]]
         else:
             for r in range(nb):
                 batch_total += Jb[r]
