@@ -174,30 +174,35 @@ def _borrow(context, builder, array_type, value):
     return view._getvalue()
 
 
+def _borrowable(a):
+    """Whether the Numba type ``a`` is an array or a non-empty tuple of arrays."""
+    return isinstance(a, types.Array) or (isinstance(a, types.BaseTuple) and bool(a.types)
+                                          and all(isinstance(t, types.Array) for t in a.types))
+
+
 @intrinsic
 def _borrowed_array(typingctx, a):
     """The array ``a``, or each array of the tuple ``a``, with a NULL meminfo and parent: the
     same data, shape and strides. (A tuple is borrowed whole: taking its arrays out first
     would count each.)"""
-    if isinstance(a, types.Array):
-        def codegen(context, builder, signature, args):
-            return _borrow(context, builder, a, args[0])
-    elif isinstance(a, types.BaseTuple) and all(isinstance(t, types.Array) for t in a.types):
-        def codegen(context, builder, signature, args):
-            out = args[0]
-            for i, t in enumerate(a.types):
-                item = builder.extract_value(args[0], i)
-                out = builder.insert_value(out, _borrow(context, builder, t, item), i)
-            return out
-    else:
+    if not _borrowable(a):
         return None
+
+    def codegen(context, builder, signature, args):
+        if isinstance(a, types.Array):
+            return _borrow(context, builder, a, args[0])
+        out = args[0]
+        for i, t in enumerate(a.types):
+            item = builder.extract_value(args[0], i)
+            out = builder.insert_value(out, _borrow(context, builder, t, item), i)
+        return out
+
     return a(a), codegen
 
 
 @overload(borrowed, inline="always")
 def _borrowed(a):
-    if isinstance(a, types.Array) or (isinstance(a, types.BaseTuple) and a.types
-                                      and all(isinstance(t, types.Array) for t in a.types)):
+    if _borrowable(a):
         return lambda a: _borrowed_array(a)  # noqa: PLW0108 - compiled by Numba
     return lambda a: a
 

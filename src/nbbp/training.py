@@ -266,9 +266,9 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
     delta_abs_sum[l].
     """
     # The caller holds every array for the whole call: borrowed, so that no view of them and no
-    # kernel call counts references to them (_simd.borrowed). Those that may be None are
-    # borrowed under other names (None stays None): Numba prunes a branch on ``x is None`` by
-    # type only where x is the argument itself.
+    # kernel call counts references to them (_simd.borrowed; the chunks' tuple whole). Those
+    # that may be None are borrowed under other names (None stays None): Numba prunes a branch
+    # on ``x is None`` by type only where x is the argument itself.
     X, Y, labels, order, theta, grad, mask, layout = (
         borrowed(X), borrowed(Y), borrowed(labels), borrowed(order), borrowed(theta),
         borrowed(grad), borrowed(mask), borrowed(layout))
@@ -276,8 +276,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
         borrowed(state), borrowed(x_buf), borrowed(y_buf), borrowed(z_buf), borrowed(a_buf),
         borrowed(d_buf), borrowed(g_buf), borrowed(J), borrowed(scratch))
     grad_norm_sum, delta_abs_sum = borrowed(grad_norm_sum), borrowed(delta_abs_sum)
-    weights, stats_b, h_b, s_b = (borrowed(sample_weight), borrowed(stats), borrowed(h_buf),
-                                  borrowed(s_buf))
+    weights, stats_b, h_b, s_b, chunks_b = (borrowed(sample_weight), borrowed(stats),
+                                            borrowed(h_buf), borrowed(s_buf), borrowed(chunks))
     n_samples, n_features = order.shape[0], X.shape[1]  # order: the rows of X to train on
     n_layers = layout.shape[0]
     n_outputs = layout[n_layers - 1, N_OUT]
@@ -325,10 +325,8 @@ def train_epoch(X, Y, labels, sample_weight, order, batch_size, theta, grad, mas
                                    g_buf, Jb, scratch, grad_norm_sum, delta_abs_sum, drop_seed, t,
                                    weights, order, start, nb / w_sum, pool)
         else:  # a dense network without dropout, by type as stats: a tiny batch in chunks
-            # (its arrays borrowed here, in the branch Numba keeps only for a tuple: a tuple is
-            # borrowed whole, and inlining batch_in_chunks would count each array it passes)
             squares = batch_in_chunks(Xb, Yb, theta, grad, mask, layout, loss_code, eps, l2_b,
-                                      z_buf, a_buf, d_buf, g_buf, Jb, scratch, borrowed(chunks),
+                                      z_buf, a_buf, d_buf, g_buf, Jb, scratch, chunks_b,
                                       grad_norm_sum, delta_abs_sum, t, weights, order, start,
                                       nb / w_sum, pool)
 
